@@ -1,0 +1,489 @@
+/**
+ * Stack configuration: every key, its default, and its validation, in one place.
+ *
+ * `parseSettings` is pure: it takes the raw string values Pulumi holds for this project's namespace
+ * and returns either a fully typed `Settings` or the complete list of problems, each naming the key,
+ * the bad value and the fix. `index.ts` throws on problems before registering any resource, so bad
+ * configuration fails at `pulumi preview`.
+ */
+import { describeInstanceType, defaultMaxmemoryBytes, Architecture } from "./instanceTypes";
+
+export type Target = "cloud" | "ec2";
+export const PERSISTENCE_MODES = ["aof+rdb", "aof", "rdb", "none"] as const;
+export type Persistence = (typeof PERSISTENCE_MODES)[number];
+export const EVICTION_POLICIES = [
+  "allkeys-lru",
+  "allkeys-lfu",
+  "allkeys-random",
+  "volatile-lru",
+  "volatile-lfu",
+  "volatile-random",
+  "volatile-ttl",
+  "noeviction",
+] as const;
+export type EvictionPolicy = (typeof EVICTION_POLICIES)[number];
+export const BACKUP_INTERVAL_HOURS = [1, 2, 4, 6, 12, 24] as const;
+
+/** Bounds for `cluster-node-timeout`: below 1 s a busy fork or GC pause triggers false failovers; above 60 s failover is pointless. */
+export const NODE_TIMEOUT_MIN_MS = 1000;
+export const NODE_TIMEOUT_MAX_MS = 60000;
+/** Chosen from `npm run bench:failover` (see BENCHMARKS.md): p95 write gap under 5 s, no false failovers under load. */
+export const DEFAULT_NODE_TIMEOUT_MS = 2000;
+
+export interface ClientSettings {
+  /** Retries per command a client should make (REDIS_MAX_RETRIES): enough to ride out a failover. */
+  maxRetries: number;
+  /** Connect timeout in ms (REDIS_CONNECT_TIMEOUT). */
+  connectTimeoutMs: number;
+}
+
+export interface Ec2Settings {
+  region: string;
+  shards: number;
+  replicasPerShard: number;
+  instanceType: string;
+  architecture: Architecture;
+  /** Instance RAM when the type is known. */
+  memoryBytes?: number;
+  maxmemoryBytes: number;
+  nodeTimeoutMs: number;
+  dataVolumeGb: number;
+  vpcId?: string;
+  subnetIds?: string[];
+  /** CIDR of the VPC the stack creates when `vpcId` is not given. */
+  vpcCidr: string;
+  /** Host offset of the first static node address inside each subnet (AWS reserves .0-.3). */
+  ipHostOffset: number;
+}
+
+export interface CloudSettings {
+  region: string;
+  memoryGb: number;
+  throughputOps: number;
+  paymentMethod: "credit-card" | "marketplace";
+  paymentMethodId?: string;
+  paymentCardLast4?: string;
+  deploymentCidr: string;
+  multiAz: boolean;
+  backupPath?: string;
+  backupIntervalHours: number;
+  clusterApi: boolean;
+}
+
+export interface Settings {
+  target: Target;
+  persistence: Persistence;
+  maxmemoryPolicy: EvictionPolicy;
+  tls: boolean;
+  allowedCidrs: string[];
+  alertEmail?: string;
+  client: ClientSettings;
+  /** Present when target is ec2. */
+  ec2?: Ec2Settings;
+  /** Present when target is cloud. */
+  cloud?: CloudSettings;
+}
+
+export interface ConfigProblem {
+  key: string;
+  value: string | undefined;
+  problem: string;
+  fix: string;
+}
+
+/** Every key this project reads, with its default (as documented in the README table). */
+export const CONFIG_KEYS = {
+  target: "ec2",
+  persistence: "aof+rdb",
+  maxmemoryPolicy: "allkeys-lru",
+  tls: "true",
+  allowedCidrs: "[]",
+  alertEmail: "(none)",
+  clientMaxRetries: "10",
+  clientConnectTimeoutMs: "5000",
+  shards: "3",
+  replicasPerShard: "1",
+  instanceType: "r7g.large",
+  maxmemory: "65% of the instance's RAM",
+  nodeTimeoutMs: String(DEFAULT_NODE_TIMEOUT_MS),
+  dataVolumeGb: "3 x maxmemory, at least 20",
+  vpcId: "(create a VPC)",
+  subnetIds: "(create 3 private subnets)",
+  vpcCidr: "10.40.0.0/16",
+  ipHostOffset: "10",
+  cloudRegion: "us-east-1",
+  cloudMemoryGb: "1",
+  cloudThroughputOps: "1000",
+  cloudPaymentMethod: "credit-card",
+  cloudPaymentMethodId: "(none)",
+  cloudPaymentCardLast4: "(none)",
+  cloudDeploymentCidr: "10.0.0.0/24",
+  cloudMultiAz: "true",
+  cloudBackupPath: "(none)",
+  cloudBackupIntervalHours: "6",
+  cloudClusterApi: "false",
+  rediscloudApiKey: "(env REDISCLOUD_ACCESS_KEY)",
+  rediscloudSecretKey: "(env REDISCLOUD_SECRET_KEY)",
+} as const;
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+export class ConfigError extends Error {
+  constructor(
+    readonly problems: ConfigProblem[],
+    namespace: string,
+  ) {
+    super(formatProblems(problems, namespace));
+    this.name = "ConfigError";
+  }
+}
+
+export function formatProblems(problems: ConfigProblem[], namespace: string): string {
+  const lines = problems.map((p) => {
+    const shown = p.value === undefined ? "(not set)" : JSON.stringify(p.value);
+    const key = p.key.includes(":") ? p.key : `${namespace}:${p.key}`;
+    return `  - ${key} = ${shown}: ${p.problem}\n    fix: ${p.fix}`;
+  });
+  const n = problems.length;
+  return `invalid stack configuration (${n} problem${n === 1 ? "" : "s"}):\n${lines.join("\n")}`;
+}
+
+const MIB = 1024 ** 2;
+const GIB = 1024 ** 3;
+
+/** Parses a Redis memory size: `512mb`, `4gb`, `1073741824` (bytes). Units are powers of 1024 as in redis.conf. */
+export function parseMemorySize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|k|m|g)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = (m[2] ?? "b").toLowerCase();
+  const factor: Record<string, number> = { b: 1, k: 1024, kb: 1024, m: MIB, mb: MIB, g: GIB, gb: GIB };
+  const bytes = Math.floor(n * (factor[unit] ?? 1));
+  return bytes > 0 ? bytes : undefined;
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes % GIB === 0) return `${bytes / GIB}gb`;
+  if (bytes % MIB === 0) return `${bytes / MIB}mb`;
+  return String(bytes);
+}
+
+/** IPv4 CIDR check: four octets 0-255 and a prefix 0-32, with no host bits set. */
+export function isCidr(text: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
+  if (!m) return false;
+  const octets = m.slice(1, 5).map(Number);
+  const prefix = Number(m[5]);
+  if (octets.some((o) => o > 255) || prefix > 32) return false;
+  const addr = octets.reduce((acc, o) => acc * 256 + o, 0);
+  const hostBits = 2 ** (32 - prefix);
+  return addr % hostBits === 0;
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/** Reads values out of the raw map, collecting problems instead of throwing. */
+class Reader {
+  readonly problems: ConfigProblem[] = [];
+  constructor(private readonly raw: Record<string, string | undefined>) {}
+
+  get(key: ConfigKey): string | undefined {
+    const v = this.raw[key];
+    return v === undefined || v === "" ? undefined : v;
+  }
+
+  fail(key: string, value: string | undefined, problem: string, fix: string): void {
+    this.problems.push({ key, value, problem, fix });
+  }
+
+  int(key: ConfigKey, dflt: number, min: number, max: number, why: string): number {
+    const v = this.get(key);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      this.fail(key, v, `must be a whole number from ${min} to ${max} (${why})`, `pulumi config set ${key} ${dflt}`);
+      return dflt;
+    }
+    return n;
+  }
+
+  number(key: ConfigKey, dflt: number, isOk: (n: number) => boolean, problem: string, fix: string): number {
+    const v = this.get(key);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || !isOk(n)) {
+      this.fail(key, v, problem, fix);
+      return dflt;
+    }
+    return n;
+  }
+
+  bool(key: ConfigKey, dflt: boolean): boolean {
+    const v = this.get(key);
+    if (v === undefined) return dflt;
+    if (v === "true" || v === "false") return v === "true";
+    this.fail(key, v, "must be true or false", `pulumi config set ${key} ${dflt}`);
+    return dflt;
+  }
+
+  oneOf<T extends string>(key: ConfigKey, allowed: readonly T[], dflt: T): T {
+    const v = this.get(key);
+    if (v === undefined) return dflt;
+    if ((allowed as readonly string[]).includes(v)) return v as T;
+    this.fail(key, v, `must be one of ${allowed.join(", ")}`, `pulumi config set ${key} ${dflt}`);
+    return dflt;
+  }
+
+  /** A list: a YAML/JSON array in the stack file, or a comma-separated string on the command line. */
+  list(key: ConfigKey): string[] | undefined {
+    const v = this.get(key);
+    if (v === undefined) return undefined;
+    if (v.trim().startsWith("[")) {
+      try {
+        const parsed: unknown = JSON.parse(v);
+        if (Array.isArray(parsed) && parsed.every((x) => typeof x === "string")) return parsed.map((s) => s.trim());
+      } catch {
+        // fall through to the problem below
+      }
+      this.fail(key, v, "must be a list of strings", `pulumi config set --path '${key}[0]' <value>`);
+      return undefined;
+    }
+    return v
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
+  }
+}
+
+/**
+ * Validates raw config (keys without the project namespace, plus `aws:region`) into Settings.
+ * Returns every problem at once; Settings only when there are none.
+ */
+export function parseSettings(raw: Record<string, string | undefined>): { settings?: Settings; problems: ConfigProblem[] } {
+  const r = new Reader(raw);
+
+  for (const key of Object.keys(raw)) {
+    if (key.includes(":") || key in CONFIG_KEYS) continue;
+    const guess = closestKey(key);
+    r.fail(key, raw[key], "is not a setting of this stack", guess ? `did you mean '${guess}'? (pulumi config rm ${key}; pulumi config set ${guess} ...)` : `pulumi config rm ${key}`);
+  }
+
+  const targetRaw = r.get("target");
+  let target: Target = "ec2";
+  if (targetRaw !== undefined) {
+    if (targetRaw === "cloud" || targetRaw === "ec2") target = targetRaw;
+    else r.fail("target", targetRaw, "must be 'cloud' (Redis Cloud) or 'ec2' (self-hosted Redis Cluster)", "pulumi config set target ec2");
+  }
+
+  const persistence = r.oneOf("persistence", PERSISTENCE_MODES, "aof+rdb");
+  const maxmemoryPolicy = r.oneOf("maxmemoryPolicy", EVICTION_POLICIES, "allkeys-lru");
+  const tls = r.bool("tls", true);
+
+  const allowedCidrs = r.list("allowedCidrs") ?? [];
+  for (const cidr of allowedCidrs) {
+    if (!isCidr(cidr)) {
+      r.fail("allowedCidrs", cidr, "is not an IPv4 CIDR block like 10.0.0.0/16 (no host bits set)", `pulumi config set --path 'allowedCidrs[0]' 10.0.0.0/16`);
+    } else if (cidr.endsWith("/0")) {
+      r.fail("allowedCidrs", cidr, "opens Redis to the whole internet", "list only the networks your apps run in, e.g. 10.0.0.0/16");
+    }
+  }
+
+  const alertEmail = r.get("alertEmail");
+  if (alertEmail !== undefined && !EMAIL.test(alertEmail)) {
+    r.fail("alertEmail", alertEmail, "is not an email address", "pulumi config set alertEmail oncall@example.com");
+  }
+
+  const client: ClientSettings = {
+    maxRetries: r.int("clientMaxRetries", 10, 0, 1000, "retries per command while a failover completes"),
+    connectTimeoutMs: r.int("clientConnectTimeoutMs", 5000, 100, 120000, "milliseconds"),
+  };
+
+  const settings: Settings = { target, persistence, maxmemoryPolicy, tls, allowedCidrs, alertEmail, client };
+  if (target === "ec2") settings.ec2 = parseEc2(r, raw["aws:region"]);
+  else settings.cloud = parseCloud(r, persistence, allowedCidrs);
+
+  return r.problems.length > 0 ? { problems: r.problems } : { settings, problems: [] };
+}
+
+function parseEc2(r: Reader, awsRegion: string | undefined): Ec2Settings {
+  if (awsRegion === undefined || awsRegion === "") {
+    r.fail("aws:region", undefined, "the EC2 target needs an AWS region", "pulumi config set aws:region us-east-1");
+  }
+  const shards = r.int("shards", 3, 3, 500, "Redis Cluster needs at least 3 masters to hold a failover majority");
+  const replicasPerShard = r.int("replicasPerShard", 1, 1, 5, "at least one replica per master, or there is nothing to fail over to");
+
+  const instanceType = r.get("instanceType") ?? "r7g.large";
+  if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(instanceType)) {
+    r.fail("instanceType", instanceType, "is not an EC2 instance type", "pulumi config set instanceType r7g.large");
+  }
+  const info = describeInstanceType(instanceType);
+
+  const mmRaw = r.get("maxmemory");
+  let maxmemoryBytes = info.memoryBytes !== undefined ? defaultMaxmemoryBytes(info.memoryBytes) : 0;
+  if (mmRaw !== undefined) {
+    const parsed = parseMemorySize(mmRaw);
+    if (parsed === undefined) {
+      r.fail("maxmemory", mmRaw, "is not a memory size", "use a size with a unit, e.g. pulumi config set maxmemory 10gb");
+    } else if (info.memoryBytes !== undefined && parsed > info.memoryBytes) {
+      r.fail(
+        "maxmemory",
+        mmRaw,
+        `is larger than the RAM of ${instanceType} (${formatBytes(info.memoryBytes)})`,
+        `leave it unset for the safe default (${formatBytes(defaultMaxmemoryBytes(info.memoryBytes))}, 65% of RAM) or choose a larger instanceType`,
+      );
+    } else {
+      maxmemoryBytes = parsed;
+    }
+  } else if (info.memoryBytes === undefined) {
+    r.fail(
+      "maxmemory",
+      undefined,
+      `the stack cannot tell how much RAM ${instanceType} has, so it cannot derive a safe maxmemory`,
+      "set it explicitly to about 65% of the instance's RAM, e.g. pulumi config set maxmemory 10gb",
+    );
+  }
+
+  const nodeTimeoutMs = r.int(
+    "nodeTimeoutMs",
+    DEFAULT_NODE_TIMEOUT_MS,
+    NODE_TIMEOUT_MIN_MS,
+    NODE_TIMEOUT_MAX_MS,
+    "failover takes about this long plus 1-2 s; lower risks false failovers",
+  );
+
+  const defaultVolumeGb = Math.max(20, Math.ceil((3 * maxmemoryBytes) / GIB));
+  const dataVolumeGb = r.int("dataVolumeGb", defaultVolumeGb, 1, 16384, "AOF rewrites and RDB snapshots need about 3 x maxmemory");
+  if (maxmemoryBytes > 0 && dataVolumeGb * GIB < 2 * maxmemoryBytes) {
+    r.fail("dataVolumeGb", String(dataVolumeGb), `is smaller than twice maxmemory (${formatBytes(maxmemoryBytes)}): an AOF rewrite could fill the disk`, `pulumi config set dataVolumeGb ${defaultVolumeGb}`);
+  }
+
+  const vpcId = r.get("vpcId");
+  const subnetIds = r.list("subnetIds");
+  if (vpcId !== undefined && !/^vpc-[0-9a-f]+$/.test(vpcId)) {
+    r.fail("vpcId", vpcId, "is not a VPC id", "use the id of an existing VPC, like vpc-0123456789abcdef0, or unset it to create one");
+  }
+  if ((vpcId === undefined) !== (subnetIds === undefined)) {
+    r.fail(vpcId === undefined ? "vpcId" : "subnetIds", undefined, "vpcId and subnetIds go together", "set both (an existing VPC and its private subnets) or neither (the stack creates them)");
+  }
+  if (subnetIds !== undefined) {
+    if (subnetIds.length < 2) {
+      r.fail("subnetIds", subnetIds.join(","), `needs at least 2 private subnets in different availability zones (got ${subnetIds.length})`, "list one private subnet per AZ, 3 AZs recommended");
+    }
+    for (const id of subnetIds) {
+      if (!/^subnet-[0-9a-f]+$/.test(id)) r.fail("subnetIds", id, "is not a subnet id", "use ids like subnet-0123456789abcdef0");
+    }
+  }
+  const vpcCidr = r.get("vpcCidr") ?? "10.40.0.0/16";
+  if (!isCidr(vpcCidr) || Number(vpcCidr.split("/")[1]) > 20) {
+    r.fail("vpcCidr", vpcCidr, "must be an IPv4 CIDR of /20 or larger (it is cut into 6 subnets)", "pulumi config set vpcCidr 10.40.0.0/16");
+  }
+  const ipHostOffset = r.int("ipHostOffset", 10, 4, 200, "AWS reserves the first 4 addresses of a subnet");
+
+  return {
+    region: awsRegion ?? "",
+    shards,
+    replicasPerShard,
+    instanceType,
+    architecture: info.architecture,
+    memoryBytes: info.memoryBytes,
+    maxmemoryBytes,
+    nodeTimeoutMs,
+    dataVolumeGb,
+    vpcId,
+    subnetIds,
+    vpcCidr,
+    ipHostOffset,
+  };
+}
+
+function parseCloud(r: Reader, persistence: Persistence, allowedCidrs: string[]): CloudSettings {
+  const region = r.get("cloudRegion") ?? "us-east-1";
+  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) {
+    r.fail("cloudRegion", region, "is not an AWS region name", "pulumi config set cloudRegion us-east-1");
+  }
+  const memoryGb = r.number("cloudMemoryGb", 1, (n) => n > 0 && n <= 10000, "must be a memory size in GB greater than 0", "pulumi config set cloudMemoryGb 1");
+  const throughputOps = r.int("cloudThroughputOps", 1000, 100, 10000000, "operations per second the database is sized for");
+  const paymentMethod = r.oneOf("cloudPaymentMethod", ["credit-card", "marketplace"] as const, "credit-card");
+  const paymentMethodId = r.get("cloudPaymentMethodId");
+  const paymentCardLast4 = r.get("cloudPaymentCardLast4");
+  if (paymentMethod === "credit-card" && paymentMethodId === undefined && paymentCardLast4 === undefined) {
+    r.fail(
+      "cloudPaymentMethodId",
+      undefined,
+      "Redis Cloud needs a payment method for a credit-card subscription",
+      "pulumi config set cloudPaymentCardLast4 <last 4 digits of the card on your Redis Cloud account> (or cloudPaymentMethodId <id>, or cloudPaymentMethod marketplace)",
+    );
+  }
+  if (paymentCardLast4 !== undefined && !/^\d{4}$/.test(paymentCardLast4)) {
+    r.fail("cloudPaymentCardLast4", paymentCardLast4, "must be exactly 4 digits", "pulumi config set cloudPaymentCardLast4 1234");
+  }
+  if (paymentMethodId !== undefined && !/^\d+$/.test(paymentMethodId)) {
+    r.fail("cloudPaymentMethodId", paymentMethodId, "must be the numeric id Redis Cloud shows for the card", "copy it from Account settings > Payment methods, or use cloudPaymentCardLast4");
+  }
+  const deploymentCidr = r.get("cloudDeploymentCidr") ?? "10.0.0.0/24";
+  if (!isCidr(deploymentCidr) || !deploymentCidr.endsWith("/24")) {
+    r.fail("cloudDeploymentCidr", deploymentCidr, "must be a /24 CIDR block (Redis Cloud's requirement) that does not overlap your VPCs", "pulumi config set cloudDeploymentCidr 10.0.0.0/24");
+  }
+  const multiAz = r.bool("cloudMultiAz", true);
+  const backupPath = r.get("cloudBackupPath");
+  if (backupPath !== undefined && !/^(s3|gs):\/\/[a-z0-9][a-z0-9.-]+[a-z0-9](\/.*)?$/.test(backupPath)) {
+    r.fail("cloudBackupPath", backupPath, "must be an s3:// (or gs://) URI", "pulumi config set cloudBackupPath s3://my-bucket/redis-backups");
+  }
+  if ((persistence === "aof+rdb" || persistence === "rdb") && backupPath === undefined) {
+    r.fail(
+      "cloudBackupPath",
+      undefined,
+      `persistence '${persistence}' includes periodic RDB backups, which Redis Cloud writes to your storage`,
+      "pulumi config set cloudBackupPath s3://my-bucket/redis-backups (or pulumi config set persistence aof)",
+    );
+  }
+  const backupIntervalHours = r.number(
+    "cloudBackupIntervalHours",
+    6,
+    (n) => (BACKUP_INTERVAL_HOURS as readonly number[]).includes(n),
+    `must be one of ${BACKUP_INTERVAL_HOURS.join(", ")}`,
+    "pulumi config set cloudBackupIntervalHours 6",
+  );
+  const clusterApi = r.bool("cloudClusterApi", false);
+  if (allowedCidrs.length === 0) {
+    r.fail(
+      "allowedCidrs",
+      undefined,
+      "a Redis Cloud database accepts connections from any address unless its source IPs are listed",
+      "pulumi config set --path 'allowedCidrs[0]' <your app network, e.g. 203.0.113.0/24>",
+    );
+  }
+  return {
+    region,
+    memoryGb,
+    throughputOps,
+    paymentMethod,
+    paymentMethodId,
+    paymentCardLast4,
+    deploymentCidr,
+    multiAz,
+    backupPath,
+    backupIntervalHours,
+    clusterApi,
+  };
+}
+
+/** Suggests the closest known key for a typo (edit distance <= 3). */
+function closestKey(key: string): string | undefined {
+  let best: { key: string; d: number } | undefined;
+  for (const k of Object.keys(CONFIG_KEYS)) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d <= 3 && (best === undefined || d < best.d)) best = { key: k, d };
+  }
+  return best?.key;
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) dp[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      dp[i][j] = Math.min(dp[i - 1][j] + 1, dp[i][j - 1] + 1, dp[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return dp[a.length][b.length];
+}

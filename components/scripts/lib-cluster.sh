@@ -1,0 +1,221 @@
+# shellcheck shell=bash
+# lib-cluster.sh: form or join the Redis Cluster planned at deploy time. Functions only.
+# Shipped inside every node's EC2 user-data (after the rendered variables) and used as-is by the
+# local mode. The caller sets:
+#   NODE_NAME NODE_INDEX NODE_IP REDIS_PORT CLUSTER_PLAN ADMIN_USER ADMIN_PASS_FILE
+#   TLS (yes|no) TLS_CA TLS_CERT TLS_KEY PEER_WAIT_SECONDS
+# CLUSTER_PLAN has one line per node: "name ip port role shard slot_start slot_end", masters first.
+#
+# Rules (from the failures others hit automating Redis Cluster):
+# - only node 0 creates, only when every planned master answers and none belongs to a cluster;
+# - a half-created cluster is reported, never "fixed" by re-creating; no CLUSTER RESET, no FLUSHALL;
+# - a node with an empty data volume joins the existing cluster by itself, as replica of whoever
+#   now serves its planned shard, and makes every node forget the stale id that had its address;
+# - every wait has a deadline and says what it is waiting for.
+# shellcheck disable=SC2154  # variables come from the caller
+
+log() { printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${NODE_NAME:-node}" "$*"; }
+die() { log "FATAL: $*"; exit 1; }
+
+# rcli HOST PORT ARGS...: redis-cli as the admin user, TLS when enabled, bounded by a timeout.
+rcli() {
+  local host=$1 port=$2
+  shift 2
+  local extra=()
+  if [ "${TLS:-no}" = yes ]; then extra=(--tls --cacert "$TLS_CA" --cert "$TLS_CERT" --key "$TLS_KEY"); fi
+  REDISCLI_AUTH=$(<"$ADMIN_PASS_FILE") timeout "${RCLI_TIMEOUT:-5}" \
+    redis-cli -h "$host" -p "$port" --user "$ADMIN_USER" "${extra[@]}" "$@"
+}
+
+# cluster_field HOST PORT FIELD: one field of CLUSTER INFO, empty when the node does not answer.
+cluster_field() {
+  rcli "$1" "$2" cluster info 2>/dev/null | tr -d '\r' | awk -F: -v k="$3" '$1 == k { print $2 }'
+}
+
+node_alive() { [ "$(rcli "$1" "$2" ping 2>/dev/null | tr -d '\r')" = PONG ]; }
+
+# A node belongs to a cluster when it knows other nodes or has slots.
+node_in_cluster() {
+  local known slots
+  known=$(cluster_field "$1" "$2" cluster_known_nodes)
+  slots=$(cluster_field "$1" "$2" cluster_slots_assigned)
+  [ "${known:-1}" -gt 1 ] || [ "${slots:-0}" -gt 0 ]
+}
+
+# plan_peers: the plan without this node.
+plan_peers() { awk -v me="$NODE_NAME" '$1 != me' <<<"$CLUSTER_PLAN"; }
+plan_masters() { awk '$4 == "master"' <<<"$CLUSTER_PLAN"; }
+plan_self() { awk -v me="$NODE_NAME" '$1 == me' <<<"$CLUSTER_PLAN"; }
+
+# wait_local_ready: the local node answers PING (it may be loading a large AOF first).
+wait_local_ready() {
+  local deadline=$((SECONDS + ${LOCAL_READY_SECONDS:-600})) reply
+  while :; do
+    reply=$(rcli "$NODE_IP" "$REDIS_PORT" ping 2>&1 | tr -d '\r') || true
+    [ "$reply" = PONG ] && return 0
+    [ "$SECONDS" -ge "$deadline" ] && die "local redis at $NODE_IP:$REDIS_PORT does not answer (last reply: ${reply:-none}); see the redis log"
+    sleep 0.5
+  done
+}
+
+# find_member: "ip port" of a peer that is in a healthy cluster, if any.
+find_member() {
+  local name ip port _rest
+  while read -r name ip port _rest; do
+    [ -n "$name" ] || continue
+    if [ "$(cluster_field "$ip" "$port" cluster_state)" = ok ] && node_in_cluster "$ip" "$port"; then
+      echo "$ip $port"
+      return 0
+    fi
+  done < <(plan_peers)
+  return 1
+}
+
+# masters_ready_to_create: every planned master answers and none belongs to a cluster yet.
+# Prints what it waits for; exits 2 when some master is already in an unhealthy cluster.
+masters_ready_to_create() {
+  local name ip port _rest waiting=() busy=()
+  while read -r name ip port _rest; do
+    if ! node_alive "$ip" "$port"; then
+      waiting+=("$name ($ip:$port)")
+    elif node_in_cluster "$ip" "$port"; then
+      busy+=("$name ($ip:$port)")
+    fi
+  done < <(plan_masters)
+  if [ "${#busy[@]}" -gt 0 ]; then
+    echo "already in a cluster that is not healthy: ${busy[*]}"
+    return 2
+  fi
+  if [ "${#waiting[@]}" -gt 0 ]; then
+    echo "waiting for ${waiting[*]}"
+    return 1
+  fi
+  return 0
+}
+
+# create_cluster: masters only, in plan order, so redis-cli assigns the planned slot ranges;
+# replicas attach themselves to their planned master (redis-cli's own replica placement ignores AZs).
+create_cluster() {
+  local addrs=() name ip port _rest
+  while read -r name ip port _rest; do addrs+=("$ip:$port"); done < <(plan_masters)
+  log "creating the cluster from ${#addrs[@]} masters: ${addrs[*]}"
+  RCLI_TIMEOUT=120 rcli "$NODE_IP" "$REDIS_PORT" --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes
+  verify_slot_plan
+}
+
+# verify_slot_plan: each planned master serves exactly its planned slot range.
+verify_slot_plan() {
+  local nodes name ip port shard start end got
+  nodes=$(rcli "$NODE_IP" "$REDIS_PORT" cluster nodes | tr -d '\r')
+  while read -r name ip port _ shard start end; do
+    got=$(awk -v a="$ip:$port" 'index($2, a "@") == 1 { print $9 }' <<<"$nodes")
+    [ "$got" = "$start-$end" ] || die "$name ($ip:$port) serves slots '${got}', planned $start-$end (shard $shard)"
+  done < <(plan_masters)
+  log "slot plan verified"
+}
+
+# slot_owner NODES_TEXT SLOT: id of the master serving SLOT (single slots and ranges; skips [..] markers).
+slot_owner() {
+  awk -v s="$2" '
+    $3 ~ /master/ && $3 !~ /fail/ {
+      for (i = 9; i <= NF; i++) {
+        if ($i ~ /^\[/) continue
+        n = split($i, r, "-"); lo = r[1] + 0; hi = (n == 2 ? r[2] : r[1]) + 0
+        if (s >= lo && s <= hi) { print $1; exit }
+      }
+    }' <<<"$1"
+}
+
+# join_cluster MEMBER_IP MEMBER_PORT: this empty node joins as replica of its planned shard's master.
+join_cluster() {
+  local mip=$1 mport=$2 myid nodes owner stale deadline start
+  myid=$(rcli "$NODE_IP" "$REDIS_PORT" cluster myid | tr -d '\r')
+  start=$(plan_self | awk '{ print $6 }')
+  log "joining the existing cluster through $mip:$mport as $myid (planned shard starts at slot $start)"
+  rcli "$NODE_IP" "$REDIS_PORT" cluster meet "$mip" "$mport" >/dev/null
+
+  nodes=$(rcli "$mip" "$mport" cluster nodes | tr -d '\r')
+  owner=$(slot_owner "$nodes" "$start")
+  [ -n "$owner" ] || die "no live master serves slot $start: shard has no copy left; restore it from a backup (see README, runbook)"
+
+  # Forget every stale id that still holds this node's address (the instance this one replaces).
+  stale=$(awk -v a="$NODE_IP:$REDIS_PORT" -v me="$myid" 'index($2, a "@") == 1 && $1 != me { print $1 }' <<<"$nodes")
+  if [ -n "$stale" ]; then forget_everywhere "$stale" "$myid"; fi
+
+  deadline=$((SECONDS + 60))
+  until rcli "$NODE_IP" "$REDIS_PORT" cluster nodes 2>/dev/null | grep -q "^$owner "; do
+    [ "$SECONDS" -ge "$deadline" ] && die "the handshake with $mip:$mport did not complete within 60s"
+    sleep 0.2
+  done
+  # The gossip may take a moment to tell us the owner is a master.
+  deadline=$((SECONDS + 30))
+  until rcli "$NODE_IP" "$REDIS_PORT" cluster replicate "$owner" 2>&1 | tr -d '\r' | grep -q '^OK'; do
+    [ "$SECONDS" -ge "$deadline" ] && die "CLUSTER REPLICATE $owner kept failing for 30s"
+    sleep 0.5
+  done
+  log "replicating $owner; waiting for the initial sync"
+  deadline=$((SECONDS + ${SYNC_WAIT_SECONDS:-600}))
+  until rcli "$NODE_IP" "$REDIS_PORT" info replication 2>/dev/null | tr -d '\r' | grep -q '^master_link_status:up'; do
+    [ "$SECONDS" -ge "$deadline" ] && die "replica link to $owner not up within ${SYNC_WAIT_SECONDS:-600}s"
+    sleep 0.5
+  done
+  log "joined: replica of $owner, in sync"
+}
+
+# forget_everywhere "STALE_IDS" MYID: CLUSTER FORGET on every other node (within the 60 s ban window).
+forget_everywhere() {
+  local stale_ids=$1 myid=$2 id addr host port
+  for id in $stale_ids; do
+    log "forgetting stale node $id (an earlier instance at this address)"
+    while read -r addr; do
+      host=${addr%%:*}
+      port=${addr#*:}
+      port=${port%%@*}
+      rcli "$host" "$port" cluster forget "$id" >/dev/null 2>&1 || true
+    done < <(rcli "$NODE_IP" "$REDIS_PORT" cluster nodes 2>/dev/null | tr -d '\r' |
+      awk -v s="$id" -v me="$myid" '$1 != s && $1 != me && $3 !~ /fail|noaddr|handshake/ { print $2 }')
+    # Peers not known to us yet: ask them through the plan.
+    while read -r _ host port _; do
+      [ "$host" = "$NODE_IP" ] && continue
+      rcli "$host" "$port" cluster forget "$id" >/dev/null 2>&1 || true
+    done < <(plan_peers)
+  done
+}
+
+# cluster_converge: the whole decision, safe to run on every boot.
+cluster_converge() {
+  wait_local_ready
+  if node_in_cluster "$NODE_IP" "$REDIS_PORT"; then
+    log "already a cluster member (nodes.conf on the data volume): nothing to do"
+    return 0
+  fi
+  local deadline=$((SECONDS + ${PEER_WAIT_SECONDS:-900})) next_report=0 member status rc
+  while :; do
+    if node_in_cluster "$NODE_IP" "$REDIS_PORT"; then
+      log "part of the cluster (added by the creating node)"
+      return 0
+    fi
+    if member=$(find_member); then
+      # shellcheck disable=SC2086  # "ip port"
+      join_cluster $member
+      return 0
+    fi
+    status=""
+    if [ "$NODE_INDEX" = 0 ]; then
+      rc=0
+      status=$(masters_ready_to_create) || rc=$?
+      if [ "$rc" = 0 ]; then
+        create_cluster
+        continue
+      fi
+    else
+      status="waiting for node 0 to create the cluster"
+    fi
+    [ "$SECONDS" -ge "$deadline" ] && die "no cluster after ${PEER_WAIT_SECONDS:-900}s: $status"
+    if [ "$SECONDS" -ge "$next_report" ]; then
+      log "$status"
+      next_report=$((SECONDS + 10))
+    fi
+    sleep 0.5
+  done
+}

@@ -1,0 +1,107 @@
+/**
+ * Glue between Pulumi's stack config and the components: read every key of this project's namespace,
+ * validate it (all problems at once, before any resource exists), look up what only AWS knows
+ * (availability zones, subnets), and build the one component the stack's `target` asks for.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { formatProblems, parseSettings, Settings, ConfigProblem } from "./config";
+import { checkSubnets, planTopology, maxNodesPerAz } from "./topology";
+import { ssmNames } from "./userData";
+import { Placement, RedisEc2Cluster } from "./ec2Cluster";
+import { RedisCloudDatabase } from "./redisCloud";
+import { ConnectionOutputs } from "./connection";
+import * as rediscloud from "@rediscloud/pulumi-rediscloud";
+
+/** Keys read as Pulumi secrets, never as plain config. */
+const SECRET_KEYS = new Set(["rediscloudApiKey", "rediscloudSecretKey"]);
+
+/** This project's config as raw strings (namespace stripped), plus `aws:region`. */
+export function readRawConfig(project: string): Record<string, string> {
+  const raw: Record<string, string> = {};
+  for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
+    if (fullKey === "aws:region") raw[fullKey] = value;
+    const prefix = `${project}:`;
+    if (fullKey.startsWith(prefix)) raw[fullKey.slice(prefix.length)] = SECRET_KEYS.has(fullKey.slice(prefix.length)) ? "(secret)" : value;
+  }
+  return raw;
+}
+
+function fail(problems: ConfigProblem[], project: string): never {
+  throw new pulumi.RunError(formatProblems(problems, project));
+}
+
+export function loadSettings(project: string): Settings {
+  const { settings, problems } = parseSettings(readRawConfig(project));
+  if (!settings) fail(problems, project);
+  return settings;
+}
+
+/** Where the EC2 nodes go; subnets handed in are checked against the topology first. */
+export async function resolvePlacement(settings: Settings, project: string): Promise<Placement> {
+  const ec2 = settings.ec2;
+  if (!ec2) throw new Error("resolvePlacement needs EC2 settings");
+  if (ec2.vpcId === undefined || ec2.subnetIds === undefined) {
+    const azs = await aws.getAvailabilityZones({ state: "available" });
+    const zones = azs.names.slice(0, 3);
+    if (zones.length < ec2.replicasPerShard + 1) {
+      fail([{ key: "aws:region", value: settings.ec2?.region, problem: `has ${zones.length} availability zones; ${ec2.replicasPerShard} replicas per shard need ${ec2.replicasPerShard + 1}`, fix: "choose a region with 3 AZs" }], project);
+    }
+    return { kind: "create", vpcCidr: ec2.vpcCidr, zones };
+  }
+  const vpcId = ec2.vpcId;
+  const subnets = await Promise.all(ec2.subnetIds.map((id) => aws.ec2.getSubnet({ id })));
+  const problems: ConfigProblem[] = subnets
+    .filter((s) => s.vpcId !== vpcId)
+    .map((s) => ({ key: "subnetIds", value: s.id, problem: `belongs to ${s.vpcId}, not to vpcId ${vpcId}`, fix: "list subnets of the configured VPC only" }));
+  const infos = subnets.map((s) => ({ id: s.id, availabilityZone: s.availabilityZone, cidrBlock: s.cidrBlock }));
+  const azCount = new Set(infos.map((s) => s.availabilityZone)).size;
+  const perAzNodes = azCount >= 2 ? maxNodesPerAz(planTopology(ec2.shards, Math.min(ec2.replicasPerShard, azCount - 1), azCount)) : ec2.shards * (ec2.replicasPerShard + 1);
+  const checked = checkSubnets(infos, ec2.replicasPerShard, perAzNodes, ec2.ipHostOffset);
+  problems.push(...checked.problems);
+  if (problems.length > 0) fail(problems, project);
+  return { kind: "existing", vpcId, zones: checked.perAz.map((s) => ({ name: s.availabilityZone, subnetId: s.id, cidr: s.cidrBlock })) };
+}
+
+export type StackOutputs = ConnectionOutputs & {
+  clientSecurityGroupId?: pulumi.Output<string>;
+  monitoring: pulumi.Output<{ alertTopicArn?: string; alerts?: string[] }>;
+};
+
+/** Builds the component for `settings.target` and returns the output contract. */
+export async function deploy(project: string, stack: string): Promise<StackOutputs> {
+  const settings = loadSettings(project);
+  const tags = { "redis-stack:stack": stack, "redis-stack:project": project };
+  if (settings.ec2) {
+    const placement = await resolvePlacement(settings, project);
+    const cluster = new RedisEc2Cluster(`redis-${stack}`, {
+      settings: settings.ec2,
+      maxmemoryPolicy: settings.maxmemoryPolicy,
+      persistence: settings.persistence,
+      tls: settings.tls,
+      allowedCidrs: settings.allowedCidrs,
+      alertEmail: settings.alertEmail,
+      client: settings.client,
+      placement,
+      ssm: ssmNames(project, stack),
+      tags,
+    });
+    return {
+      ...cluster.connection,
+      clientSecurityGroupId: cluster.clientSecurityGroupId,
+      monitoring: cluster.alertTopicArn.apply((alertTopicArn): { alertTopicArn?: string } => ({ alertTopicArn })),
+    };
+  }
+  const cloud = settings.cloud;
+  if (!cloud) throw new Error("settings carry neither ec2 nor cloud");
+  const config = new pulumi.Config(project);
+  const apiKey = config.getSecret("rediscloudApiKey");
+  const secretKey = config.getSecret("rediscloudSecretKey");
+  const provider = apiKey && secretKey ? new rediscloud.Provider("rediscloud", { apiKey, secretKey }) : undefined;
+  const db = new RedisCloudDatabase(
+    `redis-${stack}`,
+    { settings: cloud, maxmemoryPolicy: settings.maxmemoryPolicy, persistence: settings.persistence, tls: settings.tls, allowedCidrs: settings.allowedCidrs, client: settings.client },
+    provider ? { providers: [provider] } : undefined,
+  );
+  return { ...db.connection, monitoring: db.alerts.apply((alerts): { alerts?: string[] } => ({ alerts })) };
+}

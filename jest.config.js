@@ -1,0 +1,9 @@
+/** Unit tests (Pulumi mocks) and integration tests (namespaced hosts) share one config. */
+module.exports = {
+  preset: "ts-jest",
+  testEnvironment: "node",
+  testMatch: ["<rootDir>/tests/**/*.test.ts"],
+  // Integration suites boot real redis-server clusters: give them room.
+  testTimeout: 120000,
+  transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: { warnOnly: false }, isolatedModules: true }] },
+};
