@@ -9,7 +9,7 @@ import * as tls from "@pulumi/tls";
 import { ClientSettings, Ec2Settings, EvictionPolicy, Persistence } from "./config";
 import { addressedTopology, NodeAddress } from "./topology";
 import { APP_USER, CLUSTER_BUS_OFFSET, REDIS_PORT } from "./redisConf";
-import { renderNodeUserData, SsmNames } from "./userData";
+import { encodeUserData, renderNodeUserData, SsmNames } from "./userData";
 import { connectionOutputs, ConnectionOutputs } from "./connection";
 import { RedisVpc } from "./network";
 import { NodeAlarms } from "./monitoring";
@@ -195,7 +195,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       const certPem = nodeCerts.get(nodeName);
       const userData = pulumi
         .all([volume.id, certPem ?? "", ca?.certPem ?? ""])
-        .apply(([volumeId, cert, caPem]) => renderNodeUserData(spec, nodes, n, volumeId, args.tls ? { caCertPem: caPem, certPem: cert } : undefined));
+        .apply(([volumeId, cert, caPem]) => encodeUserData(renderNodeUserData(spec, nodes, n, volumeId, args.tls ? { caCertPem: caPem, certPem: cert } : undefined)));
       const instance = new aws.ec2.Instance(
         `${name}-${nodeName}`,
         {
@@ -205,13 +205,14 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           primaryNetworkInterface: { networkInterfaceId: eni.id },
           metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 },
           rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: 16, deleteOnTermination: true },
-          userData,
+          // gzip + base64: cloud-init unpacks it; keeps 3 x 3 clusters' scripts under EC2's 16 KB limit.
+          userDataBase64: userData,
           userDataReplaceOnChange: false,
           tags: { ...tags(nodeName), "redis-stack:role": n.node.role, "redis-stack:shard": String(n.node.shard) },
         },
         // The ENI can back one instance at a time; new AMIs and config changes roll out by the runbook
         // (one node at a time), never by Pulumi stopping every node at once.
-        { ...child, deleteBeforeReplace: true, ignoreChanges: ["ami", "userData"] },
+        { ...child, deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"] },
       );
       new aws.ec2.VolumeAttachment(`${name}-${nodeName}-data`, { deviceName: "/dev/sdf", volumeId: volume.id, instanceId: instance.id, stopInstanceBeforeDetaching: true }, child);
       return { name: nodeName, instanceId: instance.id };

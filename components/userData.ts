@@ -9,6 +9,7 @@
  */
 import * as fs from "fs";
 import * as path from "path";
+import * as zlib from "zlib";
 import { NodeAddress } from "./topology";
 import { EvictionPolicy, Persistence } from "./config";
 import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER, EC2_PATHS, nodeFiles, renderRedisConf } from "./redisConf";
@@ -185,4 +186,17 @@ export function renderNodeUserData(
     tls,
     peerWaitSeconds: spec.peerWaitSeconds,
   });
+}
+
+/** EC2 takes at most 16 KB of user-data; cloud-init unpacks gzip, so the script ships compressed. */
+export const USER_DATA_LIMIT_BYTES = 16384;
+
+export function encodeUserData(script: string): string {
+  const gz = zlib.gzipSync(Buffer.from(script, "utf8"), { level: 9 });
+  if (gz.length > USER_DATA_LIMIT_BYTES) throw new Error(`user-data is ${gz.length} bytes gzipped, over EC2's ${USER_DATA_LIMIT_BYTES}`);
+  return gz.toString("base64");
+}
+
+export function decodeUserData(base64: string): string {
+  return zlib.gunzipSync(Buffer.from(base64, "base64")).toString("utf8");
 }

@@ -1,0 +1,91 @@
+/**
+ * The checked-in `dev` stack (Redis Cloud) under Pulumi mocks: the subscription and database the
+ * binding registers, checked against the provider's schema, and the same output contract as EC2.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { byType, countByType, FAKE, runStack, RunResult, unwrapSecrets, valueOf } from "./support/stackHarness";
+import { checkInputsAgainstSchema, loadSchema, SCHEMA_RELATIVE_PATH } from "./rediscloudSchema";
+
+const SUBSCRIPTION = "rediscloud:index/subscription:Subscription";
+const DATABASE = "rediscloud:index/subscriptionDatabase:SubscriptionDatabase";
+
+let run: RunResult;
+const inputsOf = (type: string) => {
+  const found = byType(run.resources, type);
+  expect(found).toHaveLength(1);
+  return unwrapSecrets(found[0].inputs) as Record<string, unknown>;
+};
+
+beforeAll(async () => {
+  run = await runStack("dev");
+  if (run.error) throw run.error;
+});
+
+test("creates one subscription and one database, and nothing on AWS", () => {
+  const counts = countByType(run.resources);
+  expect(counts[SUBSCRIPTION]).toBe(1);
+  expect(counts[DATABASE]).toBe(1);
+  expect(counts["random:index/randomPassword:RandomPassword"]).toBe(1);
+  expect(Object.keys(counts).filter((t) => t.startsWith("aws:"))).toEqual([]);
+  expect(run.calls).toEqual(["rediscloud:index/getPaymentMethod:getPaymentMethod"]);
+});
+
+test("subscription: AWS region, multi-AZ, /24 deployment CIDR, the card looked up by its last 4 digits", () => {
+  expect(inputsOf(SUBSCRIPTION)).toMatchObject({
+    paymentMethod: "credit-card",
+    paymentMethodId: "31337",
+    memoryStorage: "ram",
+    cloudProvider: { provider: "AWS", regions: [{ region: "us-east-1", multipleAvailabilityZones: true, networkingDeploymentCidr: "10.0.0.0/24" }] },
+    creationPlan: { memoryLimitInGb: 1, quantity: 1, replication: true, throughputMeasurementBy: "operations-per-second", throughputMeasurementValue: 1000 },
+  });
+});
+
+test("database: replication, AOF every second, RDB backups to S3, allkeys-lru, TLS, password, allowlist, alerts", () => {
+  const db = inputsOf(DATABASE);
+  expect(db).toMatchObject({
+    subscriptionId: "redis-dev-subscription-id",
+    replication: true,
+    dataPersistence: "aof-every-1-second",
+    remoteBackup: { interval: "every-6-hours", storageType: "aws-s3", storagePath: "s3://acme-redis-backups/dev" },
+    dataEviction: "allkeys-lru",
+    enableTls: true,
+    password: FAKE.password("redis-dev-password"),
+    sourceIps: ["203.0.113.0/24"],
+    supportOssClusterApi: false,
+  });
+  expect((db.alerts as Array<{ name: string }>).map((a) => a.name)).toEqual(["dataset-size", "throughput-higher-than", "latency", "connections-limit"]);
+  // The password reaches the engine as a secret.
+  const raw = byType(run.resources, DATABASE)[0].inputs;
+  expect(raw.password).toMatchObject({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig });
+});
+
+const schema = loadSchema();
+const schemaTest = schema ? test : process.env.CI === "true" ? test : test.skip;
+if (!schema) console.log(`provider schema ${SCHEMA_RELATIVE_PATH} not found: schema check ${process.env.CI === "true" ? "fails (CI)" : "skipped"}`);
+
+schemaTest("every input the component sets exists in the provider schema with the right type", () => {
+  if (!schema) throw new Error(`${SCHEMA_RELATIVE_PATH} is required on CI`);
+  for (const type of [SUBSCRIPTION, DATABASE]) {
+    for (const r of byType(run.resources, type)) {
+      expect(checkInputsAgainstSchema(schema, type, unwrapSecrets(r.inputs) as Record<string, unknown>)).toEqual([]);
+    }
+  }
+});
+
+test("outputs: the same contract as EC2, single endpoint, rediss URL with the default user", async () => {
+  const o = run.outputs;
+  if (!o) throw new Error("no outputs");
+  expect(await valueOf(o.target)).toBe("cloud");
+  expect(await valueOf(o.clusterMode)).toBe(false);
+  expect(await valueOf(o.nodes)).toEqual([FAKE.endpoint]);
+  expect(await valueOf(o.tls)).toBe(true);
+  expect(await valueOf(o.caCertificate)).toBe("");
+  const url = await valueOf(o.redisUrl);
+  expect(url).toBe(`rediss://default:${FAKE.password("redis-dev-password")}@${FAKE.endpoint}`);
+  expect(await pulumi.isSecret(o.redisUrl)).toBe(true);
+  expect(await pulumi.isSecret(o.env)).toBe(true);
+  expect(await pulumi.isSecret(o.nodes)).toBe(false);
+  expect(Object.keys(await valueOf(o.env)).sort()).toEqual(["REDIS_CLUSTER_MODE", "REDIS_CLUSTER_NODES", "REDIS_CONNECT_TIMEOUT", "REDIS_MAX_RETRIES", "REDIS_TLS", "REDIS_URL"]);
+  expect(o.clientSecurityGroupId).toBeUndefined();
+  expect((await valueOf(o.monitoring)).alerts).toContain("dataset-size 80");
+});

@@ -1,0 +1,207 @@
+/**
+ * The checked-in `prod` stack (EC2 cluster, 3 shards x 1 replica, TLS) under Pulumi mocks:
+ * what `pulumi up` would create, how it is secured, and what it exports.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { byType, countByType, FAKE, Registered, runStack, RunResult, unwrapSecrets, valueOf } from "./support/stackHarness";
+import { planTopology } from "../../components/topology";
+import { decodeUserData, USER_DATA_LIMIT_BYTES } from "../../components/userData";
+
+let run: RunResult;
+const inputs = (r: Registered) => unwrapSecrets(r.inputs) as Record<string, unknown>;
+const one = (type: string, nameSuffix: string) => {
+  const found = run.resources.filter((r) => r.type === type && r.name.endsWith(nameSuffix));
+  expect(found).toHaveLength(1);
+  return inputs(found[0]);
+};
+const instances = () => byType(run.resources, "aws:ec2/instance:Instance").map(inputs);
+const userDataOf = (node: string) => decodeUserData(String(one("aws:ec2/instance:Instance", `-${node}`).userDataBase64));
+
+beforeAll(async () => {
+  run = await runStack("prod");
+  if (run.error) throw run.error;
+});
+
+describe("prod stack resource graph", () => {
+  test("creates one cluster of 6 nodes with their network, secrets and alarms", () => {
+    const counts = countByType(run.resources);
+    expect(counts).toMatchObject({
+      "redis-stack:ec2:RedisCluster": 1,
+      "redis-stack:network:RedisVpc": 1,
+      "aws:ec2/vpc:Vpc": 1,
+      "aws:ec2/subnet:Subnet": 6,
+      "aws:ec2/natGateway:NatGateway": 1,
+      "aws:ec2/securityGroup:SecurityGroup": 2,
+      "aws:ec2/networkInterface:NetworkInterface": 6,
+      "aws:ebs/volume:Volume": 6,
+      "aws:ec2/volumeAttachment:VolumeAttachment": 6,
+      "aws:ec2/instance:Instance": 6,
+      "random:index/randomPassword:RandomPassword": 2,
+      "aws:ssm/parameter:Parameter": 2 + 6,
+      "tls:index/selfSignedCert:SelfSignedCert": 1,
+      "tls:index/locallySignedCert:LocallySignedCert": 6,
+      "tls:index/privateKey:PrivateKey": 7,
+      "aws:iam/role:Role": 1,
+      "aws:iam/instanceProfile:InstanceProfile": 1,
+      "aws:iam/rolePolicy:RolePolicy": 1,
+      "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 1,
+      "aws:sns/topic:Topic": 1,
+      "aws:sns/topicSubscription:TopicSubscription": 1,
+      "aws:cloudwatch/metricAlarm:MetricAlarm": 12,
+    });
+    expect(counts["rediscloud:index/subscription:Subscription"]).toBeUndefined();
+  });
+
+  test("every master's replica sits in another availability zone, at a fixed address in its AZ's subnet", () => {
+    const enis = byType(run.resources, "aws:ec2/networkInterface:NetworkInterface").map(inputs);
+    const subnets = byType(run.resources, "aws:ec2/subnet:Subnet").map(inputs);
+    const subnetAz = new Map(subnets.map((s) => [`${String(s.tags && (s.tags as Record<string, string>).Name)}-id`, String(s.availabilityZone)]));
+    const azOfNode = new Map<string, string>();
+    for (const e of enis) {
+      const node = String(e.description).split(" ")[0];
+      azOfNode.set(node, subnetAz.get(String(e.subnetId)) ?? "?");
+      expect(e.privateIps).toHaveLength(1);
+    }
+    expect([...azOfNode.values()].sort()).toEqual(["us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b", "us-east-1c", "us-east-1c"]);
+    for (const n of planTopology(3, 1, 3).filter((p) => p.role === "replica")) {
+      expect(azOfNode.get(n.name)).not.toEqual(azOfNode.get(`node-${n.masterIndex}`));
+    }
+    // Data volumes live in their node's AZ.
+    for (const v of byType(run.resources, "aws:ebs/volume:Volume").map(inputs)) {
+      const node = String(v.tags && (v.tags as Record<string, string>).Name).replace(/^redis-prod-/, "").replace(/-data$/, "");
+      expect(v.availabilityZone).toEqual(azOfNode.get(node));
+    }
+  });
+
+  test("instances: IMDSv2 only, no public IP, encrypted root and data volumes, fixed ENI, role for SSM", () => {
+    for (const i of instances()) {
+      expect(i.metadataOptions).toMatchObject({ httpTokens: "required", httpEndpoint: "enabled" });
+      expect(i.associatePublicIpAddress).toBeUndefined();
+      expect(i.rootBlockDevice).toMatchObject({ encrypted: true });
+      expect(i.primaryNetworkInterface).toMatchObject({ networkInterfaceId: expect.stringMatching(/-id$/) });
+      expect(i.instanceType).toBe("r7g.large");
+      expect(i.ami).toBe("ami-0debian12");
+      expect(i.keyName).toBeUndefined();
+    }
+    for (const v of byType(run.resources, "aws:ebs/volume:Volume").map(inputs)) expect(v).toMatchObject({ encrypted: true, type: "gp3", size: 32 }); // 3 x maxmemory (10.4 GiB)
+    expect(run.calls).toContain("aws:ec2/getAmi:getAmi");
+  });
+
+  test("security groups: 6379 from nodes, the client SG and allowedCidrs; the bus only between nodes; never 0.0.0.0/0 in", () => {
+    const sgs = byType(run.resources, "aws:ec2/securityGroup:SecurityGroup").map(inputs);
+    const nodes = sgs.find((s) => String(s.description).startsWith("Redis Cluster nodes"));
+    const client = sgs.find((s) => String(s.description).startsWith("Attach to apps"));
+    expect(nodes).toBeDefined();
+    expect(client).toBeDefined();
+    const ingress = (nodes?.ingress ?? []) as Array<Record<string, unknown>>;
+    expect(ingress).toHaveLength(4);
+    for (const rule of ingress) {
+      expect(rule.protocol).toBe("tcp");
+      expect([6379, 16379]).toContain(rule.fromPort);
+      expect(rule.toPort).toBe(rule.fromPort);
+      expect(rule.cidrBlocks ?? []).not.toContain("0.0.0.0/0");
+    }
+    const bus = ingress.filter((r) => r.fromPort === 16379);
+    expect(bus).toEqual([expect.objectContaining({ self: true })]);
+    expect(ingress).toContainEqual(expect.objectContaining({ fromPort: 6379, securityGroups: ["redis-prod-client-id"] }));
+    expect(ingress).toContainEqual(expect.objectContaining({ fromPort: 6379, cidrBlocks: ["10.0.0.0/16"] }));
+    expect(client?.ingress ?? []).toEqual([]);
+  });
+
+  test("passwords and TLS keys are SSM SecureStrings, and the role reads only this stack's parameters", () => {
+    const params = byType(run.resources, "aws:ssm/parameter:Parameter");
+    for (const p of params) {
+      expect(p.inputs.type).toBe("SecureString");
+      // The value reaches the engine as a secret.
+      expect(p.inputs.value).toMatchObject({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig });
+    }
+    expect(params.map((p) => inputs(p).name).sort()).toEqual([
+      "/redis-stack/prod/admin-password",
+      "/redis-stack/prod/app-password",
+      ...[0, 1, 2, 3, 4, 5].map((i) => `/redis-stack/prod/tls/node-${i}.key`),
+    ].sort());
+    const policy = JSON.parse(String(one("aws:iam/rolePolicy:RolePolicy", "-read-params").policy)) as { Statement: Array<{ Action: string[]; Resource: string }> };
+    expect(policy.Statement).toEqual([{ Effect: "Allow", Action: ["ssm:GetParameter", "ssm:GetParameters"], Resource: "arn:aws:ssm:us-east-1:123456789012:parameter/redis-stack/prod/*" }]);
+    expect(one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "-ssm-core").policyArn).toBe("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore");
+  });
+
+  test("each node's user-data carries its cluster, persistence and memory settings and no secret", () => {
+    const secrets = [FAKE.password("redis-prod-app-password"), FAKE.password("redis-prod-admin-password"), "KEYredis-prod"];
+    for (let i = 0; i < 6; i++) {
+      const ud = userDataOf(`node-${i}`);
+      expect(ud.startsWith("#!/bin/bash\n")).toBe(true);
+      expect(ud).toContain("set -euo pipefail");
+      expect(ud).toContain(`NODE_NAME='node-${i}'`);
+      for (const line of ["cluster-enabled yes", "cluster-node-timeout 2000", "appendonly yes", "appendfsync everysec", "save 900 1 300 10 60 10000", "maxmemory 11166285824", "maxmemory-policy allkeys-lru", "tls-port 6379", "tls-cluster yes", "tls-replication yes", "port 0"]) {
+        expect(ud).toContain(line);
+      }
+      expect(ud).toContain("SSM_APP_PASSWORD='/redis-stack/prod/app-password'");
+      expect(ud).toContain(`SSM_TLS_KEY='/redis-stack/prod/tls/node-${i}.key'`);
+      expect(ud).toMatch(/DATA_VOLUME_ID='vol-0[0-9a-f]{16}'/);
+      expect(ud).toContain(`CERTredis-prod-node-${i}-tls`);
+      for (const s of secrets) expect(ud).not.toContain(s);
+      expect(ud).not.toContain("PRIVATE KEY");
+      // EC2's limit applies to what it receives: the gzip bytes.
+      const shipped = Buffer.from(String(one("aws:ec2/instance:Instance", `-node-${i}`).userDataBase64), "base64");
+      expect(shipped.length).toBeLessThan(USER_DATA_LIMIT_BYTES);
+    }
+    // The plan every node carries: masters with the 3 slot ranges, replicas following them.
+    const plan = userDataOf("node-0").split("CLUSTER_PLAN='")[1].split("'")[0].split("\n");
+    expect(plan.map((l) => l.split(" ").slice(3).join(" "))).toEqual([
+      "master 0 0 5460",
+      "master 1 5461 10922",
+      "master 2 10923 16383",
+      "replica 0 0 5460",
+      "replica 1 5461 10922",
+      "replica 2 10923 16383",
+    ]);
+  });
+
+  test("every node has an auto-recover alarm (same instance, IP and volume) and alerts reach the configured email", () => {
+    const alarms = byType(run.resources, "aws:cloudwatch/metricAlarm:MetricAlarm").map(inputs);
+    const recover = alarms.filter((a) => a.metricName === "StatusCheckFailed_System");
+    expect(recover).toHaveLength(6);
+    for (const a of recover) expect(a.alarmActions).toContain("arn:aws:automate:us-east-1:ec2:recover");
+    expect(one("aws:sns/topicSubscription:TopicSubscription", "-email")).toMatchObject({ protocol: "email", endpoint: "oncall@example.com" });
+  });
+});
+
+describe("prod stack outputs", () => {
+  test("the connection contract: cluster mode, 6 nodes masters first, TLS with the stack's CA", async () => {
+    const o = run.outputs;
+    if (!o) throw new Error("no outputs");
+    expect(await valueOf(o.target)).toBe("ec2");
+    expect(await valueOf(o.clusterMode)).toBe(true);
+    expect(await valueOf(o.tls)).toBe(true);
+    const nodes = await valueOf(o.nodes);
+    expect(nodes).toHaveLength(6);
+    for (const n of nodes) expect(n).toMatch(/^10\.40\.\d+\.\d+:6379$/);
+    expect(await valueOf(o.caCertificate)).toBe(FAKE.cert("redis-prod-ca"));
+    const url = await valueOf(o.redisUrl);
+    expect(url).toBe(`rediss://app:${FAKE.password("redis-prod-app-password")}@${nodes[0]}`);
+    const env = await valueOf(o.env);
+    expect(env).toEqual({
+      REDIS_URL: url,
+      REDIS_CLUSTER_MODE: "true",
+      REDIS_CLUSTER_NODES: nodes.join(","),
+      REDIS_TLS: "true",
+      REDIS_MAX_RETRIES: "10",
+      REDIS_CONNECT_TIMEOUT: "5000",
+    });
+    expect(await valueOf(o.clientSecurityGroupId as pulumi.Output<string>)).toBe("redis-prod-client-id");
+    expect(await valueOf(o.monitoring)).toEqual({ alertTopicArn: "arn:aws:sns:us-east-1:123456789012:redis-prod-alarms-alerts" });
+  });
+
+  test("only the URL and the env map are secret; nothing else carries a secret value", async () => {
+    const o = run.outputs;
+    if (!o) throw new Error("no outputs");
+    expect(await pulumi.isSecret(o.redisUrl)).toBe(true);
+    expect(await pulumi.isSecret(o.env)).toBe(true);
+    for (const key of ["target", "clusterMode", "nodes", "tls", "caCertificate", "monitoring"] as const) {
+      expect(await pulumi.isSecret(o[key] as pulumi.Output<unknown>)).toBe(false);
+      const text = JSON.stringify(await valueOf(o[key] as pulumi.Output<unknown>));
+      expect(text).not.toContain(FAKE.password("redis-prod-app-password"));
+      expect(text).not.toContain("PRIVATE KEY");
+    }
+  });
+});

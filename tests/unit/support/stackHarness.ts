@@ -1,0 +1,178 @@
+/**
+ * Runs the real program (index.ts) under Pulumi mocks with a checked-in stack file's config, and
+ * records every resource and invoke. One call per jest file: the Pulumi runtime is process-global.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as yaml from "js-yaml";
+import * as pulumi from "@pulumi/pulumi";
+import type { StackOutputs } from "../../../components/stack";
+
+export const PROJECT = "redis-stack";
+export const ROOT = path.resolve(__dirname, "../../..");
+
+export interface Registered {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+}
+
+/** Reads Pulumi.<stack>.yaml into Pulumi's flat `project:key` -> string form (lists become JSON). */
+export function stackConfig(stack: string): Record<string, string> {
+  const doc = yaml.load(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config?: Record<string, unknown> };
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(doc.config ?? {})) {
+    out[key] = typeof value === "string" ? value : JSON.stringify(value);
+  }
+  return out;
+}
+
+/** Deterministic fake values the mocks hand out; tests scan outputs and user-data for them. */
+export const FAKE = {
+  password: (name: string) => `pw${name.replace(/[^A-Za-z0-9]/g, "")}`.padEnd(32, "X").slice(0, 32),
+  privateKey: (name: string) => `-----BEGIN PRIVATE KEY-----\nKEY${name}\n-----END PRIVATE KEY-----\n`,
+  cert: (name: string) => `-----BEGIN CERTIFICATE-----\nCERT${name}\n-----END CERTIFICATE-----\n`,
+  endpoint: "redis-12345.c1.us-east-1-2.ec2.cloud.redislabs.com:12345",
+  azs: ["us-east-1a", "us-east-1b", "us-east-1c"],
+};
+
+export interface SubnetFixture {
+  id: string;
+  vpcId: string;
+  availabilityZone: string;
+  cidrBlock: string;
+}
+
+export interface RunResult {
+  outputs?: StackOutputs;
+  error?: Error;
+  resources: Registered[];
+  calls: string[];
+}
+
+/** Unwraps Pulumi's secret envelope as the mock monitor receives it. */
+export function unwrapSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(unwrapSecrets);
+  if (value && typeof value === "object") {
+    const o = value as Record<string, unknown>;
+    if (o[pulumi.runtime.specialSigKey] === pulumi.runtime.specialSecretSig) return unwrapSecrets(o.value);
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, unwrapSecrets(v)]));
+  }
+  return value;
+}
+
+function computedState(type: string, name: string, inputs: Record<string, unknown>, seq: number): Record<string, unknown> {
+  switch (type) {
+    case "random:index/randomPassword:RandomPassword":
+      return { result: FAKE.password(name) };
+    case "tls:index/privateKey:PrivateKey":
+      return { privateKeyPem: FAKE.privateKey(name), publicKeyPem: "PUBLIC" };
+    case "tls:index/selfSignedCert:SelfSignedCert":
+    case "tls:index/locallySignedCert:LocallySignedCert":
+      return { certPem: FAKE.cert(name) };
+    case "tls:index/certRequest:CertRequest":
+      return { certRequestPem: `CSR${name}` };
+    case "aws:ebs/volume:Volume":
+      return { id: `vol-0${seq.toString(16).padStart(16, "0")}` };
+    case "aws:sns/topic:Topic":
+      return { arn: `arn:aws:sns:us-east-1:123456789012:${name}` };
+    case "aws:iam/role:Role":
+      return { name, arn: `arn:aws:iam::123456789012:role/${name}` };
+    case "aws:iam/instanceProfile:InstanceProfile":
+      return { name };
+    case "rediscloud:index/subscriptionDatabase:SubscriptionDatabase":
+      return { publicEndpoint: FAKE.endpoint, privateEndpoint: FAKE.endpoint.replace("redis-", "internal.redis-"), dbId: 7 };
+    default:
+      return {};
+  }
+}
+
+/** Settles pending registrations: waits until no new resource appears for a few event-loop turns. */
+async function settle(resources: Registered[]): Promise<void> {
+  let last = -1;
+  let stable = 0;
+  while (stable < 5) {
+    await new Promise((r) => setTimeout(r, 10));
+    if (resources.length === last) stable++;
+    else {
+      stable = 0;
+      last = resources.length;
+    }
+  }
+}
+
+export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise<T>((resolve) => output.apply((v) => resolve(v)));
+}
+
+/**
+ * Runs index.ts for `stack` with its checked-in config, optionally overridden (`project:key` or
+ * `aws:region` keys; `undefined` removes a key). Resolves outputs or captures the thrown error.
+ */
+export async function runStack(stack: string, overrides: Record<string, string | undefined> = {}, subnets: SubnetFixture[] = []): Promise<RunResult> {
+  const config: Record<string, string> = { ...stackConfig(stack) };
+  for (const [k, v] of Object.entries(overrides)) {
+    if (v === undefined) delete config[k];
+    else config[k] = v;
+  }
+  const resources: Registered[] = [];
+  const calls: string[] = [];
+  let seq = 0;
+  pulumi.runtime.setAllConfig(config);
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        seq++;
+        const inputs = args.inputs as Record<string, unknown>;
+        resources.push({ type: args.type, name: args.name, inputs });
+        const state = { ...inputs, ...computedState(args.type, args.name, inputs, seq) };
+        const id = typeof state.id === "string" ? state.id : `${args.name}-id`;
+        return { id, state };
+      },
+      call: (args) => {
+        calls.push(args.token);
+        const inputs = args.inputs as Record<string, unknown>;
+        switch (args.token) {
+          case "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return { names: FAKE.azs, zoneIds: ["use1-az1", "use1-az2", "use1-az4"] };
+          case "aws:index/getCallerIdentity:getCallerIdentity":
+            return { accountId: "123456789012", arn: "arn:aws:iam::123456789012:user/ci", userId: "ci" };
+          case "aws:ec2/getAmi:getAmi":
+            return { id: "ami-0debian12", architecture: "arm64" };
+          case "aws:ec2/getSubnet:getSubnet": {
+            const s = subnets.find((x) => x.id === inputs.id);
+            if (!s) throw new Error(`no fixture for subnet ${String(inputs.id)}`);
+            return { ...s };
+          }
+          case "rediscloud:index/getPaymentMethod:getPaymentMethod":
+            return { id: "31337", cardType: "Visa", lastFourNumbers: String(inputs.lastFourNumbers ?? "") };
+          default:
+            throw new Error(`unmocked invoke ${args.token}`);
+        }
+      },
+    },
+    PROJECT,
+    stack,
+    false,
+  );
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const program = require("../../../index") as () => Promise<StackOutputs>;
+  try {
+    const outputs = await program();
+    await settle(resources);
+    return { outputs, resources, calls };
+  } catch (e) {
+    await settle(resources);
+    return { error: e as Error, resources, calls };
+  }
+}
+
+export function byType(resources: Registered[], type: string): Registered[] {
+  return resources.filter((r) => r.type === type);
+}
+
+export function countByType(resources: Registered[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
+  return counts;
+}
