@@ -136,7 +136,7 @@ export function checkSubnets(
   }
   for (const s of perAz) {
     const size = 2 ** (32 - Number(s.cidrBlock.split("/")[1]));
-    if (offset + nodesPerAz >= size - 1) {
+    if (offset + nodesPerAz > size - 1) {
       problems.push({ key: "subnetIds", value: `${s.id} (${s.cidrBlock})`, problem: `has no room for ${nodesPerAz} static addresses from host offset ${offset}`, fix: "use a larger subnet or a lower ipHostOffset" });
     }
   }

@@ -1,0 +1,145 @@
+/**
+ * Stack config validation: defaults, and every bad input failing with the key, the value and the fix,
+ * all problems at once. Pure: parseSettings is called with raw values as Pulumi hands them over.
+ */
+import { ConfigProblem, parseSettings, parseMemorySize, isCidr } from "../../components/config";
+import { describeInstanceType, defaultMaxmemoryBytes } from "../../components/instanceTypes";
+
+const EC2 = { "aws:region": "us-east-1" };
+const CLOUD = { target: "cloud", cloudPaymentCardLast4: "4242", cloudBackupPath: "s3://acme-backups/redis", allowedCidrs: '["203.0.113.0/24"]' };
+
+function problems(raw: Record<string, string>): ConfigProblem[] {
+  const r = parseSettings(raw);
+  expect(r.settings).toBeUndefined();
+  return r.problems;
+}
+
+/** Exactly one problem for `key`, whose text mentions `about` and whose fix is actionable. */
+function expectProblem(raw: Record<string, string>, key: string, about: RegExp): ConfigProblem {
+  const found = problems(raw).filter((p) => p.key === key);
+  expect(found).toHaveLength(1);
+  expect(found[0].problem).toMatch(about);
+  expect(found[0].fix.length).toBeGreaterThan(10);
+  return found[0];
+}
+
+describe("defaults", () => {
+  test("ec2 with nothing but a region: 3 x 1 r7g.large, 65% maxmemory, allkeys-lru, AOF+RDB, TLS, 2 s node timeout", () => {
+    const { settings, problems: p } = parseSettings(EC2);
+    expect(p).toEqual([]);
+    expect(settings).toMatchObject({
+      target: "ec2",
+      persistence: "aof+rdb",
+      maxmemoryPolicy: "allkeys-lru",
+      tls: true,
+      allowedCidrs: [],
+      client: { maxRetries: 10, connectTimeoutMs: 5000 },
+      ec2: { shards: 3, replicasPerShard: 1, instanceType: "r7g.large", architecture: "arm64", nodeTimeoutMs: 2000, ipHostOffset: 10, vpcCidr: "10.40.0.0/16" },
+    });
+    // r7g.large has 16 GiB: 65% rounded down to whole MiB.
+    expect(settings?.ec2?.maxmemoryBytes).toBe(10649 * 1024 * 1024);
+  });
+
+  test("instance types are sized by family; unknown ones are not guessed", () => {
+    expect(describeInstanceType("r6i.2xlarge")).toEqual({ architecture: "x86_64", memoryBytes: 64 * 1024 ** 3 });
+    expect(describeInstanceType("m7g.xlarge")).toEqual({ architecture: "arm64", memoryBytes: 16 * 1024 ** 3 });
+    expect(describeInstanceType("c7gn.large")).toEqual({ architecture: "arm64", memoryBytes: 4 * 1024 ** 3 });
+    expect(describeInstanceType("t4g.small")).toEqual({ architecture: "arm64", memoryBytes: 2 * 1024 ** 3 });
+    expect(describeInstanceType("x2iedn.xlarge").memoryBytes).toBeUndefined();
+    expect(defaultMaxmemoryBytes(1024 ** 3)).toBe(665 * 1024 * 1024);
+  });
+
+  test("explicit values parse: sizes with units, lists from YAML or the command line", () => {
+    const { settings } = parseSettings({ ...EC2, maxmemory: "4gb", allowedCidrs: "10.0.0.0/8, 172.16.0.0/12", shards: "6", replicasPerShard: "2", nodeTimeoutMs: "3000" });
+    expect(settings?.ec2?.maxmemoryBytes).toBe(4 * 1024 ** 3);
+    expect(settings?.allowedCidrs).toEqual(["10.0.0.0/8", "172.16.0.0/12"]);
+    expect(settings?.ec2).toMatchObject({ shards: 6, replicasPerShard: 2, nodeTimeoutMs: 3000 });
+    expect(parseMemorySize("512mb")).toBe(512 * 1024 * 1024);
+    expect(parseMemorySize("lots")).toBeUndefined();
+    expect(isCidr("10.0.0.0/16")).toBe(true);
+    expect(isCidr("10.0.0.1/16")).toBe(false);
+    expect(isCidr("300.0.0.0/8")).toBe(false);
+  });
+
+  test("cloud defaults: 1 GB, 1000 ops/s, multi-AZ, 6-hourly backups, no cluster API", () => {
+    const { settings, problems: p } = parseSettings(CLOUD);
+    expect(p).toEqual([]);
+    expect(settings?.cloud).toMatchObject({ region: "us-east-1", memoryGb: 1, throughputOps: 1000, multiAz: true, backupIntervalHours: 6, clusterApi: false, deploymentCidr: "10.0.0.0/24" });
+    expect(settings?.ec2).toBeUndefined();
+  });
+});
+
+describe("each bad input names the key, the value and the fix", () => {
+  test("shards < 3", () => {
+    const p = expectProblem({ ...EC2, shards: "2" }, "shards", /at least 3 masters|from 3/);
+    expect(p.value).toBe("2");
+    expect(p.fix).toContain("pulumi config set shards 3");
+  });
+  test("replicas < 1", () => {
+    expectProblem({ ...EC2, replicasPerShard: "0" }, "replicasPerShard", /from 1/);
+  });
+  test("maxmemory larger than the instance's RAM", () => {
+    const p = expectProblem({ ...EC2, instanceType: "r7g.large", maxmemory: "20gb" }, "maxmemory", /larger than the RAM of r7g.large \(16gb\)/);
+    expect(p.fix).toContain("10649mb");
+  });
+  test("an instance type the stack cannot size, without maxmemory", () => {
+    const p = expectProblem({ ...EC2, instanceType: "x2iedn.xlarge" }, "maxmemory", /cannot tell how much RAM x2iedn.xlarge has/);
+    expect(p.fix).toContain("pulumi config set maxmemory");
+    // ...and with an explicit maxmemory it is fine.
+    expect(parseSettings({ ...EC2, instanceType: "x2iedn.xlarge", maxmemory: "64gb" }).problems).toEqual([]);
+  });
+  test("unknown eviction policy", () => {
+    expectProblem({ ...EC2, maxmemoryPolicy: "allkeys-lfru" }, "maxmemoryPolicy", /allkeys-lru.*noeviction/);
+  });
+  test("nodeTimeoutMs outside a sane range", () => {
+    expectProblem({ ...EC2, nodeTimeoutMs: "200" }, "nodeTimeoutMs", /from 1000 to 60000/);
+    expectProblem({ ...EC2, nodeTimeoutMs: "120000" }, "nodeTimeoutMs", /from 1000 to 60000/);
+  });
+  test("fewer subnets than needed", () => {
+    expectProblem({ ...EC2, vpcId: "vpc-0abc", subnetIds: '["subnet-0aaa"]' }, "subnetIds", /at least 2 private subnets/);
+  });
+  test("vpcId without subnetIds", () => {
+    expectProblem({ ...EC2, vpcId: "vpc-0abc" }, "subnetIds", /go together/);
+  });
+  test("an invalid CIDR, and the whole internet", () => {
+    expectProblem({ ...EC2, allowedCidrs: '["10.0.0.300/8"]' }, "allowedCidrs", /not an IPv4 CIDR/);
+    expectProblem({ ...EC2, allowedCidrs: '["0.0.0.0/0"]' }, "allowedCidrs", /whole internet/);
+    expectProblem({ ...CLOUD, cloudDeploymentCidr: "10.0.0.0/16" }, "cloudDeploymentCidr", /\/24/);
+  });
+  test("Redis Cloud memory <= 0", () => {
+    expectProblem({ ...CLOUD, cloudMemoryGb: "0" }, "cloudMemoryGb", /greater than 0/);
+    expectProblem({ ...CLOUD, cloudMemoryGb: "-1" }, "cloudMemoryGb", /greater than 0/);
+  });
+  test("unknown persistence value", () => {
+    expectProblem({ ...CLOUD, persistence: "aof-always" }, "persistence", /aof\+rdb, aof, rdb, none/);
+  });
+  test("missing payment method for Redis Cloud", () => {
+    const { cloudPaymentCardLast4: _omit, ...rest } = CLOUD;
+    const p = expectProblem(rest, "cloudPaymentMethodId", /needs a payment method/);
+    expect(p.fix).toContain("cloudPaymentCardLast4");
+    expect(parseSettings({ ...rest, cloudPaymentMethod: "marketplace" }).problems).toEqual([]);
+  });
+  test("RDB backups without a backup path, and a cloud database open to everyone", () => {
+    expectProblem({ ...CLOUD, cloudBackupPath: "" }, "cloudBackupPath", /periodic RDB backups/);
+    expectProblem({ ...CLOUD, allowedCidrs: "" }, "allowedCidrs", /any address/);
+  });
+  test("malformed alert email", () => {
+    expectProblem({ ...EC2, alertEmail: "oncall-at-example" }, "alertEmail", /not an email/);
+  });
+  test("unknown target", () => {
+    const p = expectProblem({ ...EC2, target: "gcp" }, "target", /'cloud'.*'ec2'/);
+    expect(p.value).toBe("gcp");
+  });
+  test("missing AWS region for EC2", () => {
+    expectProblem({}, "aws:region", /needs an AWS region/);
+  });
+  test("a typo'd key is reported with a suggestion", () => {
+    const p = expectProblem({ ...EC2, shard: "3" }, "shard", /not a setting/);
+    expect(p.fix).toContain("did you mean 'shards'");
+  });
+});
+
+test("every problem is listed at once", () => {
+  const p = problems({ ...EC2, shards: "1", replicasPerShard: "0", maxmemoryPolicy: "lru", nodeTimeoutMs: "5", alertEmail: "x", allowedCidrs: "nope" });
+  expect(p.map((x) => x.key).sort()).toEqual(["alertEmail", "allowedCidrs", "maxmemoryPolicy", "nodeTimeoutMs", "replicasPerShard", "shards"]);
+});

@@ -1,0 +1,21 @@
+/**
+ * Bad configuration fails the program itself (what `pulumi preview` runs) before any resource is
+ * registered, with one message listing every problem by its namespaced key.
+ */
+import { runStack } from "./support/stackHarness";
+
+test("the prod stack with bad values fails before registering anything, listing every problem", async () => {
+  const run = await runStack("prod", {
+    "redis-stack:shards": "2",
+    "redis-stack:maxmemoryPolicy": "most-recent",
+    "redis-stack:allowedCidrs": '["0.0.0.0/0"]',
+    "redis-stack:alertEmail": "nobody",
+  });
+  expect(run.error).toBeDefined();
+  const message = String(run.error?.message);
+  expect(message).toMatch(/^invalid stack configuration \(4 problems\):/);
+  for (const key of ["redis-stack:shards = \"2\"", "redis-stack:maxmemoryPolicy", "redis-stack:allowedCidrs", "redis-stack:alertEmail"]) expect(message).toContain(key);
+  expect(message).toContain("fix: pulumi config set shards 3");
+  expect(run.resources).toEqual([]);
+  expect(run.calls).toEqual([]);
+});
