@@ -103,6 +103,8 @@ export function renderRedisConf(c: RedisConfInput): string {
     "replica-read-only yes",
     "repl-backlog-size 64mb",
     "repl-diskless-sync yes",
+    // One replica per master joins at a time: no reason to wait 5 s for company before a sync.
+    "repl-diskless-sync-delay 0",
     "",
     "# persistence",
     `dir ${c.paths.dataDir}`,

@@ -131,15 +131,14 @@ join_cluster() {
   local mip=$1 mport=$2 myid nodes owner stale deadline start
   myid=$(rcli "$NODE_IP" "$REDIS_PORT" cluster myid | tr -d '\r')
   start=$(plan_self | awk '{ print $6 }')
-  log "joining the existing cluster through $mip:$mport as $myid (planned shard starts at slot $start)"
-  rcli "$NODE_IP" "$REDIS_PORT" cluster meet "$mip" "$mport" >/dev/null
-
+  # Read the cluster before meeting it: any entry at this address now is an earlier instance.
   nodes=$(rcli "$mip" "$mport" cluster nodes | tr -d '\r')
   owner=$(slot_owner "$nodes" "$start")
-  [ -n "$owner" ] || die "no live master serves slot $start: shard has no copy left; restore it from a backup (see README, runbook)"
+  [ -n "$owner" ] || die "no live master serves slot $start: the shard has no copy left; restore it from a backup (README: runbook)"
+  stale=$(awk -v a="$NODE_IP:$REDIS_PORT" -v me="$myid" 'index($2, a "@") == 1 && $1 != me && $3 !~ /handshake/ { print $1 }' <<<"$nodes")
 
-  # Forget every stale id that still holds this node's address (the instance this one replaces).
-  stale=$(awk -v a="$NODE_IP:$REDIS_PORT" -v me="$myid" 'index($2, a "@") == 1 && $1 != me { print $1 }' <<<"$nodes")
+  log "joining the existing cluster through $mip:$mport as $myid (planned shard starts at slot $start, served by $owner)"
+  rcli "$NODE_IP" "$REDIS_PORT" cluster meet "$mip" "$mport" >/dev/null
   if [ -n "$stale" ]; then forget_everywhere "$stale" "$myid"; fi
 
   deadline=$((SECONDS + 60))
@@ -151,13 +150,13 @@ join_cluster() {
   deadline=$((SECONDS + 30))
   until rcli "$NODE_IP" "$REDIS_PORT" cluster replicate "$owner" 2>&1 | tr -d '\r' | grep -q '^OK'; do
     [ "$SECONDS" -ge "$deadline" ] && die "CLUSTER REPLICATE $owner kept failing for 30s"
-    sleep 0.5
+    sleep 0.2
   done
   log "replicating $owner; waiting for the initial sync"
   deadline=$((SECONDS + ${SYNC_WAIT_SECONDS:-600}))
   until rcli "$NODE_IP" "$REDIS_PORT" info replication 2>/dev/null | tr -d '\r' | grep -q '^master_link_status:up'; do
     [ "$SECONDS" -ge "$deadline" ] && die "replica link to $owner not up within ${SYNC_WAIT_SECONDS:-600}s"
-    sleep 0.5
+    sleep 0.2
   done
   log "joined: replica of $owner, in sync"
 }

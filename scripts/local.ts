@@ -1,0 +1,136 @@
+/**
+ * `npm run local`: the prod stack's topology on this machine, from the same renderers and scripts as EC2.
+ *   npm run local            bring it up (safe to repeat), wait until healthy, print the output contract
+ *   npm run local -- down    stop it and remove everything it made
+ *   npm run local -- status  health of a running local cluster
+ * As root on Linux: six simulated hosts (network + mount namespaces) each running its real EC2 user-data.
+ * Otherwise (or with REDIS_LOCAL_MODE=loopback): six processes on 127.0.0.1:7000-7005.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { spawnSync } from "child_process";
+import { connectionContract, ConnectionContract, toDotenv } from "../components/connection";
+import { APP_USER, ADMIN_USER } from "../components/redisConf";
+import { clusterHealth, CliTarget, ROOT, sleep, stackSettings } from "./localCluster";
+import { convergeLoopback, readLoopbackState, startLoopback, stopLoopback } from "./loopback";
+import { hostsDown, hostsUp, hostsWrap, canRunHosts } from "./localHosts";
+
+export const ENV_FILE = path.join(ROOT, ".local", "redis.env");
+const log = (m: string) => console.log(`[local] ${m}`);
+
+function requireRedis(): void {
+  if (spawnSync("redis-server", ["--version"]).status !== 0 || spawnSync("redis-cli", ["--version"]).status !== 0) {
+    console.error("redis-server/redis-cli not found: install them with `sudo apt-get install redis-server redis-tools` (Debian/Ubuntu) or `brew install redis`.");
+    process.exit(2);
+  }
+}
+
+type Mode = "hosts" | "loopback";
+function chooseMode(): Mode {
+  const forced = process.env.REDIS_LOCAL_MODE;
+  if (forced === "hosts" || forced === "loopback") return forced;
+  return canRunHosts().ok ? "hosts" : "loopback";
+}
+
+/** Polls health with a progress line until healthy or the deadline. */
+async function waitHealthy(target: CliTarget, masters: number, replicas: number, wrap: string[], timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  let lastDetail = "";
+  while (Date.now() - started < timeoutMs) {
+    const h = await clusterHealth(target, masters, replicas, wrap);
+    if (h.ok) return Date.now() - started;
+    if (h.detail !== lastDetail) {
+      log(`waiting for the cluster: ${h.detail} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+      lastDetail = h.detail;
+    }
+    await sleep(250);
+  }
+  throw new Error(`cluster not healthy after ${timeoutMs / 1000}s: ${lastDetail}`);
+}
+
+function publish(contract: ConnectionContract): void {
+  fs.mkdirSync(path.dirname(ENV_FILE), { recursive: true });
+  fs.writeFileSync(ENV_FILE, toDotenv(contract.env), { mode: 0o600 });
+  let caFile = "";
+  if (contract.caCertificate) {
+    caFile = path.join(path.dirname(ENV_FILE), "ca.crt");
+    fs.writeFileSync(caFile, contract.caCertificate);
+  }
+  // The password stays in the env file: the console (and CI logs) only see it masked.
+  const mask = (s: string) => s.replace(/:\/\/([^:]+):[^@]+@/, "://$1:****@");
+  const shown = { ...contract, redisUrl: mask(contract.redisUrl), env: { ...contract.env, REDIS_URL: mask(contract.env.REDIS_URL) }, caCertificate: caFile ? path.relative(process.cwd(), caFile) : "" };
+  console.log(JSON.stringify(shown, null, 2));
+  log(`env (with the password) written to ${path.relative(process.cwd(), ENV_FILE)}, mode 600: set -a; . ${path.relative(process.cwd(), ENV_FILE)}; set +a`);
+}
+
+async function up(mode: Mode): Promise<void> {
+  const settings = stackSettings("prod");
+  const ec2 = settings.ec2;
+  if (!ec2) throw new Error("Pulumi.prod.yaml must use target ec2");
+  log(`prod topology: ${ec2.shards} shards x ${ec2.replicasPerShard} replica(s), TLS ${settings.tls ? "on" : "off"}, mode ${mode}`);
+  if (mode === "loopback") {
+    const state = await startLoopback(settings, log);
+    await convergeLoopback(state);
+    const first = state.nodes[0];
+    const target: CliTarget = { host: first.ip, port: first.port, user: ADMIN_USER, password: state.passwords.admin, tls: state.caFile ? { ca: state.caFile } : undefined };
+    const ms = await waitHealthy(target, ec2.shards, ec2.replicasPerShard, [], 60000);
+    log(`cluster healthy (${(ms / 1000).toFixed(1)}s after forming)`);
+    publish(
+      connectionContract({
+        target: "ec2",
+        nodes: state.nodes.map((n) => `${n.ip}:${n.port}`),
+        username: APP_USER,
+        password: state.passwords.app,
+        tls: state.tls,
+        clusterMode: true,
+        caCertificate: state.caFile ? fs.readFileSync(state.caFile, "utf8") : undefined,
+        client: settings.client,
+      }),
+    );
+    return;
+  }
+  const lab = await hostsUp(settings, log);
+  const target: CliTarget = { host: lab.nodes[0].ip, port: lab.nodes[0].port, user: ADMIN_USER, password: lab.passwords.admin, tls: lab.caFile ? { ca: lab.caFile } : undefined };
+  const ms = await waitHealthy(target, ec2.shards, ec2.replicasPerShard, hostsWrap(), 120000);
+  log(`cluster healthy (${(ms / 1000).toFixed(1)}s after the last user-data finished)`);
+  publish(
+    connectionContract({
+      target: "ec2",
+      nodes: lab.nodes.map((n) => `${n.ip}:${n.port}`),
+      username: APP_USER,
+      password: lab.passwords.app,
+      tls: settings.tls,
+      clusterMode: true,
+      caCertificate: lab.caFile ? fs.readFileSync(lab.caFile, "utf8") : undefined,
+      client: settings.client,
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const cmd = process.argv[2] ?? "up";
+  if (!["up", "down", "status"].includes(cmd)) {
+    console.error(`usage: npm run local [-- up|down|status]`);
+    process.exit(2);
+  }
+  requireRedis();
+  const mode = chooseMode();
+  if (cmd === "down") {
+    await stopLoopback(log);
+    await hostsDown(log);
+    fs.rmSync(path.dirname(ENV_FILE), { recursive: true, force: true });
+    log("local cluster removed");
+    return;
+  }
+  if (cmd === "status") {
+    const state = readLoopbackState();
+    console.log(state ? `loopback nodes: ${state.nodes.map((n) => `${n.ip}:${n.port}`).join(" ")}` : "no loopback cluster");
+    return;
+  }
+  await up(mode);
+}
+
+main().catch((e: Error) => {
+  console.error(`[local] failed: ${e.message}`);
+  process.exit(1);
+});

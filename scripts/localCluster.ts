@@ -1,0 +1,93 @@
+/**
+ * The pieces the local mode, the integration tests and the benchmarks share: the prod stack's settings
+ * read from Pulumi.prod.yaml through the real validator, secrets in the same shapes as on EC2, and
+ * health checks of a running cluster through redis-cli.
+ */
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import * as yaml from "js-yaml";
+import { execFile } from "child_process";
+import { promisify } from "util";
+import { parseSettings, Settings } from "../components/config";
+import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../components/redisConf";
+
+export const ROOT = path.resolve(__dirname, "..");
+const run = promisify(execFile);
+
+/** A checked-in stack's settings, validated exactly as `pulumi preview` would. */
+export function stackSettings(stack: string, project = "redis-stack"): Settings {
+  const doc = yaml.load(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config?: Record<string, unknown> };
+  const raw: Record<string, string> = {};
+  for (const [key, value] of Object.entries(doc.config ?? {})) {
+    const k = key.startsWith(`${project}:`) ? key.slice(project.length + 1) : key;
+    raw[k] = typeof value === "string" ? value : JSON.stringify(value);
+  }
+  const { settings, problems } = parseSettings(raw);
+  if (!settings) throw new Error(`Pulumi.${stack}.yaml is invalid: ${problems.map((p) => `${p.key}: ${p.problem}`).join("; ")}`);
+  return settings;
+}
+
+export interface Passwords {
+  app: string;
+  admin: string;
+}
+
+export function generatePasswords(): Passwords {
+  const pw = () => crypto.randomBytes(24).toString("base64url").replace(/[^A-Za-z0-9]/g, "").slice(0, 32).padEnd(32, "0");
+  return { app: pw(), admin: pw() };
+}
+
+/** The ACL file a node writes at boot (bootstrap.sh write_secrets), for nodes started without user-data. */
+export function renderAclFile(p: Passwords): string {
+  const sha = (s: string) => crypto.createHash("sha256").update(s).digest("hex");
+  return ["user default off", `user ${APP_USER} on #${sha(p.app)} ${APP_ACL_RULES}`, `user ${ADMIN_USER} on #${sha(p.admin)} ${ADMIN_ACL_RULES}`, ""].join("\n");
+}
+
+export interface CliTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  tls?: { ca: string; cert?: string; key?: string };
+}
+
+/** Runs redis-cli against one node; `wrap` prefixes the command (e.g. nsenter into a host). */
+export async function redisCli(t: CliTarget, args: string[], wrap: string[] = [], timeoutMs = 5000): Promise<string> {
+  const tlsArgs = t.tls ? ["--tls", "--cacert", t.tls.ca, ...(t.tls.cert && t.tls.key ? ["--cert", t.tls.cert, "--key", t.tls.key] : [])] : [];
+  const argv = [...wrap, "redis-cli", "-h", t.host, "-p", String(t.port), "--user", t.user, ...tlsArgs, ...args];
+  const { stdout } = await run(argv[0], argv.slice(1), { env: { ...process.env, REDISCLI_AUTH: t.password }, timeout: timeoutMs });
+  return stdout.replace(/\r/g, "");
+}
+
+export interface ClusterHealth {
+  ok: boolean;
+  state: string;
+  slotsOk: number;
+  masters: number;
+  replicasAttached: number;
+  detail: string;
+}
+
+/** Cluster health as one node sees it: state ok, all slots ok, every master with its replicas linked. */
+export async function clusterHealth(t: CliTarget, expectedMasters: number, replicasPerShard: number, wrap: string[] = []): Promise<ClusterHealth> {
+  try {
+    const info = await redisCli(t, ["cluster", "info"], wrap);
+    const field = (k: string) => /^([^:]+):(.*)$/m.exec(info.split("\n").find((l) => l.startsWith(`${k}:`)) ?? "")?.[2] ?? "";
+    const nodes = (await redisCli(t, ["cluster", "nodes"], wrap)).trim().split("\n");
+    const flags = (l: string) => (l.split(" ")[2] ?? "").split(",");
+    const healthy = (l: string) => !flags(l).some((f) => f === "fail" || f === "fail?" || f === "noaddr" || f === "handshake") && l.split(" ")[7] === "connected";
+    const masters = nodes.filter((l) => flags(l).includes("master") && healthy(l) && l.split(" ").length > 8);
+    const replicas = nodes.filter((l) => flags(l).includes("slave") && healthy(l));
+    const state = field("cluster_state");
+    const slotsOk = Number(field("cluster_slots_ok") || 0);
+    const ok = state === "ok" && slotsOk === 16384 && masters.length === expectedMasters && replicas.length === expectedMasters * replicasPerShard;
+    return { ok, state, slotsOk, masters: masters.length, replicasAttached: replicas.length, detail: `state=${state} slots_ok=${slotsOk} masters=${masters.length} replicas=${replicas.length}` };
+  } catch (e) {
+    return { ok: false, state: "unreachable", slotsOk: 0, masters: 0, replicasAttached: 0, detail: (e as Error).message.split("\n")[0] };
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
