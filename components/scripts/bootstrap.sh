@@ -75,8 +75,15 @@ mount_data_volume() {
     sed -i "\\# $DATA_DIR #d" /etc/fstab
     echo "UUID=$uuid $DATA_DIR ext4 defaults,noatime,nofail 0 2" >>/etc/fstab
   fi
-  mountpoint -q "$DATA_DIR" || mount "$DATA_DIR"
-  mountpoint -q "$DATA_DIR" || die "$DATA_DIR is not a mount point; refusing to start Redis on the root disk"
+  local src=""
+  src=$(findmnt -n -o SOURCE --mountpoint "$DATA_DIR" 2>/dev/null || true)
+  if [ -z "$src" ]; then
+    mount "$DATA_DIR"
+    src=$(findmnt -n -o SOURCE --mountpoint "$DATA_DIR" 2>/dev/null || true)
+  fi
+  # Whatever is mounted there must be this node's own volume, or Redis would serve the wrong (or no) data.
+  [ "$(readlink -f "${src:-none}")" = "$dev" ] ||
+    die "$DATA_DIR holds '${src:-nothing}', not data volume $DATA_VOLUME_ID ($dev); refusing to start Redis"
   chown redis:redis "$DATA_DIR"
   chmod 0750 "$DATA_DIR"
 }

@@ -158,6 +158,15 @@ join_cluster() {
     [ "$SECONDS" -ge "$deadline" ] && die "replica link to $owner not up within ${SYNC_WAIT_SECONDS:-600}s"
     sleep 0.2
   done
+  # Done when the master itself lists this node as its replica (gossip has caught up).
+  local oaddr
+  oaddr=$(awk -v o="$owner" '$1 == o { print $2 }' <<<"$nodes")
+  oaddr=${oaddr%%@*}
+  deadline=$((SECONDS + 30))
+  until rcli "${oaddr%:*}" "${oaddr##*:}" cluster nodes 2>/dev/null | tr -d '\r' | grep -q "^$myid [^ ]* [^ ]*slave[^ ]* $owner "; do
+    [ "$SECONDS" -ge "$deadline" ] && die "$owner does not list this node as its replica after 30s"
+    sleep 0.2
+  done
   log "joined: replica of $owner, in sync"
 }
 
