@@ -63,7 +63,10 @@ find_member() {
   local name ip port _rest
   while read -r name ip port _rest; do
     [ -n "$name" ] || continue
-    if [ "$(cluster_field "$ip" "$port" cluster_state)" = ok ] && node_in_cluster "$ip" "$port"; then
+    # Healthy and complete: every slot assigned (a cluster being created reports ok before it is whole).
+    if [ "$(cluster_field "$ip" "$port" cluster_state)" = ok ] &&
+      [ "$(cluster_field "$ip" "$port" cluster_slots_assigned)" = 16384 ] &&
+      node_in_cluster "$ip" "$port"; then
       echo "$ip $port"
       return 0
     fi
@@ -132,9 +135,15 @@ join_cluster() {
   myid=$(rcli "$NODE_IP" "$REDIS_PORT" cluster myid | tr -d '\r')
   start=$(plan_self | awk '{ print $6 }')
   # Read the cluster before meeting it: any entry at this address now is an earlier instance.
-  nodes=$(rcli "$mip" "$mport" cluster nodes | tr -d '\r')
-  owner=$(slot_owner "$nodes" "$start")
-  [ -n "$owner" ] || die "no live master serves slot $start: the shard has no copy left; restore it from a backup (README: runbook)"
+  # The owner may still be failing over (its old master just died): give the election time.
+  deadline=$((SECONDS + 60))
+  while :; do
+    nodes=$(rcli "$mip" "$mport" cluster nodes | tr -d '\r')
+    owner=$(slot_owner "$nodes" "$start")
+    [ -n "$owner" ] && break
+    [ "$SECONDS" -ge "$deadline" ] && die "no live master serves slot $start after 60s: the shard has no copy left; restore it from a backup (README: runbook)"
+    sleep 1
+  done
   stale=$(awk -v a="$NODE_IP:$REDIS_PORT" -v me="$myid" 'index($2, a "@") == 1 && $1 != me && $3 !~ /handshake/ { print $1 }' <<<"$nodes")
 
   log "joining the existing cluster through $mip:$mport as $myid (planned shard starts at slot $start, served by $owner)"

@@ -1,0 +1,188 @@
+/**
+ * Faults on the prod cluster (namespaced hosts, real redis-server, the rendered user-data): during each,
+ * a writer records every acknowledged write; afterwards the cluster must be back to cluster_state:ok by
+ * itself, within a bound derived from the node timeout, with no acknowledged write missing (except the
+ * isolated-master scenario, whose loss is measured and reported).
+ */
+import { describeLab } from "./harness/hostLab";
+import { stackSettings } from "../../scripts/localCluster";
+import { ClusterLab, createClusterLab, masterOfSlot, missingWrites, role, RunningWriter, startWriter, tagForSlots, infoField } from "./support/clusterLab";
+import { NodeAddress } from "../../components/topology";
+import { WriteResult } from "./support/writer";
+
+const settings = stackSettings("prod");
+const nodeTimeoutMs = settings.ec2?.nodeTimeoutMs ?? 0;
+/** Failure detection (node timeout) + election (0.5-1 s + rank) + gossip and client slot refresh. */
+const RECOVERY_BOUND_MS = 2 * nodeTimeoutMs + 3000;
+
+const report: Record<string, unknown> = {};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describeLab("fault tolerance", () => {
+  let c: ClusterLab;
+  const idx = (n: NodeAddress) => n.node.index;
+  const startNode = async (n: NodeAddress) => {
+    const r = await c.hosts[idx(n)].exec(["systemctl", "start", "redis-node"]);
+    expect(r.code).toBe(0);
+  };
+  /** One writer per shard, keys tagged into each planned slot range. */
+  const shardWriters = (salt: string): Promise<RunningWriter[]> => Promise.all(c.nodes.filter((n) => n.node.role === "master").map((m) => startWriter(c, tagForSlots(m.node.slots.start, m.node.slots.end, salt))));
+  const expectNoneLost = async (w: RunningWriter, res: WriteResult, before = Infinity) => {
+    const seqs = res.acked.filter(([, t]) => t < before).map(([s]) => s);
+    expect(seqs.length).toBeGreaterThan(50);
+    expect(await missingWrites(c, w.tag, seqs)).toEqual([]);
+  };
+  const others = (...out: NodeAddress[]) => c.nodes.filter((n) => !out.includes(n));
+
+  beforeAll(async () => {
+    c = await createClusterLab(settings);
+    const boots = await c.boot();
+    expect(boots.map((b) => b.code)).toEqual([0, 0, 0, 0, 0, 0]);
+    await c.waitConverged();
+  }, 300000);
+  afterAll(async () => {
+    console.log(`fault report: ${JSON.stringify(report, null, 2)}`);
+    await c?.destroy();
+  });
+
+  test("1. kill -9 of a master: its replica is promoted and writes to that shard resume", async () => {
+    const shard = c.nodes[0].node.slots;
+    const victim = await masterOfSlot(c, shard.start);
+    const w = await startWriter(c, tagForSlots(shard.start, shard.end, "a"));
+    await sleep(1000);
+    const killedAt = Date.now();
+    await c.hosts[idx(victim)].killAll("KILL");
+    const recoveredIn = await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(victim)).catch(() => Number.NaN);
+    await sleep(1000);
+    const res = await w.stop();
+    const promoted = await masterOfSlot(c, shard.start, others(victim));
+    expect(promoted).not.toBe(victim);
+    const gap = Math.max(0, ...res.gaps.filter((g) => g.start >= killedAt - 100).map((g) => g.ms));
+    report.killMaster = { recoveredInMs: recoveredIn, writeGapMs: gap, acked: res.acked.length };
+    expect(gap).toBeLessThan(RECOVERY_BOUND_MS);
+    expect(res.acked[res.acked.length - 1][1]).toBeGreaterThan(killedAt + gap);
+    await expectNoneLost(w, res);
+  });
+
+  test("2. the old master comes back with its data and rejoins as a replica of the new master", async () => {
+    const shard = c.nodes[0].node.slots;
+    const oldMaster = c.nodes[0];
+    const newMaster = await masterOfSlot(c, shard.start, others(oldMaster));
+    const w = await startWriter(c, tagForSlots(shard.start, shard.end, "b"));
+    await startNode(oldMaster);
+    await c.waitConverged(RECOVERY_BOUND_MS + 10000);
+    const res = await w.stop();
+    expect(await role(c, oldMaster)).toBe("slave");
+    const info = (await c.cli(oldMaster, ["info", "replication"])).stdout;
+    expect(infoField(info, "master_host")).toBe(newMaster.ip);
+    expect(infoField(info, "master_link_status")).toBe("up");
+    await expectNoneLost(w, res);
+  });
+
+  test("3. a master cut off from the network: the majority promotes its replica, the isolated master stops taking writes and rejoins as a replica", async () => {
+    const shard = c.nodes[1].node.slots;
+    const victim = await masterOfSlot(c, shard.start);
+    const host = c.hosts[idx(victim)];
+    const client = await startWriter(c, tagForSlots(shard.start, shard.end, "c"));
+    // A writer on the master's own host keeps writing to it through the partition.
+    const local = await startWriter(c, tagForSlots(shard.start, shard.end, "d"), { where: host, direct: `${victim.ip}:${victim.port}` });
+    await sleep(1000);
+    const cutAt = Date.now();
+    await host.networkDown();
+    const recoveredIn = await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(victim)).catch(() => Number.NaN);
+    await sleep(nodeTimeoutMs + 1000);
+    await host.networkUp();
+    await c.waitConverged(RECOVERY_BOUND_MS + 15000);
+    const [resClient, resLocal] = await Promise.all([client.stop(), local.stop()]);
+    expect(await role(c, victim)).toBe("slave");
+    // The isolated master accepted writes only until it noticed it lost the majority (about the node timeout).
+    const acceptedIsolated = resLocal.acked.filter(([, t]) => t > cutAt);
+    const lastAccepted = Math.max(cutAt, ...acceptedIsolated.map(([, t]) => t));
+    const lost = await missingWrites(c, local.tag, acceptedIsolated.map(([s]) => s));
+    report.isolatedMaster = { recoveredInMs: recoveredIn, acceptedWhileIsolated: acceptedIsolated.length, lostOfThose: lost.length, acceptedForMs: lastAccepted - cutAt };
+    expect(Number.isNaN(recoveredIn)).toBe(false);
+    expect(lastAccepted - cutAt).toBeLessThan(nodeTimeoutMs + 1500);
+    expect(lost.length).toBe(acceptedIsolated.length);
+    // Writes acknowledged before the cut survive; those through the cluster client after it too.
+    await expectNoneLost(local, resLocal, cutAt - 1000);
+    report.isolatedMaster = { ...(report.isolatedMaster as object), clientWritesLost: (await missingWrites(c, client.tag, resClient.acked.map(([s]) => s))).length };
+  });
+
+  test("4. power loss: all six processes killed at once and restarted: every write acknowledged more than 1 s before is there", async () => {
+    const writers = await shardWriters("e");
+    await sleep(2000);
+    const crashAt = Date.now();
+    await Promise.all(c.hosts.map((h) => h.killAll("KILL")));
+    const results = await Promise.all(writers.map((w) => w.stop()));
+    await Promise.all(c.nodes.map(startNode));
+    const recoveredIn = await c.waitConverged(RECOVERY_BOUND_MS + 20000);
+    report.powerLoss = { recoveredInMs: recoveredIn, acked: results.map((r) => r.acked.length) };
+    for (const [i, w] of writers.entries()) await expectNoneLost(w, results[i], crashAt - 1000);
+  });
+
+  test("5. replacement: a node with an empty data volume rejoins by itself and the planned topology is restored", async () => {
+    const shard = c.nodes[2].node.slots;
+    const victim = await masterOfSlot(c, shard.start);
+    const w = await startWriter(c, tagForSlots(shard.start, shard.end, "f"));
+    const host = c.hosts[idx(victim)];
+    await host.killAll("KILL");
+    await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(victim));
+    await host.replaceDataVolume();
+    const boot = await host.runUserData(c.userData[idx(victim)], { timeoutMs: 240000 });
+    if (boot.code !== 0) console.log(boot.stdout, boot.stderr);
+    expect(boot.code).toBe(0);
+    expect(boot.stdout).toContain("blank: formatting");
+    expect(boot.stdout).toContain("forgetting stale node");
+    await c.waitConverged(RECOVERY_BOUND_MS + 10000);
+    const res = await w.stop();
+    const check = await c.cli(c.nodes[0], ["--cluster", "check", `${c.nodes[0].ip}:6379`]);
+    expect(check.code).toBe(0);
+    expect(check.stdout).not.toMatch(/\[ERR\]|\[WARNING\]/);
+    expect(infoField((await c.cli(c.nodes[0], ["cluster", "info"])).stdout, "cluster_known_nodes")).toBe("6");
+    // The shard is again served by its two planned hosts, in different AZs.
+    const pair = c.nodes.filter((n) => n.node.shard === victim.node.shard);
+    const roles = await Promise.all(pair.map((n) => role(c, n)));
+    expect(roles.sort()).toEqual(["master", "slave"]);
+    await expectNoneLost(w, res);
+  });
+
+  test("6. loss of one availability zone: the cluster keeps serving all 16384 slots", async () => {
+    const az = c.hosts[1].az;
+    const lostNodes = c.nodes.filter((n) => c.hosts[idx(n)].az === az);
+    expect(lostNodes).toHaveLength(2);
+    const writers = await shardWriters("g");
+    await sleep(1000);
+    await Promise.all(lostNodes.map(async (n) => {
+      await c.hosts[idx(n)].killAll("KILL");
+      await c.hosts[idx(n)].networkDown();
+    }));
+    const recoveredIn = await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(...lostNodes)).catch(() => Number.NaN);
+    const survivor = others(...lostNodes)[0];
+    const info = (await c.cli(survivor, ["cluster", "info"])).stdout;
+    expect(infoField(info, "cluster_state")).toBe("ok");
+    expect(infoField(info, "cluster_slots_ok")).toBe("16384");
+    await sleep(1000);
+    const results = await Promise.all(writers.map((w) => w.stop()));
+    report.azLoss = { az, recoveredInMs: recoveredIn, maxWriteGapMs: Math.max(0, ...results.flatMap((r) => r.gaps.map((g) => g.ms))) };
+    for (const [i, w] of writers.entries()) await expectNoneLost(w, results[i]);
+    // Bring the zone back: the two nodes rejoin as replicas.
+    await Promise.all(lostNodes.map(async (n) => {
+      await c.hosts[idx(n)].networkUp();
+      await startNode(n);
+    }));
+    await c.waitConverged(RECOVERY_BOUND_MS + 15000);
+  });
+
+  test("7. replica loss: a replica killed and restarted resynchronises", async () => {
+    const replica = (await Promise.all(c.nodes.map(async (n) => ({ n, r: await role(c, n) })))).find((x) => x.r === "slave")?.n;
+    if (!replica) throw new Error("no replica");
+    const writers = await shardWriters("h");
+    await c.hosts[idx(replica)].killAll("KILL");
+    await sleep(nodeTimeoutMs + 1000);
+    await startNode(replica);
+    await c.waitConverged(RECOVERY_BOUND_MS + 10000);
+    const results = await Promise.all(writers.map((w) => w.stop()));
+    expect(infoField((await c.cli(replica, ["info", "replication"])).stdout, "master_link_status")).toBe("up");
+    for (const [i, w] of writers.entries()) await expectNoneLost(w, results[i]);
+  });
+});

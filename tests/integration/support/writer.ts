@@ -1,0 +1,151 @@
+/**
+ * A write load that records every acknowledged write: run inside the lab's client namespace (or a host)
+ * during a fault, then asked which acknowledged writes are missing. Config comes as JSON in WRITER_CONFIG;
+ * the result is printed as JSON on stdout.
+ *
+ *   mode "write":  SET {tag}:<seq> <seq> one after another until `stopFile` exists or `durationMs` passes
+ *   mode "verify": MGET the given seqs and report the missing ones
+ * `direct: true` talks to the first node only, without cluster redirections (a writer on an isolated master).
+ */
+import * as fs from "fs";
+import Redis, { Cluster, RedisOptions } from "ioredis";
+
+export interface WriterConfig {
+  mode: "write" | "verify";
+  nodes: string[];
+  user: string;
+  password: string;
+  ca?: string;
+  tag: string;
+  direct?: boolean;
+  stopFile?: string;
+  durationMs?: number;
+  /** Pause after an acknowledged write (ms). */
+  intervalMs?: number;
+  seqs?: number[];
+}
+
+export interface WriteResult {
+  attempts: number;
+  /** [seq, epoch ms when acknowledged] */
+  acked: Array<[number, number]>;
+  /** [epoch ms, message] of the first error of each unavailability window */
+  errors: Array<[number, string]>;
+  /** Unavailability windows: first failed write to the next acknowledged one. */
+  gaps: Array<{ start: number; end: number; ms: number }>;
+}
+
+export interface VerifyResult {
+  checked: number;
+  missing: number[];
+}
+
+function client(cfg: WriterConfig): Redis | Cluster {
+  const [host, port] = (cfg.nodes[0] ?? "").split(":");
+  const base: RedisOptions = {
+    username: cfg.user,
+    password: cfg.password,
+    tls: cfg.ca ? { ca: fs.readFileSync(cfg.ca) } : undefined,
+    connectTimeout: 500,
+    commandTimeout: 500,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: true,
+    retryStrategy: () => 100,
+  };
+  if (cfg.direct) return new Redis({ ...base, host, port: Number(port) });
+  return new Cluster(
+    cfg.nodes.map((n) => ({ host: n.split(":")[0], port: Number(n.split(":")[1]) })),
+    {
+      redisOptions: base,
+      clusterRetryStrategy: () => 100,
+      retryDelayOnFailover: 50,
+      retryDelayOnClusterDown: 50,
+      retryDelayOnTryAgain: 50,
+      slotsRefreshTimeout: 500,
+      slotsRefreshInterval: 500,
+      maxRedirections: 16,
+    },
+  );
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function write(cfg: WriterConfig): Promise<WriteResult> {
+  const r = client(cfg);
+  r.on("error", () => undefined);
+  const result: WriteResult = { attempts: 0, acked: [], errors: [], gaps: [] };
+  const deadline = Date.now() + (cfg.durationMs ?? 600000);
+  let seq = 0;
+  // The first write waits for the client to connect (not an outage): retry it until it lands.
+  for (;;) {
+    try {
+      await r.set(`{${cfg.tag}}:0`, "0");
+      break;
+    } catch {
+      await sleep(50);
+    }
+  }
+  if (cfg.stopFile) fs.writeFileSync(`${cfg.stopFile}.ready`, "");
+  let failingSince: number | undefined;
+  while (Date.now() < deadline && !(cfg.stopFile && fs.existsSync(cfg.stopFile))) {
+    seq++;
+    result.attempts++;
+    try {
+      await r.set(`{${cfg.tag}}:${seq}`, String(seq));
+      const now = Date.now();
+      result.acked.push([seq, now]);
+      if (failingSince !== undefined) {
+        result.gaps.push({ start: failingSince, end: now, ms: now - failingSince });
+        failingSince = undefined;
+      }
+      if (cfg.intervalMs) await sleep(cfg.intervalMs);
+    } catch (e) {
+      const now = Date.now();
+      if (failingSince === undefined) {
+        failingSince = now;
+        result.errors.push([now, (e as Error).message]);
+      }
+      await sleep(20);
+    }
+  }
+  if (failingSince !== undefined) result.gaps.push({ start: failingSince, end: Number.NaN, ms: Number.NaN });
+  r.disconnect();
+  return result;
+}
+
+async function verify(cfg: WriterConfig): Promise<VerifyResult> {
+  const r = client(cfg);
+  r.on("error", () => undefined);
+  const seqs = cfg.seqs ?? [];
+  const missing: number[] = [];
+  for (let i = 0; i < seqs.length; i += 500) {
+    const chunk = seqs.slice(i, i + 500);
+    let values: (string | null)[] | undefined;
+    for (let attempt = 0; attempt < 50 && values === undefined; attempt++) {
+      try {
+        values = await r.mget(...chunk.map((s) => `{${cfg.tag}}:${s}`));
+      } catch {
+        await sleep(200);
+      }
+    }
+    if (values === undefined) throw new Error("verify: the cluster did not answer MGET");
+    values.forEach((v, j) => {
+      if (v !== String(chunk[j])) missing.push(chunk[j]);
+    });
+  }
+  r.disconnect();
+  return { checked: seqs.length, missing };
+}
+
+async function main(): Promise<void> {
+  const cfg = JSON.parse(process.env.WRITER_CONFIG ?? "{}") as WriterConfig;
+  const out = cfg.mode === "verify" ? await verify(cfg) : await write(cfg);
+  process.stdout.write(JSON.stringify(out));
+}
+
+if (require.main === module) {
+  main().catch((e: Error) => {
+    process.stderr.write(`writer failed: ${e.stack ?? e.message}\n`);
+    process.exit(1);
+  });
+}
