@@ -144,11 +144,11 @@ join_cluster() {
     [ "$SECONDS" -ge "$deadline" ] && die "no live master serves slot $start after 60s: the shard has no copy left; restore it from a backup (README: runbook)"
     sleep 1
   done
-  stale=$(awk -v a="$NODE_IP:$REDIS_PORT" -v me="$myid" 'index($2, a "@") == 1 && $1 != me && $3 !~ /handshake/ { print $1 }' <<<"$nodes")
+  stale=$(stale_ids "$nodes" "$myid")
 
   log "joining the existing cluster through $mip:$mport as $myid (planned shard starts at slot $start, served by $owner)"
   rcli "$NODE_IP" "$REDIS_PORT" cluster meet "$mip" "$mport" >/dev/null
-  if [ -n "$stale" ]; then forget_everywhere "$stale" "$myid"; fi
+  if [ -n "$stale" ]; then forget_everywhere "$stale"; fi
 
   deadline=$((SECONDS + 60))
   until rcli "$NODE_IP" "$REDIS_PORT" cluster nodes 2>/dev/null | grep -q "^$owner "; do
@@ -176,26 +176,33 @@ join_cluster() {
     [ "$SECONDS" -ge "$deadline" ] && die "$owner does not list this node as its replica after 30s"
     sleep 0.2
   done
+  # Peers that saw this address answer with a new id dropped the old one's address (noaddr): forget those too.
+  local views="" host port
+  while read -r _ host port _; do
+    views+=$(rcli "$host" "$port" cluster nodes 2>/dev/null | tr -d '\r')$'\n'
+  done <<<"$CLUSTER_PLAN"
+  stale=$(stale_ids "$views" "$myid" | sort -u)
+  if [ -n "$stale" ]; then forget_everywhere "$stale"; fi
   log "joined: replica of $owner, in sync"
 }
 
-# forget_everywhere "STALE_IDS" MYID: CLUSTER FORGET on every other node (within the 60 s ban window).
+# stale_ids NODES_TEXT MYID: failed entries without slots that are earlier instances of this node:
+# at this node's address, or already stripped of their address (noaddr) because a peer reached this
+# address and met a new id. A healthy node, or one that still serves slots, is never listed.
+stale_ids() {
+  awk -v a="$NODE_IP:$REDIS_PORT" -v me="$2" '
+    $1 != me && $3 ~ /fail/ && $3 !~ /handshake/ && NF < 9 && (index($2, a "@") == 1 || $3 ~ /noaddr/) { print $1 }' <<<"$1"
+}
+
+# forget_everywhere "STALE_IDS": CLUSTER FORGET on every planned node, this one included, so that no
+# node gossips the stale id back before all have dropped it (each FORGET bans the id for 60 s).
 forget_everywhere() {
-  local stale_ids=$1 myid=$2 id addr host port
-  for id in $stale_ids; do
-    log "forgetting stale node $id (an earlier instance at this address)"
-    while read -r addr; do
-      host=${addr%%:*}
-      port=${addr#*:}
-      port=${port%%@*}
-      rcli "$host" "$port" cluster forget "$id" >/dev/null 2>&1 || true
-    done < <(rcli "$NODE_IP" "$REDIS_PORT" cluster nodes 2>/dev/null | tr -d '\r' |
-      awk -v s="$id" -v me="$myid" '$1 != s && $1 != me && $3 !~ /fail|noaddr|handshake/ { print $2 }')
-    # Peers not known to us yet: ask them through the plan.
+  local id host port
+  for id in $1; do
+    log "forgetting stale node $id (an earlier instance of this node)"
     while read -r _ host port _; do
-      [ "$host" = "$NODE_IP" ] && continue
       rcli "$host" "$port" cluster forget "$id" >/dev/null 2>&1 || true
-    done < <(plan_peers)
+    done <<<"$CLUSTER_PLAN"
   done
 }
 

@@ -184,7 +184,8 @@ export async function startWriter(c: ClusterLab, tag: string, opts: { where?: La
     durationMs: 300000,
     intervalMs: opts.intervalMs ?? 2,
   };
-  const running = where.exec(["node", "-r", TS_NODE, WRITER], { env: nodeEnv(cfg), timeoutMs: 320000 });
+  // The stop file's name rides on the command line so a stuck writer can be found and told to stop.
+  const running = where.exec(["node", "-r", TS_NODE, WRITER, stopFile], { env: nodeEnv(cfg), timeoutMs: 320000 });
   // Returns once the writer has its first acknowledged write (it touches <stopFile>.ready).
   const deadline = Date.now() + 20000;
   while ((await where.sh(`test -e ${stopFile}.ready`)).code !== 0) {
@@ -195,6 +196,8 @@ export async function startWriter(c: ClusterLab, tag: string, opts: { where?: La
     tag,
     stop: async () => {
       await where.sh(`touch ${stopFile}`);
+      const late = await Promise.race([running.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 15000))]);
+      if (late) await where.sh(`pkill -TERM -f -- '${WRITER} ${stopFile}'`);
       const r = await running;
       await where.sh(`rm -f ${stopFile} ${stopFile}.ready`);
       if (r.code !== 0) throw new Error(`writer failed (${r.code}): ${r.stderr}`);

@@ -70,6 +70,15 @@ function client(cfg: WriterConfig): Redis | Cluster {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A write that neither acknowledges nor fails within `ms` counts as failed (a cluster client may queue it). */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 async function write(cfg: WriterConfig): Promise<WriteResult> {
   const r = client(cfg);
   r.on("error", () => undefined);
@@ -79,7 +88,7 @@ async function write(cfg: WriterConfig): Promise<WriteResult> {
   // The first write waits for the client to connect (not an outage): retry it until it lands.
   for (;;) {
     try {
-      await r.set(`{${cfg.tag}}:0`, "0");
+      await within(r.set(`{${cfg.tag}}:0`, "0"), 1000);
       break;
     } catch {
       await sleep(50);
@@ -87,11 +96,15 @@ async function write(cfg: WriterConfig): Promise<WriteResult> {
   }
   if (cfg.stopFile) fs.writeFileSync(`${cfg.stopFile}.ready`, "");
   let failingSince: number | undefined;
-  while (Date.now() < deadline && !(cfg.stopFile && fs.existsSync(cfg.stopFile))) {
+  let stopRequested = false;
+  process.once("SIGTERM", () => {
+    stopRequested = true;
+  });
+  while (!stopRequested && Date.now() < deadline && !(cfg.stopFile && fs.existsSync(cfg.stopFile))) {
     seq++;
     result.attempts++;
     try {
-      await r.set(`{${cfg.tag}}:${seq}`, String(seq));
+      await within(r.set(`{${cfg.tag}}:${seq}`, String(seq)), 1000);
       const now = Date.now();
       result.acked.push([seq, now]);
       if (failingSince !== undefined) {
@@ -123,7 +136,7 @@ async function verify(cfg: WriterConfig): Promise<VerifyResult> {
     let values: (string | null)[] | undefined;
     for (let attempt = 0; attempt < 50 && values === undefined; attempt++) {
       try {
-        values = await r.mget(...chunk.map((s) => `{${cfg.tag}}:${s}`));
+        values = await within(r.mget(...chunk.map((s) => `{${cfg.tag}}:${s}`)), 2000);
       } catch {
         await sleep(200);
       }
