@@ -4,11 +4,11 @@
  * itself, within a bound derived from the node timeout, with no acknowledged write missing (except the
  * isolated-master scenario, whose loss is measured and reported).
  */
-import { describeLab } from "./harness/hostLab";
+import { describeLab } from "../../scripts/hostlab/hostLab";
 import { stackSettings } from "../../scripts/localCluster";
-import { ClusterLab, createClusterLab, masterOfSlot, missingWrites, role, RunningWriter, startWriter, tagForSlots, infoField } from "./support/clusterLab";
+import { ClusterLab, createClusterLab, masterOfSlot, missingWrites, role, RunningWriter, startWriter, tagForSlots, infoField } from "../../scripts/clusterLab";
 import { NodeAddress } from "../../components/topology";
-import { WriteResult } from "./support/writer";
+import { WriteResult } from "../../scripts/writer";
 
 const settings = stackSettings("prod");
 const nodeTimeoutMs = settings.ec2?.nodeTimeoutMs ?? 0;

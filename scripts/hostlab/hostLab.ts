@@ -71,6 +71,13 @@ export interface LabOptions {
   dataVolumeMiB?: number;
   /** Run the instance metadata service in every host. Default true. */
   imds?: boolean;
+  /**
+   * Outlive this process: no teardown on exit, never swept as stale; removed only by
+   * destroyPersistentLabs() (the local mode's `down`). Default false.
+   */
+  persistent?: boolean;
+  /** An address for this machine itself on the lab's bridge, so its own programs reach the hosts. */
+  gatewayIp?: string;
   /** IMDS rejects requests without a session token (HttpTokens=required). Default false. */
   imdsTokensRequired?: boolean;
 }
@@ -458,7 +465,8 @@ function labIdOfDir(dirName: string): string | undefined {
 
 function ownerAlive(labDir: string): boolean {
   try {
-    const o = JSON.parse(fs.readFileSync(path.join(labDir, "owner.json"), "utf8")) as { pid?: unknown; start?: unknown };
+    const o = JSON.parse(fs.readFileSync(path.join(labDir, "owner.json"), "utf8")) as { pid?: unknown; start?: unknown; persistent?: unknown };
+    if (o.persistent === true) return true;
     if (typeof o.pid !== "number" || typeof o.start !== "string") return false;
     return processAlive(o.pid, o.start);
   } catch {
@@ -533,6 +541,31 @@ function sweepStaleLabsSync(): string[] {
     swept.push(id);
   }
   return swept;
+}
+
+/** Removes every persistent lab (see LabOptions.persistent). Returns the removed lab ids. */
+export function destroyPersistentLabs(): string[] {
+  const removed: string[] = [];
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(LAB_BASE_DIR);
+  } catch {
+    /* ignore */
+  }
+  for (const e of entries) {
+    const id = labIdOfDir(e);
+    if (!id) continue;
+    const full = path.join(LAB_BASE_DIR, e);
+    try {
+      const o = JSON.parse(fs.readFileSync(path.join(full, "owner.json"), "utf8")) as { persistent?: unknown };
+      if (o.persistent !== true) continue;
+    } catch {
+      continue;
+    }
+    removeLabResourcesSync(id, [full]);
+    removed.push(id);
+  }
+  return removed;
 }
 
 /**
@@ -1133,13 +1166,14 @@ export class HostLab {
     if (!id) throw new Error("[hostlab] no free lab id");
     const dir = fs.mkdtempSync(path.join(LAB_BASE_DIR, `${LAB_PREFIX}-${id}-`));
     fs.chmodSync(dir, 0o755);
-    fs.writeFileSync(path.join(dir, "owner.json"), JSON.stringify(ownerIdentity()));
+    fs.writeFileSync(path.join(dir, "owner.json"), JSON.stringify(opts.persistent ? { persistent: true } : ownerIdentity()));
 
     const lab = new HostLab(id, dir, opts);
-    liveLabs().add(lab.teardownHook);
+    if (!opts.persistent) liveLabs().add(lab.teardownHook);
     try {
       await runOk("ip", ["link", "add", lab.bridge, "type", "bridge"]);
       await runOk("ip", ["link", "set", lab.bridge, "up"]);
+      if (opts.gatewayIp) await runOk("ip", ["addr", "add", `${opts.gatewayIp}/${opts.cidrPrefix}`, "dev", lab.bridge]);
       specs.forEach((s, i) => lab.hostList.push(new HostImpl(lab, s, i)));
       lab.clientNode = new ClientImpl(lab, "client", opts.clientIp, specs.length);
       const nodes: LabNodeImpl[] = [...lab.hostList, lab.clientNode];

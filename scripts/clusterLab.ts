@@ -1,23 +1,24 @@
 /**
- * Boots the prod stack's cluster on namespaced hosts from the exact user-data the component renders,
- * and gives tests admin/app access to it from the lab's client namespace.
+ * The prod stack's cluster on namespaced hosts, booted from the exact user-data the EC2 component
+ * renders, with admin/app access from the lab's client namespace. Used by the integration tests, the
+ * root local mode and the benchmarks; plus the acknowledged-write recorder (writer.ts) around it.
  */
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { HostLab, Host, ExecResult, LabNode } from "../harness/hostLab";
+import { HostLab, Host, ExecResult, LabNode } from "./hostlab/hostLab";
 import { WriterConfig, WriteResult, VerifyResult } from "./writer";
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const keySlot = require("cluster-key-slot") as (key: string) => number;
-import { Settings } from "../../../components/config";
-import { ADMIN_USER, APP_USER, REDIS_PORT } from "../../../components/redisConf";
-import { planTopology, NodeAddress } from "../../../components/topology";
-import { renderNodeUserData, ssmNames, ClusterSpec } from "../../../components/userData";
-import { generatePasswords, Passwords } from "../../../scripts/localCluster";
-import { makePki, Pki } from "../../../scripts/pki";
+import { Settings } from "../components/config";
+import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/redisConf";
+import { planTopology, NodeAddress } from "../components/topology";
+import { renderNodeUserData, ssmNames, ClusterSpec } from "../components/userData";
+import { generatePasswords, Passwords } from "./localCluster";
+import { makePki, Pki } from "./pki";
 
-export const SUBNET_PREFIX = "10.77.0";
-export const CLIENT_IP = `${SUBNET_PREFIX}.100`;
+/** The tests' lab subnet (a /24 on a bridge of their own); the local mode uses another. */
+export const TEST_SUBNET = "10.77.0";
 export const AZS = ["us-east-1a", "us-east-1b", "us-east-1c"];
 
 export interface ClusterLab {
@@ -44,13 +45,28 @@ export function volumeId(i: number): string {
 }
 
 /** Creates the hosts for the given settings (the prod stack's, possibly with TLS switched). */
-export async function createClusterLab(settings: Settings, opts: { peerWaitSeconds?: number } = {}): Promise<ClusterLab> {
+export interface ClusterLabOptions {
+  peerWaitSeconds?: number;
+  /** First three octets of the lab's /24 (default the tests'). */
+  subnet?: string;
+  /** Keep the lab after this process exits (the local mode), with this machine at <subnet>.1 on it. */
+  persistent?: boolean;
+  /** Where the CA and node certificates go (default a temp dir). */
+  pkiDir?: string;
+  passwords?: Passwords;
+  /** Size of each node's (sparse) data volume. */
+  dataVolumeMiB?: number;
+}
+
+export async function createClusterLab(settings: Settings, opts: ClusterLabOptions = {}): Promise<ClusterLab> {
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("EC2 settings needed");
-  const nodes: NodeAddress[] = planTopology(ec2.shards, ec2.replicasPerShard, 3).map((node) => ({ node, ip: `${SUBNET_PREFIX}.${11 + node.index}`, port: REDIS_PORT }));
+  const subnet = opts.subnet ?? TEST_SUBNET;
+  const nodes: NodeAddress[] = planTopology(ec2.shards, ec2.replicasPerShard, 3).map((node) => ({ node, ip: `${subnet}.${11 + node.index}`, port: REDIS_PORT }));
   const ssm = ssmNames("redis-stack", "lab");
-  const passwords = generatePasswords();
-  const pki = settings.tls ? makePki(fs.mkdtempSync(path.join(os.tmpdir(), "redis-pki-")), nodes.map((n) => ({ name: n.node.name, ip: n.ip }))) : undefined;
+  const passwords = opts.passwords ?? generatePasswords();
+  const pkiDir = opts.pkiDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "redis-pki-"));
+  const pki = settings.tls ? makePki(pkiDir, nodes.map((n) => ({ name: n.node.name, ip: n.ip }))) : undefined;
   const params: Record<string, string> = { [ssm.appPassword]: passwords.app, [ssm.adminPassword]: passwords.admin };
   if (pki) for (const n of nodes) params[ssm.tlsKey(n.node.name)] = pki.nodes.get(n.node.name)?.keyPem ?? "";
 
@@ -67,7 +83,7 @@ export async function createClusterLab(settings: Settings, opts: { peerWaitSecon
 
   const lab = await HostLab.create(
     nodes.map((n, i) => ({ name: n.node.name, ip: n.ip, az: AZS[n.node.azIndex], dataVolumeId: volumeId(i) })),
-    { cidrPrefix: 24, clientIp: CLIENT_IP, ssmParameters: params, dataVolumeMiB: 96 },
+    { cidrPrefix: 24, clientIp: `${subnet}.100`, ssmParameters: params, dataVolumeMiB: opts.dataVolumeMiB ?? 96, persistent: opts.persistent, gatewayIp: opts.persistent ? `${subnet}.1` : undefined },
   );
   const hosts = nodes.map((n) => lab.host(n.node.name));
   let clientCa: string | undefined;
@@ -151,7 +167,7 @@ export function infoField(text: string, key: string): string {
 const WRITER = path.join(__dirname, "writer.ts");
 const TS_NODE = require.resolve("ts-node/register/transpile-only");
 /** Writers run with cwd / inside a namespace: point ts-node at the project. */
-const nodeEnv = (cfg: WriterConfig) => ({ WRITER_CONFIG: JSON.stringify(cfg), PATH: process.env.PATH ?? "", TS_NODE_PROJECT: path.resolve(__dirname, "../../../tsconfig.json") });
+const nodeEnv = (cfg: WriterConfig) => ({ WRITER_CONFIG: JSON.stringify(cfg), PATH: process.env.PATH ?? "", TS_NODE_PROJECT: path.resolve(__dirname, "../tsconfig.json") });
 let writerSeq = 0;
 
 /** A hash tag whose keys all land in `shard`'s planned slot range. */
