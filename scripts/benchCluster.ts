@@ -1,0 +1,86 @@
+/**
+ * `npm run bench:cluster`: how long until a fresh cluster is usable. Median of 5 runs, for
+ *  - hosts: six namespaced hosts running their real user-data (needs root), from the moment the
+ *    user-data scripts start to cluster_state:ok with every replica attached, as seen by every node;
+ *  - loopback: the non-root local mode, from redis-server processes started to the same state.
+ * Prints a table and writes bench-results/cluster-formation.json. Package installs are not timed
+ * (redis-server is already on the machine, as on a Debian AMI after the first boot's apt-get).
+ */
+import { canRunLab } from "./hostlab/hostLab";
+import { createClusterLab } from "./clusterLab";
+import { clusterHealth, stackSettings, sleep } from "./localCluster";
+import { convergeLoopback, startLoopback, stopLoopback } from "./loopback";
+import { ADMIN_USER } from "../components/redisConf";
+import { machine, stats, writeResults } from "./benchUtil";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const settings = stackSettings("prod");
+
+async function hostsRun(): Promise<number> {
+  const c = await createClusterLab(settings);
+  try {
+    const started = Date.now();
+    const boots = c.boot();
+    const ms = await c.waitConverged(120000).then(() => Date.now() - started);
+    const failed = (await boots).findIndex((r) => r.code !== 0);
+    if (failed >= 0) throw new Error(`user-data of node-${failed} failed`);
+    return ms;
+  } finally {
+    await c.destroy();
+  }
+}
+
+async function loopbackRun(): Promise<number> {
+  await stopLoopback(() => undefined);
+  const ec2 = settings.ec2;
+  if (!ec2) throw new Error("prod must be ec2");
+  const started = Date.now();
+  const state = await startLoopback(settings, () => undefined);
+  const converge = convergeLoopback(state);
+  const first = state.nodes[0];
+  for (;;) {
+    const h = await clusterHealth({ host: first.ip, port: first.port, user: ADMIN_USER, password: state.passwords.admin, tls: state.caFile ? { ca: state.caFile } : undefined }, ec2.shards, ec2.replicasPerShard);
+    if (h.ok) break;
+    if (Date.now() - started > 120000) throw new Error(`loopback cluster not healthy: ${h.detail}`);
+    await sleep(50);
+  }
+  const ms = Date.now() - started;
+  await converge;
+  await stopLoopback(() => undefined);
+  return ms;
+}
+
+async function main(): Promise<void> {
+  const results: Record<string, { runsMs: number[]; stats: ReturnType<typeof stats> } | { skipped: string }> = {};
+  const lab = canRunLab();
+  if (lab.ok) {
+    const runs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      runs.push(await hostsRun());
+      console.log(`hosts    run ${i + 1}/${RUNS}: ${(runs[i] / 1000).toFixed(2)} s`);
+    }
+    results.hosts = { runsMs: runs, stats: stats(runs) };
+  } else {
+    console.log(`hosts mode skipped: ${lab.reason}`);
+    results.hosts = { skipped: lab.reason };
+  }
+  const runs: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    runs.push(await loopbackRun());
+    console.log(`loopback run ${i + 1}/${RUNS}: ${(runs[i] / 1000).toFixed(2)} s`);
+  }
+  results.loopback = { runsMs: runs, stats: stats(runs) };
+
+  console.log("\nmode      median    p95      max     (time to cluster_state:ok with all replicas attached; target < 10 s)");
+  for (const [mode, r] of Object.entries(results)) {
+    if ("skipped" in r) console.log(`${mode.padEnd(9)} skipped`);
+    else console.log(`${mode.padEnd(9)} ${(r.stats.median / 1000).toFixed(2)} s   ${(r.stats.p95 / 1000).toFixed(2)} s   ${(r.stats.max / 1000).toFixed(2)} s`);
+  }
+  const file = writeResults("cluster-formation", { machine: machine(), tls: settings.tls, topology: `${settings.ec2?.shards}x${settings.ec2?.replicasPerShard}`, results });
+  console.log(`\nwritten to ${file}`);
+}
+
+main().catch((e: Error) => {
+  console.error(e.message);
+  process.exit(1);
+});
