@@ -1,0 +1,157 @@
+/**
+ * `npm run bench:failover`: how long writes to a shard stop when its master dies (kill -9), for the
+ * shipped cluster-node-timeout and two others, and whether the shipped value causes failovers without
+ * a fault under load. Needs root (six namespaced hosts running the real user-data, TLS on as in prod).
+ *
+ * Per node timeout: RUNS times { writer on shard 0 -> kill -9 its master -> write gap = first failed
+ * write to first acknowledged write after the promotion -> restart the old master, wait for it to
+ * rejoin }. Then, at the default: 60 s of redis-benchmark (SET, 50 clients, 512 B) with BGSAVE and
+ * BGREWRITEAOF on every master, counting failovers (cluster_current_epoch bumps, role changes).
+ * Prints tables and writes bench-results/failover.json.
+ *   BENCH_RUNS=10 BENCH_TIMEOUTS=1000,2000,3000 BENCH_LOAD_SECONDS=60
+ */
+import { canRunLab } from "./hostlab/hostLab";
+import { createClusterLab, ClusterLab, infoField, masterOfSlot, startWriter, tagForSlots, parseClusterNodes } from "./clusterLab";
+import { stackSettings, sleep } from "./localCluster";
+import { DEFAULT_NODE_TIMEOUT_MS, Settings } from "../components/config";
+import { machine, stats, Stats, writeResults } from "./benchUtil";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 10);
+const TIMEOUTS = (process.env.BENCH_TIMEOUTS ?? `1000,${DEFAULT_NODE_TIMEOUT_MS},3000`).split(",").map(Number);
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 60);
+const base = stackSettings("prod");
+
+function withTimeout(ms: number): Settings {
+  if (!base.ec2) throw new Error("prod must be ec2");
+  return { ...base, ec2: { ...base.ec2, nodeTimeoutMs: ms } };
+}
+
+async function bootLab(settings: Settings): Promise<ClusterLab> {
+  const c = await createClusterLab(settings);
+  const boots = await c.boot();
+  if (boots.some((b) => b.code !== 0)) throw new Error("user-data failed");
+  await c.waitConverged(60000);
+  return c;
+}
+
+interface FailoverRun {
+  writeGapMs: number;
+  promotedInMs: number;
+  acked: number;
+}
+
+async function failoverRuns(nodeTimeoutMs: number): Promise<FailoverRun[]> {
+  const c = await bootLab(withTimeout(nodeTimeoutMs));
+  const runs: FailoverRun[] = [];
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      const victim = await masterOfSlot(c, 0);
+      const survivors = c.nodes.filter((n) => n !== victim);
+      const w = await startWriter(c, tagForSlots(0, 5460, `b${i}`));
+      await sleep(500);
+      const killedAt = Date.now();
+      await c.hosts[victim.node.index].killAll("KILL");
+      const promotedInMs = await c.waitConverged(60000, survivors);
+      await sleep(1000);
+      const res = await w.stop();
+      const gaps = res.gaps.filter((g) => g.start >= killedAt - 50);
+      const writeGapMs = gaps.length > 0 ? Math.max(...gaps.map((g) => g.ms)) : 0;
+      runs.push({ writeGapMs, promotedInMs, acked: res.acked.length });
+      console.log(`  node-timeout ${nodeTimeoutMs} ms, run ${i + 1}/${RUNS}: write gap ${(writeGapMs / 1000).toFixed(2)} s (cluster converged without the victim after ${(promotedInMs / 1000).toFixed(2)} s)`);
+      const restart = await c.hosts[victim.node.index].exec(["systemctl", "start", "redis-node"]);
+      if (restart.code !== 0) throw new Error(`restart failed: ${restart.stderr}`);
+      await c.waitConverged(60000);
+    }
+  } finally {
+    await c.destroy();
+  }
+  return runs;
+}
+
+/** redis-benchmark -q, stopped by SIGINT, leaves progress lines: keep each test's last overall rate. */
+function benchmarkSummary(text: string): string {
+  const last = new Map<string, string>();
+  for (const m of text.replace(/\r/g, "\n").matchAll(/^(\w+): rps=[\d.]+ \(overall: ([\d.]+)\)/gm)) last.set(m[1], m[2]);
+  for (const m of text.matchAll(/^(\w+): ([\d.]+) requests per second/gm)) last.set(m[1], m[2]);
+  return last.size === 0 ? `no throughput figures (output: ${text.trim().slice(-200)})` : [...last].map(([t, r]) => `${t} ${Math.round(Number(r))} ops/s`).join(", ");
+}
+
+interface LoadResult {
+  seconds: number;
+  failovers: number;
+  epochBefore: number;
+  epochAfter: number;
+  rolesChanged: number;
+  benchmarkTail: string;
+}
+
+async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
+  const c = await bootLab(withTimeout(nodeTimeoutMs));
+  try {
+    const view = async () => {
+      const info = (await c.cli(c.nodes[0], ["cluster", "info"])).stdout;
+      const nodes = parseClusterNodes((await c.cli(c.nodes[0], ["cluster", "nodes"])).stdout);
+      return { epoch: Number(infoField(info, "cluster_current_epoch")), masters: nodes.filter((l) => l.flags.includes("master")).map((l) => l.addr).sort().join(",") };
+    };
+    const before = await view();
+    const first = c.nodes[0];
+    const bench = c.lab.client.exec(
+      ["timeout", "-s", "INT", String(LOAD_SECONDS), "redis-benchmark", "--cluster", "-h", first.ip, "-p", String(first.port), "--user", "app", "-a", c.passwords.app, "--tls", "--cacert", c.clientCa ?? "", "-t", "set", "-c", "50", "-d", "512", "-r", "200000", "-n", "100000000", "-q"],
+      { timeoutMs: (LOAD_SECONDS + 30) * 1000 },
+    );
+    const masters = c.nodes.filter((n) => n.node.role === "master");
+    const everyMaster = (cmd: string) => Promise.all(masters.map((m) => c.cli(m, [cmd])));
+    const at = [0.15, 0.4, 0.65].map((f) => f * LOAD_SECONDS * 1000);
+    const started = Date.now();
+    for (const [i, t] of at.entries()) {
+      await sleep(Math.max(0, started + t - Date.now()));
+      await everyMaster(i % 2 === 0 ? "bgsave" : "bgrewriteaof");
+      console.log(`  load: ${i % 2 === 0 ? "BGSAVE" : "BGREWRITEAOF"} on every master at ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    }
+    await everyMaster("bgrewriteaof");
+    const out = await bench;
+    const after = await view();
+    return {
+      seconds: LOAD_SECONDS,
+      failovers: after.epoch - before.epoch,
+      epochBefore: before.epoch,
+      epochAfter: after.epoch,
+      rolesChanged: before.masters === after.masters ? 0 : 1,
+      benchmarkTail: benchmarkSummary(out.stdout + out.stderr),
+    };
+  } finally {
+    await c.destroy();
+  }
+}
+
+async function main(): Promise<void> {
+  const can = canRunLab();
+  if (!can.ok) {
+    console.error(`bench:failover needs the namespaced hosts: ${can.reason}`);
+    process.exit(2);
+  }
+  const table: Array<{ nodeTimeoutMs: number; gap: Stats; promoted: Stats; runs: FailoverRun[] }> = [];
+  for (const t of TIMEOUTS) {
+    console.log(`cluster-node-timeout ${t} ms: ${RUNS} x kill -9 of the master of shard 0`);
+    const runs = await failoverRuns(t);
+    table.push({ nodeTimeoutMs: t, gap: stats(runs.map((r) => r.writeGapMs)), promoted: stats(runs.map((r) => r.promotedInMs)), runs });
+  }
+  console.log(`steady load at the default (${DEFAULT_NODE_TIMEOUT_MS} ms): ${LOAD_SECONDS} s of redis-benchmark with BGSAVE/BGREWRITEAOF on every master`);
+  const load = await steadyLoad(DEFAULT_NODE_TIMEOUT_MS);
+
+  const s = (ms: number) => (ms / 1000).toFixed(2);
+  console.log("\nwrite unavailability on the affected shard after kill -9 of its master (seconds)");
+  console.log("node-timeout  runs  median  p95    max    | cluster healthy again: median  p95");
+  for (const r of table) {
+    const mark = r.nodeTimeoutMs === DEFAULT_NODE_TIMEOUT_MS ? " (default)" : "";
+    console.log(`${String(r.nodeTimeoutMs).padStart(6)} ms     ${String(r.gap.n).padStart(3)}   ${s(r.gap.median)}    ${s(r.gap.p95)}   ${s(r.gap.max)}   |                       ${s(r.promoted.median)}    ${s(r.promoted.p95)}${mark}`);
+  }
+  console.log(`\nfailovers without a fault during ${load.seconds} s of load at ${DEFAULT_NODE_TIMEOUT_MS} ms: ${load.failovers} (epoch ${load.epochBefore} -> ${load.epochAfter}); ${load.benchmarkTail}`);
+  const file = writeResults("failover", { machine: machine(), tls: base.tls, defaultNodeTimeoutMs: DEFAULT_NODE_TIMEOUT_MS, failover: table, steadyLoad: load });
+  console.log(`written to ${file}`);
+}
+
+main().catch((e: Error) => {
+  console.error(e.stack ?? e.message);
+  process.exit(1);
+});
