@@ -6,7 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { formatProblems, parseSettings, Settings, ConfigProblem } from "./config";
-import { checkSubnets, planTopology, maxNodesPerAz } from "./topology";
+import { checkSubnets } from "./topology";
 import { ssmNames } from "./userData";
 import { Placement, RedisEc2Cluster } from "./ec2Cluster";
 import { RedisCloudDatabase } from "./redisCloud";
@@ -55,9 +55,8 @@ export async function resolvePlacement(settings: Settings, project: string): Pro
     .filter((s) => s.vpcId !== vpcId)
     .map((s) => ({ key: "subnetIds", value: s.id, problem: `belongs to ${s.vpcId}, not to vpcId ${vpcId}`, fix: "list subnets of the configured VPC only" }));
   const infos = subnets.map((s) => ({ id: s.id, availabilityZone: s.availabilityZone, cidrBlock: s.cidrBlock }));
-  const azCount = new Set(infos.map((s) => s.availabilityZone)).size;
-  const perAzNodes = azCount >= 2 ? maxNodesPerAz(planTopology(ec2.shards, Math.min(ec2.replicasPerShard, azCount - 1), azCount)) : ec2.shards * (ec2.replicasPerShard + 1);
-  const checked = checkSubnets(infos, ec2.replicasPerShard, perAzNodes, ec2.ipHostOffset);
+  // Addresses are offset + shard x (R + 1) + member in every subnet: the plan's size is what must fit.
+  const checked = checkSubnets(infos, ec2.replicasPerShard, ec2.shards * (ec2.replicasPerShard + 1), ec2.ipHostOffset);
   problems.push(...checked.problems);
   if (problems.length > 0) fail(problems, project);
   return { kind: "existing", vpcId, zones: checked.perAz.map((s) => ({ name: s.availabilityZone, subnetId: s.id, cidr: s.cidrBlock })) };
@@ -71,6 +70,7 @@ export type StackOutputs = ConnectionOutputs & {
 /** Builds the component for `settings.target` and returns the output contract. */
 export async function deploy(project: string, stack: string): Promise<StackOutputs> {
   const settings = loadSettings(project);
+  if (settings.persistence === "none") pulumi.log.warn("persistence is 'none': data will not survive a restart of a node (or of the whole Redis Cloud database)");
   const tags = { "redis-stack:stack": stack, "redis-stack:project": project };
   if (settings.ec2) {
     const placement = await resolvePlacement(settings, project);

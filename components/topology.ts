@@ -13,18 +13,27 @@ export interface SlotRange {
 }
 
 export interface PlannedNode {
-  /** 0-based node index: masters are 0..shards-1, then replicas shard by shard. */
+  /** 0-based order: masters 0..shards-1, then replicas shard by shard (node 0 creates the cluster). */
   index: number;
-  /** Stable logical name, e.g. `node-0`. */
+  /**
+   * Stable name from the node's place in its shard: `shard<k>-<r>`, r = 0 for the planned master.
+   * Adding shards adds names and never renames a node (resource names and addresses derive from it).
+   */
   name: string;
   role: "master" | "replica";
   shard: number;
+  /** 0 for the planned master, 1..R for its replicas. */
+  member: number;
   /** Planned master's index, for replicas. */
   masterIndex?: number;
   /** Index into the list of availability zones. */
   azIndex: number;
   /** Slots served by this shard (masters and replicas carry their shard's range). */
   slots: SlotRange;
+}
+
+export function nodeName(shard: number, member: number): string {
+  return `shard${shard}-${member}`;
 }
 
 /**
@@ -58,16 +67,17 @@ export function planTopology(shards: number, replicasPerShard: number, azCount: 
   const slots = planSlots(shards);
   const nodes: PlannedNode[] = [];
   for (let k = 0; k < shards; k++) {
-    nodes.push({ index: k, name: `node-${k}`, role: "master", shard: k, azIndex: k % azCount, slots: slots[k] });
+    nodes.push({ index: k, name: nodeName(k, 0), role: "master", shard: k, member: 0, azIndex: k % azCount, slots: slots[k] });
   }
   for (let r = 1; r <= replicasPerShard; r++) {
     for (let k = 0; k < shards; k++) {
       const index = nodes.length;
       nodes.push({
         index,
-        name: `node-${index}`,
+        name: nodeName(k, r),
         role: "replica",
         shard: k,
+        member: r,
         masterIndex: k,
         azIndex: (k + r) % azCount,
         slots: slots[k],
@@ -89,17 +99,16 @@ export function ipToString(n: number): string {
 }
 
 /**
- * Fixed private address of each node: the i-th node placed in a subnet gets host
- * `offset + i` of that subnet. Throws if a subnet is too small.
+ * Fixed private address of each node, in its AZ's subnet: host `offset + shard * (R + 1) + member`.
+ * Unique across subnets and stable when shards are added (new shards take higher host numbers).
+ * Throws if a subnet is too small.
  */
 export function assignAddresses(nodes: PlannedNode[], subnetCidrs: string[], offset: number): string[] {
-  const used = new Map<number, number>();
+  const perShard = Math.max(...nodes.map((n) => n.member)) + 1;
   return nodes.map((node) => {
     const cidr = subnetCidrs[node.azIndex];
     const { base, prefix } = parseCidr(cidr);
-    const slot = used.get(node.azIndex) ?? 0;
-    used.set(node.azIndex, slot + 1);
-    const host = offset + slot;
+    const host = offset + node.shard * perShard + node.member;
     // AWS reserves the broadcast address (last) of every subnet.
     if (host >= 2 ** (32 - prefix) - 1) throw new Error(`subnet ${cidr} has no room for ${node.name} at host offset ${host}`);
     return ipToString(base + host);
@@ -120,6 +129,7 @@ export interface SubnetInfo {
 export function checkSubnets(
   subnets: SubnetInfo[],
   replicasPerShard: number,
+  /** Highest host number the plan uses past the offset (shards x (R + 1)). */
   nodesPerAz: number,
   offset: number,
 ): { perAz: SubnetInfo[]; problems: ConfigProblem[] } {
@@ -169,11 +179,4 @@ export function addressedTopology(shards: number, replicasPerShard: number, subn
   const nodes = planTopology(shards, replicasPerShard, subnetCidrs.length);
   const ips = assignAddresses(nodes, subnetCidrs, offset);
   return nodes.map((node, i) => ({ node, ip: ips[i], port }));
-}
-
-/** Nodes per AZ, the most any AZ holds (for subnet sizing). */
-export function maxNodesPerAz(nodes: PlannedNode[]): number {
-  const counts = new Map<number, number>();
-  for (const n of nodes) counts.set(n.azIndex, (counts.get(n.azIndex) ?? 0) + 1);
-  return Math.max(0, ...counts.values());
 }

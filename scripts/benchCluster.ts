@@ -23,7 +23,7 @@ async function hostsRun(): Promise<number> {
     const boots = c.boot();
     const ms = await c.waitConverged(120000).then(() => Date.now() - started);
     const failed = (await boots).findIndex((r) => r.code !== 0);
-    if (failed >= 0) throw new Error(`user-data of node-${failed} failed`);
+    if (failed >= 0) throw new Error(`user-data of ${c.nodes[failed].node.name} failed`);
     return ms;
   } finally {
     await c.destroy();

@@ -129,6 +129,29 @@ slot_owner() {
     }' <<<"$1"
 }
 
+# shard_owner NODES_TEXT: id of the master now serving this node's planned shard. Found through the
+# shard's other planned members (a healthy master among them, or the master a healthy one replicates),
+# so it holds after failovers and rebalancing; else through the first slot of the planned range.
+shard_owner() {
+  local nodes=$1 shard ip port line id
+  shard=$(plan_self | awk '{ print $5 }')
+  while read -r _ ip port _; do
+    [ "$ip:$port" = "$NODE_IP:$REDIS_PORT" ] && continue
+    line=$(awk -v a="$ip:$port" 'index($2, a "@") == 1 && $3 !~ /fail|noaddr|handshake/' <<<"$nodes")
+    case $(awk '{ print $3 }' <<<"$line") in
+      *master*) id=$(awk '{ print $1 }' <<<"$line") ;;
+      *slave*) id=$(awk '{ print $4 }' <<<"$line") ;;
+      *) continue ;;
+    esac
+    # Only a healthy master that serves slots will do.
+    if awk -v i="$id" '$1 == i && $3 ~ /master/ && $3 !~ /fail/ && NF >= 9 { found = 1 } END { exit !found }' <<<"$nodes"; then
+      echo "$id"
+      return 0
+    fi
+  done < <(awk -v s="$shard" '$5 == s' <<<"$CLUSTER_PLAN")
+  slot_owner "$nodes" "$(plan_self | awk '{ print $6 }')"
+}
+
 # join_cluster MEMBER_IP MEMBER_PORT: this empty node joins as replica of its planned shard's master.
 join_cluster() {
   local mip=$1 mport=$2 myid nodes owner stale deadline start
@@ -139,14 +162,14 @@ join_cluster() {
   deadline=$((SECONDS + 60))
   while :; do
     nodes=$(rcli "$mip" "$mport" cluster nodes | tr -d '\r')
-    owner=$(slot_owner "$nodes" "$start")
+    owner=$(shard_owner "$nodes")
     [ -n "$owner" ] && break
-    [ "$SECONDS" -ge "$deadline" ] && die "no live master serves slot $start after 60s: the shard has no copy left; restore it from a backup (README: runbook)"
+    [ "$SECONDS" -ge "$deadline" ] && die "no live master serves this node's shard (slot $start) after 60s: the shard has no copy left; restore it from a backup (README: runbook)"
     sleep 1
   done
   stale=$(stale_ids "$nodes" "$myid")
 
-  log "joining the existing cluster through $mip:$mport as $myid (planned shard starts at slot $start, served by $owner)"
+  log "joining the existing cluster through $mip:$mport as $myid (shard $(plan_self | awk '{ print $5 }'), now served by $owner)"
   rcli "$NODE_IP" "$REDIS_PORT" cluster meet "$mip" "$mport" >/dev/null
   if [ -n "$stale" ]; then forget_everywhere "$stale"; fi
 

@@ -18,7 +18,7 @@ describeLab("prod cluster from rendered user-data", () => {
     const results = await c.boot();
     bootCodes = results.map((r) => r.code);
     results.forEach((r, i) => {
-      if (r.code !== 0) console.log(`user-data of node-${i} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+      if (r.code !== 0) console.log(`user-data of ${c.nodes[i].node.name} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
     });
     await c.waitConverged();
   }, 300000);
@@ -28,13 +28,35 @@ describeLab("prod cluster from rendered user-data", () => {
     expect(bootCodes).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
+  test("the user-data that formed this cluster carries no password and no private key", () => {
+    const keys = [...(c.pki?.nodes.values() ?? [])].map((n) => n.keyPem.trim().split("\n")[1]);
+    expect(keys).toHaveLength(6);
+    for (const ud of c.userData) {
+      expect(ud).not.toContain(c.passwords.app);
+      expect(ud).not.toContain(c.passwords.admin);
+      expect(ud).not.toContain("PRIVATE KEY");
+      for (const k of keys) expect(ud).not.toContain(k);
+    }
+  });
+
+  test("secrets on the node are readable by root and redis only, and stay out of the boot log", async () => {
+    const h = c.hosts[0];
+    const modes = (await h.sh("stat -c '%a %U:%G %n' /etc/redis/users.acl /etc/redis/secrets.conf /etc/redis/admin.pass /etc/redis/tls/node.key")).stdout.trim().split("\n");
+    expect(modes).toEqual(["640 root:redis /etc/redis/users.acl", "640 root:redis /etc/redis/secrets.conf", "600 root:root /etc/redis/admin.pass", "640 root:redis /etc/redis/tls/node.key"]);
+    expect((await h.sh("grep -c '^user app on #' /etc/redis/users.acl")).stdout.trim()).toBe("1");
+    const log = (await h.sh("cat /var/log/redis-bootstrap.log")).stdout;
+    expect(log).toContain("bootstrap of shard0-0 done");
+    expect(log).not.toContain(c.passwords.app);
+    expect(log).not.toContain(c.passwords.admin);
+  });
+
   test("cluster_state ok, 16384 slots, 3 masters with the planned ranges, each with exactly its planned replica in another AZ", async () => {
-    const info = (await c.cli("node-0", ["cluster", "info"])).stdout;
+    const info = (await c.cli("shard0-0", ["cluster", "info"])).stdout;
     expect(infoField(info, "cluster_state")).toBe("ok");
     expect(infoField(info, "cluster_slots_assigned")).toBe("16384");
     expect(infoField(info, "cluster_slots_ok")).toBe("16384");
     expect(infoField(info, "cluster_known_nodes")).toBe("6");
-    const lines = parseClusterNodes((await c.cli("node-0", ["cluster", "nodes"])).stdout);
+    const lines = parseClusterNodes((await c.cli("shard0-0", ["cluster", "nodes"])).stdout);
     const byAddr = new Map(lines.map((l) => [l.addr, l]));
     for (const n of c.nodes) {
       const line = byAddr.get(`${n.ip}:${n.port}`);
@@ -57,7 +79,7 @@ describeLab("prod cluster from rendered user-data", () => {
   });
 
   test("redis-cli --cluster check passes", async () => {
-    const r = await c.cli("node-1", ["--cluster", "check", `${c.nodes[1].ip}:${c.nodes[1].port}`]);
+    const r = await c.cli("shard1-0", ["--cluster", "check", `${c.nodes[1].ip}:${c.nodes[1].port}`]);
     expect(r.stdout).toContain("[OK] All nodes agree about slots configuration.");
     expect(r.stdout).toContain("[OK] All 16384 slots covered.");
     expect(r.stdout).not.toMatch(/\[ERR\]|\[WARNING\]/);
@@ -92,18 +114,18 @@ describeLab("prod cluster from rendered user-data", () => {
   });
 
   test("an unauthenticated client is refused; the app user works but cannot run admin commands", async () => {
-    const anon = await c.cli("node-0", ["ping"], "none");
+    const anon = await c.cli("shard0-0", ["ping"], "none");
     expect(anon.stdout + anon.stderr).toMatch(/NOAUTH|Authentication required/);
     const wrong = await c.lab.client.exec(["redis-cli", "-h", c.nodes[0].ip, "--tls", "--cacert", c.clientCa ?? "", "--user", "app", "ping"], { env: { REDISCLI_AUTH: "wrong-password" } });
     expect(wrong.stdout + wrong.stderr).toMatch(/WRONGPASS|invalid username-password/);
-    expect((await c.cli("node-0", ["ping"], "app")).stdout).toBe("PONG\n");
-    expect((await c.cli("node-0", ["config", "get", "maxmemory"], "app")).stdout).toMatch(/NOPERM/);
+    expect((await c.cli("shard0-0", ["ping"], "app")).stdout).toBe("PONG\n");
+    expect((await c.cli("shard0-0", ["config", "get", "maxmemory"], "app")).stdout).toMatch(/NOPERM/);
   });
 
   test("TLS only: a plaintext client gets no answer; a TLS client with the stack's CA works", async () => {
     const plain = await c.lab.client.exec(["redis-cli", "-h", c.nodes[0].ip, "--user", "app", "ping"], { env: { REDISCLI_AUTH: c.passwords.app }, timeoutMs: 5000 });
     expect(plain.stdout).not.toContain("PONG");
-    expect((await c.cli("node-0", ["ping"], "app")).stdout).toBe("PONG\n");
+    expect((await c.cli("shard0-0", ["ping"], "app")).stdout).toBe("PONG\n");
   });
 
   test("keys written through any node are readable through any other with a cluster client", async () => {
@@ -118,7 +140,7 @@ describeLab("prod cluster from rendered user-data", () => {
   });
 
   test("running the user-data again on every host (a reboot) changes nothing and keeps the data", async () => {
-    const before = parseClusterNodes((await c.cli("node-0", ["cluster", "nodes"])).stdout).map((l) => `${l.id} ${l.addr} ${l.flags.filter((f) => f !== "myself").join(",")} ${l.masterId} ${l.slots.join(" ")}`).sort();
+    const before = parseClusterNodes((await c.cli("shard0-0", ["cluster", "nodes"])).stdout).map((l) => `${l.id} ${l.addr} ${l.flags.filter((f) => f !== "myself").join(",")} ${l.masterId} ${l.slots.join(" ")}`).sort();
     const pids = await Promise.all(c.hosts.map(async (h) => (await h.sh("cat /run/fake-systemd/redis-node.pid 2>/dev/null || pgrep -x redis-server")).stdout.trim()));
     const again = await c.boot();
     for (const r of again) {
@@ -127,7 +149,7 @@ describeLab("prod cluster from rendered user-data", () => {
       expect(r.stdout).toContain("redis already running with this configuration");
       expect(r.stdout).not.toContain("formatting");
     }
-    const after = parseClusterNodes((await c.cli("node-0", ["cluster", "nodes"])).stdout).map((l) => `${l.id} ${l.addr} ${l.flags.filter((f) => f !== "myself").join(",")} ${l.masterId} ${l.slots.join(" ")}`).sort();
+    const after = parseClusterNodes((await c.cli("shard0-0", ["cluster", "nodes"])).stdout).map((l) => `${l.id} ${l.addr} ${l.flags.filter((f) => f !== "myself").join(",")} ${l.masterId} ${l.slots.join(" ")}`).sort();
     expect(after).toEqual(before);
     const pidsAfter = await Promise.all(c.hosts.map(async (h) => (await h.sh("cat /run/fake-systemd/redis-node.pid 2>/dev/null || pgrep -x redis-server")).stdout.trim()));
     expect(pidsAfter).toEqual(pids);
@@ -143,11 +165,11 @@ describeLab("boot order does not matter", () => {
     try {
       const results = await c.boot([5, 3, 1, 4, 2, 0], 300);
       expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0]);
-      const info = (await c.cli("node-3", ["cluster", "info"])).stdout;
+      const info = (await c.cli("shard0-1", ["cluster", "info"])).stdout;
       expect(infoField(info, "cluster_state")).toBe("ok");
-      const lines = parseClusterNodes((await c.cli("node-3", ["cluster", "nodes"])).stdout);
+      const lines = parseClusterNodes((await c.cli("shard0-1", ["cluster", "nodes"])).stdout);
       expect(lines.filter((l) => l.flags.includes("slave"))).toHaveLength(3);
-      expect((await c.cli("node-2", ["--cluster", "check", `${c.nodes[2].ip}:6379`])).code).toBe(0);
+      expect((await c.cli("shard2-0", ["--cluster", "check", `${c.nodes[2].ip}:6379`])).code).toBe(0);
     } finally {
       await c.destroy();
     }

@@ -5,6 +5,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { byType, countByType, FAKE, Registered, runStack, RunResult, unwrapSecrets, valueOf } from "./support/stackHarness";
 import { planTopology } from "../../components/topology";
+
+/** Node names in plan order: masters first, then replicas. */
+const NAMES = planTopology(3, 1, 3).map((n) => n.name);
 import { decodeUserData, USER_DATA_LIMIT_BYTES } from "../../components/userData";
 
 let run: RunResult;
@@ -64,7 +67,7 @@ describe("prod stack resource graph", () => {
     }
     expect([...azOfNode.values()].sort()).toEqual(["us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b", "us-east-1c", "us-east-1c"]);
     for (const n of planTopology(3, 1, 3).filter((p) => p.role === "replica")) {
-      expect(azOfNode.get(n.name)).not.toEqual(azOfNode.get(`node-${n.masterIndex}`));
+      expect(azOfNode.get(n.name)).not.toEqual(azOfNode.get(NAMES[n.masterIndex ?? -1]));
     }
     // Data volumes live in their node's AZ.
     for (const v of byType(run.resources, "aws:ebs/volume:Volume").map(inputs)) {
@@ -118,7 +121,7 @@ describe("prod stack resource graph", () => {
     expect(params.map((p) => inputs(p).name).sort()).toEqual([
       "/redis-stack/prod/admin-password",
       "/redis-stack/prod/app-password",
-      ...[0, 1, 2, 3, 4, 5].map((i) => `/redis-stack/prod/tls/node-${i}.key`),
+      ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.key`),
     ].sort());
     const policy = JSON.parse(String(one("aws:iam/rolePolicy:RolePolicy", "-read-params").policy)) as { Statement: Array<{ Action: string[]; Resource: string }> };
     expect(policy.Statement).toEqual([{ Effect: "Allow", Action: ["ssm:GetParameter", "ssm:GetParameters"], Resource: "arn:aws:ssm:us-east-1:123456789012:parameter/redis-stack/prod/*" }]);
@@ -128,25 +131,25 @@ describe("prod stack resource graph", () => {
   test("each node's user-data carries its cluster, persistence and memory settings and no secret", () => {
     const secrets = [FAKE.password("redis-prod-app-password"), FAKE.password("redis-prod-admin-password"), "KEYredis-prod"];
     for (let i = 0; i < 6; i++) {
-      const ud = userDataOf(`node-${i}`);
+      const ud = userDataOf(NAMES[i]);
       expect(ud.startsWith("#!/bin/bash\n")).toBe(true);
       expect(ud).toContain("set -euo pipefail");
-      expect(ud).toContain(`NODE_NAME='node-${i}'`);
+      expect(ud).toContain(`NODE_NAME='${NAMES[i]}'`);
       for (const line of ["cluster-enabled yes", "cluster-node-timeout 2000", "appendonly yes", "appendfsync everysec", "save 900 1 300 10 60 10000", "maxmemory 11166285824", "maxmemory-policy allkeys-lru", "tls-port 6379", "tls-cluster yes", "tls-replication yes", "port 0"]) {
         expect(ud).toContain(line);
       }
       expect(ud).toContain("SSM_APP_PASSWORD='/redis-stack/prod/app-password'");
-      expect(ud).toContain(`SSM_TLS_KEY='/redis-stack/prod/tls/node-${i}.key'`);
+      expect(ud).toContain(`SSM_TLS_KEY='/redis-stack/prod/tls/${NAMES[i]}.key'`);
       expect(ud).toMatch(/DATA_VOLUME_ID='vol-0[0-9a-f]{16}'/);
-      expect(ud).toContain(`CERTredis-prod-node-${i}-tls`);
+      expect(ud).toContain(`CERTredis-prod-${NAMES[i]}-tls`);
       for (const s of secrets) expect(ud).not.toContain(s);
       expect(ud).not.toContain("PRIVATE KEY");
       // EC2's limit applies to what it receives: the gzip bytes.
-      const shipped = Buffer.from(String(one("aws:ec2/instance:Instance", `-node-${i}`).userDataBase64), "base64");
+      const shipped = Buffer.from(String(one("aws:ec2/instance:Instance", `-${NAMES[i]}`).userDataBase64), "base64");
       expect(shipped.length).toBeLessThan(USER_DATA_LIMIT_BYTES);
     }
     // The plan every node carries: masters with the 3 slot ranges, replicas following them.
-    const plan = userDataOf("node-0").split("CLUSTER_PLAN='")[1].split("'")[0].split("\n");
+    const plan = userDataOf("shard0-0").split("CLUSTER_PLAN='")[1].split("'")[0].split("\n");
     expect(plan.map((l) => l.split(" ").slice(3).join(" "))).toEqual([
       "master 0 0 5460",
       "master 1 5461 10922",

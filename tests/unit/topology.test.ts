@@ -44,13 +44,18 @@ test("more replicas than other AZs is refused", () => {
 test("fixed addresses: host offset + order within the AZ's subnet", () => {
   const nodes = addressedTopology(3, 1, ["10.40.0.0/19", "10.40.32.0/19", "10.40.64.0/19"], 10, 6379);
   expect(nodes.map((n) => `${n.node.name} ${n.ip}`)).toEqual([
-    "node-0 10.40.0.10",
-    "node-1 10.40.32.10",
-    "node-2 10.40.64.10",
-    "node-3 10.40.32.11",
-    "node-4 10.40.64.11",
-    "node-5 10.40.0.11",
+    "shard0-0 10.40.0.10",
+    "shard1-0 10.40.32.12",
+    "shard2-0 10.40.64.14",
+    "shard0-1 10.40.32.11",
+    "shard1-1 10.40.64.13",
+    "shard2-1 10.40.0.15",
   ]);
+  // Adding a shard renames nothing and moves no address: the existing nodes keep theirs.
+  const grown = addressedTopology(4, 1, ["10.40.0.0/19", "10.40.32.0/19", "10.40.64.0/19"], 10, 6379);
+  const before = new Map(nodes.map((n) => [n.node.name, n.ip]));
+  for (const n of grown.filter((g) => before.has(g.node.name))) expect(n.ip).toBe(before.get(n.node.name));
+  expect(grown.map((n) => n.node.name).filter((name) => !before.has(name)).sort()).toEqual(["shard3-0", "shard3-1"]);
   expect(planVpcSubnets("10.40.0.0/16", 3)).toEqual({
     privateCidrs: ["10.40.0.0/19", "10.40.32.0/19", "10.40.64.0/19"],
     publicCidrs: ["10.40.128.0/19", "10.40.160.0/19", "10.40.192.0/19"],
