@@ -579,6 +579,10 @@ export async function sweepStaleLabs(): Promise<string[]> {
 
 // ------------------------------------------------------------------ in-node scripts
 
+/** The project root, kept visible inside nodes if it lives under /tmp (which nodes get privately). */
+const PROJECT_ROOT = path.resolve(__dirname, "../..");
+const KEEP_VISIBLE = PROJECT_ROOT.startsWith(`${LAB_BASE_DIR}/`) ? [PROJECT_ROOT] : [];
+
 /** PID 1 of every node's pid namespace: sleeps, and reaps orphans (bash reaps any child on SIGCHLD). */
 const REAPER = 'trap "" TERM INT HUP; while :; do sleep 3600 & wait $!; done';
 
@@ -615,8 +619,14 @@ if [[ -n $redis_log ]]; then
 fi
 fresh /var/lib/redis 755
 mount --bind "$R/run" /run
+# Directories under the real /tmp that must stay visible in the node (the project itself, when it is
+# checked out under /tmp: its scripts and node_modules run inside nodes).
+for keep in ${KEEP_VISIBLE.map((d) => `'${d}'`).join(" ")}; do
+  mkdir -p "$R/tmp$keep"
+  mount --bind "$keep" "$R/tmp$keep"
+done
 # Last use of $R: the lab dir lives under the real /tmp.
-mount --bind "$R/tmp" /tmp
+mount --rbind "$R/tmp" /tmp
 mount -t tmpfs -o mode=0755,size=8m,nosuid hostlab-dev /dev
 cd /dev
 mknod -m 666 null c 1 3
