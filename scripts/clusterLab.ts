@@ -204,7 +204,10 @@ export async function startWriter(c: ClusterLab, tag: string, opts: { where?: La
   const running = where.exec(["node", "-r", TS_NODE, WRITER, stopFile], { env: nodeEnv(cfg), timeoutMs: 320000 });
   // Returns once the writer has its first acknowledged write (it touches <stopFile>.ready).
   const deadline = Date.now() + 20000;
+  let exited: ExecResult | undefined;
+  void running.then((r) => (exited = r));
   while ((await where.sh(`test -e ${stopFile}.ready`)).code !== 0) {
+    if (exited) throw new Error(`writer on ${where.name} exited (${exited.code}) before its first write: ${exited.stderr.trim().slice(-500)}`);
     if (Date.now() > deadline) throw new Error(`writer on ${where.name} did not get a first write through in 20 s`);
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -621,10 +621,7 @@ fresh /var/lib/redis 755
 mount --bind "$R/run" /run
 # Directories under the real /tmp that must stay visible in the node (the project itself, when it is
 # checked out under /tmp: its scripts and node_modules run inside nodes).
-for keep in ${KEEP_VISIBLE.map((d) => `'${d}'`).join(" ")}; do
-  mkdir -p "$R/tmp$keep"
-  mount --bind "$keep" "$R/tmp$keep"
-done
+${KEEP_VISIBLE.map((d) => `mkdir -p "$R/tmp${d.slice(LAB_BASE_DIR.length)}"\nmount --bind '${d}' "$R/tmp${d.slice(LAB_BASE_DIR.length)}"`).join("\n")}
 # Last use of $R: the lab dir lives under the real /tmp.
 mount --rbind "$R/tmp" /tmp
 mount -t tmpfs -o mode=0755,size=8m,nosuid hostlab-dev /dev
