@@ -11,9 +11,10 @@ import * as path from "path";
 import { spawnSync } from "child_process";
 import { connectionContract, ConnectionContract, toDotenv } from "../components/connection";
 import { APP_USER, ADMIN_USER } from "../components/redisConf";
-import { clusterHealth, CliTarget, ROOT, sleep, stackSettings } from "./localCluster";
+import { NodeAddress } from "../components/topology";
+import { clusterHealth, CliTarget, Passwords, ROOT, sleep, stackSettings } from "./localCluster";
 import { convergeLoopback, readLoopbackState, startLoopback, stopLoopback } from "./loopback";
-import { hostsDown, hostsUp, hostsWrap, canRunHosts } from "./localHosts";
+import { hostsDown, hostsUp, canRunHosts, readHostsState } from "./localHosts";
 
 export const ENV_FILE = path.join(ROOT, ".local", "redis.env");
 const log = (m: string) => console.log(`[local] ${m}`);
@@ -33,11 +34,11 @@ function chooseMode(): Mode {
 }
 
 /** Polls health with a progress line until healthy or the deadline. */
-async function waitHealthy(target: CliTarget, masters: number, replicas: number, wrap: string[], timeoutMs: number): Promise<number> {
+async function waitHealthy(target: CliTarget, masters: number, replicas: number, timeoutMs: number): Promise<number> {
   const started = Date.now();
   let lastDetail = "";
   while (Date.now() - started < timeoutMs) {
-    const h = await clusterHealth(target, masters, replicas, wrap);
+    const h = await clusterHealth(target, masters, replicas);
     if (h.ok) return Date.now() - started;
     if (h.detail !== lastDetail) {
       log(`waiting for the cluster: ${h.detail} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
@@ -68,40 +69,27 @@ async function up(mode: Mode): Promise<void> {
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("Pulumi.prod.yaml must use target ec2");
   log(`prod topology: ${ec2.shards} shards x ${ec2.replicasPerShard} replica(s), TLS ${settings.tls ? "on" : "off"}, mode ${mode}`);
+  let running: { nodes: NodeAddress[]; passwords: Passwords; caFile?: string };
   if (mode === "loopback") {
     const state = await startLoopback(settings, log);
     await convergeLoopback(state);
-    const first = state.nodes[0];
-    const target: CliTarget = { host: first.ip, port: first.port, user: ADMIN_USER, password: state.passwords.admin, tls: state.caFile ? { ca: state.caFile } : undefined };
-    const ms = await waitHealthy(target, ec2.shards, ec2.replicasPerShard, [], 60000);
-    log(`cluster healthy (${(ms / 1000).toFixed(1)}s after forming)`);
-    publish(
-      connectionContract({
-        target: "ec2",
-        nodes: state.nodes.map((n) => `${n.ip}:${n.port}`),
-        username: APP_USER,
-        password: state.passwords.app,
-        tls: state.tls,
-        clusterMode: true,
-        caCertificate: state.caFile ? fs.readFileSync(state.caFile, "utf8") : undefined,
-        client: settings.client,
-      }),
-    );
-    return;
+    running = state;
+  } else {
+    running = await hostsUp(settings, log);
   }
-  const lab = await hostsUp(settings, log);
-  const target: CliTarget = { host: lab.nodes[0].ip, port: lab.nodes[0].port, user: ADMIN_USER, password: lab.passwords.admin, tls: lab.caFile ? { ca: lab.caFile } : undefined };
-  const ms = await waitHealthy(target, ec2.shards, ec2.replicasPerShard, hostsWrap(), 120000);
-  log(`cluster healthy (${(ms / 1000).toFixed(1)}s after the last user-data finished)`);
+  const first = running.nodes[0];
+  const target: CliTarget = { host: first.ip, port: first.port, user: ADMIN_USER, password: running.passwords.admin, tls: running.caFile ? { ca: running.caFile } : undefined };
+  const ms = await waitHealthy(target, ec2.shards, ec2.replicasPerShard, 120000);
+  log(`cluster healthy (${(ms / 1000).toFixed(1)}s after every node finished its part)`);
   publish(
     connectionContract({
       target: "ec2",
-      nodes: lab.nodes.map((n) => `${n.ip}:${n.port}`),
+      nodes: running.nodes.map((n) => `${n.ip}:${n.port}`),
       username: APP_USER,
-      password: lab.passwords.app,
+      password: running.passwords.app,
       tls: settings.tls,
       clusterMode: true,
-      caCertificate: lab.caFile ? fs.readFileSync(lab.caFile, "utf8") : undefined,
+      caCertificate: running.caFile ? fs.readFileSync(running.caFile, "utf8") : undefined,
       client: settings.client,
     }),
   );
@@ -123,8 +111,15 @@ async function main(): Promise<void> {
     return;
   }
   if (cmd === "status") {
-    const state = readLoopbackState();
-    console.log(state ? `loopback nodes: ${state.nodes.map((n) => `${n.ip}:${n.port}`).join(" ")}` : "no loopback cluster");
+    const ec2 = stackSettings("prod").ec2;
+    const running = readLoopbackState() ?? readHostsState();
+    if (!running || !ec2) {
+      log("no local cluster (start one with: npm run local)");
+      return;
+    }
+    const first = running.nodes[0];
+    const h = await clusterHealth({ host: first.ip, port: first.port, user: ADMIN_USER, password: running.passwords.admin, tls: running.caFile ? { ca: running.caFile } : undefined }, ec2.shards, ec2.replicasPerShard);
+    log(`${running.nodes.map((n) => `${n.ip}:${n.port}`).join(" ")}: ${h.ok ? "healthy" : "NOT healthy"} (${h.detail})`);
     return;
   }
   await up(mode);

@@ -52,10 +52,10 @@ export interface CliTarget {
   tls?: { ca: string; cert?: string; key?: string };
 }
 
-/** Runs redis-cli against one node; `wrap` prefixes the command (e.g. nsenter into a host). */
-export async function redisCli(t: CliTarget, args: string[], wrap: string[] = [], timeoutMs = 5000): Promise<string> {
+/** Runs redis-cli against one node. */
+export async function redisCli(t: CliTarget, args: string[], timeoutMs = 5000): Promise<string> {
   const tlsArgs = t.tls ? ["--tls", "--cacert", t.tls.ca, ...(t.tls.cert && t.tls.key ? ["--cert", t.tls.cert, "--key", t.tls.key] : [])] : [];
-  const argv = [...wrap, "redis-cli", "-h", t.host, "-p", String(t.port), "--user", t.user, ...tlsArgs, ...args];
+  const argv = ["redis-cli", "-h", t.host, "-p", String(t.port), "--user", t.user, ...tlsArgs, ...args];
   const { stdout } = await run(argv[0], argv.slice(1), { env: { ...process.env, REDISCLI_AUTH: t.password }, timeout: timeoutMs });
   return stdout.replace(/\r/g, "");
 }
@@ -70,11 +70,11 @@ export interface ClusterHealth {
 }
 
 /** Cluster health as one node sees it: state ok, all slots ok, every master with its replicas linked. */
-export async function clusterHealth(t: CliTarget, expectedMasters: number, replicasPerShard: number, wrap: string[] = []): Promise<ClusterHealth> {
+export async function clusterHealth(t: CliTarget, expectedMasters: number, replicasPerShard: number): Promise<ClusterHealth> {
   try {
-    const info = await redisCli(t, ["cluster", "info"], wrap);
+    const info = await redisCli(t, ["cluster", "info"]);
     const field = (k: string) => /^([^:]+):(.*)$/m.exec(info.split("\n").find((l) => l.startsWith(`${k}:`)) ?? "")?.[2] ?? "";
-    const nodes = (await redisCli(t, ["cluster", "nodes"], wrap)).trim().split("\n");
+    const nodes = (await redisCli(t, ["cluster", "nodes"])).trim().split("\n");
     const flags = (l: string) => (l.split(" ")[2] ?? "").split(",");
     const healthy = (l: string) => !flags(l).some((f) => f === "fail" || f === "fail?" || f === "noaddr" || f === "handshake") && l.split(" ")[7] === "connected";
     const masters = nodes.filter((l) => flags(l).includes("master") && healthy(l) && l.split(" ").length > 8);

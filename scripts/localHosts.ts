@@ -26,19 +26,14 @@ export function canRunHosts(): { ok: boolean; reason?: string } {
   return canRunLab();
 }
 
-/** Programs on this machine reach the hosts directly (through the bridge address): no wrapper needed. */
-export function hostsWrap(): string[] {
-  return [];
-}
-
-function readState(): HostsState | undefined {
+export function readHostsState(): HostsState | undefined {
   return fs.existsSync(STATE) ? (JSON.parse(fs.readFileSync(STATE, "utf8")) as HostsState) : undefined;
 }
 
 export async function hostsUp(settings: Settings, log: (m: string) => void): Promise<HostsState> {
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("target must be ec2");
-  const previous = readState();
+  const previous = readHostsState();
   if (previous) {
     const first = previous.nodes[0];
     const h = await clusterHealth({ host: first.ip, port: first.port, user: ADMIN_USER, password: previous.passwords.admin, tls: previous.caFile ? { ca: previous.caFile } : undefined }, ec2.shards, ec2.replicasPerShard);

@@ -501,20 +501,25 @@ function removeLabResourcesSync(id: string, labDirs: string[]): void {
   }
 }
 
-function sweepStaleLabsSync(): string[] {
-  const swept: string[] = [];
-  const liveIds = new Set<string>();
-  const staleDirs = new Map<string, string[]>();
+/** Every lab's state dir under LAB_BASE_DIR, with its id. */
+function labDirsOnDisk(): { id: string; full: string }[] {
   let entries: string[] = [];
   try {
     entries = fs.readdirSync(LAB_BASE_DIR);
   } catch {
-    /* ignore */
+    return [];
   }
-  for (const e of entries) {
+  return entries.flatMap((e) => {
     const id = labIdOfDir(e);
-    if (!id) continue;
-    const full = path.join(LAB_BASE_DIR, e);
+    return id ? [{ id, full: path.join(LAB_BASE_DIR, e) }] : [];
+  });
+}
+
+function sweepStaleLabsSync(): string[] {
+  const swept: string[] = [];
+  const liveIds = new Set<string>();
+  const staleDirs = new Map<string, string[]>();
+  for (const { id, full } of labDirsOnDisk()) {
     if (ownerAlive(full)) liveIds.add(id);
     else staleDirs.set(id, [...(staleDirs.get(id) ?? []), full]);
   }
@@ -546,16 +551,7 @@ function sweepStaleLabsSync(): string[] {
 /** Removes every persistent lab (see LabOptions.persistent). Returns the removed lab ids. */
 export function destroyPersistentLabs(): string[] {
   const removed: string[] = [];
-  let entries: string[] = [];
-  try {
-    entries = fs.readdirSync(LAB_BASE_DIR);
-  } catch {
-    /* ignore */
-  }
-  for (const e of entries) {
-    const id = labIdOfDir(e);
-    if (!id) continue;
-    const full = path.join(LAB_BASE_DIR, e);
+  for (const { id, full } of labDirsOnDisk()) {
     try {
       const o = JSON.parse(fs.readFileSync(path.join(full, "owner.json"), "utf8")) as { persistent?: unknown };
       if (o.persistent !== true) continue;
