@@ -1,0 +1,65 @@
+/**
+ * Resource options of the EC2 component (mocks never see options; a component-level transformation
+ * does): instances replaced delete-first so the ENI (and its IP) can move to the new one; new AMIs
+ * and user-data never restart running nodes; every child parented under the component.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { RedisEc2Cluster } from "../../components/ec2Cluster";
+import { ssmNames } from "../../components/userData";
+import { stackSettings } from "../../scripts/localCluster";
+
+interface Seen {
+  type: string;
+  name: string;
+  opts: pulumi.CustomResourceOptions;
+}
+
+test("instances: deleteBeforeReplace, ignoreChanges on ami and user-data; all children parented", async () => {
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (a) => ({ id: `${a.name}-id`, state: { ...a.inputs, result: "pw", certPem: "CERT", privateKeyPem: "KEY", arn: "arn:x", name: a.name } }),
+      call: (a) => {
+        if (a.token === "aws:index/getCallerIdentity:getCallerIdentity") return { accountId: "123456789012" };
+        if (a.token === "aws:ec2/getAmi:getAmi") return { id: "ami-1" };
+        throw new Error(`unmocked ${a.token}`);
+      },
+    },
+    "redis-stack",
+    "prod",
+    false,
+  );
+  const settings = stackSettings("prod");
+  if (!settings.ec2) throw new Error("prod must be ec2");
+  const seen: Seen[] = [];
+  const cluster = new RedisEc2Cluster(
+    "redis-prod",
+    {
+      settings: settings.ec2,
+      maxmemoryPolicy: settings.maxmemoryPolicy,
+      persistence: settings.persistence,
+      tls: settings.tls,
+      allowedCidrs: settings.allowedCidrs,
+      client: settings.client,
+      placement: { kind: "create", vpcCidr: settings.ec2.vpcCidr, zones: ["us-east-1a", "us-east-1b", "us-east-1c"] },
+      ssm: ssmNames("redis-stack", "prod"),
+    },
+    {
+      transformations: [
+        (args) => {
+          seen.push({ type: args.type, name: args.name, opts: args.opts });
+          return undefined;
+        },
+      ],
+    },
+  );
+  await new Promise<void>((resolve) => cluster.clientSecurityGroupId.apply(() => resolve()));
+  const instances = seen.filter((s) => s.type === "aws:ec2/instance:Instance");
+  expect(instances).toHaveLength(6);
+  for (const i of instances) {
+    expect(i.opts.deleteBeforeReplace).toBe(true);
+    expect(i.opts.ignoreChanges).toEqual(["ami", "userDataBase64"]);
+  }
+  expect(seen.length).toBeGreaterThan(60);
+  // The component itself (first seen) hangs under the stack; everything else under a component.
+  expect(seen.filter((s) => s.opts.parent === undefined).map((s) => s.type)).toEqual(["redis-stack:ec2:RedisCluster"]);
+});
