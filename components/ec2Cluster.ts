@@ -100,9 +100,9 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     secureParam("app-password", args.ssm.appPassword, appPassword.result, "Redis password of the app user");
     secureParam("admin-password", args.ssm.adminPassword, adminPassword.result, "Redis password of the admin user (tooling, replication)");
 
-    // TLS: a CA and one certificate per node (its fixed IP as SAN); keys go to SSM, never user-data.
+    // TLS: a CA and one certificate per node (its fixed IP as SAN). All of it goes to SSM (keys as
+    // SecureString), read by the node at boot: renewed certificates reach replaced or rebooted nodes.
     let ca: tls.SelfSignedCert | undefined;
-    const nodeCerts = new Map<string, pulumi.Output<string>>();
     if (args.tls) {
       const caKey = new tls.PrivateKey(`${name}-ca`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, child);
       ca = new tls.SelfSignedCert(
@@ -116,6 +116,9 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         },
         child,
       );
+      const publicParam = (id: string, paramName: string, value: pulumi.Input<string>, description: string) =>
+        new aws.ssm.Parameter(`${name}-${id}`, { name: paramName, type: "String", tier: "Standard", value, description, tags: tags(id) }, child);
+      publicParam("ca-cert", args.ssm.tlsCa, ca.certPem, "CA certificate of the Redis nodes");
       for (const n of nodes) {
         const key = new tls.PrivateKey(`${name}-${n.node.name}-tls`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, child);
         const csr = new tls.CertRequest(`${name}-${n.node.name}-tls`, { privateKeyPem: key.privateKeyPem, subject: { commonName: n.node.name }, ipAddresses: [n.ip] }, child);
@@ -132,7 +135,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           child,
         );
         secureParam(`${n.node.name}-tls-key`, args.ssm.tlsKey(n.node.name), key.privateKeyPem, `TLS private key of ${n.node.name}`);
-        nodeCerts.set(n.node.name, cert.certPem);
+        publicParam(`${n.node.name}-tls-cert`, args.ssm.tlsCert(n.node.name), cert.certPem, `TLS certificate of ${n.node.name}`);
       }
     }
 
@@ -192,10 +195,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         { availabilityZone: az, size: s.dataVolumeGb, type: "gp3", encrypted: true, tags: tags(`${nodeName}-data`) },
         child,
       );
-      const certPem = nodeCerts.get(nodeName);
-      const userData = pulumi
-        .all([volume.id, certPem ?? "", ca?.certPem ?? ""])
-        .apply(([volumeId, cert, caPem]) => encodeUserData(renderNodeUserData(spec, nodes, n, volumeId, args.tls ? { caCertPem: caPem, certPem: cert } : undefined)));
+      const userData = volume.id.apply((volumeId) => encodeUserData(renderNodeUserData(spec, nodes, n, volumeId, args.tls)));
       const instance = new aws.ec2.Instance(
         `${name}-${nodeName}`,
         {

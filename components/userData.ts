@@ -26,6 +26,8 @@ export interface SsmNames {
   appPassword: string;
   adminPassword: string;
   tlsKey(nodeName: string): string;
+  tlsCert(nodeName: string): string;
+  tlsCa: string;
 }
 
 export function ssmNames(project: string, stack: string): SsmNames {
@@ -35,6 +37,8 @@ export function ssmNames(project: string, stack: string): SsmNames {
     appPassword: `${prefix}/app-password`,
     adminPassword: `${prefix}/admin-password`,
     tlsKey: (nodeName) => `${prefix}/tls/${nodeName}.key`,
+    tlsCert: (nodeName) => `${prefix}/tls/${nodeName}.crt`,
+    tlsCa: `${prefix}/tls/ca.crt`,
   };
 }
 
@@ -85,8 +89,11 @@ export interface UserDataInput {
   ssm: SsmNames;
   redisConf: string;
   nodeTimeoutMs: number;
-  /** Public PEMs when TLS is on (the private key comes from SSM). */
-  tls?: { caCertPem: string; certPem: string };
+  /**
+   * TLS on: the node reads its key, its certificate and the CA from SSM at boot, so a renewed
+   * certificate reaches a node on its next boot (user-data is fixed at launch).
+   */
+  tls: boolean;
   /** How long a node waits for its peers before giving up (seconds). */
   peerWaitSeconds?: number;
 }
@@ -111,6 +118,8 @@ export function renderUserData(u: UserDataInput): string {
     ["SSM_APP_PASSWORD", u.ssm.appPassword],
     ["SSM_ADMIN_PASSWORD", u.ssm.adminPassword],
     ["SSM_TLS_KEY", u.tls ? u.ssm.tlsKey(node.name) : ""],
+    ["SSM_TLS_CERT", u.tls ? u.ssm.tlsCert(node.name) : ""],
+    ["SSM_TLS_CA", u.tls ? u.ssm.tlsCa : ""],
     ["APP_USER", APP_USER],
     ["ADMIN_USER", ADMIN_USER],
     ["APP_ACL_RULES", APP_ACL_RULES],
@@ -120,8 +129,6 @@ export function renderUserData(u: UserDataInput): string {
     ["TLS_CA", f.caCert],
     ["TLS_CERT", f.cert],
     ["TLS_KEY", f.key],
-    ["TLS_CA_PEM", u.tls?.caCertPem.trim() ?? ""],
-    ["TLS_CERT_PEM", u.tls?.certPem.trim() ?? ""],
     ["PEER_WAIT_SECONDS", String(u.peerWaitSeconds ?? 900)],
     ["CLUSTER_PLAN", renderClusterPlan(u.cluster)],
     ["REDIS_CONF", u.redisConf.trimEnd()],
@@ -163,7 +170,7 @@ export function renderNodeUserData(
   cluster: NodeAddress[],
   self: NodeAddress,
   dataVolumeId: string,
-  tls?: { caCertPem: string; certPem: string },
+  tls: boolean,
 ): string {
   const redisConf = renderRedisConf({
     announceIp: self.ip,
@@ -172,7 +179,7 @@ export function renderNodeUserData(
     maxmemoryBytes: spec.maxmemoryBytes,
     maxmemoryPolicy: spec.maxmemoryPolicy,
     persistence: spec.persistence,
-    tls: tls !== undefined,
+    tls,
     paths: EC2_PATHS,
   });
   return renderUserData({

@@ -68,7 +68,13 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
   const pkiDir = opts.pkiDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "redis-pki-"));
   const pki = settings.tls ? makePki(pkiDir, nodes.map((n) => ({ name: n.node.name, ip: n.ip }))) : undefined;
   const params: Record<string, string> = { [ssm.appPassword]: passwords.app, [ssm.adminPassword]: passwords.admin };
-  if (pki) for (const n of nodes) params[ssm.tlsKey(n.node.name)] = pki.nodes.get(n.node.name)?.keyPem ?? "";
+  if (pki) {
+    params[ssm.tlsCa] = pki.caCertPem;
+    for (const n of nodes) {
+      params[ssm.tlsKey(n.node.name)] = pki.nodes.get(n.node.name)?.keyPem ?? "";
+      params[ssm.tlsCert(n.node.name)] = pki.nodes.get(n.node.name)?.certPem ?? "";
+    }
+  }
 
   const spec: ClusterSpec = {
     nodeTimeoutMs: ec2.nodeTimeoutMs,
@@ -79,7 +85,7 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     ssm,
     peerWaitSeconds: opts.peerWaitSeconds ?? 120,
   };
-  const userData = nodes.map((n, i) => renderNodeUserData(spec, nodes, n, volumeId(i), pki ? { caCertPem: pki.caCertPem, certPem: pki.nodes.get(n.node.name)?.certPem ?? "" } : undefined));
+  const userData = nodes.map((n, i) => renderNodeUserData(spec, nodes, n, volumeId(i), settings.tls));
 
   const lab = await HostLab.create(
     nodes.map((n, i) => ({ name: n.node.name, ip: n.ip, az: AZS[n.node.azIndex], dataVolumeId: volumeId(i) })),

@@ -92,6 +92,11 @@ ssm_get() {
   aws ssm get-parameter --region "$AWS_REGION" --name "$1" --with-decryption --query Parameter.Value --output text
 }
 
+# ssm_to_file PARAMETER PATH MODE: a parameter's value into a root:redis file (records a change).
+ssm_to_file() {
+  retry 300 ssm_get "$1" | write_file "$2" "$3" root:redis >>"$CHANGES" || die "cannot read $1 from SSM"
+}
+
 # write_file PATH MODE OWNER: stdin to PATH atomically, with mode and owner; prints "changed" if it did.
 write_file() {
   local path=$1 mode=$2 owner=$3 tmp
@@ -122,10 +127,9 @@ write_secrets() {
   printf 'masterauth "%s"\n' "$admin_pass" | write_file "$CONF_DIR/secrets.conf" 0640 root:redis >>"$CHANGES"
   if [ "$TLS" = yes ]; then
     install -d -m 0750 -o root -g redis "$CONF_DIR/tls"
-    printf '%s\n' "$TLS_CA_PEM" | write_file "$TLS_CA" 0644 root:redis >>"$CHANGES"
-    printf '%s\n' "$TLS_CERT_PEM" | write_file "$TLS_CERT" 0644 root:redis >>"$CHANGES"
-    retry 300 ssm_get "$SSM_TLS_KEY" | write_file "$TLS_KEY" 0640 root:redis >>"$CHANGES" ||
-      die "cannot read $SSM_TLS_KEY from SSM"
+    ssm_to_file "$SSM_TLS_CA" "$TLS_CA" 0644
+    ssm_to_file "$SSM_TLS_CERT" "$TLS_CERT" 0644
+    ssm_to_file "$SSM_TLS_KEY" "$TLS_KEY" 0640
   fi
 }
 

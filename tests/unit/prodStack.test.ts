@@ -40,7 +40,7 @@ describe("prod stack resource graph", () => {
       "aws:ec2/volumeAttachment:VolumeAttachment": 6,
       "aws:ec2/instance:Instance": 6,
       "random:index/randomPassword:RandomPassword": 2,
-      "aws:ssm/parameter:Parameter": 2 + 6,
+      "aws:ssm/parameter:Parameter": 2 + 1 + 6 * 2,
       "tls:index/selfSignedCert:SelfSignedCert": 1,
       "tls:index/locallySignedCert:LocallySignedCert": 6,
       "tls:index/privateKey:PrivateKey": 7,
@@ -113,16 +113,20 @@ describe("prod stack resource graph", () => {
 
   test("passwords and TLS keys are SSM SecureStrings, and the role reads only this stack's parameters", () => {
     const params = byType(run.resources, "aws:ssm/parameter:Parameter");
-    for (const p of params) {
-      expect(p.inputs.type).toBe("SecureString");
+    const secret = params.filter((p) => p.inputs.type === "SecureString");
+    for (const p of secret) {
       // The value reaches the engine as a secret.
       expect(p.inputs.value).toMatchObject({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig });
     }
-    expect(params.map((p) => inputs(p).name).sort()).toEqual([
+    expect(secret.map((p) => inputs(p).name).sort()).toEqual([
       "/redis-stack/prod/admin-password",
       "/redis-stack/prod/app-password",
       ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.key`),
     ].sort());
+    // Certificates are public: plain String parameters, so renewals reach nodes at their next boot.
+    const plain = params.filter((p) => p.inputs.type === "String").map(inputs);
+    expect(plain.map((p) => p.name).sort()).toEqual(["/redis-stack/prod/tls/ca.crt", ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.crt`)].sort());
+    for (const p of plain) expect(String(p.value)).toMatch(/^-----BEGIN CERTIFICATE-----/);
     const policy = JSON.parse(String(one("aws:iam/rolePolicy:RolePolicy", "-read-params").policy)) as { Statement: Array<{ Action: string[]; Resource: string }> };
     expect(policy.Statement).toEqual([{ Effect: "Allow", Action: ["ssm:GetParameter", "ssm:GetParameters"], Resource: "arn:aws:ssm:us-east-1:123456789012:parameter/redis-stack/prod/*" }]);
     expect(one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "-ssm-core").policyArn).toBe("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore");
@@ -141,7 +145,8 @@ describe("prod stack resource graph", () => {
       expect(ud).toContain("SSM_APP_PASSWORD='/redis-stack/prod/app-password'");
       expect(ud).toContain(`SSM_TLS_KEY='/redis-stack/prod/tls/${NAMES[i]}.key'`);
       expect(ud).toMatch(/DATA_VOLUME_ID='vol-0[0-9a-f]{16}'/);
-      expect(ud).toContain(`CERTredis-prod-${NAMES[i]}-tls`);
+      expect(ud).toContain(`SSM_TLS_CERT='/redis-stack/prod/tls/${NAMES[i]}.crt'`);
+      expect(ud).not.toContain("BEGIN CERTIFICATE");
       for (const s of secrets) expect(ud).not.toContain(s);
       expect(ud).not.toContain("PRIVATE KEY");
       // EC2's limit applies to what it receives: the gzip bytes.

@@ -35,7 +35,7 @@ test("systemd unit: refuses to start without the data volume; restarts only afte
 
 const cluster = addressedTopology(3, 1, ["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"], 10, 6379);
 const spec = { nodeTimeoutMs: 2000, maxmemoryBytes: 1 << 30, maxmemoryPolicy: "allkeys-lru" as const, persistence: "aof+rdb" as const, region: "eu-west-1", ssm: ssmNames("redis-stack", "test") };
-const scripts = cluster.map((n, i) => renderNodeUserData(spec, cluster, n, `vol-0${i}abcdef`, i % 2 === 0 ? { caCertPem: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----", certPem: "-----BEGIN CERTIFICATE-----\nN\n-----END CERTIFICATE-----" } : undefined));
+const scripts = cluster.map((n, i) => renderNodeUserData(spec, cluster, n, `vol-0${i}abcdef`, i % 2 === 0));
 
 test("user-data round-trips through gzip+base64 unchanged", () => {
   for (const s of scripts) expect(decodeUserData(encodeUserData(s))).toBe(s);
