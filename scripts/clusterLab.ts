@@ -221,8 +221,12 @@ export async function startWriter(c: ClusterLab, tag: string, opts: { where?: La
     tag,
     stop: async () => {
       await where.sh(`touch ${stopFile}`);
-      const late = await Promise.race([running.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 15000))]);
-      if (late) await where.sh(`pkill -TERM -f -- '${WRITER} ${stopFile}'`);
+      const exitedWithin = (ms: number) => Promise.race([running.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+      // A writer that ignores its stop file gets SIGTERM (it then stops and reports), then SIGKILL.
+      if (!(await exitedWithin(15000))) {
+        await where.sh(`pkill -TERM -f -- '${WRITER} ${stopFile}'`);
+        if (!(await exitedWithin(10000))) await where.sh(`pkill -KILL -f -- '${WRITER} ${stopFile}'`);
+      }
       const r = await running;
       await where.sh(`rm -f ${stopFile} ${stopFile}.ready`);
       if (r.code !== 0) throw new Error(`writer failed (${r.code}): ${r.stderr}`);

@@ -134,14 +134,16 @@ async function verify(cfg: WriterConfig): Promise<VerifyResult> {
   for (let i = 0; i < seqs.length; i += 500) {
     const chunk = seqs.slice(i, i + 500);
     let values: (string | null)[] | undefined;
-    for (let attempt = 0; attempt < 50 && values === undefined; attempt++) {
+    let lastError = "";
+    for (let attempt = 0; attempt < 15 && values === undefined; attempt++) {
       try {
         values = await within(r.mget(...chunk.map((s) => `{${cfg.tag}}:${s}`)), 2000);
-      } catch {
+      } catch (e) {
+        lastError = (e as Error).message;
         await sleep(200);
       }
     }
-    if (values === undefined) throw new Error("verify: the cluster did not answer MGET");
+    if (values === undefined) throw new Error(`verify: the cluster did not answer MGET for 15 tries (last error: ${lastError})`);
     values.forEach((v, j) => {
       if (v !== String(chunk[j])) missing.push(chunk[j]);
     });
@@ -153,7 +155,9 @@ async function verify(cfg: WriterConfig): Promise<VerifyResult> {
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.env.WRITER_CONFIG ?? "{}") as WriterConfig;
   const out = cfg.mode === "verify" ? await verify(cfg) : await write(cfg);
-  process.stdout.write(JSON.stringify(out));
+  // Exit explicitly: a cluster client can keep reconnect timers alive after disconnect(), and the
+  // caller waits for this process to end.
+  process.stdout.write(JSON.stringify(out), () => process.exit(0));
 }
 
 if (require.main === module) {
