@@ -2,6 +2,8 @@
 module.exports = {
   preset: "ts-jest",
   testEnvironment: "node",
+  // Pulumi's runtime keeps process-wide state (protobuf registries) that every test file shares.
+  testEnvironmentOptions: { globalsCleanup: "off" },
   testMatch: ["<rootDir>/tests/**/*.test.ts"],
   // Integration suites boot real redis-server clusters: give them room.
   testTimeout: 120000,
