@@ -9,7 +9,7 @@ import * as tls from "@pulumi/tls";
 import { ClientSettings, Ec2Settings, EvictionPolicy, Persistence } from "./config";
 import { addressedTopology, NodeAddress } from "./topology";
 import { APP_USER, CLUSTER_BUS_OFFSET, REDIS_PORT } from "./redisConf";
-import { encodeUserData, renderNodeUserData, SsmNames } from "./userData";
+import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames } from "./userData";
 import { connectionOutputs, ConnectionOutputs } from "./connection";
 import { RedisVpc } from "./network";
 import { NodeAlarms } from "./monitoring";
@@ -175,7 +175,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       child,
     );
 
-    const spec = {
+    const spec: ClusterSpec = {
       nodeTimeoutMs: s.nodeTimeoutMs,
       maxmemoryBytes: s.maxmemoryBytes,
       maxmemoryPolicy: args.maxmemoryPolicy,

@@ -15,13 +15,21 @@ import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../compone
 export const ROOT = path.resolve(__dirname, "..");
 const run = promisify(execFile);
 
+/** Pulumi.<stack>.yaml in Pulumi's flat form: `project:key` -> string (lists and maps as JSON). */
+export function stackConfig(stack: string): Record<string, string> {
+  const doc = yaml.load(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config?: Record<string, unknown> };
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(doc.config ?? {})) {
+    out[key] = typeof value === "string" ? value : JSON.stringify(value);
+  }
+  return out;
+}
+
 /** A checked-in stack's settings, validated exactly as `pulumi preview` would. */
 export function stackSettings(stack: string, project = "redis-stack"): Settings {
-  const doc = yaml.load(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config?: Record<string, unknown> };
   const raw: Record<string, string> = {};
-  for (const [key, value] of Object.entries(doc.config ?? {})) {
-    const k = key.startsWith(`${project}:`) ? key.slice(project.length + 1) : key;
-    raw[k] = typeof value === "string" ? value : JSON.stringify(value);
+  for (const [key, value] of Object.entries(stackConfig(stack))) {
+    raw[key.startsWith(`${project}:`) ? key.slice(project.length + 1) : key] = value;
   }
   const { settings, problems } = parseSettings(raw);
   if (!settings) throw new Error(`Pulumi.${stack}.yaml is invalid: ${problems.map((p) => `${p.key}: ${p.problem}`).join("; ")}`);

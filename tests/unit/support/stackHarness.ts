@@ -2,29 +2,16 @@
  * Runs the real program (index.ts) under Pulumi mocks with a checked-in stack file's config, and
  * records every resource and invoke. One call per jest file: the Pulumi runtime is process-global.
  */
-import * as fs from "fs";
-import * as path from "path";
-import * as yaml from "js-yaml";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackOutputs } from "../../../components/stack";
+import { stackConfig } from "../../../scripts/localCluster";
 
 export const PROJECT = "redis-stack";
-export const ROOT = path.resolve(__dirname, "../../..");
 
 export interface Registered {
   type: string;
   name: string;
   inputs: Record<string, unknown>;
-}
-
-/** Reads Pulumi.<stack>.yaml into Pulumi's flat `project:key` -> string form (lists become JSON). */
-export function stackConfig(stack: string): Record<string, string> {
-  const doc = yaml.load(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config?: Record<string, unknown> };
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(doc.config ?? {})) {
-    out[key] = typeof value === "string" ? value : JSON.stringify(value);
-  }
-  return out;
 }
 
 /** Deterministic fake values the mocks hand out; tests scan outputs and user-data for them. */
