@@ -9,6 +9,30 @@ import { AZS, ClusterLab, createClusterLab, infoField, parseClusterNodes } from 
 
 const settings = stackSettings("prod");
 
+/** The view from `from` is the plan: masters with their slot ranges, each replica on its planned master in another AZ. */
+async function expectPlannedTopology(c: ClusterLab, from: string): Promise<void> {
+  const lines = parseClusterNodes((await c.cli(from, ["cluster", "nodes"])).stdout);
+  const byAddr = new Map(lines.map((l) => [l.addr, l]));
+  for (const n of c.nodes) {
+    const line = byAddr.get(`${n.ip}:${n.port}`);
+    expect(line).toBeDefined();
+    if (!line) continue;
+    if (n.node.role === "master") {
+      expect(line.flags).toContain("master");
+      expect(line.slots).toEqual([`${n.node.slots.start}-${n.node.slots.end}`]);
+    } else {
+      const planned = c.nodes[n.node.masterIndex ?? -1];
+      expect(line.flags).toContain("slave");
+      expect(line.masterId).toBe(byAddr.get(`${planned.ip}:${planned.port}`)?.id);
+      expect(AZS[n.node.azIndex]).not.toBe(AZS[planned.node.azIndex]);
+      expect(c.hosts[n.node.index].az).not.toBe(c.hosts[planned.node.index].az);
+    }
+  }
+  expect(lines.filter((l) => l.flags.includes("master")).map((l) => l.slots.join(" ")).sort()).toEqual(["0-5460", "10923-16383", "5461-10922"]);
+  // Each master has exactly one replica.
+  for (const m of lines.filter((l) => l.flags.includes("master"))) expect(lines.filter((l) => l.masterId === m.id)).toHaveLength(1);
+}
+
 describeLab("prod cluster from rendered user-data", () => {
   let c: ClusterLab;
   let bootCodes: number[] = [];
@@ -56,26 +80,7 @@ describeLab("prod cluster from rendered user-data", () => {
     expect(infoField(info, "cluster_slots_assigned")).toBe("16384");
     expect(infoField(info, "cluster_slots_ok")).toBe("16384");
     expect(infoField(info, "cluster_known_nodes")).toBe("6");
-    const lines = parseClusterNodes((await c.cli("shard0-0", ["cluster", "nodes"])).stdout);
-    const byAddr = new Map(lines.map((l) => [l.addr, l]));
-    for (const n of c.nodes) {
-      const line = byAddr.get(`${n.ip}:${n.port}`);
-      expect(line).toBeDefined();
-      if (!line) continue;
-      if (n.node.role === "master") {
-        expect(line.flags).toContain("master");
-        expect(line.slots).toEqual([`${n.node.slots.start}-${n.node.slots.end}`]);
-      } else {
-        const planned = c.nodes[n.node.masterIndex ?? -1];
-        expect(line.flags).toContain("slave");
-        expect(line.masterId).toBe(byAddr.get(`${planned.ip}:${planned.port}`)?.id);
-        expect(AZS[n.node.azIndex]).not.toBe(AZS[planned.node.azIndex]);
-        expect(c.hosts[n.node.index].az).not.toBe(c.hosts[planned.node.index].az);
-      }
-    }
-    expect(lines.filter((l) => l.flags.includes("master")).map((l) => l.slots.join(" ")).sort()).toEqual(["0-5460", "10923-16383", "5461-10922"]);
-    // Each master has exactly one replica.
-    for (const m of lines.filter((l) => l.flags.includes("master"))) expect(lines.filter((l) => l.masterId === m.id)).toHaveLength(1);
+    await expectPlannedTopology(c, "shard0-0");
   });
 
   test("redis-cli --cluster check passes", async () => {
@@ -165,10 +170,10 @@ describeLab("boot order does not matter", () => {
     try {
       const results = await c.boot([5, 3, 1, 4, 2, 0], 300);
       expect(results.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0]);
-      const info = (await c.cli("shard0-1", ["cluster", "info"])).stdout;
-      expect(infoField(info, "cluster_state")).toBe("ok");
-      const lines = parseClusterNodes((await c.cli("shard0-1", ["cluster", "nodes"])).stdout);
-      expect(lines.filter((l) => l.flags.includes("slave"))).toHaveLength(3);
+      // A node's user-data ends once its own master lists it; the other nodes hear of it by gossip.
+      await c.waitConverged();
+      expect(infoField((await c.cli("shard0-1", ["cluster", "info"])).stdout, "cluster_state")).toBe("ok");
+      await expectPlannedTopology(c, "shard0-1");
       expect((await c.cli("shard2-0", ["--cluster", "check", `${c.nodes[2].ip}:6379`])).code).toBe(0);
     } finally {
       await c.destroy();
