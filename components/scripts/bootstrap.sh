@@ -24,6 +24,7 @@ install_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v redis-cli >/dev/null || missing+=(redis-tools)
   command -v aws >/dev/null || missing+=(awscli)
+  command -v curl >/dev/null || missing+=(curl)
   if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -155,6 +156,26 @@ start_redis() {
   fi
 }
 
+# Session Manager is the only way onto a node (no SSH, no public IP), and Debian's AMIs do not ship its
+# agent: install AWS's package from the region's own bucket. Best effort and after Redis is settled, so a
+# node serves even when S3 is unreachable; the next boot retries.
+install_ssm_agent() {
+  if dpkg-query -W -f='${Status}' amazon-ssm-agent 2>/dev/null | grep -q 'install ok installed'; then
+    return 0
+  fi
+  local arch deb url
+  arch=$(dpkg --print-architecture)
+  url="https://s3.${AWS_REGION}.amazonaws.com/amazon-ssm-${AWS_REGION}/latest/debian_${arch}/amazon-ssm-agent.deb"
+  deb=$(mktemp --suffix=.deb)
+  if curl -fsS --connect-timeout 10 --max-time 300 --retry 3 -o "$deb" "$url" 2>&1 && dpkg -i "$deb" >/dev/null 2>&1; then
+    systemctl enable --now amazon-ssm-agent.service >/dev/null 2>&1 || log "warning: amazon-ssm-agent installed but did not start"
+    log "installed amazon-ssm-agent (Session Manager)"
+  else
+    log "warning: could not install amazon-ssm-agent from $url; Session Manager cannot reach this node until a later boot installs it (Redis is unaffected)"
+  fi
+  rm -f "$deb"
+}
+
 bootstrap_main() {
   mkdir -p /var/log
   exec > >(tee -a "$BOOT_LOG") 2>&1
@@ -168,5 +189,6 @@ bootstrap_main() {
   write_config
   start_redis
   cluster_converge
+  install_ssm_agent
   log "bootstrap of $NODE_NAME done"
 }

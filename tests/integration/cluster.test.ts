@@ -36,11 +36,13 @@ async function expectPlannedTopology(c: ClusterLab, from: string): Promise<void>
 describeLab("prod cluster from rendered user-data", () => {
   let c: ClusterLab;
   let bootCodes: number[] = [];
+  let bootLogs: string[] = [];
 
   beforeAll(async () => {
     c = await createClusterLab(settings);
     const results = await c.boot();
     bootCodes = results.map((r) => r.code);
+    bootLogs = results.map((r) => r.stdout);
     results.forEach((r, i) => {
       if (r.code !== 0) console.log(`user-data of ${c.nodes[i].node.name} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
     });
@@ -50,6 +52,21 @@ describeLab("prod cluster from rendered user-data", () => {
 
   test("every node's user-data exits 0", () => {
     expect(bootCodes).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  test("the Session Manager agent is fetched from the region's bucket, and its absence (no route to S3 here) never stops Redis", async () => {
+    const region = settings.ec2?.region;
+    expect(region).toBe("us-east-1");
+    const arch = (await c.hosts[0].sh("dpkg --print-architecture")).stdout.trim();
+    const url = `https://s3.${region}.amazonaws.com/amazon-ssm-${region}/latest/debian_${arch}/amazon-ssm-agent.deb`;
+    for (const out of bootLogs) {
+      expect(out).toContain(`warning: could not install amazon-ssm-agent from ${url}`);
+      // Attempted only once the node has its place in the cluster.
+      const settled = out.search(/part of the cluster|joined: replica|slot plan verified/);
+      expect(settled).toBeGreaterThan(0);
+      expect(out.indexOf("amazon-ssm-agent")).toBeGreaterThan(settled);
+      expect(out).toMatch(/bootstrap of \S+ done/);
+    }
   });
 
   test("the user-data that formed this cluster carries no password and no private key", () => {
@@ -147,7 +164,14 @@ describeLab("prod cluster from rendered user-data", () => {
   test("running the user-data again on every host (a reboot) changes nothing and keeps the data", async () => {
     const before = parseClusterNodes((await c.cli("shard0-0", ["cluster", "nodes"])).stdout).map((l) => `${l.id} ${l.addr} ${l.flags.filter((f) => f !== "myself").join(",")} ${l.masterId} ${l.slots.join(" ")}`).sort();
     const pids = await Promise.all(c.hosts.map(async (h) => (await h.sh("cat /run/fake-systemd/redis-node.pid 2>/dev/null || pgrep -x redis-server")).stdout.trim()));
+    // Once the agent is installed (a stand-in package here), later boots leave it alone.
+    const pkg = await c.hosts[0].sh(
+      "d=$(mktemp -d) && mkdir \"$d/DEBIAN\" && printf 'Package: amazon-ssm-agent\\nVersion: 0.0-lab\\nArchitecture: all\\nMaintainer: lab <lab@example.invalid>\\nDescription: stand-in\\n' >\"$d/DEBIAN/control\" && dpkg-deb -b \"$d\" \"$d.deb\" >/dev/null && dpkg -i \"$d.deb\" >/dev/null",
+    );
+    expect(pkg.code).toBe(0);
     const again = await c.boot();
+    expect(again[0].stdout).not.toContain("amazon-ssm-agent");
+    expect(again[1].stdout).toContain("could not install amazon-ssm-agent");
     for (const r of again) {
       expect(r.code).toBe(0);
       expect(r.stdout).toContain("already a cluster member");
