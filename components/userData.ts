@@ -51,12 +51,18 @@ export function renderClusterPlan(all: NodeAddress[]): string {
 }
 
 /**
- * The unit that runs the node. A crashed Redis comes back only after the cluster had time to fail
- * over (RestartSec > node timeout + election): a master that restarted faster would reload its AOF,
- * lose up to a second of writes, and make its replica resync from it.
+ * RestartSec of the node's unit: a crashed Redis comes back only after the cluster had time to fail
+ * over (2 x node timeout + 3 s, the fault suite's recovery bound). It then returns in one known state,
+ * a replica of the master that took over (fault suite, scenario 8), instead of racing the election
+ * while it reloads its AOF.
  */
+export function restartDelaySeconds(nodeTimeoutMs: number): number {
+  return Math.ceil((2 * nodeTimeoutMs + 3000) / 1000);
+}
+
+/** The systemd unit that runs the node (Restart=always after restartDelaySeconds). */
 export function renderSystemdUnit(nodeTimeoutMs: number): string {
-  const restartSec = Math.ceil((2 * nodeTimeoutMs + 3000) / 1000);
+  const restartSec = restartDelaySeconds(nodeTimeoutMs);
   const f = nodeFiles(EC2_PATHS);
   return [
     "[Unit]",

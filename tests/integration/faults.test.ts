@@ -8,6 +8,7 @@ import { describeLab } from "../../scripts/hostlab/hostLab";
 import { stackSettings } from "../../scripts/localCluster";
 import { ClusterLab, createClusterLab, masterOfSlot, missingWrites, role, RunningWriter, startWriter, tagForSlots, infoField } from "../../scripts/clusterLab";
 import { NodeAddress } from "../../components/topology";
+import { restartDelaySeconds } from "../../components/userData";
 import { WriteResult } from "../../scripts/writer";
 
 const settings = stackSettings("prod");
@@ -191,5 +192,31 @@ describeLab("fault tolerance", () => {
     const results = await Promise.all(writers.map((w) => w.stop()));
     expect(infoField((await c.cli(replica, ["info", "replication"])).stdout, "master_link_status")).toBe("up");
     for (const [i, w] of writers.entries()) await expectNoneLost(w, results[i]);
+  });
+
+  test("8. redis-server crashes on a live instance: systemd restarts it only after the promotion, and it rejoins as a replica", async () => {
+    const shard = c.nodes[1].node.slots;
+    const victim = await masterOfSlot(c, shard.start);
+    const host = c.hosts[idx(victim)];
+    const mainPid = async () => (await host.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
+    const w = await startWriter(c, tagForSlots(shard.start, shard.end, "i"));
+    await sleep(1000);
+    const crashed = await mainPid();
+    expect(crashed).toMatch(/^[1-9][0-9]*$/);
+    expect((await host.sh(`kill -KILL ${crashed}`)).code).toBe(0);
+    const promotedIn = await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(victim));
+    // No human step: the unit's Restart=always brings the process back and it finds its new place.
+    const restartSec = restartDelaySeconds(nodeTimeoutMs);
+    const healedIn = await c.waitConverged(restartSec * 1000 + RECOVERY_BOUND_MS + 10000);
+    const res = await w.stop();
+    const restarted = await mainPid();
+    expect(restarted).toMatch(/^[1-9][0-9]*$/);
+    expect(restarted).not.toBe(crashed);
+    expect((await host.sh("cat /var/log/fake-systemd-redis-node.log")).stdout).toContain(`scheduled restart in ${restartSec}s`);
+    // It came back after its replica had taken over, so it is the replica now.
+    expect(await role(c, victim)).toBe("slave");
+    expect(infoField((await c.cli(victim, ["info", "replication"])).stdout, "master_link_status")).toBe("up");
+    report.processCrash = { promotedInMs: promotedIn, restartSec, healedInMs: healedIn };
+    await expectNoneLost(w, res);
   });
 });

@@ -181,6 +181,33 @@ describeLab("HostLab harness", () => {
     expect((await a().sh("systemctl is-active harness-redis")).code).toBe(3);
   });
 
+  test("Restart=always: a crashed service is started again after RestartSec; a stop or a power loss is not a crash", async () => {
+    const h = b();
+    const unit = "[Service]\nExecStart=/bin/sleep 1000\nRestart=always\nRestartSec=1\n";
+    ok(await h.sh(`printf '${unit}' >/etc/systemd/system/crashy.service && systemctl daemon-reload && systemctl start crashy`));
+    const mainPid = async () => ok(await h.sh("systemctl show -p MainPID --value crashy")).trim();
+    const first = await mainPid();
+    expect(first).toMatch(/^[1-9][0-9]*$/);
+    ok(await h.sh(`kill -KILL ${first}`));
+    // Not before RestartSec; then a new main process.
+    const restarted = ok(
+      await h.sh(`start=$(date +%s%N); for i in $(seq 100); do p=$(systemctl show -p MainPID --value crashy); if systemctl is-active -q crashy && [ "$p" != ${first} ]; then echo "$p $(( ($(date +%s%N) - start) / 1000000 ))"; exit 0; fi; sleep 0.1; done; exit 1`),
+    ).trim().split(" ");
+    expect(restarted[0]).not.toBe(first);
+    expect(Number(restarted[1])).toBeGreaterThanOrEqual(900);
+    expect(ok(await h.sh("cat /var/log/fake-systemd-crashy.log"))).toContain("Restart=always: scheduled restart in 1s");
+    // A stop request is obeyed, and so is a power loss: nothing comes back.
+    ok(await h.sh("systemctl stop crashy"));
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await h.sh("systemctl is-active crashy")).stdout.trim()).toBe("inactive");
+    ok(await h.sh("systemctl start crashy"));
+    expect((await h.sh("pgrep -fx '/bin/sleep 1000'")).stdout.trim()).toMatch(/^[0-9]+$/);
+    await h.killAll("KILL");
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await h.sh("systemctl is-active crashy")).stdout.trim()).toBe("failed");
+    expect((await h.sh("pgrep -fx '/bin/sleep 1000'")).stdout.trim()).toBe("");
+  });
+
   test("replaceDataVolume gives a new instance with a blank volume under the same id", async () => {
     const h = a();
     ok(await h.sh(`mkfs.ext4 -q -L redis ${h.byIdPath} && mount ${h.byIdPath} /var/lib/redis && echo data > /var/lib/redis/f && echo "${h.byIdPath} /var/lib/redis ext4 defaults 0 2" >> /etc/fstab`));
