@@ -163,7 +163,7 @@ describeLab("prod cluster from rendered user-data", () => {
 
   test("running the user-data again on every host (a reboot) changes nothing and keeps the data", async () => {
     const before = parseClusterNodes((await c.cli("shard0-0", ["cluster", "nodes"])).stdout).map((l) => `${l.id} ${l.addr} ${l.flags.filter((f) => f !== "myself").join(",")} ${l.masterId} ${l.slots.join(" ")}`).sort();
-    const pids = await Promise.all(c.hosts.map(async (h) => (await h.sh("cat /run/fake-systemd/redis-node.pid 2>/dev/null || pgrep -x redis-server")).stdout.trim()));
+    const pids = await Promise.all(c.hosts.map(async (h) => (await h.sh("pgrep -x redis-server")).stdout.trim()));
     // Once the agent is installed (a stand-in package here), later boots leave it alone.
     const pkg = await c.hosts[0].sh(
       "d=$(mktemp -d) && mkdir \"$d/DEBIAN\" && printf 'Package: amazon-ssm-agent\\nVersion: 0.0-lab\\nArchitecture: all\\nMaintainer: lab <lab@example.invalid>\\nDescription: stand-in\\n' >\"$d/DEBIAN/control\" && dpkg-deb -b \"$d\" \"$d.deb\" >/dev/null && dpkg -i \"$d.deb\" >/dev/null",
@@ -180,7 +180,7 @@ describeLab("prod cluster from rendered user-data", () => {
     }
     const after = parseClusterNodes((await c.cli("shard0-0", ["cluster", "nodes"])).stdout).map((l) => `${l.id} ${l.addr} ${l.flags.filter((f) => f !== "myself").join(",")} ${l.masterId} ${l.slots.join(" ")}`).sort();
     expect(after).toEqual(before);
-    const pidsAfter = await Promise.all(c.hosts.map(async (h) => (await h.sh("cat /run/fake-systemd/redis-node.pid 2>/dev/null || pgrep -x redis-server")).stdout.trim()));
+    const pidsAfter = await Promise.all(c.hosts.map(async (h) => (await h.sh("pgrep -x redis-server")).stdout.trim()));
     expect(pidsAfter).toEqual(pids);
     for (let i = 0; i < 30; i++) expect((await c.cli(c.nodes[i % 6], ["-c", "get", `key:${i}`], "app")).stdout).toBe(`value-${i}\n`);
   });
