@@ -258,20 +258,36 @@ class Reader {
  * Validates raw config (keys without the project namespace, plus `aws:region`) into Settings.
  * Returns every problem at once; Settings only when there are none.
  */
-export function parseSettings(raw: Record<string, string | undefined>): { settings?: Settings; problems: ConfigProblem[] } {
+export function parseSettings(raw: Record<string, string | undefined>): {
+  settings?: Settings;
+  problems: ConfigProblem[];
+} {
   const r = new Reader(raw);
 
   for (const key of Object.keys(raw)) {
     if (key.includes(":") || key in CONFIG_KEYS) continue;
     const guess = closestKey(key);
-    r.fail(key, raw[key], "is not a setting of this stack", guess ? `did you mean '${guess}'? (pulumi config rm ${key}; pulumi config set ${guess} ...)` : `pulumi config rm ${key}`);
+    r.fail(
+      key,
+      raw[key],
+      "is not a setting of this stack",
+      guess
+        ? `did you mean '${guess}'? (pulumi config rm ${key}; pulumi config set ${guess} ...)`
+        : `pulumi config rm ${key}`,
+    );
   }
 
   const targetRaw = r.get("target");
   let target: Target = "ec2";
   if (targetRaw !== undefined) {
     if (targetRaw === "cloud" || targetRaw === "ec2") target = targetRaw;
-    else r.fail("target", targetRaw, "must be 'cloud' (Redis Cloud) or 'ec2' (self-hosted Redis Cluster)", "pulumi config set target ec2");
+    else
+      r.fail(
+        "target",
+        targetRaw,
+        "must be 'cloud' (Redis Cloud) or 'ec2' (self-hosted Redis Cluster)",
+        "pulumi config set target ec2",
+      );
   }
 
   const persistence = r.oneOf("persistence", PERSISTENCE_MODES, "aof+rdb");
@@ -281,9 +297,19 @@ export function parseSettings(raw: Record<string, string | undefined>): { settin
   const allowedCidrs = r.list("allowedCidrs") ?? [];
   for (const cidr of allowedCidrs) {
     if (!isCidr(cidr)) {
-      r.fail("allowedCidrs", cidr, "is not an IPv4 CIDR block like 10.0.0.0/16 (no host bits set)", `pulumi config set --path 'allowedCidrs[0]' 10.0.0.0/16`);
+      r.fail(
+        "allowedCidrs",
+        cidr,
+        "is not an IPv4 CIDR block like 10.0.0.0/16 (no host bits set)",
+        `pulumi config set --path 'allowedCidrs[0]' 10.0.0.0/16`,
+      );
     } else if (cidr.endsWith("/0")) {
-      r.fail("allowedCidrs", cidr, "opens Redis to the whole internet", "list only the networks your apps run in, e.g. 10.0.0.0/16");
+      r.fail(
+        "allowedCidrs",
+        cidr,
+        "opens Redis to the whole internet",
+        "list only the networks your apps run in, e.g. 10.0.0.0/16",
+      );
     }
   }
 
@@ -309,7 +335,13 @@ function parseEc2(r: Reader, awsRegion: string | undefined): Ec2Settings {
     r.fail("aws:region", undefined, "the EC2 target needs an AWS region", "pulumi config set aws:region us-east-1");
   }
   const shards = r.int("shards", 3, 3, 500, "Redis Cluster needs at least 3 masters to hold a failover majority");
-  const replicasPerShard = r.int("replicasPerShard", 1, 1, 5, "at least one replica per master, or there is nothing to fail over to");
+  const replicasPerShard = r.int(
+    "replicasPerShard",
+    1,
+    1,
+    5,
+    "at least one replica per master, or there is nothing to fail over to",
+  );
 
   const instanceType = r.get("instanceType") ?? "r7g.large";
   if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(instanceType)) {
@@ -322,7 +354,12 @@ function parseEc2(r: Reader, awsRegion: string | undefined): Ec2Settings {
   if (mmRaw !== undefined) {
     const parsed = parseMemorySize(mmRaw);
     if (parsed === undefined) {
-      r.fail("maxmemory", mmRaw, "is not a memory size", "use a size with a unit, e.g. pulumi config set maxmemory 10gb");
+      r.fail(
+        "maxmemory",
+        mmRaw,
+        "is not a memory size",
+        "use a size with a unit, e.g. pulumi config set maxmemory 10gb",
+      );
     } else if (info.memoryBytes !== undefined && parsed > info.memoryBytes) {
       r.fail(
         "maxmemory",
@@ -351,30 +388,62 @@ function parseEc2(r: Reader, awsRegion: string | undefined): Ec2Settings {
   );
 
   const defaultVolumeGb = Math.max(20, Math.ceil((3 * maxmemoryBytes) / GIB));
-  const dataVolumeGb = r.int("dataVolumeGb", defaultVolumeGb, 1, 16384, "AOF rewrites and RDB snapshots need about 3 x maxmemory");
+  const dataVolumeGb = r.int(
+    "dataVolumeGb",
+    defaultVolumeGb,
+    1,
+    16384,
+    "AOF rewrites and RDB snapshots need about 3 x maxmemory",
+  );
   if (maxmemoryBytes > 0 && dataVolumeGb * GIB < 2 * maxmemoryBytes) {
-    r.fail("dataVolumeGb", String(dataVolumeGb), `is smaller than twice maxmemory (${formatBytes(maxmemoryBytes)}): an AOF rewrite could fill the disk`, `pulumi config set dataVolumeGb ${defaultVolumeGb}`);
+    r.fail(
+      "dataVolumeGb",
+      String(dataVolumeGb),
+      `is smaller than twice maxmemory (${formatBytes(maxmemoryBytes)}): an AOF rewrite could fill the disk`,
+      `pulumi config set dataVolumeGb ${defaultVolumeGb}`,
+    );
   }
 
   const vpcId = r.get("vpcId");
   const subnetIds = r.list("subnetIds");
   if (vpcId !== undefined && !/^vpc-[0-9a-f]+$/.test(vpcId)) {
-    r.fail("vpcId", vpcId, "is not a VPC id", "use the id of an existing VPC, like vpc-0123456789abcdef0, or unset it to create one");
+    r.fail(
+      "vpcId",
+      vpcId,
+      "is not a VPC id",
+      "use the id of an existing VPC, like vpc-0123456789abcdef0, or unset it to create one",
+    );
   }
   if ((vpcId === undefined) !== (subnetIds === undefined)) {
-    r.fail(vpcId === undefined ? "vpcId" : "subnetIds", undefined, "vpcId and subnetIds go together", "set both (an existing VPC and its private subnets) or neither (the stack creates them)");
+    r.fail(
+      vpcId === undefined ? "vpcId" : "subnetIds",
+      undefined,
+      "vpcId and subnetIds go together",
+      "set both (an existing VPC and its private subnets) or neither (the stack creates them)",
+    );
   }
   if (subnetIds !== undefined) {
     if (subnetIds.length < 2) {
-      r.fail("subnetIds", subnetIds.join(","), `needs at least 2 private subnets in different availability zones (got ${subnetIds.length})`, "list one private subnet per AZ, 3 AZs recommended");
+      r.fail(
+        "subnetIds",
+        subnetIds.join(","),
+        `needs at least 2 private subnets in different availability zones (got ${subnetIds.length})`,
+        "list one private subnet per AZ, 3 AZs recommended",
+      );
     }
     for (const id of subnetIds) {
-      if (!/^subnet-[0-9a-f]+$/.test(id)) r.fail("subnetIds", id, "is not a subnet id", "use ids like subnet-0123456789abcdef0");
+      if (!/^subnet-[0-9a-f]+$/.test(id))
+        r.fail("subnetIds", id, "is not a subnet id", "use ids like subnet-0123456789abcdef0");
     }
   }
   const vpcCidr = r.get("vpcCidr") ?? "10.40.0.0/16";
   if (!isCidr(vpcCidr) || Number(vpcCidr.split("/")[1]) > 20) {
-    r.fail("vpcCidr", vpcCidr, "must be an IPv4 CIDR of /20 or larger (it is cut into 6 subnets)", "pulumi config set vpcCidr 10.40.0.0/16");
+    r.fail(
+      "vpcCidr",
+      vpcCidr,
+      "must be an IPv4 CIDR of /20 or larger (it is cut into 6 subnets)",
+      "pulumi config set vpcCidr 10.40.0.0/16",
+    );
   }
   const ipHostOffset = r.int("ipHostOffset", 10, 4, 200, "AWS reserves the first 4 addresses of a subnet");
 
@@ -400,8 +469,20 @@ function parseCloud(r: Reader, persistence: Persistence, allowedCidrs: string[])
   if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) {
     r.fail("cloudRegion", region, "is not an AWS region name", "pulumi config set cloudRegion us-east-1");
   }
-  const memoryGb = r.number("cloudMemoryGb", 1, (n) => n > 0 && n <= 10000, "must be a memory size in GB greater than 0", "pulumi config set cloudMemoryGb 1");
-  const throughputOps = r.int("cloudThroughputOps", 1000, 100, 10000000, "operations per second the database is sized for");
+  const memoryGb = r.number(
+    "cloudMemoryGb",
+    1,
+    (n) => n > 0 && n <= 10000,
+    "must be a memory size in GB greater than 0",
+    "pulumi config set cloudMemoryGb 1",
+  );
+  const throughputOps = r.int(
+    "cloudThroughputOps",
+    1000,
+    100,
+    10000000,
+    "operations per second the database is sized for",
+  );
   const paymentMethod = r.oneOf("cloudPaymentMethod", ["credit-card", "marketplace"] as const, "credit-card");
   const paymentMethodId = r.get("cloudPaymentMethodId");
   const paymentCardLast4 = r.get("cloudPaymentCardLast4");
@@ -414,19 +495,39 @@ function parseCloud(r: Reader, persistence: Persistence, allowedCidrs: string[])
     );
   }
   if (paymentCardLast4 !== undefined && !/^\d{4}$/.test(paymentCardLast4)) {
-    r.fail("cloudPaymentCardLast4", paymentCardLast4, "must be exactly 4 digits", "pulumi config set cloudPaymentCardLast4 1234");
+    r.fail(
+      "cloudPaymentCardLast4",
+      paymentCardLast4,
+      "must be exactly 4 digits",
+      "pulumi config set cloudPaymentCardLast4 1234",
+    );
   }
   if (paymentMethodId !== undefined && !/^\d+$/.test(paymentMethodId)) {
-    r.fail("cloudPaymentMethodId", paymentMethodId, "must be the numeric id Redis Cloud shows for the card", "copy it from Account settings > Payment methods, or use cloudPaymentCardLast4");
+    r.fail(
+      "cloudPaymentMethodId",
+      paymentMethodId,
+      "must be the numeric id Redis Cloud shows for the card",
+      "copy it from Account settings > Payment methods, or use cloudPaymentCardLast4",
+    );
   }
   const deploymentCidr = r.get("cloudDeploymentCidr") ?? "10.0.0.0/24";
   if (!isCidr(deploymentCidr) || !deploymentCidr.endsWith("/24")) {
-    r.fail("cloudDeploymentCidr", deploymentCidr, "must be a /24 CIDR block (Redis Cloud's requirement) that does not overlap your VPCs", "pulumi config set cloudDeploymentCidr 10.0.0.0/24");
+    r.fail(
+      "cloudDeploymentCidr",
+      deploymentCidr,
+      "must be a /24 CIDR block (Redis Cloud's requirement) that does not overlap your VPCs",
+      "pulumi config set cloudDeploymentCidr 10.0.0.0/24",
+    );
   }
   const multiAz = r.bool("cloudMultiAz", true);
   const backupPath = r.get("cloudBackupPath");
   if (backupPath !== undefined && !/^(s3|gs):\/\/[a-z0-9][a-z0-9.-]+[a-z0-9](\/.*)?$/.test(backupPath)) {
-    r.fail("cloudBackupPath", backupPath, "must be an s3:// (or gs://) URI", "pulumi config set cloudBackupPath s3://my-bucket/redis-backups");
+    r.fail(
+      "cloudBackupPath",
+      backupPath,
+      "must be an s3:// (or gs://) URI",
+      "pulumi config set cloudBackupPath s3://my-bucket/redis-backups",
+    );
   }
   if ((persistence === "aof+rdb" || persistence === "rdb") && backupPath === undefined) {
     r.fail(

@@ -55,7 +55,11 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     let cidrs: string[];
     let azNames: string[];
     if (args.placement.kind === "create") {
-      const vpc = new RedisVpc(`${name}-net`, { cidr: args.placement.vpcCidr, availabilityZones: args.placement.zones, tags: args.tags }, child);
+      const vpc = new RedisVpc(
+        `${name}-net`,
+        { cidr: args.placement.vpcCidr, availabilityZones: args.placement.zones, tags: args.tags },
+        child,
+      );
       vpcId = vpc.vpcId;
       subnetIds = vpc.privateSubnetIds;
       cidrs = vpc.privateCidrs;
@@ -71,7 +75,11 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
 
     // Security groups: apps carry the client SG; nodes accept 6379 from it, from each other and from
     // allowedCidrs, and the cluster bus (16379) only from each other. No 0.0.0.0/0 ingress anywhere.
-    const clientSg = new aws.ec2.SecurityGroup(`${name}-client`, { vpcId, description: "Attach to apps that may connect to Redis", tags: tags("client") }, child);
+    const clientSg = new aws.ec2.SecurityGroup(
+      `${name}-client`,
+      { vpcId, description: "Attach to apps that may connect to Redis", tags: tags("client") },
+      child,
+    );
     const busPort = REDIS_PORT + CLUSTER_BUS_OFFSET;
     const redisSg = new aws.ec2.SecurityGroup(
       `${name}-nodes`,
@@ -79,14 +87,48 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         vpcId,
         description: "Redis Cluster nodes",
         ingress: [
-          { description: "redis from cluster nodes", protocol: "tcp", fromPort: REDIS_PORT, toPort: REDIS_PORT, self: true },
-          { description: "cluster bus from cluster nodes", protocol: "tcp", fromPort: busPort, toPort: busPort, self: true },
-          { description: "redis from apps with the client security group", protocol: "tcp", fromPort: REDIS_PORT, toPort: REDIS_PORT, securityGroups: [clientSg.id] },
+          {
+            description: "redis from cluster nodes",
+            protocol: "tcp",
+            fromPort: REDIS_PORT,
+            toPort: REDIS_PORT,
+            self: true,
+          },
+          {
+            description: "cluster bus from cluster nodes",
+            protocol: "tcp",
+            fromPort: busPort,
+            toPort: busPort,
+            self: true,
+          },
+          {
+            description: "redis from apps with the client security group",
+            protocol: "tcp",
+            fromPort: REDIS_PORT,
+            toPort: REDIS_PORT,
+            securityGroups: [clientSg.id],
+          },
           ...(args.allowedCidrs.length > 0
-            ? [{ description: "redis from allowedCidrs", protocol: "tcp", fromPort: REDIS_PORT, toPort: REDIS_PORT, cidrBlocks: args.allowedCidrs }]
+            ? [
+                {
+                  description: "redis from allowedCidrs",
+                  protocol: "tcp",
+                  fromPort: REDIS_PORT,
+                  toPort: REDIS_PORT,
+                  cidrBlocks: args.allowedCidrs,
+                },
+              ]
             : []),
         ],
-        egress: [{ description: "package installs, SSM, CloudWatch (through the NAT)", protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"] }],
+        egress: [
+          {
+            description: "package installs, SSM, CloudWatch (through the NAT)",
+            protocol: "-1",
+            fromPort: 0,
+            toPort: 0,
+            cidrBlocks: ["0.0.0.0/0"],
+          },
+        ],
         tags: tags("nodes"),
       },
       child,
@@ -96,9 +138,18 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     const appPassword = new random.RandomPassword(`${name}-app-password`, { length: 32, special: false }, child);
     const adminPassword = new random.RandomPassword(`${name}-admin-password`, { length: 32, special: false }, child);
     const secureParam = (id: string, paramName: string, value: pulumi.Input<string>, description: string) =>
-      new aws.ssm.Parameter(`${name}-${id}`, { name: paramName, type: "SecureString", value: pulumi.secret(value), description, tags: tags(id) }, child);
+      new aws.ssm.Parameter(
+        `${name}-${id}`,
+        { name: paramName, type: "SecureString", value: pulumi.secret(value), description, tags: tags(id) },
+        child,
+      );
     secureParam("app-password", args.ssm.appPassword, appPassword.result, "Redis password of the app user");
-    secureParam("admin-password", args.ssm.adminPassword, adminPassword.result, "Redis password of the admin user (tooling, replication)");
+    secureParam(
+      "admin-password",
+      args.ssm.adminPassword,
+      adminPassword.result,
+      "Redis password of the admin user (tooling, replication)",
+    );
 
     // TLS: a CA and one certificate per node (its fixed IP as SAN). All of it goes to SSM (keys as
     // SecureString), read by the node at boot: renewed certificates reach replaced or rebooted nodes.
@@ -117,11 +168,19 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         child,
       );
       const publicParam = (id: string, paramName: string, value: pulumi.Input<string>, description: string) =>
-        new aws.ssm.Parameter(`${name}-${id}`, { name: paramName, type: "String", tier: "Standard", value, description, tags: tags(id) }, child);
+        new aws.ssm.Parameter(
+          `${name}-${id}`,
+          { name: paramName, type: "String", tier: "Standard", value, description, tags: tags(id) },
+          child,
+        );
       publicParam("ca-cert", args.ssm.tlsCa, ca.certPem, "CA certificate of the Redis nodes");
       for (const n of nodes) {
         const key = new tls.PrivateKey(`${name}-${n.node.name}-tls`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, child);
-        const csr = new tls.CertRequest(`${name}-${n.node.name}-tls`, { privateKeyPem: key.privateKeyPem, subject: { commonName: n.node.name }, ipAddresses: [n.ip] }, child);
+        const csr = new tls.CertRequest(
+          `${name}-${n.node.name}-tls`,
+          { privateKeyPem: key.privateKeyPem, subject: { commonName: n.node.name }, ipAddresses: [n.ip] },
+          child,
+        );
         const cert = new tls.LocallySignedCert(
           `${name}-${n.node.name}-tls`,
           {
@@ -134,18 +193,38 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           },
           child,
         );
-        secureParam(`${n.node.name}-tls-key`, args.ssm.tlsKey(n.node.name), key.privateKeyPem, `TLS private key of ${n.node.name}`);
-        publicParam(`${n.node.name}-tls-cert`, args.ssm.tlsCert(n.node.name), cert.certPem, `TLS certificate of ${n.node.name}`);
+        secureParam(
+          `${n.node.name}-tls-key`,
+          args.ssm.tlsKey(n.node.name),
+          key.privateKeyPem,
+          `TLS private key of ${n.node.name}`,
+        );
+        publicParam(
+          `${n.node.name}-tls-cert`,
+          args.ssm.tlsCert(n.node.name),
+          cert.certPem,
+          `TLS certificate of ${n.node.name}`,
+        );
       }
     }
 
     // Instance role: SSM Session Manager (no SSH) and read access to this stack's parameters only.
     const role = new aws.iam.Role(
       `${name}-node`,
-      { assumeRolePolicy: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }] }), tags: tags("node") },
+      {
+        assumeRolePolicy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
+        }),
+        tags: tags("node"),
+      },
       child,
     );
-    new aws.iam.RolePolicyAttachment(`${name}-ssm-core`, { role: role.name, policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" }, child);
+    new aws.iam.RolePolicyAttachment(
+      `${name}-ssm-core`,
+      { role: role.name, policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" },
+      child,
+    );
     const identity = aws.getCallerIdentityOutput({}, child);
     new aws.iam.RolePolicy(
       `${name}-read-params`,
@@ -154,7 +233,13 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         policy: identity.accountId.apply((account) =>
           JSON.stringify({
             Version: "2012-10-17",
-            Statement: [{ Effect: "Allow", Action: ["ssm:GetParameter", "ssm:GetParameters"], Resource: `arn:aws:ssm:${s.region}:${account}:parameter${args.ssm.prefix}/*` }],
+            Statement: [
+              {
+                Effect: "Allow",
+                Action: ["ssm:GetParameter", "ssm:GetParameters"],
+                Resource: `arn:aws:ssm:${s.region}:${account}:parameter${args.ssm.prefix}/*`,
+              },
+            ],
           }),
         ),
       },
@@ -189,13 +274,25 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       const subnetId = subnetIds[n.node.azIndex];
       const az = azNames[n.node.azIndex];
       // The ENI holds the node's fixed address; a replaced instance gets it back, and with it its identity.
-      const eni = new aws.ec2.NetworkInterface(`${name}-${nodeName}`, { subnetId, privateIps: [n.ip], securityGroups: [redisSg.id], description: `${nodeName} (${n.node.role}, shard ${n.node.shard})`, tags: tags(nodeName) }, child);
+      const eni = new aws.ec2.NetworkInterface(
+        `${name}-${nodeName}`,
+        {
+          subnetId,
+          privateIps: [n.ip],
+          securityGroups: [redisSg.id],
+          description: `${nodeName} (${n.node.role}, shard ${n.node.shard})`,
+          tags: tags(nodeName),
+        },
+        child,
+      );
       const volume = new aws.ebs.Volume(
         `${name}-${nodeName}-data`,
         { availabilityZone: az, size: s.dataVolumeGb, type: "gp3", encrypted: true, tags: tags(`${nodeName}-data`) },
         child,
       );
-      const userData = volume.id.apply((volumeId) => encodeUserData(renderNodeUserData(spec, nodes, n, volumeId, args.tls)));
+      const userData = volume.id.apply((volumeId) =>
+        encodeUserData(renderNodeUserData(spec, nodes, n, volumeId, args.tls)),
+      );
       const instance = new aws.ec2.Instance(
         `${name}-${nodeName}`,
         {
@@ -214,11 +311,19 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         // (one node at a time), never by Pulumi stopping every node at once.
         { ...child, deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"] },
       );
-      new aws.ec2.VolumeAttachment(`${name}-${nodeName}-data`, { deviceName: "/dev/sdf", volumeId: volume.id, instanceId: instance.id, stopInstanceBeforeDetaching: true }, child);
+      new aws.ec2.VolumeAttachment(
+        `${name}-${nodeName}-data`,
+        { deviceName: "/dev/sdf", volumeId: volume.id, instanceId: instance.id, stopInstanceBeforeDetaching: true },
+        child,
+      );
       return { name: nodeName, instanceId: instance.id };
     });
 
-    const alarms = new NodeAlarms(`${name}-alarms`, { region: s.region, alertEmail: args.alertEmail, instances, tags: args.tags }, child);
+    const alarms = new NodeAlarms(
+      `${name}-alarms`,
+      { region: s.region, alertEmail: args.alertEmail, instances, tags: args.tags },
+      child,
+    );
 
     this.connection = connectionOutputs({
       target: "ec2",
@@ -232,6 +337,10 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     });
     this.clientSecurityGroupId = clientSg.id;
     this.alertTopicArn = alarms.topicArn;
-    this.registerOutputs({ connection: this.connection, clientSecurityGroupId: this.clientSecurityGroupId, alertTopicArn: this.alertTopicArn });
+    this.registerOutputs({
+      connection: this.connection,
+      clientSecurityGroupId: this.clientSecurityGroupId,
+      alertTopicArn: this.alertTopicArn,
+    });
   }
 }

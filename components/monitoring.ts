@@ -18,9 +18,17 @@ export class NodeAlarms extends pulumi.ComponentResource {
 
   constructor(name: string, args: NodeAlarmsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("redis-stack:monitoring:NodeAlarms", name, {}, opts);
-    const topic = new aws.sns.Topic(`${name}-alerts`, { tags: { Name: `${name}-alerts`, ...args.tags } }, { parent: this });
+    const topic = new aws.sns.Topic(
+      `${name}-alerts`,
+      { tags: { Name: `${name}-alerts`, ...args.tags } },
+      { parent: this },
+    );
     if (args.alertEmail) {
-      new aws.sns.TopicSubscription(`${name}-email`, { topic: topic.arn, protocol: "email", endpoint: args.alertEmail }, { parent: this });
+      new aws.sns.TopicSubscription(
+        `${name}-email`,
+        { topic: topic.arn, protocol: "email", endpoint: args.alertEmail },
+        { parent: this },
+      );
     }
     for (const { name: node, instanceId } of args.instances) {
       const common = {
@@ -36,12 +44,23 @@ export class NodeAlarms extends pulumi.ComponentResource {
       };
       new aws.cloudwatch.MetricAlarm(
         `${name}-${node}-recover`,
-        { ...common, metricName: "StatusCheckFailed_System", alarmDescription: `${node}: host failure, EC2 recovers the instance (same IP and volume)`, alarmActions: [`arn:aws:automate:${args.region}:ec2:recover`, topic.arn] },
+        {
+          ...common,
+          metricName: "StatusCheckFailed_System",
+          alarmDescription: `${node}: host failure, EC2 recovers the instance (same IP and volume)`,
+          alarmActions: [`arn:aws:automate:${args.region}:ec2:recover`, topic.arn],
+        },
         { parent: this },
       );
       new aws.cloudwatch.MetricAlarm(
         `${name}-${node}-reboot`,
-        { ...common, evaluationPeriods: 3, metricName: "StatusCheckFailed_Instance", alarmDescription: `${node}: instance unreachable, rebooted`, alarmActions: [`arn:aws:automate:${args.region}:ec2:reboot`, topic.arn] },
+        {
+          ...common,
+          evaluationPeriods: 3,
+          metricName: "StatusCheckFailed_Instance",
+          alarmDescription: `${node}: instance unreachable, rebooted`,
+          alarmActions: [`arn:aws:automate:${args.region}:ec2:reboot`, topic.arn],
+        },
         { parent: this },
       );
     }

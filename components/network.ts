@@ -24,23 +24,67 @@ export class RedisVpc extends pulumi.ComponentResource {
     const { privateCidrs, publicCidrs } = planVpcSubnets(args.cidr, args.availabilityZones.length);
     this.privateCidrs = privateCidrs;
 
-    const vpc = new aws.ec2.Vpc(`${name}-vpc`, { cidrBlock: args.cidr, enableDnsHostnames: true, enableDnsSupport: true, tags: tags("vpc") }, { parent: this });
+    const vpc = new aws.ec2.Vpc(
+      `${name}-vpc`,
+      { cidrBlock: args.cidr, enableDnsHostnames: true, enableDnsSupport: true, tags: tags("vpc") },
+      { parent: this },
+    );
     const igw = new aws.ec2.InternetGateway(`${name}-igw`, { vpcId: vpc.id, tags: tags("igw") }, { parent: this });
 
-    const publicRt = new aws.ec2.RouteTable(`${name}-public-rt`, { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }], tags: tags("public-rt") }, { parent: this });
+    const publicRt = new aws.ec2.RouteTable(
+      `${name}-public-rt`,
+      { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }], tags: tags("public-rt") },
+      { parent: this },
+    );
     const publicSubnets = args.availabilityZones.map((az, i) => {
-      const subnet = new aws.ec2.Subnet(`${name}-public-${i}`, { vpcId: vpc.id, cidrBlock: publicCidrs[i], availabilityZone: az, mapPublicIpOnLaunch: false, tags: tags(`public-${i}`) }, { parent: this });
-      new aws.ec2.RouteTableAssociation(`${name}-public-${i}`, { subnetId: subnet.id, routeTableId: publicRt.id }, { parent: this });
+      const subnet = new aws.ec2.Subnet(
+        `${name}-public-${i}`,
+        {
+          vpcId: vpc.id,
+          cidrBlock: publicCidrs[i],
+          availabilityZone: az,
+          mapPublicIpOnLaunch: false,
+          tags: tags(`public-${i}`),
+        },
+        { parent: this },
+      );
+      new aws.ec2.RouteTableAssociation(
+        `${name}-public-${i}`,
+        { subnetId: subnet.id, routeTableId: publicRt.id },
+        { parent: this },
+      );
       return subnet;
     });
 
     const eip = new aws.ec2.Eip(`${name}-nat`, { domain: "vpc", tags: tags("nat") }, { parent: this });
-    const nat = new aws.ec2.NatGateway(`${name}-nat`, { allocationId: eip.id, subnetId: publicSubnets[0].id, tags: tags("nat") }, { parent: this, dependsOn: [igw] });
-    const privateRt = new aws.ec2.RouteTable(`${name}-private-rt`, { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", natGatewayId: nat.id }], tags: tags("private-rt") }, { parent: this });
+    const nat = new aws.ec2.NatGateway(
+      `${name}-nat`,
+      { allocationId: eip.id, subnetId: publicSubnets[0].id, tags: tags("nat") },
+      { parent: this, dependsOn: [igw] },
+    );
+    const privateRt = new aws.ec2.RouteTable(
+      `${name}-private-rt`,
+      { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", natGatewayId: nat.id }], tags: tags("private-rt") },
+      { parent: this },
+    );
 
     this.privateSubnetIds = args.availabilityZones.map((az, i) => {
-      const subnet = new aws.ec2.Subnet(`${name}-private-${i}`, { vpcId: vpc.id, cidrBlock: privateCidrs[i], availabilityZone: az, mapPublicIpOnLaunch: false, tags: tags(`private-${i}`) }, { parent: this });
-      new aws.ec2.RouteTableAssociation(`${name}-private-${i}`, { subnetId: subnet.id, routeTableId: privateRt.id }, { parent: this });
+      const subnet = new aws.ec2.Subnet(
+        `${name}-private-${i}`,
+        {
+          vpcId: vpc.id,
+          cidrBlock: privateCidrs[i],
+          availabilityZone: az,
+          mapPublicIpOnLaunch: false,
+          tags: tags(`private-${i}`),
+        },
+        { parent: this },
+      );
+      new aws.ec2.RouteTableAssociation(
+        `${name}-private-${i}`,
+        { subnetId: subnet.id, routeTableId: privateRt.id },
+        { parent: this },
+      );
       return subnet.id;
     });
     this.vpcId = vpc.id;

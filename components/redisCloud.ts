@@ -41,7 +41,10 @@ export function cloudAlerts(s: CloudSettings): { name: string; value: number }[]
   ];
 }
 
-export function cloudRemoteBackup(s: CloudSettings, p: Persistence): { interval: string; storageType: string; storagePath: string } | undefined {
+export function cloudRemoteBackup(
+  s: CloudSettings,
+  p: Persistence,
+): { interval: string; storageType: string; storagePath: string } | undefined {
   if ((p !== "aof+rdb" && p !== "rdb") || s.backupPath === undefined) return undefined;
   return {
     interval: `every-${s.backupIntervalHours}-hours`,
@@ -74,7 +77,9 @@ export class RedisCloudDatabase extends pulumi.ComponentResource {
         memoryStorage: "ram",
         cloudProvider: {
           provider: "AWS",
-          regions: [{ region: s.region, multipleAvailabilityZones: s.multiAz, networkingDeploymentCidr: s.deploymentCidr }],
+          regions: [
+            { region: s.region, multipleAvailabilityZones: s.multiAz, networkingDeploymentCidr: s.deploymentCidr },
+          ],
         },
         creationPlan: {
           memoryLimitInGb: s.memoryGb,

@@ -22,7 +22,8 @@ export function readRawConfig(project: string): Record<string, string> {
   for (const [fullKey, value] of Object.entries(pulumi.runtime.allConfig())) {
     if (fullKey === "aws:region") raw[fullKey] = value;
     const prefix = `${project}:`;
-    if (fullKey.startsWith(prefix)) raw[fullKey.slice(prefix.length)] = SECRET_KEYS.has(fullKey.slice(prefix.length)) ? "(secret)" : value;
+    if (fullKey.startsWith(prefix))
+      raw[fullKey.slice(prefix.length)] = SECRET_KEYS.has(fullKey.slice(prefix.length)) ? "(secret)" : value;
   }
   return raw;
 }
@@ -45,7 +46,17 @@ export async function resolvePlacement(settings: Settings, project: string): Pro
     const azs = await aws.getAvailabilityZones({ state: "available" });
     const zones = azs.names.slice(0, 3);
     if (zones.length < ec2.replicasPerShard + 1) {
-      fail([{ key: "aws:region", value: settings.ec2?.region, problem: `has ${zones.length} availability zones; ${ec2.replicasPerShard} replicas per shard need ${ec2.replicasPerShard + 1}`, fix: "choose a region with 3 AZs" }], project);
+      fail(
+        [
+          {
+            key: "aws:region",
+            value: settings.ec2?.region,
+            problem: `has ${zones.length} availability zones; ${ec2.replicasPerShard} replicas per shard need ${ec2.replicasPerShard + 1}`,
+            fix: "choose a region with 3 AZs",
+          },
+        ],
+        project,
+      );
     }
     return { kind: "create", vpcCidr: ec2.vpcCidr, zones };
   }
@@ -53,13 +64,22 @@ export async function resolvePlacement(settings: Settings, project: string): Pro
   const subnets = await Promise.all(ec2.subnetIds.map((id) => aws.ec2.getSubnet({ id })));
   const problems: ConfigProblem[] = subnets
     .filter((s) => s.vpcId !== vpcId)
-    .map((s) => ({ key: "subnetIds", value: s.id, problem: `belongs to ${s.vpcId}, not to vpcId ${vpcId}`, fix: "list subnets of the configured VPC only" }));
+    .map((s) => ({
+      key: "subnetIds",
+      value: s.id,
+      problem: `belongs to ${s.vpcId}, not to vpcId ${vpcId}`,
+      fix: "list subnets of the configured VPC only",
+    }));
   const infos = subnets.map((s) => ({ id: s.id, availabilityZone: s.availabilityZone, cidrBlock: s.cidrBlock }));
   // Addresses are offset + shard x (R + 1) + member in every subnet: the plan's size is what must fit.
   const checked = checkSubnets(infos, ec2.replicasPerShard, ec2.shards * (ec2.replicasPerShard + 1), ec2.ipHostOffset);
   problems.push(...checked.problems);
   if (problems.length > 0) fail(problems, project);
-  return { kind: "existing", vpcId, zones: checked.perAz.map((s) => ({ name: s.availabilityZone, subnetId: s.id, cidr: s.cidrBlock })) };
+  return {
+    kind: "existing",
+    vpcId,
+    zones: checked.perAz.map((s) => ({ name: s.availabilityZone, subnetId: s.id, cidr: s.cidrBlock })),
+  };
 }
 
 export type StackOutputs = ConnectionOutputs & {
@@ -70,7 +90,10 @@ export type StackOutputs = ConnectionOutputs & {
 /** Builds the component for `settings.target` and returns the output contract. */
 export async function deploy(project: string, stack: string): Promise<StackOutputs> {
   const settings = loadSettings(project);
-  if (settings.persistence === "none") pulumi.log.warn("persistence is 'none': data will not survive a restart of a node (or of the whole Redis Cloud database)");
+  if (settings.persistence === "none")
+    pulumi.log.warn(
+      "persistence is 'none': data will not survive a restart of a node (or of the whole Redis Cloud database)",
+    );
   const tags = { "redis-stack:stack": stack, "redis-stack:project": project };
   if (settings.ec2) {
     const placement = await resolvePlacement(settings, project);
@@ -100,7 +123,14 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
   const provider = apiKey && secretKey ? new rediscloud.Provider("rediscloud", { apiKey, secretKey }) : undefined;
   const db = new RedisCloudDatabase(
     `redis-${stack}`,
-    { settings: cloud, maxmemoryPolicy: settings.maxmemoryPolicy, persistence: settings.persistence, tls: settings.tls, allowedCidrs: settings.allowedCidrs, client: settings.client },
+    {
+      settings: cloud,
+      maxmemoryPolicy: settings.maxmemoryPolicy,
+      persistence: settings.persistence,
+      tls: settings.tls,
+      allowedCidrs: settings.allowedCidrs,
+      client: settings.client,
+    },
     provider ? { providers: [provider] } : undefined,
   );
   return { ...db.connection, monitoring: db.alerts.apply((alerts): { alerts?: string[] } => ({ alerts })) };

@@ -62,12 +62,22 @@ export function planSlots(shards: number): SlotRange[] {
 export function planTopology(shards: number, replicasPerShard: number, azCount: number): PlannedNode[] {
   if (azCount < 2) throw new Error(`need at least 2 availability zones, got ${azCount}`);
   if (replicasPerShard > azCount - 1) {
-    throw new Error(`${replicasPerShard} replicas per shard need ${replicasPerShard + 1} availability zones, got ${azCount}`);
+    throw new Error(
+      `${replicasPerShard} replicas per shard need ${replicasPerShard + 1} availability zones, got ${azCount}`,
+    );
   }
   const slots = planSlots(shards);
   const nodes: PlannedNode[] = [];
   for (let k = 0; k < shards; k++) {
-    nodes.push({ index: k, name: nodeName(k, 0), role: "master", shard: k, member: 0, azIndex: k % azCount, slots: slots[k] });
+    nodes.push({
+      index: k,
+      name: nodeName(k, 0),
+      role: "master",
+      shard: k,
+      member: 0,
+      azIndex: k % azCount,
+      slots: slots[k],
+    });
   }
   for (let r = 1; r <= replicasPerShard; r++) {
     for (let k = 0; k < shards; k++) {
@@ -110,7 +120,8 @@ export function assignAddresses(nodes: PlannedNode[], subnetCidrs: string[], off
     const { base, prefix } = parseCidr(cidr);
     const host = offset + node.shard * perShard + node.member;
     // AWS reserves the broadcast address (last) of every subnet.
-    if (host >= 2 ** (32 - prefix) - 1) throw new Error(`subnet ${cidr} has no room for ${node.name} at host offset ${host}`);
+    if (host >= 2 ** (32 - prefix) - 1)
+      throw new Error(`subnet ${cidr} has no room for ${node.name} at host offset ${host}`);
     return ipToString(base + host);
   });
 }
@@ -140,14 +151,29 @@ export function checkSubnets(
   }
   const ids = subnets.map((s) => `${s.id} (${s.availabilityZone})`).join(", ");
   if (perAz.length < 2) {
-    problems.push({ key: "subnetIds", value: ids, problem: "all subnets are in one availability zone: a master and its replica must not share an AZ", fix: "list private subnets in at least 2 (ideally 3) different AZs" });
+    problems.push({
+      key: "subnetIds",
+      value: ids,
+      problem: "all subnets are in one availability zone: a master and its replica must not share an AZ",
+      fix: "list private subnets in at least 2 (ideally 3) different AZs",
+    });
   } else if (perAz.length < replicasPerShard + 1) {
-    problems.push({ key: "subnetIds", value: ids, problem: `${replicasPerShard} replicas per shard need ${replicasPerShard + 1} AZs to keep every copy in its own AZ, got ${perAz.length}`, fix: `add subnets in more AZs or pulumi config set replicasPerShard ${perAz.length - 1}` });
+    problems.push({
+      key: "subnetIds",
+      value: ids,
+      problem: `${replicasPerShard} replicas per shard need ${replicasPerShard + 1} AZs to keep every copy in its own AZ, got ${perAz.length}`,
+      fix: `add subnets in more AZs or pulumi config set replicasPerShard ${perAz.length - 1}`,
+    });
   }
   for (const s of perAz) {
     const size = 2 ** (32 - Number(s.cidrBlock.split("/")[1]));
     if (offset + nodesPerAz > size - 1) {
-      problems.push({ key: "subnetIds", value: `${s.id} (${s.cidrBlock})`, problem: `has no room for ${nodesPerAz} static addresses from host offset ${offset}`, fix: "use a larger subnet or a lower ipHostOffset" });
+      problems.push({
+        key: "subnetIds",
+        value: `${s.id} (${s.cidrBlock})`,
+        problem: `has no room for ${nodesPerAz} static addresses from host offset ${offset}`,
+        fix: "use a larger subnet or a lower ipHostOffset",
+      });
     }
   }
   return { perAz, problems };
@@ -175,7 +201,13 @@ export interface NodeAddress {
 }
 
 /** The whole cluster with addresses: topology + one subnet CIDR per AZ. */
-export function addressedTopology(shards: number, replicasPerShard: number, subnetCidrs: string[], offset: number, port: number): NodeAddress[] {
+export function addressedTopology(
+  shards: number,
+  replicasPerShard: number,
+  subnetCidrs: string[],
+  offset: number,
+  port: number,
+): NodeAddress[] {
   const nodes = planTopology(shards, replicasPerShard, subnetCidrs.length);
   const ips = assignAddresses(nodes, subnetCidrs, offset);
   return nodes.map((node, i) => ({ node, ip: ips[i], port }));

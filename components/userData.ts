@@ -12,7 +12,15 @@ import * as path from "path";
 import * as zlib from "zlib";
 import { NodeAddress } from "./topology";
 import { EvictionPolicy, Persistence } from "./config";
-import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER, EC2_PATHS, nodeFiles, renderRedisConf } from "./redisConf";
+import {
+  ADMIN_ACL_RULES,
+  ADMIN_USER,
+  APP_ACL_RULES,
+  APP_USER,
+  EC2_PATHS,
+  nodeFiles,
+  renderRedisConf,
+} from "./redisConf";
 
 export const SCRIPTS_DIR = path.join(__dirname, "scripts");
 
@@ -46,7 +54,10 @@ export function ssmNames(project: string, stack: string): SsmNames {
 export function renderClusterPlan(all: NodeAddress[]): string {
   return [...all]
     .sort((a, b) => a.node.index - b.node.index)
-    .map(({ node, ip, port }) => `${node.name} ${ip} ${port} ${node.role} ${node.shard} ${node.slots.start} ${node.slots.end}`)
+    .map(
+      ({ node, ip, port }) =>
+        `${node.name} ${ip} ${port} ${node.role} ${node.shard} ${node.slots.start} ${node.slots.end}`,
+    )
     .join("\n");
 }
 
@@ -146,7 +157,7 @@ export function renderUserData(u: UserDataInput): string {
     "# Rendered by components/userData.ts; holds no secret (passwords and keys are read from SSM at boot).",
     "set -euo pipefail",
     "umask 027",
-    "export PATH=\"$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"",
+    'export PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"',
     "",
     ...vars.map(([k, v]) => `${k}=${shq(v)}`),
     "",
@@ -206,7 +217,8 @@ export const USER_DATA_LIMIT_BYTES = 16384;
 
 export function encodeUserData(script: string): string {
   const gz = zlib.gzipSync(Buffer.from(script, "utf8"), { level: 9 });
-  if (gz.length > USER_DATA_LIMIT_BYTES) throw new Error(`user-data is ${gz.length} bytes gzipped, over EC2's ${USER_DATA_LIMIT_BYTES}`);
+  if (gz.length > USER_DATA_LIMIT_BYTES)
+    throw new Error(`user-data is ${gz.length} bytes gzipped, over EC2's ${USER_DATA_LIMIT_BYTES}`);
   return gz.toString("base64");
 }
 

@@ -39,7 +39,17 @@ async function loopbackRun(): Promise<number> {
   const converge = convergeLoopback(state);
   const first = state.nodes[0];
   for (;;) {
-    const h = await clusterHealth({ host: first.ip, port: first.port, user: ADMIN_USER, password: state.passwords.admin, tls: state.caFile ? { ca: state.caFile } : undefined }, ec2.shards, ec2.replicasPerShard);
+    const h = await clusterHealth(
+      {
+        host: first.ip,
+        port: first.port,
+        user: ADMIN_USER,
+        password: state.passwords.admin,
+        tls: state.caFile ? { ca: state.caFile } : undefined,
+      },
+      ec2.shards,
+      ec2.replicasPerShard,
+    );
     if (h.ok) break;
     if (Date.now() - started > 120000) throw new Error(`loopback cluster not healthy: ${h.detail}`);
     await sleep(50);
@@ -71,12 +81,22 @@ async function main(): Promise<void> {
   }
   results.loopback = { runsMs: runs, stats: stats(runs) };
 
-  console.log("\nmode      median    p95      max     (time to cluster_state:ok with all replicas attached; target < 10 s)");
+  console.log(
+    "\nmode      median    p95      max     (time to cluster_state:ok with all replicas attached; target < 10 s)",
+  );
   for (const [mode, r] of Object.entries(results)) {
     if ("skipped" in r) console.log(`${mode.padEnd(9)} skipped`);
-    else console.log(`${mode.padEnd(9)} ${(r.stats.median / 1000).toFixed(2)} s   ${(r.stats.p95 / 1000).toFixed(2)} s   ${(r.stats.max / 1000).toFixed(2)} s`);
+    else
+      console.log(
+        `${mode.padEnd(9)} ${(r.stats.median / 1000).toFixed(2)} s   ${(r.stats.p95 / 1000).toFixed(2)} s   ${(r.stats.max / 1000).toFixed(2)} s`,
+      );
   }
-  const file = writeResults("cluster-formation", { machine: machine(), tls: settings.tls, topology: `${settings.ec2?.shards}x${settings.ec2?.replicasPerShard}`, results });
+  const file = writeResults("cluster-formation", {
+    machine: machine(),
+    tls: settings.tls,
+    topology: `${settings.ec2?.shards}x${settings.ec2?.replicasPerShard}`,
+    results,
+  });
   console.log(`\nwritten to ${file}`);
 }
 

@@ -11,13 +11,24 @@
  *   BENCH_RUNS=10 BENCH_TIMEOUTS=1000,2000,3000 BENCH_LOAD_SECONDS=60 BENCH_LOAD_TIMEOUT=2000
  */
 import { canRunLab } from "./hostlab/hostLab";
-import { createClusterLab, ClusterLab, infoField, masterOfSlot, startWriter, tagForSlots, parseClusterNodes } from "./clusterLab";
+import {
+  createClusterLab,
+  ClusterLab,
+  infoField,
+  masterOfSlot,
+  startWriter,
+  tagForSlots,
+  parseClusterNodes,
+} from "./clusterLab";
 import { stackSettings, sleep } from "./localCluster";
 import { DEFAULT_NODE_TIMEOUT_MS, Settings } from "../components/config";
 import { machine, stats, Stats, writeResults } from "./benchUtil";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);
-const TIMEOUTS = (process.env.BENCH_TIMEOUTS ?? `1000,${DEFAULT_NODE_TIMEOUT_MS},3000`).split(",").filter((t) => t !== "").map(Number);
+const TIMEOUTS = (process.env.BENCH_TIMEOUTS ?? `1000,${DEFAULT_NODE_TIMEOUT_MS},3000`)
+  .split(",")
+  .filter((t) => t !== "")
+  .map(Number);
 /** The node timeout the steady-load run checks for false failovers (the shipped default unless told). */
 const LOAD_TIMEOUT = Number(process.env.BENCH_LOAD_TIMEOUT ?? DEFAULT_NODE_TIMEOUT_MS);
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 60);
@@ -59,7 +70,9 @@ async function failoverRuns(nodeTimeoutMs: number): Promise<FailoverRun[]> {
       const gaps = res.gaps.filter((g) => g.start >= killedAt - 50);
       const writeGapMs = gaps.length > 0 ? Math.max(...gaps.map((g) => g.ms)) : 0;
       runs.push({ writeGapMs, promotedInMs, acked: res.acked.length });
-      console.log(`  node-timeout ${nodeTimeoutMs} ms, run ${i + 1}/${RUNS}: write gap ${(writeGapMs / 1000).toFixed(2)} s (cluster converged without the victim after ${(promotedInMs / 1000).toFixed(2)} s)`);
+      console.log(
+        `  node-timeout ${nodeTimeoutMs} ms, run ${i + 1}/${RUNS}: write gap ${(writeGapMs / 1000).toFixed(2)} s (cluster converged without the victim after ${(promotedInMs / 1000).toFixed(2)} s)`,
+      );
       const restart = await c.hosts[victim.node.index].exec(["systemctl", "start", "redis-node"]);
       if (restart.code !== 0) throw new Error(`restart failed: ${restart.stderr}`);
       await c.waitConverged(60000);
@@ -73,9 +86,12 @@ async function failoverRuns(nodeTimeoutMs: number): Promise<FailoverRun[]> {
 /** redis-benchmark -q, stopped by SIGINT, leaves progress lines: keep each test's last overall rate. */
 function benchmarkSummary(text: string): string {
   const last = new Map<string, string>();
-  for (const m of text.replace(/\r/g, "\n").matchAll(/^(\w+): rps=[\d.]+ \(overall: ([\d.]+)\)/gm)) last.set(m[1], m[2]);
+  for (const m of text.replace(/\r/g, "\n").matchAll(/^(\w+): rps=[\d.]+ \(overall: ([\d.]+)\)/gm))
+    last.set(m[1], m[2]);
   for (const m of text.matchAll(/^(\w+): ([\d.]+) requests per second/gm)) last.set(m[1], m[2]);
-  return last.size === 0 ? `no throughput figures (output: ${text.trim().slice(-200)})` : [...last].map(([t, r]) => `${t} ${Math.round(Number(r))} ops/s`).join(", ");
+  return last.size === 0
+    ? `no throughput figures (output: ${text.trim().slice(-200)})`
+    : [...last].map(([t, r]) => `${t} ${Math.round(Number(r))} ops/s`).join(", ");
 }
 
 interface LoadResult {
@@ -93,12 +109,48 @@ async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
     const view = async () => {
       const info = (await c.cli(c.nodes[0], ["cluster", "info"])).stdout;
       const nodes = parseClusterNodes((await c.cli(c.nodes[0], ["cluster", "nodes"])).stdout);
-      return { epoch: Number(infoField(info, "cluster_current_epoch")), masters: nodes.filter((l) => l.flags.includes("master")).map((l) => l.addr).sort().join(",") };
+      return {
+        epoch: Number(infoField(info, "cluster_current_epoch")),
+        masters: nodes
+          .filter((l) => l.flags.includes("master"))
+          .map((l) => l.addr)
+          .sort()
+          .join(","),
+      };
     };
     const before = await view();
     const first = c.nodes[0];
     const bench = c.lab.client.exec(
-      ["timeout", "-s", "INT", String(LOAD_SECONDS), "redis-benchmark", "--cluster", "-h", first.ip, "-p", String(first.port), "--user", "app", "-a", c.passwords.app, "--tls", "--cacert", c.clientCa ?? "", "-t", "set", "-c", "50", "-d", "512", "-r", "200000", "-n", "100000000", "-q"],
+      [
+        "timeout",
+        "-s",
+        "INT",
+        String(LOAD_SECONDS),
+        "redis-benchmark",
+        "--cluster",
+        "-h",
+        first.ip,
+        "-p",
+        String(first.port),
+        "--user",
+        "app",
+        "-a",
+        c.passwords.app,
+        "--tls",
+        "--cacert",
+        c.clientCa ?? "",
+        "-t",
+        "set",
+        "-c",
+        "50",
+        "-d",
+        "512",
+        "-r",
+        "200000",
+        "-n",
+        "100000000",
+        "-q",
+      ],
       { timeoutMs: (LOAD_SECONDS + 30) * 1000 },
     );
     const masters = c.nodes.filter((n) => n.node.role === "master");
@@ -108,7 +160,9 @@ async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
     for (const [i, t] of at.entries()) {
       await sleep(Math.max(0, started + t - Date.now()));
       await everyMaster(i % 2 === 0 ? "bgsave" : "bgrewriteaof");
-      console.log(`  load: ${i % 2 === 0 ? "BGSAVE" : "BGREWRITEAOF"} on every master at ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      console.log(
+        `  load: ${i % 2 === 0 ? "BGSAVE" : "BGREWRITEAOF"} on every master at ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      );
     }
     await everyMaster("bgrewriteaof");
     const out = await bench;
@@ -136,9 +190,16 @@ async function main(): Promise<void> {
   for (const t of TIMEOUTS) {
     console.log(`cluster-node-timeout ${t} ms: ${RUNS} x kill -9 of the master of shard 0`);
     const runs = await failoverRuns(t);
-    table.push({ nodeTimeoutMs: t, gap: stats(runs.map((r) => r.writeGapMs)), promoted: stats(runs.map((r) => r.promotedInMs)), runs });
+    table.push({
+      nodeTimeoutMs: t,
+      gap: stats(runs.map((r) => r.writeGapMs)),
+      promoted: stats(runs.map((r) => r.promotedInMs)),
+      runs,
+    });
   }
-  console.log(`steady load at node-timeout ${LOAD_TIMEOUT} ms: ${LOAD_SECONDS} s of redis-benchmark with BGSAVE/BGREWRITEAOF on every master`);
+  console.log(
+    `steady load at node-timeout ${LOAD_TIMEOUT} ms: ${LOAD_SECONDS} s of redis-benchmark with BGSAVE/BGREWRITEAOF on every master`,
+  );
   const load = await steadyLoad(LOAD_TIMEOUT);
 
   const s = (ms: number) => (ms / 1000).toFixed(2);
@@ -146,10 +207,20 @@ async function main(): Promise<void> {
   console.log("node-timeout  runs  median  p95    max    | cluster healthy again: median  p95");
   for (const r of table) {
     const mark = r.nodeTimeoutMs === DEFAULT_NODE_TIMEOUT_MS ? " (default)" : "";
-    console.log(`${String(r.nodeTimeoutMs).padStart(6)} ms     ${String(r.gap.n).padStart(3)}   ${s(r.gap.median)}    ${s(r.gap.p95)}   ${s(r.gap.max)}   |                       ${s(r.promoted.median)}    ${s(r.promoted.p95)}${mark}`);
+    console.log(
+      `${String(r.nodeTimeoutMs).padStart(6)} ms     ${String(r.gap.n).padStart(3)}   ${s(r.gap.median)}    ${s(r.gap.p95)}   ${s(r.gap.max)}   |                       ${s(r.promoted.median)}    ${s(r.promoted.p95)}${mark}`,
+    );
   }
-  console.log(`\nfailovers without a fault during ${load.seconds} s of load at ${LOAD_TIMEOUT} ms: ${load.failovers} (epoch ${load.epochBefore} -> ${load.epochAfter}); ${load.benchmarkTail}`);
-  const file = writeResults(process.env.BENCH_OUT ?? "failover", { machine: machine(), tls: base.tls, defaultNodeTimeoutMs: DEFAULT_NODE_TIMEOUT_MS, failover: table, steadyLoad: { nodeTimeoutMs: LOAD_TIMEOUT, ...load } });
+  console.log(
+    `\nfailovers without a fault during ${load.seconds} s of load at ${LOAD_TIMEOUT} ms: ${load.failovers} (epoch ${load.epochBefore} -> ${load.epochAfter}); ${load.benchmarkTail}`,
+  );
+  const file = writeResults(process.env.BENCH_OUT ?? "failover", {
+    machine: machine(),
+    tls: base.tls,
+    defaultNodeTimeoutMs: DEFAULT_NODE_TIMEOUT_MS,
+    failover: table,
+    steadyLoad: { nodeTimeoutMs: LOAD_TIMEOUT, ...load },
+  });
   console.log(`written to ${file}`);
 }
 

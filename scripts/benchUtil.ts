@@ -31,5 +31,11 @@ export function writeResults(name: string, data: unknown): string {
 
 export function machine(): Record<string, string | number> {
   const os = require("os") as typeof import("os");
-  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? "?", memGiB: Math.round(os.totalmem() / 1024 ** 3), node: process.version, date: new Date().toISOString() };
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? "?",
+    memGiB: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version,
+    date: new Date().toISOString(),
+  };
 }

@@ -32,7 +32,12 @@ export interface ClusterLab {
   /** Client-side TLS files inside the client namespace (the lab writes them there). */
   clientCa?: string;
   /** redis-cli against a node from the client namespace, as admin (default) or app. */
-  cli(node: NodeAddress | string, args: string[], as?: "admin" | "app" | "none", timeoutMs?: number): Promise<ExecResult>;
+  cli(
+    node: NodeAddress | string,
+    args: string[],
+    as?: "admin" | "app" | "none",
+    timeoutMs?: number,
+  ): Promise<ExecResult>;
   /** Waits until each of `nodes` (the live ones) sees every shard with a healthy master and the other live nodes as linked replicas. */
   waitConverged(timeoutMs?: number, nodes?: NodeAddress[]): Promise<number>;
   /** Runs every host's user-data (in the given order, `staggerMs` apart) and returns the results. */
@@ -62,11 +67,20 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("EC2 settings needed");
   const subnet = opts.subnet ?? TEST_SUBNET;
-  const nodes: NodeAddress[] = planTopology(ec2.shards, ec2.replicasPerShard, 3).map((node) => ({ node, ip: `${subnet}.${11 + node.index}`, port: REDIS_PORT }));
+  const nodes: NodeAddress[] = planTopology(ec2.shards, ec2.replicasPerShard, 3).map((node) => ({
+    node,
+    ip: `${subnet}.${11 + node.index}`,
+    port: REDIS_PORT,
+  }));
   const ssm = ssmNames("redis-stack", "lab");
   const passwords = opts.passwords ?? generatePasswords();
   const pkiDir = opts.pkiDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "redis-pki-"));
-  const pki = settings.tls ? makePki(pkiDir, nodes.map((n) => ({ name: n.node.name, ip: n.ip }))) : undefined;
+  const pki = settings.tls
+    ? makePki(
+        pkiDir,
+        nodes.map((n) => ({ name: n.node.name, ip: n.ip })),
+      )
+    : undefined;
   const params: Record<string, string> = { [ssm.appPassword]: passwords.app, [ssm.adminPassword]: passwords.admin };
   if (pki) {
     params[ssm.tlsCa] = pki.caCertPem;
@@ -89,7 +103,14 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
 
   const lab = await HostLab.create(
     nodes.map((n, i) => ({ name: n.node.name, ip: n.ip, az: AZS[n.node.azIndex], dataVolumeId: volumeId(i) })),
-    { cidrPrefix: 24, clientIp: `${subnet}.100`, ssmParameters: params, dataVolumeMiB: opts.dataVolumeMiB ?? 96, persistent: opts.persistent, gatewayIp: opts.persistent ? `${subnet}.1` : undefined },
+    {
+      cidrPrefix: 24,
+      clientIp: `${subnet}.100`,
+      ssmParameters: params,
+      dataVolumeMiB: opts.dataVolumeMiB ?? 96,
+      persistent: opts.persistent,
+      gatewayIp: opts.persistent ? `${subnet}.1` : undefined,
+    },
   );
   const hosts = nodes.map((n) => lab.host(n.node.name));
   let clientCa: string | undefined;
@@ -101,14 +122,19 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     }
   }
 
-  const byName = (n: NodeAddress | string) => (typeof n === "string" ? nodes.find((x) => x.node.name === n || `${x.ip}:${x.port}` === n) : n);
+  const byName = (n: NodeAddress | string) =>
+    typeof n === "string" ? nodes.find((x) => x.node.name === n || `${x.ip}:${x.port}` === n) : n;
   const cli: ClusterLab["cli"] = (node, args, as = "admin", timeoutMs = 10000) => {
     const target = byName(node);
     if (!target) throw new Error(`unknown node ${String(node)}`);
     const auth = as === "none" ? [] : ["--user", as === "admin" ? ADMIN_USER : APP_USER];
-    const env: Record<string, string> = as === "none" ? {} : { REDISCLI_AUTH: as === "admin" ? passwords.admin : passwords.app };
+    const env: Record<string, string> =
+      as === "none" ? {} : { REDISCLI_AUTH: as === "admin" ? passwords.admin : passwords.app };
     const tls = clientCa ? ["--tls", "--cacert", clientCa] : [];
-    return lab.client.exec(["redis-cli", "-h", target.ip, "-p", String(target.port), ...auth, ...tls, ...args], { env, timeoutMs });
+    return lab.client.exec(["redis-cli", "-h", target.ip, "-p", String(target.port), ...auth, ...tls, ...args], {
+      env,
+      timeoutMs,
+    });
   };
   const boot: ClusterLab["boot"] = async (order = nodes.map((_, i) => i), staggerMs = 0) => {
     const results: Promise<ExecResult>[] = [];
@@ -129,7 +155,11 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
         among.map(async (n) => {
           const r = await cli(n, ["cluster", "nodes"], "admin", 3000);
           if (r.code !== 0) return "unreachable";
-          const lines = parseClusterNodes(r.stdout).filter((l) => l.linkState === "connected" && !l.flags.some((f) => f.startsWith("fail") || f === "noaddr" || f === "handshake"));
+          const lines = parseClusterNodes(r.stdout).filter(
+            (l) =>
+              l.linkState === "connected" &&
+              !l.flags.some((f) => f.startsWith("fail") || f === "noaddr" || f === "handshake"),
+          );
           const m = lines.filter((l) => l.flags.includes("master") && l.slots.length > 0).length;
           const s = lines.filter((l) => l.flags.includes("slave")).length;
           return `${m}/${s}`;
@@ -141,7 +171,20 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     }
     throw new Error(`cluster did not converge in ${timeoutMs} ms: views (masters/replicas) ${last}`);
   };
-  return { lab, settings, nodes, hosts, passwords, pki, userData, clientCa, cli, waitConverged, boot, destroy: () => lab.destroy() };
+  return {
+    lab,
+    settings,
+    nodes,
+    hosts,
+    passwords,
+    pki,
+    userData,
+    clientCa,
+    cli,
+    waitConverged,
+    boot,
+    destroy: () => lab.destroy(),
+  };
 }
 
 /** `cluster nodes` parsed. */
@@ -161,7 +204,14 @@ export function parseClusterNodes(text: string): ClusterNodeLine[] {
     .filter((l) => l.trim() !== "")
     .map((l) => {
       const f = l.trim().split(" ");
-      return { id: f[0], addr: f[1].split("@")[0], flags: f[2].split(","), masterId: f[3], linkState: f[7], slots: f.slice(8) };
+      return {
+        id: f[0],
+        addr: f[1].split("@")[0],
+        flags: f[2].split(","),
+        masterId: f[3],
+        linkState: f[7],
+        slots: f.slice(8),
+      };
     });
 }
 
@@ -173,7 +223,11 @@ export function infoField(text: string, key: string): string {
 const WRITER = path.join(__dirname, "writer.ts");
 const TS_NODE = require.resolve("ts-node/register/transpile-only");
 /** Writers run with cwd / inside a namespace: point ts-node at the project. */
-const nodeEnv = (cfg: WriterConfig) => ({ WRITER_CONFIG: JSON.stringify(cfg), PATH: process.env.PATH ?? "", TS_NODE_PROJECT: path.resolve(__dirname, "../tsconfig.json") });
+const nodeEnv = (cfg: WriterConfig) => ({
+  WRITER_CONFIG: JSON.stringify(cfg),
+  PATH: process.env.PATH ?? "",
+  TS_NODE_PROJECT: path.resolve(__dirname, "../tsconfig.json"),
+});
 let writerSeq = 0;
 
 /** A hash tag whose keys all land in `shard`'s planned slot range. */
@@ -191,7 +245,11 @@ export interface RunningWriter {
 }
 
 /** Starts a writer in `where` (the client namespace by default) that runs until stopped. */
-export async function startWriter(c: ClusterLab, tag: string, opts: { where?: LabNode; direct?: string; intervalMs?: number } = {}): Promise<RunningWriter> {
+export async function startWriter(
+  c: ClusterLab,
+  tag: string,
+  opts: { where?: LabNode; direct?: string; intervalMs?: number } = {},
+): Promise<RunningWriter> {
   const where = opts.where ?? c.lab.client;
   const stopFile = `/tmp/stop-writer-${process.pid}-${++writerSeq}`;
   const cfg: WriterConfig = {
@@ -213,7 +271,10 @@ export async function startWriter(c: ClusterLab, tag: string, opts: { where?: La
   let exited: ExecResult | undefined;
   void running.then((r) => (exited = r));
   while ((await where.sh(`test -e ${stopFile}.ready`)).code !== 0) {
-    if (exited) throw new Error(`writer on ${where.name} exited (${exited.code}) before its first write: ${exited.stderr.trim().slice(-500)}`);
+    if (exited)
+      throw new Error(
+        `writer on ${where.name} exited (${exited.code}) before its first write: ${exited.stderr.trim().slice(-500)}`,
+      );
     if (Date.now() > deadline) throw new Error(`writer on ${where.name} did not get a first write through in 20 s`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -221,7 +282,8 @@ export async function startWriter(c: ClusterLab, tag: string, opts: { where?: La
     tag,
     stop: async () => {
       await where.sh(`touch ${stopFile}`);
-      const exitedWithin = (ms: number) => Promise.race([running.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+      const exitedWithin = (ms: number) =>
+        Promise.race([running.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
       // A writer that ignores its stop file gets SIGTERM (it then stops and reports), then SIGKILL.
       if (!(await exitedWithin(15000))) {
         await where.sh(`pkill -TERM -f -- '${WRITER} ${stopFile}'`);
@@ -237,7 +299,15 @@ export async function startWriter(c: ClusterLab, tag: string, opts: { where?: La
 
 /** Which of these acknowledged writes the cluster no longer has. */
 export async function missingWrites(c: ClusterLab, tag: string, seqs: number[]): Promise<number[]> {
-  const cfg: WriterConfig = { mode: "verify", nodes: c.nodes.map((n) => `${n.ip}:${n.port}`), user: APP_USER, password: c.passwords.app, ca: c.clientCa, tag, seqs };
+  const cfg: WriterConfig = {
+    mode: "verify",
+    nodes: c.nodes.map((n) => `${n.ip}:${n.port}`),
+    user: APP_USER,
+    password: c.passwords.app,
+    ca: c.clientCa,
+    tag,
+    seqs,
+  };
   const r = await c.lab.client.exec(["node", "-r", TS_NODE, WRITER], { env: nodeEnv(cfg), timeoutMs: 120000 });
   if (r.code !== 0) throw new Error(`verify failed (${r.code}): ${r.stderr}`);
   return (JSON.parse(r.stdout) as VerifyResult).missing;

@@ -21,7 +21,9 @@ const log = (m: string) => console.log(`[local] ${m}`);
 
 function requireRedis(): void {
   if (spawnSync("redis-server", ["--version"]).status !== 0 || spawnSync("redis-cli", ["--version"]).status !== 0) {
-    console.error("redis-server/redis-cli not found: install them with `sudo apt-get install redis-server redis-tools` (Debian/Ubuntu) or `brew install redis`.");
+    console.error(
+      "redis-server/redis-cli not found: install them with `sudo apt-get install redis-server redis-tools` (Debian/Ubuntu) or `brew install redis`.",
+    );
     process.exit(2);
   }
 }
@@ -59,16 +61,25 @@ function publish(contract: ConnectionContract): void {
   }
   // The password stays in the env file: the console (and CI logs) only see it masked.
   const mask = (s: string) => s.replace(/:\/\/([^:]+):[^@]+@/, "://$1:****@");
-  const shown = { ...contract, redisUrl: mask(contract.redisUrl), env: { ...contract.env, REDIS_URL: mask(contract.env.REDIS_URL) }, caCertificate: caFile ? path.relative(process.cwd(), caFile) : "" };
+  const shown = {
+    ...contract,
+    redisUrl: mask(contract.redisUrl),
+    env: { ...contract.env, REDIS_URL: mask(contract.env.REDIS_URL) },
+    caCertificate: caFile ? path.relative(process.cwd(), caFile) : "",
+  };
   console.log(JSON.stringify(shown, null, 2));
-  log(`env (with the password) written to ${path.relative(process.cwd(), ENV_FILE)}, mode 600: set -a; . ${path.relative(process.cwd(), ENV_FILE)}; set +a`);
+  log(
+    `env (with the password) written to ${path.relative(process.cwd(), ENV_FILE)}, mode 600: set -a; . ${path.relative(process.cwd(), ENV_FILE)}; set +a`,
+  );
 }
 
 async function up(mode: Mode): Promise<void> {
   const settings = stackSettings("prod");
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("Pulumi.prod.yaml must use target ec2");
-  log(`prod topology: ${ec2.shards} shards x ${ec2.replicasPerShard} replica(s), TLS ${settings.tls ? "on" : "off"}, mode ${mode}`);
+  log(
+    `prod topology: ${ec2.shards} shards x ${ec2.replicasPerShard} replica(s), TLS ${settings.tls ? "on" : "off"}, mode ${mode}`,
+  );
   let running: { nodes: NodeAddress[]; passwords: Passwords; caFile?: string };
   if (mode === "loopback") {
     const state = await startLoopback(settings, log);
@@ -78,7 +89,13 @@ async function up(mode: Mode): Promise<void> {
     running = await hostsUp(settings, log);
   }
   const first = running.nodes[0];
-  const target: CliTarget = { host: first.ip, port: first.port, user: ADMIN_USER, password: running.passwords.admin, tls: running.caFile ? { ca: running.caFile } : undefined };
+  const target: CliTarget = {
+    host: first.ip,
+    port: first.port,
+    user: ADMIN_USER,
+    password: running.passwords.admin,
+    tls: running.caFile ? { ca: running.caFile } : undefined,
+  };
   const ms = await waitHealthy(target, ec2.shards, ec2.replicasPerShard, 120000);
   log(`cluster healthy (${(ms / 1000).toFixed(1)}s after every node finished its part)`);
   publish(
@@ -118,8 +135,20 @@ async function main(): Promise<void> {
       return;
     }
     const first = running.nodes[0];
-    const h = await clusterHealth({ host: first.ip, port: first.port, user: ADMIN_USER, password: running.passwords.admin, tls: running.caFile ? { ca: running.caFile } : undefined }, ec2.shards, ec2.replicasPerShard);
-    log(`${running.nodes.map((n) => `${n.ip}:${n.port}`).join(" ")}: ${h.ok ? "healthy" : "NOT healthy"} (${h.detail})`);
+    const h = await clusterHealth(
+      {
+        host: first.ip,
+        port: first.port,
+        user: ADMIN_USER,
+        password: running.passwords.admin,
+        tls: running.caFile ? { ca: running.caFile } : undefined,
+      },
+      ec2.shards,
+      ec2.replicasPerShard,
+    );
+    log(
+      `${running.nodes.map((n) => `${n.ip}:${n.port}`).join(" ")}: ${h.ok ? "healthy" : "NOT healthy"} (${h.detail})`,
+    );
     return;
   }
   await up(mode);

@@ -17,7 +17,9 @@ const run = promisify(execFile);
 
 /** Pulumi.<stack>.yaml in Pulumi's flat form: `project:key` -> string (lists and maps as JSON). */
 export function stackConfig(stack: string): Record<string, string> {
-  const doc = yaml.load(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config?: Record<string, unknown> };
+  const doc = yaml.load(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as {
+    config?: Record<string, unknown>;
+  };
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(doc.config ?? {})) {
     out[key] = typeof value === "string" ? value : JSON.stringify(value);
@@ -32,7 +34,8 @@ export function stackSettings(stack: string, project = "redis-stack"): Settings 
     raw[key.startsWith(`${project}:`) ? key.slice(project.length + 1) : key] = value;
   }
   const { settings, problems } = parseSettings(raw);
-  if (!settings) throw new Error(`Pulumi.${stack}.yaml is invalid: ${problems.map((p) => `${p.key}: ${p.problem}`).join("; ")}`);
+  if (!settings)
+    throw new Error(`Pulumi.${stack}.yaml is invalid: ${problems.map((p) => `${p.key}: ${p.problem}`).join("; ")}`);
   return settings;
 }
 
@@ -42,14 +45,25 @@ export interface Passwords {
 }
 
 export function generatePasswords(): Passwords {
-  const pw = () => crypto.randomBytes(24).toString("base64url").replace(/[^A-Za-z0-9]/g, "").slice(0, 32).padEnd(32, "0");
+  const pw = () =>
+    crypto
+      .randomBytes(24)
+      .toString("base64url")
+      .replace(/[^A-Za-z0-9]/g, "")
+      .slice(0, 32)
+      .padEnd(32, "0");
   return { app: pw(), admin: pw() };
 }
 
 /** The ACL file a node writes at boot (bootstrap.sh write_secrets), for nodes started without user-data. */
 export function renderAclFile(p: Passwords): string {
   const sha = (s: string) => crypto.createHash("sha256").update(s).digest("hex");
-  return ["user default off", `user ${APP_USER} on #${sha(p.app)} ${APP_ACL_RULES}`, `user ${ADMIN_USER} on #${sha(p.admin)} ${ADMIN_ACL_RULES}`, ""].join("\n");
+  return [
+    "user default off",
+    `user ${APP_USER} on #${sha(p.app)} ${APP_ACL_RULES}`,
+    `user ${ADMIN_USER} on #${sha(p.admin)} ${ADMIN_ACL_RULES}`,
+    "",
+  ].join("\n");
 }
 
 export interface CliTarget {
@@ -62,9 +76,14 @@ export interface CliTarget {
 
 /** Runs redis-cli against one node. */
 export async function redisCli(t: CliTarget, args: string[], timeoutMs = 5000): Promise<string> {
-  const tlsArgs = t.tls ? ["--tls", "--cacert", t.tls.ca, ...(t.tls.cert && t.tls.key ? ["--cert", t.tls.cert, "--key", t.tls.key] : [])] : [];
+  const tlsArgs = t.tls
+    ? ["--tls", "--cacert", t.tls.ca, ...(t.tls.cert && t.tls.key ? ["--cert", t.tls.cert, "--key", t.tls.key] : [])]
+    : [];
   const argv = ["redis-cli", "-h", t.host, "-p", String(t.port), "--user", t.user, ...tlsArgs, ...args];
-  const { stdout } = await run(argv[0], argv.slice(1), { env: { ...process.env, REDISCLI_AUTH: t.password }, timeout: timeoutMs });
+  const { stdout } = await run(argv[0], argv.slice(1), {
+    env: { ...process.env, REDISCLI_AUTH: t.password },
+    timeout: timeoutMs,
+  });
   return stdout.replace(/\r/g, "");
 }
 
@@ -78,21 +97,46 @@ export interface ClusterHealth {
 }
 
 /** Cluster health as one node sees it: state ok, all slots ok, every master with its replicas linked. */
-export async function clusterHealth(t: CliTarget, expectedMasters: number, replicasPerShard: number): Promise<ClusterHealth> {
+export async function clusterHealth(
+  t: CliTarget,
+  expectedMasters: number,
+  replicasPerShard: number,
+): Promise<ClusterHealth> {
   try {
     const info = await redisCli(t, ["cluster", "info"]);
-    const field = (k: string) => /^([^:]+):(.*)$/m.exec(info.split("\n").find((l) => l.startsWith(`${k}:`)) ?? "")?.[2] ?? "";
+    const field = (k: string) =>
+      /^([^:]+):(.*)$/m.exec(info.split("\n").find((l) => l.startsWith(`${k}:`)) ?? "")?.[2] ?? "";
     const nodes = (await redisCli(t, ["cluster", "nodes"])).trim().split("\n");
     const flags = (l: string) => (l.split(" ")[2] ?? "").split(",");
-    const healthy = (l: string) => !flags(l).some((f) => f === "fail" || f === "fail?" || f === "noaddr" || f === "handshake") && l.split(" ")[7] === "connected";
+    const healthy = (l: string) =>
+      !flags(l).some((f) => f === "fail" || f === "fail?" || f === "noaddr" || f === "handshake") &&
+      l.split(" ")[7] === "connected";
     const masters = nodes.filter((l) => flags(l).includes("master") && healthy(l) && l.split(" ").length > 8);
     const replicas = nodes.filter((l) => flags(l).includes("slave") && healthy(l));
     const state = field("cluster_state");
     const slotsOk = Number(field("cluster_slots_ok") || 0);
-    const ok = state === "ok" && slotsOk === 16384 && masters.length === expectedMasters && replicas.length === expectedMasters * replicasPerShard;
-    return { ok, state, slotsOk, masters: masters.length, replicasAttached: replicas.length, detail: `state=${state} slots_ok=${slotsOk} masters=${masters.length} replicas=${replicas.length}` };
+    const ok =
+      state === "ok" &&
+      slotsOk === 16384 &&
+      masters.length === expectedMasters &&
+      replicas.length === expectedMasters * replicasPerShard;
+    return {
+      ok,
+      state,
+      slotsOk,
+      masters: masters.length,
+      replicasAttached: replicas.length,
+      detail: `state=${state} slots_ok=${slotsOk} masters=${masters.length} replicas=${replicas.length}`,
+    };
   } catch (e) {
-    return { ok: false, state: "unreachable", slotsOk: 0, masters: 0, replicasAttached: 0, detail: (e as Error).message.split("\n")[0] };
+    return {
+      ok: false,
+      state: "unreachable",
+      slotsOk: 0,
+      masters: 0,
+      replicasAttached: 0,
+      detail: (e as Error).message.split("\n")[0],
+    };
   }
 }
 

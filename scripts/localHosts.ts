@@ -36,7 +36,17 @@ export async function hostsUp(settings: Settings, log: (m: string) => void): Pro
   const previous = readHostsState();
   if (previous) {
     const first = previous.nodes[0];
-    const h = await clusterHealth({ host: first.ip, port: first.port, user: ADMIN_USER, password: previous.passwords.admin, tls: previous.caFile ? { ca: previous.caFile } : undefined }, ec2.shards, ec2.replicasPerShard);
+    const h = await clusterHealth(
+      {
+        host: first.ip,
+        port: first.port,
+        user: ADMIN_USER,
+        password: previous.passwords.admin,
+        tls: previous.caFile ? { ca: previous.caFile } : undefined,
+      },
+      ec2.shards,
+      ec2.replicasPerShard,
+    );
     if (h.ok) {
       log("the local hosts are already running and healthy");
       return previous;
@@ -45,16 +55,30 @@ export async function hostsUp(settings: Settings, log: (m: string) => void): Pro
   }
   await hostsDown(() => undefined);
   fs.mkdirSync(HOSTS_DIR, { recursive: true, mode: 0o700 });
-  log(`creating ${ec2.shards * (1 + ec2.replicasPerShard)} hosts on ${LOCAL_SUBNET}.0/24 (this machine: ${LOCAL_SUBNET}.1)`);
-  const c = await createClusterLab(settings, { subnet: LOCAL_SUBNET, persistent: true, pkiDir: path.join(HOSTS_DIR, "pki"), dataVolumeMiB: 512 });
-  log("running each node's user-data (install check, format + mount the data volume, secrets from SSM, redis.conf, start, form/join)");
+  log(
+    `creating ${ec2.shards * (1 + ec2.replicasPerShard)} hosts on ${LOCAL_SUBNET}.0/24 (this machine: ${LOCAL_SUBNET}.1)`,
+  );
+  const c = await createClusterLab(settings, {
+    subnet: LOCAL_SUBNET,
+    persistent: true,
+    pkiDir: path.join(HOSTS_DIR, "pki"),
+    dataVolumeMiB: 512,
+  });
+  log(
+    "running each node's user-data (install check, format + mount the data volume, secrets from SSM, redis.conf, start, form/join)",
+  );
   const started = Date.now();
   await Promise.all(
     c.nodes.map(async (n, i) => {
       const r = await c.hosts[i].runUserData(c.userData[i], { timeoutMs: 300000 });
       const last = r.stdout.trim().split("\n").pop() ?? "";
-      if (r.code !== 0) throw new Error(`user-data of ${n.node.name} failed (exit ${r.code}): ${last}\n${r.stderr.trim().split("\n").slice(-5).join("\n")}`);
-      log(`${n.node.name} (${n.node.role}, ${c.hosts[i].az}, ${n.ip}) done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+      if (r.code !== 0)
+        throw new Error(
+          `user-data of ${n.node.name} failed (exit ${r.code}): ${last}\n${r.stderr.trim().split("\n").slice(-5).join("\n")}`,
+        );
+      log(
+        `${n.node.name} (${n.node.role}, ${c.hosts[i].az}, ${n.ip}) done in ${((Date.now() - started) / 1000).toFixed(1)}s`,
+      );
     }),
   );
   const state: HostsState = { nodes: c.nodes, passwords: c.passwords, caFile: c.pki?.caCertFile };

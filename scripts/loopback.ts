@@ -30,13 +30,22 @@ export interface LoopbackState {
 
 function nodePaths(name: string): NodePaths {
   const dir = path.join(LOOPBACK_DIR, name);
-  return { confDir: path.join(dir, "etc"), dataDir: path.join(dir, "data"), logDir: path.join(dir, "log"), runDir: path.join(dir, "run") };
+  return {
+    confDir: path.join(dir, "etc"),
+    dataDir: path.join(dir, "data"),
+    logDir: path.join(dir, "log"),
+    runDir: path.join(dir, "run"),
+  };
 }
 
 export function loopbackNodes(settings: Settings): NodeAddress[] {
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("the local mode runs the EC2 topology: the stack's target must be ec2");
-  return planTopology(ec2.shards, ec2.replicasPerShard, Math.min(3, ec2.replicasPerShard + 2)).map((node) => ({ node, ip: "127.0.0.1", port: BASE_PORT + node.index }));
+  return planTopology(ec2.shards, ec2.replicasPerShard, Math.min(3, ec2.replicasPerShard + 2)).map((node) => ({
+    node,
+    ip: "127.0.0.1",
+    port: BASE_PORT + node.index,
+  }));
 }
 
 function alive(pid: number): boolean {
@@ -60,12 +69,18 @@ export async function startLoopback(settings: Settings, log: (m: string) => void
   const previous = readLoopbackState();
   const nodes = loopbackNodes(settings);
   const passwords = previous?.passwords ?? generatePasswords();
-  const pki = settings.tls ? makePki(path.join(LOOPBACK_DIR, "pki"), nodes.map((n) => ({ name: n.node.name, ip: n.ip }))) : undefined;
+  const pki = settings.tls
+    ? makePki(
+        path.join(LOOPBACK_DIR, "pki"),
+        nodes.map((n) => ({ name: n.node.name, ip: n.ip })),
+      )
+    : undefined;
   const pids: Record<string, number> = { ...(previous?.pids ?? {}) };
   for (const n of nodes) {
     const paths = nodePaths(n.node.name);
     const f = nodeFiles(paths);
-    for (const d of [paths.confDir, paths.dataDir, paths.logDir, paths.runDir, path.dirname(f.cert)]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    for (const d of [paths.confDir, paths.dataDir, paths.logDir, paths.runDir, path.dirname(f.cert)])
+      fs.mkdirSync(d, { recursive: true, mode: 0o700 });
     const conf = renderRedisConf({
       announceIp: n.ip,
       port: n.port,
@@ -125,12 +140,18 @@ export async function convergeLoopback(state: LoopbackState, peerWaitSeconds = 1
       };
       const logFile = path.join(nodePaths(n.node.name).logDir, "cluster.log");
       try {
-        const { stdout, stderr } = await execFileP("bash", ["-c", 'set -euo pipefail; source "$1"; cluster_converge', "converge", lib], { env, timeout: (peerWaitSeconds + 60) * 1000 });
+        const { stdout, stderr } = await execFileP(
+          "bash",
+          ["-c", 'set -euo pipefail; source "$1"; cluster_converge', "converge", lib],
+          { env, timeout: (peerWaitSeconds + 60) * 1000 },
+        );
         fs.appendFileSync(logFile, stdout + stderr);
       } catch (e) {
         const err = e as { stdout?: string; stderr?: string; message: string };
         fs.appendFileSync(logFile, `${err.stdout ?? ""}${err.stderr ?? ""}`);
-        throw new Error(`${n.node.name} could not join the cluster: ${(err.stdout ?? "").trim().split("\n").pop() ?? err.message} (log: ${path.relative(process.cwd(), logFile)})`);
+        throw new Error(
+          `${n.node.name} could not join the cluster: ${(err.stdout ?? "").trim().split("\n").pop() ?? err.message} (log: ${path.relative(process.cwd(), logFile)})`,
+        );
       }
     }),
   );

@@ -23,7 +23,19 @@ export function makePki(dir: string, nodes: { name: string; ip: string }[]): Pki
   const caCert = path.join(dir, "ca.crt");
   if (!fs.existsSync(caCert)) {
     openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", caKey]);
-    openssl(["req", "-x509", "-new", "-key", caKey, "-subj", "/O=redis-stack/CN=redis-stack local CA", "-days", "3650", "-out", caCert]);
+    openssl([
+      "req",
+      "-x509",
+      "-new",
+      "-key",
+      caKey,
+      "-subj",
+      "/O=redis-stack/CN=redis-stack local CA",
+      "-days",
+      "3650",
+      "-out",
+      caCert,
+    ]);
   }
   const out = new Map<string, { certPem: string; keyPem: string }>();
   for (const n of nodes) {
@@ -32,10 +44,29 @@ export function makePki(dir: string, nodes: { name: string; ip: string }[]): Pki
     if (!fs.existsSync(crt)) {
       const csr = path.join(dir, `${n.name}.csr`);
       const ext = path.join(dir, `${n.name}.ext`);
-      fs.writeFileSync(ext, `subjectAltName=IP:${n.ip}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n`);
+      fs.writeFileSync(
+        ext,
+        `subjectAltName=IP:${n.ip}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n`,
+      );
       openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key]);
       openssl(["req", "-new", "-key", key, "-subj", `/CN=${n.name}`, "-out", csr]);
-      openssl(["x509", "-req", "-in", csr, "-CA", caCert, "-CAkey", caKey, "-CAcreateserial", "-days", "825", "-extfile", ext, "-out", crt]);
+      openssl([
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        caCert,
+        "-CAkey",
+        caKey,
+        "-CAcreateserial",
+        "-days",
+        "825",
+        "-extfile",
+        ext,
+        "-out",
+        crt,
+      ]);
     }
     out.set(n.name, { certPem: fs.readFileSync(crt, "utf8"), keyPem: fs.readFileSync(key, "utf8") });
   }

@@ -143,7 +143,8 @@ async function verify(cfg: WriterConfig): Promise<VerifyResult> {
         await sleep(200);
       }
     }
-    if (values === undefined) throw new Error(`verify: the cluster did not answer MGET for 15 tries (last error: ${lastError})`);
+    if (values === undefined)
+      throw new Error(`verify: the cluster did not answer MGET for 15 tries (last error: ${lastError})`);
     values.forEach((v, j) => {
       if (v !== String(chunk[j])) missing.push(chunk[j]);
     });

@@ -256,7 +256,11 @@ async function runOk(cmd: string, args: string[], opts: RunOptions = {}): Promis
 
 function runSync(cmd: string, args: string[], timeoutMs = 15_000): ExecResult {
   const r = spawnSync(cmd, args, { encoding: "utf8", timeout: timeoutMs, stdio: ["ignore", "pipe", "pipe"] });
-  return { code: r.status ?? (r.error ? 127 : 128 + signalNumber(r.signal)), stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+  return {
+    code: r.status ?? (r.error ? 127 : 128 + signalNumber(r.signal)),
+    stdout: r.stdout ?? "",
+    stderr: r.stderr ?? "",
+  };
 }
 
 function sleepSync(ms: number): void {
@@ -366,21 +370,43 @@ let canRunCache: { ok: true } | { ok: false; reason: string } | undefined;
 export function canRunLab(): { ok: true } | { ok: false; reason: string } {
   if (canRunCache) return canRunCache;
   const check = (): { ok: true } | { ok: false; reason: string } => {
-    if (process.platform !== "linux") return { ok: false, reason: `HostLab needs Linux (platform is ${process.platform})` };
-    if (typeof process.getuid !== "function" || process.getuid() !== 0) return { ok: false, reason: "HostLab needs root (network namespaces, mounts, loop devices)" };
-    const needed = ["ip", "unshare", "nsenter", "losetup", "mount", "umount", "setpriv", "setsid", "perl", "bash", "mknod", "redis-server", "redis-cli"];
+    if (process.platform !== "linux")
+      return { ok: false, reason: `HostLab needs Linux (platform is ${process.platform})` };
+    if (typeof process.getuid !== "function" || process.getuid() !== 0)
+      return { ok: false, reason: "HostLab needs root (network namespaces, mounts, loop devices)" };
+    const needed = [
+      "ip",
+      "unshare",
+      "nsenter",
+      "losetup",
+      "mount",
+      "umount",
+      "setpriv",
+      "setsid",
+      "perl",
+      "bash",
+      "mknod",
+      "redis-server",
+      "redis-cli",
+    ];
     const missing = needed.filter((c) => !commandExists(c));
     if (missing.length > 0) return { ok: false, reason: `HostLab needs these commands: ${missing.join(", ")}` };
-    if (!fs.existsSync("/dev/loop-control")) return { ok: false, reason: "HostLab needs loop devices (/dev/loop-control missing)" };
+    if (!fs.existsSync("/dev/loop-control"))
+      return { ok: false, reason: "HostLab needs loop devices (/dev/loop-control missing)" };
     let filesystems = "";
     try {
       filesystems = fs.readFileSync("/proc/filesystems", "utf8");
     } catch {
       /* ignore */
     }
-    if (!/\boverlay\b/.test(filesystems)) return { ok: false, reason: "HostLab needs overlayfs (not in /proc/filesystems)" };
+    if (!/\boverlay\b/.test(filesystems))
+      return { ok: false, reason: "HostLab needs overlayfs (not in /proc/filesystems)" };
     const fsType = runSync("stat", ["-f", "-c", "%T", LAB_BASE_DIR]).stdout.trim();
-    if (fsType === "overlayfs") return { ok: false, reason: `${LAB_BASE_DIR} is on overlayfs, which cannot hold overlay upper dirs (mount a tmpfs on ${LAB_BASE_DIR})` };
+    if (fsType === "overlayfs")
+      return {
+        ok: false,
+        reason: `${LAB_BASE_DIR} is on overlayfs, which cannot hold overlay upper dirs (mount a tmpfs on ${LAB_BASE_DIR})`,
+      };
     for (const s of STAND_INS) {
       try {
         fs.accessSync(path.join(STAND_IN_SRC, s), fs.constants.X_OK);
@@ -436,7 +462,10 @@ function listLoops(): LoopInfo[] {
     .map((l) => {
       const i = l.indexOf(" ");
       const name = i < 0 ? l : l.slice(0, i);
-      const backFile = i < 0 ? "" : l.slice(i + 1).replace(/\\x([0-9a-fA-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+      const backFile =
+        i < 0
+          ? ""
+          : l.slice(i + 1).replace(/\\x([0-9a-fA-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
       return { name, backFile };
     });
 }
@@ -465,7 +494,11 @@ function labIdOfDir(dirName: string): string | undefined {
 
 function ownerAlive(labDir: string): boolean {
   try {
-    const o = JSON.parse(fs.readFileSync(path.join(labDir, "owner.json"), "utf8")) as { pid?: unknown; start?: unknown; persistent?: unknown };
+    const o = JSON.parse(fs.readFileSync(path.join(labDir, "owner.json"), "utf8")) as {
+      pid?: unknown;
+      start?: unknown;
+      persistent?: unknown;
+    };
     if (o.persistent === true) return true;
     if (typeof o.pid !== "number" || typeof o.start !== "string") return false;
     return processAlive(o.pid, o.start);
@@ -661,7 +694,7 @@ const KILL_ALL_SCRIPT = [
   "pids=()",
   "for f in /run/fake-systemd/*.pid; do",
   '  read -r pid start _ <"$f" || true',
-  '  [[ -n ${pid:-} ]] || continue',
+  "  [[ -n ${pid:-} ]] || continue",
   '  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue',
   '  read -ra F <<<"${stat##*) }"',
   '  if [[ -n ${start:-} && ${F[19]} != "$start" ]]; then continue; fi',
@@ -782,7 +815,8 @@ function writeSsmDir(dir: string, params: Map<string, SsmParam>, region: string)
 
 function ipv4ToInt(ip: string): number {
   const parts = ip.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`[hostlab] not an IPv4 address: ${ip}`);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255))
+    throw new Error(`[hostlab] not an IPv4 address: ${ip}`);
   return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
 }
 
@@ -852,7 +886,24 @@ class LabNodeImpl implements LabNode {
     this.prepareRoot();
     const child = spawn(
       "ip",
-      ["netns", "exec", this.ns, "unshare", "--mount", "--propagation", "private", "--uts", "--ipc", "--pid", "--fork", "--kill-child", "--mount-proc", "bash", "-c", REAPER],
+      [
+        "netns",
+        "exec",
+        this.ns,
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--uts",
+        "--ipc",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        "bash",
+        "-c",
+        REAPER,
+      ],
       { detached: true, stdio: "ignore" },
     );
     child.on("error", () => undefined);
@@ -874,7 +925,10 @@ class LabNodeImpl implements LabNode {
       if (this.initPid === 0) await sleep(10);
     }
     if (this.initPid === 0) throw new Error(`[hostlab] holder of ${this.name} did not start (pid ${this.holderPid})`);
-    const r = await this.rawExec(["bash", "-c", SETUP_SCRIPT, "hostlab-setup", this.root, this.name, this.withSyslog() ? "1" : "0"], { timeoutMs: 30_000 });
+    const r = await this.rawExec(
+      ["bash", "-c", SETUP_SCRIPT, "hostlab-setup", this.root, this.name, this.withSyslog() ? "1" : "0"],
+      { timeoutMs: 30_000 },
+    );
     if (r.code !== 0) throw new Error(`[hostlab] setting up ${this.name} failed (${r.code}): ${r.stderr}`);
   }
 
@@ -901,11 +955,18 @@ class LabNodeImpl implements LabNode {
     if (argv.length === 0) throw new Error("[hostlab] exec: empty argv");
     const env: Record<string, string> = { ...baseEnv, ...(opts.env ?? {}) };
     const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-    return this.rawExec(["env", "-i", "--", ...envArgs, ...argv], { input: opts.input, timeoutMs: opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS });
+    return this.rawExec(["env", "-i", "--", ...envArgs, ...argv], {
+      input: opts.input,
+      timeoutMs: opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
+    });
   }
 
   exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    return this.execWithEnv(argv, { PATH: this.pathDirs(), HOME: "/root", USER: "root", LOGNAME: "root", SHELL: "/bin/bash", LANG: "C.UTF-8" }, opts);
+    return this.execWithEnv(
+      argv,
+      { PATH: this.pathDirs(), HOME: "/root", USER: "root", LOGNAME: "root", SHELL: "/bin/bash", LANG: "C.UTF-8" },
+      opts,
+    );
   }
 
   sh(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
@@ -1079,16 +1140,27 @@ echo "IMDS did not start:" >&2; cat /run/host-lab/imds.log >&2; exit 1`;
       const dir = `/var/lib/cloud/instances/${this.instanceId}/scripts`;
       const file = `${dir}/part-001`;
       const w = await this.exec(
-        ["bash", "-c", `set -e; mkdir -p ${dir}; ln -sfn ${path.dirname(dir)} /var/lib/cloud/instance; umask 077; cat > ${file}; chmod 0700 ${file}`],
+        [
+          "bash",
+          "-c",
+          `set -e; mkdir -p ${dir}; ln -sfn ${path.dirname(dir)} /var/lib/cloud/instance; umask 077; cat > ${file}; chmod 0700 ${file}`,
+        ],
         { input: script, timeoutMs: 30_000 },
       );
       if (w.code !== 0) throw new Error(`[hostlab] writing user-data into ${this.name} failed: ${w.stderr}`);
       // cloud-final.service is a systemd service without User=: PATH and LANG, but no HOME/USER/SHELL.
-      const r = await this.execWithEnv(["bash", "-c", USERDATA_SCRIPT, "cloud-init", "/var/lib/cloud/instance/scripts/part-001"], { PATH: this.pathDirs(), LANG: "C.UTF-8" }, {
-        env: opts.env,
-        timeoutMs: opts.timeoutMs ?? DEFAULT_USERDATA_TIMEOUT_MS,
+      const r = await this.execWithEnv(
+        ["bash", "-c", USERDATA_SCRIPT, "cloud-init", "/var/lib/cloud/instance/scripts/part-001"],
+        { PATH: this.pathDirs(), LANG: "C.UTF-8" },
+        {
+          env: opts.env,
+          timeoutMs: opts.timeoutMs ?? DEFAULT_USERDATA_TIMEOUT_MS,
+        },
+      );
+      await this.exec(["bash", "-c", "cat >> /var/log/cloud-init-output.log"], {
+        input: r.stdout + r.stderr,
+        timeoutMs: 30_000,
       });
-      await this.exec(["bash", "-c", "cat >> /var/log/cloud-init-output.log"], { input: r.stdout + r.stderr, timeoutMs: 30_000 });
       return r;
     })();
   }
@@ -1159,7 +1231,9 @@ export class HostLab {
     let id = "";
     for (let i = 0; i < 100; i++) {
       const candidate = randomHex(2);
-      const used = [...taken].some((n) => n.includes(`${LAB_PREFIX}${candidate}`) || n.includes(`${LAB_PREFIX}-${candidate}-`));
+      const used = [...taken].some(
+        (n) => n.includes(`${LAB_PREFIX}${candidate}`) || n.includes(`${LAB_PREFIX}-${candidate}-`),
+      );
       const dirUsed = fs.readdirSync(LAB_BASE_DIR).some((e) => e.startsWith(`${LAB_PREFIX}-${candidate}-`));
       if (!used && !dirUsed) {
         id = candidate;
@@ -1169,7 +1243,10 @@ export class HostLab {
     if (!id) throw new Error("[hostlab] no free lab id");
     const dir = fs.mkdtempSync(path.join(LAB_BASE_DIR, `${LAB_PREFIX}-${id}-`));
     fs.chmodSync(dir, 0o755);
-    fs.writeFileSync(path.join(dir, "owner.json"), JSON.stringify(opts.persistent ? { persistent: true } : ownerIdentity()));
+    fs.writeFileSync(
+      path.join(dir, "owner.json"),
+      JSON.stringify(opts.persistent ? { persistent: true } : ownerIdentity()),
+    );
 
     const lab = new HostLab(id, dir, opts);
     if (!opts.persistent) liveLabs().add(lab.teardownHook);
@@ -1191,18 +1268,22 @@ export class HostLab {
   }
 
   private static validate(specs: HostSpec[], opts: LabOptions): void {
-    if (!Number.isInteger(opts.cidrPrefix) || opts.cidrPrefix < 8 || opts.cidrPrefix > 30) throw new Error(`[hostlab] bad cidrPrefix ${opts.cidrPrefix}`);
+    if (!Number.isInteger(opts.cidrPrefix) || opts.cidrPrefix < 8 || opts.cidrPrefix > 30)
+      throw new Error(`[hostlab] bad cidrPrefix ${opts.cidrPrefix}`);
     const names = new Set<string>(["client"]);
     const ips = new Set<number>([ipv4ToInt(opts.clientIp)]);
     for (const s of specs) {
-      if (!/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(s.name)) throw new Error(`[hostlab] bad host name ${JSON.stringify(s.name)}`);
+      if (!/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(s.name))
+        throw new Error(`[hostlab] bad host name ${JSON.stringify(s.name)}`);
       if (names.has(s.name)) throw new Error(`[hostlab] duplicate host name ${s.name} ("client" is reserved)`);
       names.add(s.name);
       const ip = ipv4ToInt(s.ip);
       if (ips.has(ip)) throw new Error(`[hostlab] duplicate ip ${s.ip}`);
       ips.add(ip);
-      if (!/^vol-[0-9a-zA-Z]+$/.test(s.dataVolumeId)) throw new Error(`[hostlab] bad dataVolumeId ${JSON.stringify(s.dataVolumeId)} (expected vol-...)`);
-      if (!/^[a-z]{2}-[a-z]+-\d[a-z]$/.test(s.az)) throw new Error(`[hostlab] bad az ${JSON.stringify(s.az)} (expected e.g. us-east-1a)`);
+      if (!/^vol-[0-9a-zA-Z]+$/.test(s.dataVolumeId))
+        throw new Error(`[hostlab] bad dataVolumeId ${JSON.stringify(s.dataVolumeId)} (expected vol-...)`);
+      if (!/^[a-z]{2}-[a-z]+-\d[a-z]$/.test(s.az))
+        throw new Error(`[hostlab] bad az ${JSON.stringify(s.az)} (expected e.g. us-east-1a)`);
     }
   }
 

@@ -18,7 +18,11 @@ export type { ProviderArgs } from "./provider";
 export { Subscription } from "./subscription";
 export type { SubscriptionArgs, SubscriptionLookupOptions, SubscriptionState } from "./subscription";
 export { SubscriptionDatabase } from "./subscriptionDatabase";
-export type { SubscriptionDatabaseArgs, SubscriptionDatabaseLookupOptions, SubscriptionDatabaseState } from "./subscriptionDatabase";
+export type {
+  SubscriptionDatabaseArgs,
+  SubscriptionDatabaseLookupOptions,
+  SubscriptionDatabaseState,
+} from "./subscriptionDatabase";
 export { pluginDownloadURL, resourceOptsDefaults, version, withInvokeDefaults, withPluginDefaults } from "./utilities";
 export { types };
 
@@ -27,35 +31,35 @@ export const packageName = Provider.__pulumiType;
 
 /** Type tokens of the resources (and the provider resource) this binding registers. */
 export const tokens = {
-    provider: `pulumi:providers:${Provider.__pulumiType}`,
-    subscription: Subscription.__pulumiType,
-    subscriptionDatabase: SubscriptionDatabase.__pulumiType,
-    getPaymentMethod: getPaymentMethodToken,
+  provider: `pulumi:providers:${Provider.__pulumiType}`,
+  subscription: Subscription.__pulumiType,
+  subscriptionDatabase: SubscriptionDatabase.__pulumiType,
+  getPaymentMethod: getPaymentMethodToken,
 } as const;
 
 // Let the runtime rehydrate resources of this package from URNs (resource references, e.g. outputs of
 // components), as generated SDKs do. Registering the same version twice is a no-op.
 const _module: pulumi.runtime.ResourceModule = {
-    version,
-    construct: (name: string, type: string, urn: string): pulumi.Resource => {
-        switch (type) {
-            case tokens.subscription:
-                return new Subscription(name, undefined, { urn });
-            case tokens.subscriptionDatabase:
-                return new SubscriptionDatabase(name, undefined, { urn });
-            default:
-                throw new Error(`unknown resource type ${type}`);
-        }
-    },
+  version,
+  construct: (name: string, type: string, urn: string): pulumi.Resource => {
+    switch (type) {
+      case tokens.subscription:
+        return new Subscription(name, undefined, { urn });
+      case tokens.subscriptionDatabase:
+        return new SubscriptionDatabase(name, undefined, { urn });
+      default:
+        throw new Error(`unknown resource type ${type}`);
+    }
+  },
 };
 pulumi.runtime.registerResourceModule(packageName, "index/subscription", _module);
 pulumi.runtime.registerResourceModule(packageName, "index/subscriptionDatabase", _module);
 pulumi.runtime.registerResourcePackage(packageName, {
-    version,
-    constructProvider: (name: string, type: string, urn: string): pulumi.ProviderResource => {
-        if (type !== tokens.provider) {
-            throw new Error(`unknown provider type ${type}`);
-        }
-        return new Provider(name, undefined, { urn });
-    },
+  version,
+  constructProvider: (name: string, type: string, urn: string): pulumi.ProviderResource => {
+    if (type !== tokens.provider) {
+      throw new Error(`unknown provider type ${type}`);
+    }
+    return new Provider(name, undefined, { urn });
+  },
 });

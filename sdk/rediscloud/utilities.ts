@@ -14,18 +14,18 @@ export const pluginDownloadURL = "github://api.github.com/RedisLabs/pulumi-redis
 
 /** First non-empty value among the given environment variables (provider config defaults). */
 export function getEnv(...vars: string[]): string | undefined {
-    for (const v of vars) {
-        const value = process.env[v];
-        if (value) {
-            return value;
-        }
+  for (const v of vars) {
+    const value = process.env[v];
+    if (value) {
+      return value;
     }
-    return undefined;
+  }
+  return undefined;
 }
 
 /** The options every resource and invoke of this package carries by default. */
 export function resourceOptsDefaults(): { version: string; pluginDownloadURL: string } {
-    return { version, pluginDownloadURL };
+  return { version, pluginDownloadURL };
 }
 
 /**
@@ -34,7 +34,7 @@ export function resourceOptsDefaults(): { version: string; pluginDownloadURL: st
  * caller win (a caller may pin another version or a mirror URL).
  */
 export function withPluginDefaults(opts?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions {
-    return pulumi.mergeOptions(resourceOptsDefaults(), opts ?? {});
+  return pulumi.mergeOptions(resourceOptsDefaults(), opts ?? {});
 }
 
 /**
@@ -42,5 +42,5 @@ export function withPluginDefaults(opts?: pulumi.CustomResourceOptions): pulumi.
  * options through `pulumi.mergeOptions` as well; it also concatenates `dependsOn` correctly.
  */
 export function withInvokeDefaults(opts?: pulumi.InvokeOutputOptions): pulumi.InvokeOutputOptions {
-    return pulumi.mergeOptions(resourceOptsDefaults(), opts ?? {});
+  return pulumi.mergeOptions(resourceOptsDefaults(), opts ?? {});
 }

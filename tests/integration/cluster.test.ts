@@ -28,9 +28,15 @@ async function expectPlannedTopology(c: ClusterLab, from: string): Promise<void>
       expect(c.hosts[n.node.index].az).not.toBe(c.hosts[planned.node.index].az);
     }
   }
-  expect(lines.filter((l) => l.flags.includes("master")).map((l) => l.slots.join(" ")).sort()).toEqual(["0-5460", "10923-16383", "5461-10922"]);
+  expect(
+    lines
+      .filter((l) => l.flags.includes("master"))
+      .map((l) => l.slots.join(" "))
+      .sort(),
+  ).toEqual(["0-5460", "10923-16383", "5461-10922"]);
   // Each master has exactly one replica.
-  for (const m of lines.filter((l) => l.flags.includes("master"))) expect(lines.filter((l) => l.masterId === m.id)).toHaveLength(1);
+  for (const m of lines.filter((l) => l.flags.includes("master")))
+    expect(lines.filter((l) => l.masterId === m.id)).toHaveLength(1);
 }
 
 describeLab("prod cluster from rendered user-data", () => {
@@ -44,7 +50,8 @@ describeLab("prod cluster from rendered user-data", () => {
     bootCodes = results.map((r) => r.code);
     bootLogs = results.map((r) => r.stdout);
     results.forEach((r, i) => {
-      if (r.code !== 0) console.log(`user-data of ${c.nodes[i].node.name} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+      if (r.code !== 0)
+        console.log(`user-data of ${c.nodes[i].node.name} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
     });
     await c.waitConverged();
   }, 300000);
@@ -82,8 +89,19 @@ describeLab("prod cluster from rendered user-data", () => {
 
   test("secrets on the node are readable by root and redis only, and stay out of the boot log", async () => {
     const h = c.hosts[0];
-    const modes = (await h.sh("stat -c '%a %U:%G %n' /etc/redis/users.acl /etc/redis/secrets.conf /etc/redis/admin.pass /etc/redis/tls/node.key")).stdout.trim().split("\n");
-    expect(modes).toEqual(["640 root:redis /etc/redis/users.acl", "640 root:redis /etc/redis/secrets.conf", "600 root:root /etc/redis/admin.pass", "640 root:redis /etc/redis/tls/node.key"]);
+    const modes = (
+      await h.sh(
+        "stat -c '%a %U:%G %n' /etc/redis/users.acl /etc/redis/secrets.conf /etc/redis/admin.pass /etc/redis/tls/node.key",
+      )
+    ).stdout
+      .trim()
+      .split("\n");
+    expect(modes).toEqual([
+      "640 root:redis /etc/redis/users.acl",
+      "640 root:redis /etc/redis/secrets.conf",
+      "600 root:root /etc/redis/admin.pass",
+      "640 root:redis /etc/redis/tls/node.key",
+    ]);
     expect((await h.sh("grep -c '^user app on #' /etc/redis/users.acl")).stdout.trim()).toBe("1");
     const log = (await h.sh("cat /var/log/redis-bootstrap.log")).stdout;
     expect(log).toContain("bootstrap of shard0-0 done");
@@ -130,22 +148,32 @@ describeLab("prod cluster from rendered user-data", () => {
 
   test("maxmemory and maxmemory-policy are what the stack config says", async () => {
     for (const n of c.nodes) {
-      expect((await c.cli(n, ["config", "get", "maxmemory"])).stdout).toBe(`maxmemory\n${settings.ec2?.maxmemoryBytes}\n`);
-      expect((await c.cli(n, ["config", "get", "maxmemory-policy"])).stdout).toBe(`maxmemory-policy\n${settings.maxmemoryPolicy}\n`);
+      expect((await c.cli(n, ["config", "get", "maxmemory"])).stdout).toBe(
+        `maxmemory\n${settings.ec2?.maxmemoryBytes}\n`,
+      );
+      expect((await c.cli(n, ["config", "get", "maxmemory-policy"])).stdout).toBe(
+        `maxmemory-policy\n${settings.maxmemoryPolicy}\n`,
+      );
     }
   });
 
   test("an unauthenticated client is refused; the app user works but cannot run admin commands", async () => {
     const anon = await c.cli("shard0-0", ["ping"], "none");
     expect(anon.stdout + anon.stderr).toMatch(/NOAUTH|Authentication required/);
-    const wrong = await c.lab.client.exec(["redis-cli", "-h", c.nodes[0].ip, "--tls", "--cacert", c.clientCa ?? "", "--user", "app", "ping"], { env: { REDISCLI_AUTH: "wrong-password" } });
+    const wrong = await c.lab.client.exec(
+      ["redis-cli", "-h", c.nodes[0].ip, "--tls", "--cacert", c.clientCa ?? "", "--user", "app", "ping"],
+      { env: { REDISCLI_AUTH: "wrong-password" } },
+    );
     expect(wrong.stdout + wrong.stderr).toMatch(/WRONGPASS|invalid username-password/);
     expect((await c.cli("shard0-0", ["ping"], "app")).stdout).toBe("PONG\n");
     expect((await c.cli("shard0-0", ["config", "get", "maxmemory"], "app")).stdout).toMatch(/NOPERM/);
   });
 
   test("TLS only: a plaintext client gets no answer; a TLS client with the stack's CA works", async () => {
-    const plain = await c.lab.client.exec(["redis-cli", "-h", c.nodes[0].ip, "--user", "app", "ping"], { env: { REDISCLI_AUTH: c.passwords.app }, timeoutMs: 5000 });
+    const plain = await c.lab.client.exec(["redis-cli", "-h", c.nodes[0].ip, "--user", "app", "ping"], {
+      env: { REDISCLI_AUTH: c.passwords.app },
+      timeoutMs: 5000,
+    });
     expect(plain.stdout).not.toContain("PONG");
     expect((await c.cli("shard0-0", ["ping"], "app")).stdout).toBe("PONG\n");
   });
@@ -162,11 +190,16 @@ describeLab("prod cluster from rendered user-data", () => {
   });
 
   test("running the user-data again on every host (a reboot) changes nothing and keeps the data", async () => {
-    const before = parseClusterNodes((await c.cli("shard0-0", ["cluster", "nodes"])).stdout).map((l) => `${l.id} ${l.addr} ${l.flags.filter((f) => f !== "myself").join(",")} ${l.masterId} ${l.slots.join(" ")}`).sort();
+    const before = parseClusterNodes((await c.cli("shard0-0", ["cluster", "nodes"])).stdout)
+      .map(
+        (l) =>
+          `${l.id} ${l.addr} ${l.flags.filter((f) => f !== "myself").join(",")} ${l.masterId} ${l.slots.join(" ")}`,
+      )
+      .sort();
     const pids = await Promise.all(c.hosts.map(async (h) => (await h.sh("pgrep -x redis-server")).stdout.trim()));
     // Once the agent is installed (a stand-in package here), later boots leave it alone.
     const pkg = await c.hosts[0].sh(
-      "d=$(mktemp -d) && mkdir \"$d/DEBIAN\" && printf 'Package: amazon-ssm-agent\\nVersion: 0.0-lab\\nArchitecture: all\\nMaintainer: lab <lab@example.invalid>\\nDescription: stand-in\\n' >\"$d/DEBIAN/control\" && dpkg-deb -b \"$d\" \"$d.deb\" >/dev/null && dpkg -i \"$d.deb\" >/dev/null",
+      'd=$(mktemp -d) && mkdir "$d/DEBIAN" && printf \'Package: amazon-ssm-agent\\nVersion: 0.0-lab\\nArchitecture: all\\nMaintainer: lab <lab@example.invalid>\\nDescription: stand-in\\n\' >"$d/DEBIAN/control" && dpkg-deb -b "$d" "$d.deb" >/dev/null && dpkg -i "$d.deb" >/dev/null',
     );
     expect(pkg.code).toBe(0);
     const again = await c.boot();
@@ -178,11 +211,17 @@ describeLab("prod cluster from rendered user-data", () => {
       expect(r.stdout).toContain("redis already running with this configuration");
       expect(r.stdout).not.toContain("formatting");
     }
-    const after = parseClusterNodes((await c.cli("shard0-0", ["cluster", "nodes"])).stdout).map((l) => `${l.id} ${l.addr} ${l.flags.filter((f) => f !== "myself").join(",")} ${l.masterId} ${l.slots.join(" ")}`).sort();
+    const after = parseClusterNodes((await c.cli("shard0-0", ["cluster", "nodes"])).stdout)
+      .map(
+        (l) =>
+          `${l.id} ${l.addr} ${l.flags.filter((f) => f !== "myself").join(",")} ${l.masterId} ${l.slots.join(" ")}`,
+      )
+      .sort();
     expect(after).toEqual(before);
     const pidsAfter = await Promise.all(c.hosts.map(async (h) => (await h.sh("pgrep -x redis-server")).stdout.trim()));
     expect(pidsAfter).toEqual(pids);
-    for (let i = 0; i < 30; i++) expect((await c.cli(c.nodes[i % 6], ["-c", "get", `key:${i}`], "app")).stdout).toBe(`value-${i}\n`);
+    for (let i = 0; i < 30; i++)
+      expect((await c.cli(c.nodes[i % 6], ["-c", "get", `key:${i}`], "app")).stdout).toBe(`value-${i}\n`);
   });
 });
 

@@ -6,7 +6,17 @@
  */
 import { describeLab } from "../../scripts/hostlab/hostLab";
 import { stackSettings } from "../../scripts/localCluster";
-import { ClusterLab, createClusterLab, masterOfSlot, missingWrites, role, RunningWriter, startWriter, tagForSlots, infoField } from "../../scripts/clusterLab";
+import {
+  ClusterLab,
+  createClusterLab,
+  masterOfSlot,
+  missingWrites,
+  role,
+  RunningWriter,
+  startWriter,
+  tagForSlots,
+  infoField,
+} from "../../scripts/clusterLab";
 import { NodeAddress } from "../../components/topology";
 import { restartDelaySeconds } from "../../components/userData";
 import { WriteResult } from "../../scripts/writer";
@@ -19,7 +29,8 @@ const RECOVERY_BOUND_MS = 2 * nodeTimeoutMs + 3000;
 const report: Record<string, unknown> = {};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const t0 = Date.now();
-const step = (what: string) => process.env.FAULTS_DEBUG && console.log(`${((Date.now() - t0) / 1000).toFixed(1)}s ${what}`);
+const step = (what: string) =>
+  process.env.FAULTS_DEBUG && console.log(`${((Date.now() - t0) / 1000).toFixed(1)}s ${what}`);
 
 describeLab("fault tolerance", () => {
   let c: ClusterLab;
@@ -29,7 +40,12 @@ describeLab("fault tolerance", () => {
     expect(r.code).toBe(0);
   };
   /** One writer per shard, keys tagged into each planned slot range. */
-  const shardWriters = (salt: string): Promise<RunningWriter[]> => Promise.all(c.nodes.filter((n) => n.node.role === "master").map((m) => startWriter(c, tagForSlots(m.node.slots.start, m.node.slots.end, salt))));
+  const shardWriters = (salt: string): Promise<RunningWriter[]> =>
+    Promise.all(
+      c.nodes
+        .filter((n) => n.node.role === "master")
+        .map((m) => startWriter(c, tagForSlots(m.node.slots.start, m.node.slots.end, salt))),
+    );
   const expectNoneLost = async (w: RunningWriter, res: WriteResult, before = Infinity) => {
     const seqs = res.acked.filter(([, t]) => t < before).map(([s]) => s);
     expect(seqs.length).toBeGreaterThan(50);
@@ -88,7 +104,10 @@ describeLab("fault tolerance", () => {
     const host = c.hosts[idx(victim)];
     const client = await startWriter(c, tagForSlots(shard.start, shard.end, "c"));
     // A writer on the master's own host keeps writing to it through the partition.
-    const local = await startWriter(c, tagForSlots(shard.start, shard.end, "d"), { where: host, direct: `${victim.ip}:${victim.port}` });
+    const local = await startWriter(c, tagForSlots(shard.start, shard.end, "d"), {
+      where: host,
+      direct: `${victim.ip}:${victim.port}`,
+    });
     await sleep(2000);
     const cutAt = Date.now();
     await host.networkDown();
@@ -101,8 +120,17 @@ describeLab("fault tolerance", () => {
     // The isolated master accepted writes only until it noticed it lost the majority (about the node timeout).
     const acceptedIsolated = resLocal.acked.filter(([, t]) => t > cutAt);
     const lastAccepted = Math.max(cutAt, ...acceptedIsolated.map(([, t]) => t));
-    const lost = await missingWrites(c, local.tag, acceptedIsolated.map(([s]) => s));
-    report.isolatedMaster = { recoveredInMs: recoveredIn, acceptedWhileIsolated: acceptedIsolated.length, lostOfThose: lost.length, acceptedForMs: lastAccepted - cutAt };
+    const lost = await missingWrites(
+      c,
+      local.tag,
+      acceptedIsolated.map(([s]) => s),
+    );
+    report.isolatedMaster = {
+      recoveredInMs: recoveredIn,
+      acceptedWhileIsolated: acceptedIsolated.length,
+      lostOfThose: lost.length,
+      acceptedForMs: lastAccepted - cutAt,
+    };
     expect(Number.isNaN(recoveredIn)).toBe(false);
     // It notices within about 1.5 node timeouts (PFAIL after the timeout, pings every half timeout).
     expect(lastAccepted - cutAt).toBeLessThan(2 * nodeTimeoutMs + 1000);
@@ -110,7 +138,16 @@ describeLab("fault tolerance", () => {
     expect(lost.length).toBeLessThanOrEqual(acceptedIsolated.length);
     // Writes acknowledged before the cut survive; those through the cluster client after it too.
     await expectNoneLost(local, resLocal, cutAt - 1000);
-    report.isolatedMaster = { ...(report.isolatedMaster as object), clientWritesLost: (await missingWrites(c, client.tag, resClient.acked.map(([s]) => s))).length };
+    report.isolatedMaster = {
+      ...(report.isolatedMaster as object),
+      clientWritesLost: (
+        await missingWrites(
+          c,
+          client.tag,
+          resClient.acked.map(([s]) => s),
+        )
+      ).length,
+    };
   });
 
   test("4. power loss: all six processes killed at once and restarted: every write acknowledged more than 1 s before is there", async () => {
@@ -160,10 +197,12 @@ describeLab("fault tolerance", () => {
     expect(lostNodes).toHaveLength(2);
     const writers = await shardWriters("g");
     await sleep(1000);
-    await Promise.all(lostNodes.map(async (n) => {
-      await c.hosts[idx(n)].killAll("KILL");
-      await c.hosts[idx(n)].networkDown();
-    }));
+    await Promise.all(
+      lostNodes.map(async (n) => {
+        await c.hosts[idx(n)].killAll("KILL");
+        await c.hosts[idx(n)].networkDown();
+      }),
+    );
     const recoveredIn = await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(...lostNodes)).catch(() => Number.NaN);
     const survivor = others(...lostNodes)[0];
     const info = (await c.cli(survivor, ["cluster", "info"])).stdout;
@@ -171,18 +210,26 @@ describeLab("fault tolerance", () => {
     expect(infoField(info, "cluster_slots_ok")).toBe("16384");
     await sleep(1000);
     const results = await Promise.all(writers.map((w) => w.stop()));
-    report.azLoss = { az, recoveredInMs: recoveredIn, maxWriteGapMs: Math.max(0, ...results.flatMap((r) => r.gaps.map((g) => g.ms))) };
+    report.azLoss = {
+      az,
+      recoveredInMs: recoveredIn,
+      maxWriteGapMs: Math.max(0, ...results.flatMap((r) => r.gaps.map((g) => g.ms))),
+    };
     for (const [i, w] of writers.entries()) await expectNoneLost(w, results[i]);
     // Bring the zone back: the two nodes rejoin as replicas.
-    await Promise.all(lostNodes.map(async (n) => {
-      await c.hosts[idx(n)].networkUp();
-      await startNode(n);
-    }));
+    await Promise.all(
+      lostNodes.map(async (n) => {
+        await c.hosts[idx(n)].networkUp();
+        await startNode(n);
+      }),
+    );
     await c.waitConverged(RECOVERY_BOUND_MS + 15000);
   });
 
   test("7. replica loss: a replica killed and restarted resynchronises", async () => {
-    const replica = (await Promise.all(c.nodes.map(async (n) => ({ n, r: await role(c, n) })))).find((x) => x.r === "slave")?.n;
+    const replica = (await Promise.all(c.nodes.map(async (n) => ({ n, r: await role(c, n) })))).find(
+      (x) => x.r === "slave",
+    )?.n;
     if (!replica) throw new Error("no replica");
     const writers = await shardWriters("h");
     await c.hosts[idx(replica)].killAll("KILL");
@@ -212,7 +259,9 @@ describeLab("fault tolerance", () => {
     const restarted = await mainPid();
     expect(restarted).toMatch(/^[1-9][0-9]*$/);
     expect(restarted).not.toBe(crashed);
-    expect((await host.sh("cat /var/log/fake-systemd-redis-node.log")).stdout).toContain(`scheduled restart in ${restartSec}s`);
+    expect((await host.sh("cat /var/log/fake-systemd-redis-node.log")).stdout).toContain(
+      `scheduled restart in ${restartSec}s`,
+    );
     // It came back after its replica had taken over, so it is the replica now.
     expect(await role(c, victim)).toBe("slave");
     expect(infoField((await c.cli(victim, ["info", "replication"])).stdout, "master_link_status")).toBe("up");

@@ -6,7 +6,12 @@ import { ConfigProblem, parseSettings, parseMemorySize, isCidr } from "../../com
 import { describeInstanceType, defaultMaxmemoryBytes } from "../../components/instanceTypes";
 
 const EC2 = { "aws:region": "us-east-1" };
-const CLOUD = { target: "cloud", cloudPaymentCardLast4: "4242", cloudBackupPath: "s3://acme-backups/redis", allowedCidrs: '["203.0.113.0/24"]' };
+const CLOUD = {
+  target: "cloud",
+  cloudPaymentCardLast4: "4242",
+  cloudBackupPath: "s3://acme-backups/redis",
+  allowedCidrs: '["203.0.113.0/24"]',
+};
 
 function problems(raw: Record<string, string>): ConfigProblem[] {
   const r = parseSettings(raw);
@@ -34,7 +39,15 @@ describe("defaults", () => {
       tls: true,
       allowedCidrs: [],
       client: { maxRetries: 10, connectTimeoutMs: 5000 },
-      ec2: { shards: 3, replicasPerShard: 1, instanceType: "r7g.large", architecture: "arm64", nodeTimeoutMs: 2000, ipHostOffset: 10, vpcCidr: "10.40.0.0/16" },
+      ec2: {
+        shards: 3,
+        replicasPerShard: 1,
+        instanceType: "r7g.large",
+        architecture: "arm64",
+        nodeTimeoutMs: 2000,
+        ipHostOffset: 10,
+        vpcCidr: "10.40.0.0/16",
+      },
     });
     // r7g.large has 16 GiB: 65% rounded down to whole MiB.
     expect(settings?.ec2?.maxmemoryBytes).toBe(10649 * 1024 * 1024);
@@ -50,7 +63,14 @@ describe("defaults", () => {
   });
 
   test("explicit values parse: sizes with units, lists from YAML or the command line", () => {
-    const { settings } = parseSettings({ ...EC2, maxmemory: "4gb", allowedCidrs: "10.0.0.0/8, 172.16.0.0/12", shards: "6", replicasPerShard: "2", nodeTimeoutMs: "3000" });
+    const { settings } = parseSettings({
+      ...EC2,
+      maxmemory: "4gb",
+      allowedCidrs: "10.0.0.0/8, 172.16.0.0/12",
+      shards: "6",
+      replicasPerShard: "2",
+      nodeTimeoutMs: "3000",
+    });
     expect(settings?.ec2?.maxmemoryBytes).toBe(4 * 1024 ** 3);
     expect(settings?.allowedCidrs).toEqual(["10.0.0.0/8", "172.16.0.0/12"]);
     expect(settings?.ec2).toMatchObject({ shards: 6, replicasPerShard: 2, nodeTimeoutMs: 3000 });
@@ -64,7 +84,15 @@ describe("defaults", () => {
   test("cloud defaults: 1 GB, 1000 ops/s, multi-AZ, 6-hourly backups, no cluster API", () => {
     const { settings, problems: p } = parseSettings(CLOUD);
     expect(p).toEqual([]);
-    expect(settings?.cloud).toMatchObject({ region: "us-east-1", memoryGb: 1, throughputOps: 1000, multiAz: true, backupIntervalHours: 6, clusterApi: false, deploymentCidr: "10.0.0.0/24" });
+    expect(settings?.cloud).toMatchObject({
+      region: "us-east-1",
+      memoryGb: 1,
+      throughputOps: 1000,
+      multiAz: true,
+      backupIntervalHours: 6,
+      clusterApi: false,
+      deploymentCidr: "10.0.0.0/24",
+    });
     expect(settings?.ec2).toBeUndefined();
   });
 });
@@ -79,11 +107,19 @@ describe("each bad input names the key, the value and the fix", () => {
     expectProblem({ ...EC2, replicasPerShard: "0" }, "replicasPerShard", /from 1/);
   });
   test("maxmemory larger than the instance's RAM", () => {
-    const p = expectProblem({ ...EC2, instanceType: "r7g.large", maxmemory: "20gb" }, "maxmemory", /larger than the RAM of r7g.large \(16gb\)/);
+    const p = expectProblem(
+      { ...EC2, instanceType: "r7g.large", maxmemory: "20gb" },
+      "maxmemory",
+      /larger than the RAM of r7g.large \(16gb\)/,
+    );
     expect(p.fix).toContain("10649mb");
   });
   test("an instance type the stack cannot size, without maxmemory", () => {
-    const p = expectProblem({ ...EC2, instanceType: "x2iedn.xlarge" }, "maxmemory", /cannot tell how much RAM x2iedn.xlarge has/);
+    const p = expectProblem(
+      { ...EC2, instanceType: "x2iedn.xlarge" },
+      "maxmemory",
+      /cannot tell how much RAM x2iedn.xlarge has/,
+    );
     expect(p.fix).toContain("pulumi config set maxmemory");
     // ...and with an explicit maxmemory it is fine.
     expect(parseSettings({ ...EC2, instanceType: "x2iedn.xlarge", maxmemory: "64gb" }).problems).toEqual([]);
@@ -96,7 +132,11 @@ describe("each bad input names the key, the value and the fix", () => {
     expectProblem({ ...EC2, nodeTimeoutMs: "120000" }, "nodeTimeoutMs", /from 1000 to 60000/);
   });
   test("fewer subnets than needed", () => {
-    expectProblem({ ...EC2, vpcId: "vpc-0abc", subnetIds: '["subnet-0aaa"]' }, "subnetIds", /at least 2 private subnets/);
+    expectProblem(
+      { ...EC2, vpcId: "vpc-0abc", subnetIds: '["subnet-0aaa"]' },
+      "subnetIds",
+      /at least 2 private subnets/,
+    );
   });
   test("vpcId without subnetIds", () => {
     expectProblem({ ...EC2, vpcId: "vpc-0abc" }, "subnetIds", /go together/);
@@ -140,6 +180,21 @@ describe("each bad input names the key, the value and the fix", () => {
 });
 
 test("every problem is listed at once", () => {
-  const p = problems({ ...EC2, shards: "1", replicasPerShard: "0", maxmemoryPolicy: "lru", nodeTimeoutMs: "5", alertEmail: "x", allowedCidrs: "nope" });
-  expect(p.map((x) => x.key).sort()).toEqual(["alertEmail", "allowedCidrs", "maxmemoryPolicy", "nodeTimeoutMs", "replicasPerShard", "shards"]);
+  const p = problems({
+    ...EC2,
+    shards: "1",
+    replicasPerShard: "0",
+    maxmemoryPolicy: "lru",
+    nodeTimeoutMs: "5",
+    alertEmail: "x",
+    allowedCidrs: "nope",
+  });
+  expect(p.map((x) => x.key).sort()).toEqual([
+    "alertEmail",
+    "allowedCidrs",
+    "maxmemoryPolicy",
+    "nodeTimeoutMs",
+    "replicasPerShard",
+    "shards",
+  ]);
 });

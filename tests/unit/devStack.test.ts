@@ -35,8 +35,17 @@ test("subscription: AWS region, multi-AZ, /24 deployment CIDR, the card looked u
     paymentMethod: "credit-card",
     paymentMethodId: "31337",
     memoryStorage: "ram",
-    cloudProvider: { provider: "AWS", regions: [{ region: "us-east-1", multipleAvailabilityZones: true, networkingDeploymentCidr: "10.0.0.0/24" }] },
-    creationPlan: { memoryLimitInGb: 1, quantity: 1, replication: true, throughputMeasurementBy: "operations-per-second", throughputMeasurementValue: 1000 },
+    cloudProvider: {
+      provider: "AWS",
+      regions: [{ region: "us-east-1", multipleAvailabilityZones: true, networkingDeploymentCidr: "10.0.0.0/24" }],
+    },
+    creationPlan: {
+      memoryLimitInGb: 1,
+      quantity: 1,
+      replication: true,
+      throughputMeasurementBy: "operations-per-second",
+      throughputMeasurementValue: 1000,
+    },
   });
 });
 
@@ -53,7 +62,12 @@ test("database: replication, AOF every second, RDB backups to S3, allkeys-lru, T
     sourceIps: ["203.0.113.0/24"],
     supportOssClusterApi: false,
   });
-  expect((db.alerts as Array<{ name: string }>).map((a) => a.name)).toEqual(["dataset-size", "throughput-higher-than", "latency", "connections-limit"]);
+  expect((db.alerts as Array<{ name: string }>).map((a) => a.name)).toEqual([
+    "dataset-size",
+    "throughput-higher-than",
+    "latency",
+    "connections-limit",
+  ]);
   // The password reaches the engine as a secret.
   const raw = byType(run.resources, DATABASE)[0].inputs;
   expect(raw.password).toMatchObject({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig });
@@ -61,7 +75,10 @@ test("database: replication, AOF every second, RDB backups to S3, allkeys-lru, T
 
 const schema = loadSchema();
 const schemaTest = schema ? test : process.env.CI === "true" ? test : test.skip;
-if (!schema) console.log(`provider schema ${SCHEMA_RELATIVE_PATH} not found: schema check ${process.env.CI === "true" ? "fails (CI)" : "skipped"}`);
+if (!schema)
+  console.log(
+    `provider schema ${SCHEMA_RELATIVE_PATH} not found: schema check ${process.env.CI === "true" ? "fails (CI)" : "skipped"}`,
+  );
 
 schemaTest("every input the component sets exists in the provider schema with the right type", () => {
   if (!schema) throw new Error(`${SCHEMA_RELATIVE_PATH} is required on CI`);
@@ -85,7 +102,14 @@ test("outputs: the same contract as EC2, single endpoint, rediss URL with the de
   expect(await pulumi.isSecret(o.redisUrl)).toBe(true);
   expect(await pulumi.isSecret(o.env)).toBe(true);
   expect(await pulumi.isSecret(o.nodes)).toBe(false);
-  expect(Object.keys(await valueOf(o.env)).sort()).toEqual(["REDIS_CLUSTER_MODE", "REDIS_CLUSTER_NODES", "REDIS_CONNECT_TIMEOUT", "REDIS_MAX_RETRIES", "REDIS_TLS", "REDIS_URL"]);
+  expect(Object.keys(await valueOf(o.env)).sort()).toEqual([
+    "REDIS_CLUSTER_MODE",
+    "REDIS_CLUSTER_NODES",
+    "REDIS_CONNECT_TIMEOUT",
+    "REDIS_MAX_RETRIES",
+    "REDIS_TLS",
+    "REDIS_URL",
+  ]);
   expect(o.clientSecurityGroupId).toBeUndefined();
   expect((await valueOf(o.monitoring)).alerts).toContain("dataset-size 80");
 });

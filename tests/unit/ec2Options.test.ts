@@ -17,7 +17,10 @@ interface Seen {
 test("instances: deleteBeforeReplace, ignoreChanges on ami and user-data; all children parented", async () => {
   await pulumi.runtime.setMocks(
     {
-      newResource: (a) => ({ id: `${a.name}-id`, state: { ...a.inputs, result: "pw", certPem: "CERT", privateKeyPem: "KEY", arn: "arn:x", name: a.name } }),
+      newResource: (a) => ({
+        id: `${a.name}-id`,
+        state: { ...a.inputs, result: "pw", certPem: "CERT", privateKeyPem: "KEY", arn: "arn:x", name: a.name },
+      }),
       call: (a) => {
         if (a.token === "aws:index/getCallerIdentity:getCallerIdentity") return { accountId: "123456789012" };
         if (a.token === "aws:ec2/getAmi:getAmi") return { id: "ami-1" };

@@ -14,7 +14,13 @@ test("the prod stack with bad values fails before registering anything, listing 
   expect(run.error).toBeDefined();
   const message = String(run.error?.message);
   expect(message).toMatch(/^invalid stack configuration \(4 problems\):/);
-  for (const key of ["redis-stack:shards = \"2\"", "redis-stack:maxmemoryPolicy", "redis-stack:allowedCidrs", "redis-stack:alertEmail"]) expect(message).toContain(key);
+  for (const key of [
+    'redis-stack:shards = "2"',
+    "redis-stack:maxmemoryPolicy",
+    "redis-stack:allowedCidrs",
+    "redis-stack:alertEmail",
+  ])
+    expect(message).toContain(key);
   expect(message).toContain("fix: pulumi config set shards 3");
   expect(run.resources).toEqual([]);
   expect(run.calls).toEqual([]);

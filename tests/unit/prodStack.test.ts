@@ -3,7 +3,16 @@
  * what `pulumi up` would create, how it is secured, and what it exports.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { byType, countByType, FAKE, Registered, runStack, RunResult, unwrapSecrets, valueOf } from "./support/stackHarness";
+import {
+  byType,
+  countByType,
+  FAKE,
+  Registered,
+  runStack,
+  RunResult,
+  unwrapSecrets,
+  valueOf,
+} from "./support/stackHarness";
 import { planTopology } from "../../components/topology";
 
 /** Node names in plan order: masters first, then replicas. */
@@ -18,7 +27,8 @@ const one = (type: string, nameSuffix: string) => {
   return inputs(found[0]);
 };
 const instances = () => byType(run.resources, "aws:ec2/instance:Instance").map(inputs);
-const userDataOf = (node: string) => decodeUserData(String(one("aws:ec2/instance:Instance", `-${node}`).userDataBase64));
+const userDataOf = (node: string) =>
+  decodeUserData(String(one("aws:ec2/instance:Instance", `-${node}`).userDataBase64));
 
 beforeAll(async () => {
   run = await runStack("prod");
@@ -58,20 +68,34 @@ describe("prod stack resource graph", () => {
   test("every master's replica sits in another availability zone, at a fixed address in its AZ's subnet", () => {
     const enis = byType(run.resources, "aws:ec2/networkInterface:NetworkInterface").map(inputs);
     const subnets = byType(run.resources, "aws:ec2/subnet:Subnet").map(inputs);
-    const subnetAz = new Map(subnets.map((s) => [`${String(s.tags && (s.tags as Record<string, string>).Name)}-id`, String(s.availabilityZone)]));
+    const subnetAz = new Map(
+      subnets.map((s) => [
+        `${String(s.tags && (s.tags as Record<string, string>).Name)}-id`,
+        String(s.availabilityZone),
+      ]),
+    );
     const azOfNode = new Map<string, string>();
     for (const e of enis) {
       const node = String(e.description).split(" ")[0];
       azOfNode.set(node, subnetAz.get(String(e.subnetId)) ?? "?");
       expect(e.privateIps).toHaveLength(1);
     }
-    expect([...azOfNode.values()].sort()).toEqual(["us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b", "us-east-1c", "us-east-1c"]);
+    expect([...azOfNode.values()].sort()).toEqual([
+      "us-east-1a",
+      "us-east-1a",
+      "us-east-1b",
+      "us-east-1b",
+      "us-east-1c",
+      "us-east-1c",
+    ]);
     for (const n of planTopology(3, 1, 3).filter((p) => p.role === "replica")) {
       expect(azOfNode.get(n.name)).not.toEqual(azOfNode.get(NAMES[n.masterIndex ?? -1]));
     }
     // Data volumes live in their node's AZ.
     for (const v of byType(run.resources, "aws:ebs/volume:Volume").map(inputs)) {
-      const node = String(v.tags && (v.tags as Record<string, string>).Name).replace(/^redis-prod-/, "").replace(/-data$/, "");
+      const node = String(v.tags && (v.tags as Record<string, string>).Name)
+        .replace(/^redis-prod-/, "")
+        .replace(/-data$/, "");
       expect(v.availabilityZone).toEqual(azOfNode.get(node));
     }
   });
@@ -86,7 +110,8 @@ describe("prod stack resource graph", () => {
       expect(i.ami).toBe("ami-0debian12");
       expect(i.keyName).toBeUndefined();
     }
-    for (const v of byType(run.resources, "aws:ebs/volume:Volume").map(inputs)) expect(v).toMatchObject({ encrypted: true, type: "gp3", size: 32 }); // 3 x maxmemory (10.4 GiB)
+    for (const v of byType(run.resources, "aws:ebs/volume:Volume").map(inputs))
+      expect(v).toMatchObject({ encrypted: true, type: "gp3", size: 32 }); // 3 x maxmemory (10.4 GiB)
     expect(run.calls).toContain("aws:ec2/getAmi:getAmi");
   });
 
@@ -106,7 +131,9 @@ describe("prod stack resource graph", () => {
     }
     const bus = ingress.filter((r) => r.fromPort === 16379);
     expect(bus).toEqual([expect.objectContaining({ self: true })]);
-    expect(ingress).toContainEqual(expect.objectContaining({ fromPort: 6379, securityGroups: ["redis-prod-client-id"] }));
+    expect(ingress).toContainEqual(
+      expect.objectContaining({ fromPort: 6379, securityGroups: ["redis-prod-client-id"] }),
+    );
     expect(ingress).toContainEqual(expect.objectContaining({ fromPort: 6379, cidrBlocks: ["10.0.0.0/16"] }));
     expect(client?.ingress ?? []).toEqual([]);
   });
@@ -118,28 +145,58 @@ describe("prod stack resource graph", () => {
       // The value reaches the engine as a secret.
       expect(p.inputs.value).toMatchObject({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig });
     }
-    expect(secret.map((p) => inputs(p).name).sort()).toEqual([
-      "/redis-stack/prod/admin-password",
-      "/redis-stack/prod/app-password",
-      ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.key`),
-    ].sort());
+    expect(secret.map((p) => inputs(p).name).sort()).toEqual(
+      [
+        "/redis-stack/prod/admin-password",
+        "/redis-stack/prod/app-password",
+        ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.key`),
+      ].sort(),
+    );
     // Certificates are public: plain String parameters, so renewals reach nodes at their next boot.
     const plain = params.filter((p) => p.inputs.type === "String").map(inputs);
-    expect(plain.map((p) => p.name).sort()).toEqual(["/redis-stack/prod/tls/ca.crt", ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.crt`)].sort());
+    expect(plain.map((p) => p.name).sort()).toEqual(
+      ["/redis-stack/prod/tls/ca.crt", ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.crt`)].sort(),
+    );
     for (const p of plain) expect(String(p.value)).toMatch(/^-----BEGIN CERTIFICATE-----/);
-    const policy = JSON.parse(String(one("aws:iam/rolePolicy:RolePolicy", "-read-params").policy)) as { Statement: Array<{ Action: string[]; Resource: string }> };
-    expect(policy.Statement).toEqual([{ Effect: "Allow", Action: ["ssm:GetParameter", "ssm:GetParameters"], Resource: "arn:aws:ssm:us-east-1:123456789012:parameter/redis-stack/prod/*" }]);
-    expect(one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "-ssm-core").policyArn).toBe("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore");
+    const policy = JSON.parse(String(one("aws:iam/rolePolicy:RolePolicy", "-read-params").policy)) as {
+      Statement: Array<{ Action: string[]; Resource: string }>;
+    };
+    expect(policy.Statement).toEqual([
+      {
+        Effect: "Allow",
+        Action: ["ssm:GetParameter", "ssm:GetParameters"],
+        Resource: "arn:aws:ssm:us-east-1:123456789012:parameter/redis-stack/prod/*",
+      },
+    ]);
+    expect(one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "-ssm-core").policyArn).toBe(
+      "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+    );
   });
 
   test("each node's user-data carries its cluster, persistence and memory settings and no secret", () => {
-    const secrets = [FAKE.password("redis-prod-app-password"), FAKE.password("redis-prod-admin-password"), "KEYredis-prod"];
+    const secrets = [
+      FAKE.password("redis-prod-app-password"),
+      FAKE.password("redis-prod-admin-password"),
+      "KEYredis-prod",
+    ];
     for (let i = 0; i < 6; i++) {
       const ud = userDataOf(NAMES[i]);
       expect(ud.startsWith("#!/bin/bash\n")).toBe(true);
       expect(ud).toContain("set -euo pipefail");
       expect(ud).toContain(`NODE_NAME='${NAMES[i]}'`);
-      for (const line of ["cluster-enabled yes", "cluster-node-timeout 2000", "appendonly yes", "appendfsync everysec", "save 900 1 300 10 60 10000", "maxmemory 11166285824", "maxmemory-policy allkeys-lru", "tls-port 6379", "tls-cluster yes", "tls-replication yes", "port 0"]) {
+      for (const line of [
+        "cluster-enabled yes",
+        "cluster-node-timeout 2000",
+        "appendonly yes",
+        "appendfsync everysec",
+        "save 900 1 300 10 60 10000",
+        "maxmemory 11166285824",
+        "maxmemory-policy allkeys-lru",
+        "tls-port 6379",
+        "tls-cluster yes",
+        "tls-replication yes",
+        "port 0",
+      ]) {
         expect(ud).toContain(line);
       }
       expect(ud).toContain("SSM_APP_PASSWORD='/redis-stack/prod/app-password'");
@@ -170,7 +227,10 @@ describe("prod stack resource graph", () => {
     const recover = alarms.filter((a) => a.metricName === "StatusCheckFailed_System");
     expect(recover).toHaveLength(6);
     for (const a of recover) expect(a.alarmActions).toContain("arn:aws:automate:us-east-1:ec2:recover");
-    expect(one("aws:sns/topicSubscription:TopicSubscription", "-email")).toMatchObject({ protocol: "email", endpoint: "oncall@example.com" });
+    expect(one("aws:sns/topicSubscription:TopicSubscription", "-email")).toMatchObject({
+      protocol: "email",
+      endpoint: "oncall@example.com",
+    });
   });
 });
 
@@ -197,7 +257,9 @@ describe("prod stack outputs", () => {
       REDIS_CONNECT_TIMEOUT: "5000",
     });
     expect(await valueOf(o.clientSecurityGroupId as pulumi.Output<string>)).toBe("redis-prod-client-id");
-    expect(await valueOf(o.monitoring)).toEqual({ alertTopicArn: "arn:aws:sns:us-east-1:123456789012:redis-prod-alarms-alerts" });
+    expect(await valueOf(o.monitoring)).toEqual({
+      alertTopicArn: "arn:aws:sns:us-east-1:123456789012:redis-prod-alarms-alerts",
+    });
   });
 
   test("only the URL and the env map are secret; nothing else carries a secret value", async () => {

@@ -15,5 +15,15 @@ test("the configuration table lists exactly the keys the stack reads", () => {
 });
 
 test("the outputs table lists the whole contract", () => {
-  expect(tableKeys("Outputs")).toEqual(["target", "redisUrl", "clusterMode", "nodes", "tls", "caCertificate", "env", "clientSecurityGroupId", "monitoring"]);
+  expect(tableKeys("Outputs")).toEqual([
+    "target",
+    "redisUrl",
+    "clusterMode",
+    "nodes",
+    "tls",
+    "caCertificate",
+    "env",
+    "clientSecurityGroupId",
+    "monitoring",
+  ]);
 });

@@ -21,36 +21,36 @@ const registered: pulumi.runtime.MockResourceArgs[] = [];
 const invoked: pulumi.runtime.MockCallArgs[] = [];
 
 pulumi.runtime.setMocks(
-    {
-        newResource: (args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult => {
-            registered.push(args);
-            return { id: args.name + "_id", state: { ...args.inputs, publicEndpoint: "redis-123.example.cloud:12345" } };
-        },
-        call: (args: pulumi.runtime.MockCallArgs): pulumi.runtime.MockCallResult => {
-            invoked.push(args);
-            return { id: "pm-42", cardType: "Visa", lastFourNumbers: "4242" };
-        },
+  {
+    newResource: (args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult => {
+      registered.push(args);
+      return { id: args.name + "_id", state: { ...args.inputs, publicEndpoint: "redis-123.example.cloud:12345" } };
     },
-    "project",
-    "stack",
-    false,
+    call: (args: pulumi.runtime.MockCallArgs): pulumi.runtime.MockCallResult => {
+      invoked.push(args);
+      return { id: "pm-42", cardType: "Visa", lastFourNumbers: "4242" };
+    },
+  },
+  "project",
+  "stack",
+  false,
 );
 
 /** Resolves an Output's value (mocks run in non-preview mode, so every value is known). */
 function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
-    return new Promise<T>((resolve) => output.apply((v) => resolve(v)));
+  return new Promise<T>((resolve) => output.apply((v) => resolve(v)));
 }
 
 /** The inputs the mock monitor received for the resource of that type and name. */
 function inputsOf(type: string, name: string): Record<string, unknown> {
-    const found = registered.filter((r) => r.type === type && r.name === name);
-    expect(found).toHaveLength(1);
-    return found[0].inputs as Record<string, unknown>;
+  const found = registered.filter((r) => r.type === type && r.name === name);
+  expect(found).toHaveLength(1);
+  return found[0].inputs as Record<string, unknown>;
 }
 
 /** The wire form of a secret as the mock monitor receives it. */
 function secretEnvelope(value: unknown): Record<string, unknown> {
-    return { [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value };
+  return { [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value };
 }
 
 /**
@@ -58,71 +58,71 @@ function secretEnvelope(value: unknown): Record<string, unknown> {
  * in-process) resource transformation sees them after the binding has merged its defaults in.
  */
 function optionsCapture(): { opts: pulumi.CustomResourceOptions; captured: () => pulumi.CustomResourceOptions } {
-    let seen: pulumi.CustomResourceOptions | undefined;
-    return {
-        opts: {
-            transformations: [
-                (args: pulumi.ResourceTransformationArgs): undefined => {
-                    seen = args.opts;
-                    return undefined;
-                },
-            ],
+  let seen: pulumi.CustomResourceOptions | undefined;
+  return {
+    opts: {
+      transformations: [
+        (args: pulumi.ResourceTransformationArgs): undefined => {
+          seen = args.opts;
+          return undefined;
         },
-        captured: () => {
-            if (!seen) throw new Error("transformation did not run");
-            return seen;
-        },
-    };
+      ],
+    },
+    captured: () => {
+      if (!seen) throw new Error("transformation did not run");
+      return seen;
+    },
+  };
 }
 
 // Well-formed arguments used throughout.
 const subscriptionArgs: rediscloud.SubscriptionArgs = {
-    name: "redis-stack",
-    paymentMethod: "credit-card",
-    paymentMethodId: "pm-42",
-    memoryStorage: "ram",
-    cloudProvider: {
-        provider: "AWS",
-        cloudAccountId: "1",
-        regions: [
-            {
-                region: "eu-west-1",
-                networkingDeploymentCidr: "10.0.0.0/24",
-                multipleAvailabilityZones: true,
-                preferredAvailabilityZones: ["euw1-az1", "euw1-az2", "euw1-az3"],
-            },
-        ],
-    },
-    creationPlan: {
-        memoryLimitInGb: 1,
-        quantity: 1,
-        replication: true,
-        throughputMeasurementBy: "operations-per-second",
-        throughputMeasurementValue: 10000,
-        modules: ["RedisJSON"],
-    },
-    allowlist: { securityGroupIds: ["sg-123"], cidrs: ["10.1.0.0/16"] },
+  name: "redis-stack",
+  paymentMethod: "credit-card",
+  paymentMethodId: "pm-42",
+  memoryStorage: "ram",
+  cloudProvider: {
+    provider: "AWS",
+    cloudAccountId: "1",
+    regions: [
+      {
+        region: "eu-west-1",
+        networkingDeploymentCidr: "10.0.0.0/24",
+        multipleAvailabilityZones: true,
+        preferredAvailabilityZones: ["euw1-az1", "euw1-az2", "euw1-az3"],
+      },
+    ],
+  },
+  creationPlan: {
+    memoryLimitInGb: 1,
+    quantity: 1,
+    replication: true,
+    throughputMeasurementBy: "operations-per-second",
+    throughputMeasurementValue: 10000,
+    modules: ["RedisJSON"],
+  },
+  allowlist: { securityGroupIds: ["sg-123"], cidrs: ["10.1.0.0/16"] },
 };
 
 const databaseInputs = {
-    name: "cache",
-    subscriptionId: "sub_id",
-    protocol: "redis",
-    memoryLimitInGb: 0.5,
-    throughputMeasurementBy: "operations-per-second",
-    throughputMeasurementValue: 1000,
-    dataPersistence: "aof-every-1-second",
-    dataEviction: "allkeys-lru",
-    replication: true,
-    enableTls: false,
-    supportOssClusterApi: false,
-    averageItemSizeInBytes: 1000,
-    port: 12000,
-    password: "s3cret-pass",
-    sourceIps: ["10.0.0.0/8"],
-    alerts: [{ name: "dataset-size", value: 80 }],
-    modules: [{ name: "RedisJSON" }],
-    remoteBackup: { interval: "every-6-hours", storageType: "aws-s3", storagePath: "s3://bucket/redis" },
+  name: "cache",
+  subscriptionId: "sub_id",
+  protocol: "redis",
+  memoryLimitInGb: 0.5,
+  throughputMeasurementBy: "operations-per-second",
+  throughputMeasurementValue: 1000,
+  dataPersistence: "aof-every-1-second",
+  dataEviction: "allkeys-lru",
+  replication: true,
+  enableTls: false,
+  supportOssClusterApi: false,
+  averageItemSizeInBytes: 1000,
+  port: 12000,
+  password: "s3cret-pass",
+  sourceIps: ["10.0.0.0/8"],
+  alerts: [{ name: "dataset-size", value: 80 }],
+  modules: [{ name: "RedisJSON" }],
+  remoteBackup: { interval: "every-6-hours", storageType: "aws-s3", storagePath: "s3://bucket/redis" },
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -130,259 +130,335 @@ const databaseInputs = {
 
 const schema = loadSchema();
 if (!schema) {
-    console.log(`rediscloud schema not found at ${SCHEMA_RELATIVE_PATH} (relative to the project root): skipping schema checks`);
+  console.log(
+    `rediscloud schema not found at ${SCHEMA_RELATIVE_PATH} (relative to the project root): skipping schema checks`,
+  );
 }
 const withSchema = schema ? test : test.skip;
 
 describe("checkInputsAgainstSchema (real schema v1.3.5)", () => {
-    if (!schema && process.env.CI === "true") {
-        test("the provider schema is present on CI", () => {
-            throw new Error(`${SCHEMA_RELATIVE_PATH} is missing; on CI the schema checks must run`);
-        });
-    }
-
-    // `withSchema` only runs these when the schema was loaded.
-    const real = (): ProviderSchema => schema as ProviderSchema;
-
-    withSchema("finds no problem in correct inputs", () => {
-        const subscriptionWire: Record<string, unknown> = JSON.parse(JSON.stringify(subscriptionArgs));
-        expect(checkInputsAgainstSchema(real(), SUBSCRIPTION, subscriptionWire)).toEqual([]);
-        expect(checkInputsAgainstSchema(real(), DATABASE, databaseInputs)).toEqual([]);
-        // A secret envelope and an unknown (undefined) are accepted as such.
-        expect(checkInputsAgainstSchema(real(), DATABASE, { ...databaseInputs, password: secretEnvelope("x"), port: undefined })).toEqual([]);
+  if (!schema && process.env.CI === "true") {
+    test("the provider schema is present on CI", () => {
+      throw new Error(`${SCHEMA_RELATIVE_PATH} is missing; on CI the schema checks must run`);
     });
+  }
 
-    withSchema("reports an unknown input", () => {
-        const problems = checkInputsAgainstSchema(real(), DATABASE, { ...databaseInputs, memoryLimitInGB: 1 });
-        expect(problems).toHaveLength(1);
-        expect(problems[0]).toContain(`input "memoryLimitInGB"`);
-        expect(problems[0]).toContain("unknown input");
-    });
+  // `withSchema` only runs these when the schema was loaded.
+  const real = (): ProviderSchema => schema as ProviderSchema;
 
-    withSchema("reports a value of the wrong type", () => {
-        const problems = checkInputsAgainstSchema(real(), DATABASE, { ...databaseInputs, replication: "yes", port: "12000" });
-        expect(problems).toHaveLength(2);
-        expect(problems.join("\n")).toMatch(/input "replication": expected boolean, got string "yes"/);
-        expect(problems.join("\n")).toMatch(/input "port": expected integer/);
-    });
+  withSchema("finds no problem in correct inputs", () => {
+    const subscriptionWire: Record<string, unknown> = JSON.parse(JSON.stringify(subscriptionArgs));
+    expect(checkInputsAgainstSchema(real(), SUBSCRIPTION, subscriptionWire)).toEqual([]);
+    expect(checkInputsAgainstSchema(real(), DATABASE, databaseInputs)).toEqual([]);
+    // A secret envelope and an unknown (undefined) are accepted as such.
+    expect(
+      checkInputsAgainstSchema(real(), DATABASE, { ...databaseInputs, password: secretEnvelope("x"), port: undefined }),
+    ).toEqual([]);
+  });
 
-    withSchema("reports a non-integer for an integer (and accepts a fraction for a number)", () => {
-        const problems = checkInputsAgainstSchema(real(), DATABASE, { ...databaseInputs, throughputMeasurementValue: 1000.5, memoryLimitInGb: 0.25 });
-        expect(problems).toEqual([expect.stringContaining(`input "throughputMeasurementValue": expected integer (a whole number), got number 1000.5`)]);
-    });
+  withSchema("reports an unknown input", () => {
+    const problems = checkInputsAgainstSchema(real(), DATABASE, { ...databaseInputs, memoryLimitInGB: 1 });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(`input "memoryLimitInGB"`);
+    expect(problems[0]).toContain("unknown input");
+  });
 
-    withSchema("reports missing required inputs", () => {
-        const { memoryLimitInGb: _m, subscriptionId: _s, ...rest } = databaseInputs;
-        const problems = checkInputsAgainstSchema(real(), DATABASE, rest);
-        expect(problems).toHaveLength(2);
-        expect(problems.join("\n")).toMatch(/input "memoryLimitInGb": missing required input/);
-        expect(problems.join("\n")).toMatch(/input "subscriptionId": missing required input/);
-        // Present but unknown (undefined) is not missing.
-        expect(checkInputsAgainstSchema(real(), DATABASE, { ...rest, memoryLimitInGb: undefined, subscriptionId: undefined })).toEqual([]);
+  withSchema("reports a value of the wrong type", () => {
+    const problems = checkInputsAgainstSchema(real(), DATABASE, {
+      ...databaseInputs,
+      replication: "yes",
+      port: "12000",
     });
+    expect(problems).toHaveLength(2);
+    expect(problems.join("\n")).toMatch(/input "replication": expected boolean, got string "yes"/);
+    expect(problems.join("\n")).toMatch(/input "port": expected integer/);
+  });
 
-    withSchema("recurses into nested objects and array items", () => {
-        const problems = checkInputsAgainstSchema(real(), SUBSCRIPTION, {
-            cloudProvider: {
-                provider: "AWS",
-                regions: [{ region: "eu-west-1", multipleAvailabilityZones: "true", networks: [{ networkingSubnetId: 7 }] }],
-            },
-            creationPlan: { memoryLimitInGb: 1, quantity: 1.5, replication: true, throughputMeasurementBy: "operations-per-second", throughputMeasurementValue: 1, colour: "red" },
-            allowlist: { cidrs: ["10.0.0.0/8", 10] },
-        });
-        const text = problems.join("\n");
-        expect(text).toMatch(/property "cloudProvider\.regions\[0\]\.multipleAvailabilityZones": expected boolean/);
-        expect(text).toMatch(/property "cloudProvider\.regions\[0\]\.networkingDeploymentCidr": missing required property/);
-        expect(text).toMatch(/property "cloudProvider\.regions\[0\]\.networks\[0\]\.networkingSubnetId": expected string, got number 7/);
-        expect(text).toMatch(/property "creationPlan\.quantity": expected integer/);
-        expect(text).toMatch(/property "creationPlan\.colour": unknown property/);
-        expect(text).toMatch(/property "allowlist\.cidrs\[1\]": expected string/);
-        expect(text).toMatch(/property "allowlist\.securityGroupIds": missing required property/);
-        expect(problems).toHaveLength(7);
-        // A nested object where an array is expected, and a scalar where an object is expected.
-        const shape = checkInputsAgainstSchema(real(), DATABASE, { ...databaseInputs, alerts: { name: "latency", value: 1 }, remoteBackup: "daily" });
-        expect(shape.join("\n")).toMatch(/input "alerts": expected array, got object/);
-        expect(shape.join("\n")).toMatch(/input "remoteBackup": expected object rediscloud:index\/SubscriptionDatabaseRemoteBackup/);
+  withSchema("reports a non-integer for an integer (and accepts a fraction for a number)", () => {
+    const problems = checkInputsAgainstSchema(real(), DATABASE, {
+      ...databaseInputs,
+      throughputMeasurementValue: 1000.5,
+      memoryLimitInGb: 0.25,
     });
+    expect(problems).toEqual([
+      expect.stringContaining(
+        `input "throughputMeasurementValue": expected integer (a whole number), got number 1000.5`,
+      ),
+    ]);
+  });
 
-    withSchema("rejects a token the schema does not know, and checks the provider's config inputs", () => {
-        expect(checkInputsAgainstSchema(real(), "rediscloud:index/cloudAccount:CloudAccount", {})).toEqual([
-            expect.stringContaining("unknown resource token"),
-        ]);
-        expect(checkInputsAgainstSchema(real(), "pulumi:providers:rediscloud", { apiKey: secretEnvelope("k"), url: "https://api" })).toEqual([]);
-        expect(checkInputsAgainstSchema(real(), "pulumi:providers:rediscloud", { apiKey: 1 })).toHaveLength(1);
+  withSchema("reports missing required inputs", () => {
+    const { memoryLimitInGb: _m, subscriptionId: _s, ...rest } = databaseInputs;
+    const problems = checkInputsAgainstSchema(real(), DATABASE, rest);
+    expect(problems).toHaveLength(2);
+    expect(problems.join("\n")).toMatch(/input "memoryLimitInGb": missing required input/);
+    expect(problems.join("\n")).toMatch(/input "subscriptionId": missing required input/);
+    // Present but unknown (undefined) is not missing.
+    expect(
+      checkInputsAgainstSchema(real(), DATABASE, { ...rest, memoryLimitInGb: undefined, subscriptionId: undefined }),
+    ).toEqual([]);
+  });
+
+  withSchema("recurses into nested objects and array items", () => {
+    const problems = checkInputsAgainstSchema(real(), SUBSCRIPTION, {
+      cloudProvider: {
+        provider: "AWS",
+        regions: [{ region: "eu-west-1", multipleAvailabilityZones: "true", networks: [{ networkingSubnetId: 7 }] }],
+      },
+      creationPlan: {
+        memoryLimitInGb: 1,
+        quantity: 1.5,
+        replication: true,
+        throughputMeasurementBy: "operations-per-second",
+        throughputMeasurementValue: 1,
+        colour: "red",
+      },
+      allowlist: { cidrs: ["10.0.0.0/8", 10] },
     });
+    const text = problems.join("\n");
+    expect(text).toMatch(/property "cloudProvider\.regions\[0\]\.multipleAvailabilityZones": expected boolean/);
+    expect(text).toMatch(/property "cloudProvider\.regions\[0\]\.networkingDeploymentCidr": missing required property/);
+    expect(text).toMatch(
+      /property "cloudProvider\.regions\[0\]\.networks\[0\]\.networkingSubnetId": expected string, got number 7/,
+    );
+    expect(text).toMatch(/property "creationPlan\.quantity": expected integer/);
+    expect(text).toMatch(/property "creationPlan\.colour": unknown property/);
+    expect(text).toMatch(/property "allowlist\.cidrs\[1\]": expected string/);
+    expect(text).toMatch(/property "allowlist\.securityGroupIds": missing required property/);
+    expect(problems).toHaveLength(7);
+    // A nested object where an array is expected, and a scalar where an object is expected.
+    const shape = checkInputsAgainstSchema(real(), DATABASE, {
+      ...databaseInputs,
+      alerts: { name: "latency", value: 1 },
+      remoteBackup: "daily",
+    });
+    expect(shape.join("\n")).toMatch(/input "alerts": expected array, got object/);
+    expect(shape.join("\n")).toMatch(
+      /input "remoteBackup": expected object rediscloud:index\/SubscriptionDatabaseRemoteBackup/,
+    );
+  });
+
+  withSchema("rejects a token the schema does not know, and checks the provider's config inputs", () => {
+    expect(checkInputsAgainstSchema(real(), "rediscloud:index/cloudAccount:CloudAccount", {})).toEqual([
+      expect.stringContaining("unknown resource token"),
+    ]);
+    expect(
+      checkInputsAgainstSchema(real(), "pulumi:providers:rediscloud", {
+        apiKey: secretEnvelope("k"),
+        url: "https://api",
+      }),
+    ).toEqual([]);
+    expect(checkInputsAgainstSchema(real(), "pulumi:providers:rediscloud", { apiKey: 1 })).toHaveLength(1);
+  });
 });
 
 describe("checkInputsAgainstSchema (inline schema)", () => {
-    // Independent of the shared file: covers maps, enums, oneOf and unresolvable $refs.
-    const mini: ProviderSchema = {
-        name: "mini",
-        resources: {
-            "mini:index/thing:Thing": {
-                inputProperties: {
-                    tags: { type: "object", additionalProperties: { type: "string" } },
-                    size: { $ref: "#/types/mini:index/Size:Size" },
-                    port: { oneOf: [{ type: "integer" }, { type: "string" }] },
-                    broken: { $ref: "#/types/mini:index/Nope:Nope" },
-                    anything: { $ref: "pulumi.json#/Any" },
-                },
-                requiredInputs: ["size"],
-            },
+  // Independent of the shared file: covers maps, enums, oneOf and unresolvable $refs.
+  const mini: ProviderSchema = {
+    name: "mini",
+    resources: {
+      "mini:index/thing:Thing": {
+        inputProperties: {
+          tags: { type: "object", additionalProperties: { type: "string" } },
+          size: { $ref: "#/types/mini:index/Size:Size" },
+          port: { oneOf: [{ type: "integer" }, { type: "string" }] },
+          broken: { $ref: "#/types/mini:index/Nope:Nope" },
+          anything: { $ref: "pulumi.json#/Any" },
         },
-        types: { "mini:index/Size:Size": { type: "string", enum: [{ value: "small" }, { value: "large" }] } },
-    };
-    const token = "mini:index/thing:Thing";
+        requiredInputs: ["size"],
+      },
+    },
+    types: { "mini:index/Size:Size": { type: "string", enum: [{ value: "small" }, { value: "large" }] } },
+  };
+  const token = "mini:index/thing:Thing";
 
-    test("accepts conforming values", () => {
-        expect(checkInputsAgainstSchema(mini, token, { tags: { a: "b" }, size: "small", port: 80, anything: { x: [1] } })).toEqual([]);
-        expect(checkInputsAgainstSchema(mini, token, { size: "large", port: "http" })).toEqual([]);
-    });
+  test("accepts conforming values", () => {
+    expect(
+      checkInputsAgainstSchema(mini, token, { tags: { a: "b" }, size: "small", port: 80, anything: { x: [1] } }),
+    ).toEqual([]);
+    expect(checkInputsAgainstSchema(mini, token, { size: "large", port: "http" })).toEqual([]);
+  });
 
-    test("reports map values, enum members, oneOf misses and dangling $refs", () => {
-        const problems = checkInputsAgainstSchema(mini, token, { tags: { a: 1 }, size: "medium", port: true, broken: 1 });
-        const text = problems.join("\n");
-        expect(text).toMatch(/property "tags\["a"\]": expected string/);
-        expect(text).toMatch(/input "size": expected one of "small", "large"/);
-        expect(text).toMatch(/input "port": matches none of the oneOf alternatives/);
-        expect(text).toMatch(/input "broken": schema \$ref .* does not resolve/);
-        expect(problems).toHaveLength(4);
-        expect(checkInputsAgainstSchema(mini, token, {})).toEqual([`${token}: input "size": missing required input`]);
-    });
+  test("reports map values, enum members, oneOf misses and dangling $refs", () => {
+    const problems = checkInputsAgainstSchema(mini, token, { tags: { a: 1 }, size: "medium", port: true, broken: 1 });
+    const text = problems.join("\n");
+    expect(text).toMatch(/property "tags\["a"\]": expected string/);
+    expect(text).toMatch(/input "size": expected one of "small", "large"/);
+    expect(text).toMatch(/input "port": matches none of the oneOf alternatives/);
+    expect(text).toMatch(/input "broken": schema \$ref .* does not resolve/);
+    expect(problems).toHaveLength(4);
+    expect(checkInputsAgainstSchema(mini, token, {})).toEqual([`${token}: input "size": missing required input`]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------
 // (b) The binding under mocks
 
 describe("Redis Cloud binding", () => {
-    test("registers a Subscription and a SubscriptionDatabase with the expected tokens and inputs", async () => {
-        const sub = new rediscloud.Subscription("sub", subscriptionArgs);
-        const db = new rediscloud.SubscriptionDatabase("db", {
-            ...databaseInputs,
-            subscriptionId: sub.id,
-        });
-
-        expect(await valueOf(sub.id)).toBe("sub_id");
-        expect(await valueOf(db.id)).toBe("db_id");
-        expect(await valueOf(db.publicEndpoint)).toBe("redis-123.example.cloud:12345");
-        expect(await valueOf(db.throughputMeasurementValue)).toBe(1000);
-        expect(await valueOf(sub.cloudProvider)).toEqual(subscriptionArgs.cloudProvider);
-
-        expect(registered.filter((r) => r.name === "sub" || r.name === "db").map((r) => r.type).sort()).toEqual([SUBSCRIPTION, DATABASE]);
-        expect(registered.every((r) => r.custom !== false)).toBe(true);
-
-        expect(inputsOf(SUBSCRIPTION, "sub")).toEqual(subscriptionArgs);
-        const dbInputs = inputsOf(DATABASE, "db");
-        // The subscription id flows in; the password arrives as a secret.
-        expect(dbInputs).toEqual({ ...databaseInputs, subscriptionId: "sub_id", password: secretEnvelope("s3cret-pass") });
-        // Output-only properties are not sent as inputs.
-        expect(Object.keys(dbInputs)).not.toEqual(expect.arrayContaining(["publicEndpoint"]));
-
-        // What the binding registered is what the provider schema accepts.
-        if (schema) {
-            expect(checkInputsAgainstSchema(schema, SUBSCRIPTION, inputsOf(SUBSCRIPTION, "sub"))).toEqual([]);
-            expect(checkInputsAgainstSchema(schema, DATABASE, dbInputs)).toEqual([]);
-        }
+  test("registers a Subscription and a SubscriptionDatabase with the expected tokens and inputs", async () => {
+    const sub = new rediscloud.Subscription("sub", subscriptionArgs);
+    const db = new rediscloud.SubscriptionDatabase("db", {
+      ...databaseInputs,
+      subscriptionId: sub.id,
     });
 
-    test("the database password output is secret; endpoints are not", async () => {
-        const db = new rediscloud.SubscriptionDatabase("db-secret", {
-            subscriptionId: "sub_id",
-            memoryLimitInGb: 1,
-            throughputMeasurementBy: "operations-per-second",
-            throughputMeasurementValue: 1000,
-            password: "hunter2",
-        });
-        expect(await pulumi.isSecret(db.password)).toBe(true);
-        expect(await pulumi.isSecret(db.publicEndpoint)).toBe(false);
-        expect(await valueOf(db.password)).toBe("hunter2");
+    expect(await valueOf(sub.id)).toBe("sub_id");
+    expect(await valueOf(db.id)).toBe("db_id");
+    expect(await valueOf(db.publicEndpoint)).toBe("redis-123.example.cloud:12345");
+    expect(await valueOf(db.throughputMeasurementValue)).toBe(1000);
+    expect(await valueOf(sub.cloudProvider)).toEqual(subscriptionArgs.cloudProvider);
+
+    expect(
+      registered
+        .filter((r) => r.name === "sub" || r.name === "db")
+        .map((r) => r.type)
+        .sort(),
+    ).toEqual([SUBSCRIPTION, DATABASE]);
+    expect(registered.every((r) => r.custom !== false)).toBe(true);
+
+    expect(inputsOf(SUBSCRIPTION, "sub")).toEqual(subscriptionArgs);
+    const dbInputs = inputsOf(DATABASE, "db");
+    // The subscription id flows in; the password arrives as a secret.
+    expect(dbInputs).toEqual({ ...databaseInputs, subscriptionId: "sub_id", password: secretEnvelope("s3cret-pass") });
+    // Output-only properties are not sent as inputs.
+    expect(Object.keys(dbInputs)).not.toEqual(expect.arrayContaining(["publicEndpoint"]));
+
+    // What the binding registered is what the provider schema accepts.
+    if (schema) {
+      expect(checkInputsAgainstSchema(schema, SUBSCRIPTION, inputsOf(SUBSCRIPTION, "sub"))).toEqual([]);
+      expect(checkInputsAgainstSchema(schema, DATABASE, dbInputs)).toEqual([]);
+    }
+  });
+
+  test("the database password output is secret; endpoints are not", async () => {
+    const db = new rediscloud.SubscriptionDatabase("db-secret", {
+      subscriptionId: "sub_id",
+      memoryLimitInGb: 1,
+      throughputMeasurementBy: "operations-per-second",
+      throughputMeasurementValue: 1000,
+      password: "hunter2",
     });
+    expect(await pulumi.isSecret(db.password)).toBe(true);
+    expect(await pulumi.isSecret(db.publicEndpoint)).toBe(false);
+    expect(await valueOf(db.password)).toBe("hunter2");
+  });
 
-    test("resource options carry the plugin version, download URL and secret outputs", async () => {
-        const dbCapture = optionsCapture();
-        new rediscloud.SubscriptionDatabase(
-            "db-opts",
-            { subscriptionId: "sub_id", memoryLimitInGb: 1, throughputMeasurementBy: "number-of-shards", throughputMeasurementValue: 1 },
-            dbCapture.opts,
-        );
-        expect(dbCapture.captured()).toEqual(
-            expect.objectContaining({ version: "1.3.5", pluginDownloadURL: PLUGIN_URL, additionalSecretOutputs: ["password"] }),
-        );
+  test("resource options carry the plugin version, download URL and secret outputs", async () => {
+    const dbCapture = optionsCapture();
+    new rediscloud.SubscriptionDatabase(
+      "db-opts",
+      {
+        subscriptionId: "sub_id",
+        memoryLimitInGb: 1,
+        throughputMeasurementBy: "number-of-shards",
+        throughputMeasurementValue: 1,
+      },
+      dbCapture.opts,
+    );
+    expect(dbCapture.captured()).toEqual(
+      expect.objectContaining({
+        version: "1.3.5",
+        pluginDownloadURL: PLUGIN_URL,
+        additionalSecretOutputs: ["password"],
+      }),
+    );
 
-        const subCapture = optionsCapture();
-        new rediscloud.Subscription("sub-opts", { cloudProvider: { regions: [] } }, { ...subCapture.opts, protect: true });
-        expect(subCapture.captured()).toEqual(expect.objectContaining({ version: "1.3.5", pluginDownloadURL: PLUGIN_URL, protect: true }));
+    const subCapture = optionsCapture();
+    new rediscloud.Subscription("sub-opts", { cloudProvider: { regions: [] } }, { ...subCapture.opts, protect: true });
+    expect(subCapture.captured()).toEqual(
+      expect.objectContaining({ version: "1.3.5", pluginDownloadURL: PLUGIN_URL, protect: true }),
+    );
 
-        // The helper the resources use: defaults under the caller's options, caller wins.
-        expect(rediscloud.withPluginDefaults()).toEqual({ version: "1.3.5", pluginDownloadURL: PLUGIN_URL });
-        expect(rediscloud.withPluginDefaults({ version: "1.4.0", ignoreChanges: ["name"] })).toEqual({
-            version: "1.4.0",
-            pluginDownloadURL: PLUGIN_URL,
-            ignoreChanges: ["name"],
-        });
-        expect(rediscloud.withInvokeDefaults({ async: true })).toEqual({ version: "1.3.5", pluginDownloadURL: PLUGIN_URL, async: true });
-        expect(rediscloud.version).toBe("1.3.5");
-        expect(rediscloud.pluginDownloadURL).toBe(PLUGIN_URL);
-        // Keep the binding's constants in step with its package.json `pulumi` block.
-        const pkgFile = require.resolve("@rediscloud/pulumi-rediscloud/package.json");
-        const pkg = JSON.parse(fs.readFileSync(pkgFile, "utf8")) as { pulumi: Record<string, unknown> };
-        expect(pkg.pulumi).toEqual({ resource: true, name: rediscloud.packageName, version: rediscloud.version, server: rediscloud.pluginDownloadURL });
+    // The helper the resources use: defaults under the caller's options, caller wins.
+    expect(rediscloud.withPluginDefaults()).toEqual({ version: "1.3.5", pluginDownloadURL: PLUGIN_URL });
+    expect(rediscloud.withPluginDefaults({ version: "1.4.0", ignoreChanges: ["name"] })).toEqual({
+      version: "1.4.0",
+      pluginDownloadURL: PLUGIN_URL,
+      ignoreChanges: ["name"],
     });
-
-    test("missing required properties throw like generated SDKs", () => {
-        expect(() => new rediscloud.Subscription("sub-bad", {} as rediscloud.SubscriptionArgs)).toThrow("Missing required property 'cloudProvider'");
-        const dbArgs: rediscloud.SubscriptionDatabaseArgs = {
-            subscriptionId: "sub_id",
-            memoryLimitInGb: 1,
-            throughputMeasurementBy: "operations-per-second",
-            throughputMeasurementValue: 1000,
-        };
-        for (const key of ["memoryLimitInGb", "subscriptionId", "throughputMeasurementBy", "throughputMeasurementValue"] as const) {
-            const { [key]: _dropped, ...rest } = dbArgs;
-            expect(() => new rediscloud.SubscriptionDatabase(`db-bad-${key}`, rest as rediscloud.SubscriptionDatabaseArgs)).toThrow(
-                `Missing required property '${key}'`,
-            );
-        }
+    expect(rediscloud.withInvokeDefaults({ async: true })).toEqual({
+      version: "1.3.5",
+      pluginDownloadURL: PLUGIN_URL,
+      async: true,
     });
-
-    test("get() looks a resource up by id; isInstance recognises the classes", async () => {
-        const existing = rediscloud.SubscriptionDatabase.get("db-existing", "123/456");
-        // A read keeps the id it was asked for.
-        expect(await valueOf(existing.id)).toBe("123/456");
-        const read = registered.find((r) => r.name === "db-existing");
-        expect(read).toEqual(expect.objectContaining({ type: DATABASE, id: "123/456" }));
-
-        expect(rediscloud.SubscriptionDatabase.isInstance(existing)).toBe(true);
-        expect(rediscloud.Subscription.isInstance(existing)).toBe(false);
-        expect(rediscloud.Subscription.isInstance(undefined)).toBe(false);
-        expect(rediscloud.tokens).toEqual({
-            provider: "pulumi:providers:rediscloud",
-            subscription: SUBSCRIPTION,
-            subscriptionDatabase: DATABASE,
-            getPaymentMethod: "rediscloud:index/getPaymentMethod:getPaymentMethod",
-        });
+    expect(rediscloud.version).toBe("1.3.5");
+    expect(rediscloud.pluginDownloadURL).toBe(PLUGIN_URL);
+    // Keep the binding's constants in step with its package.json `pulumi` block.
+    const pkgFile = require.resolve("@rediscloud/pulumi-rediscloud/package.json");
+    const pkg = JSON.parse(fs.readFileSync(pkgFile, "utf8")) as { pulumi: Record<string, unknown> };
+    expect(pkg.pulumi).toEqual({
+      resource: true,
+      name: rediscloud.packageName,
+      version: rediscloud.version,
+      server: rediscloud.pluginDownloadURL,
     });
+  });
 
-    test("Provider registers pulumi:providers:rediscloud with secret credentials", async () => {
-        const provider = new rediscloud.Provider("rc", { apiKey: "key", secretKey: "secret", url: "https://api.example" });
-        expect(await valueOf(provider.id)).toBe("rc_id");
-        expect(rediscloud.Provider.isInstance(provider)).toBe(true);
-        const inputs = inputsOf("pulumi:providers:rediscloud", "rc");
-        expect(inputs).toEqual({ apiKey: secretEnvelope("key"), secretKey: secretEnvelope("secret"), url: "https://api.example" });
-        expect(await pulumi.isSecret(provider.apiKey)).toBe(true);
-        expect(await pulumi.isSecret(provider.secretKey)).toBe(true);
-        if (schema) {
-            expect(checkInputsAgainstSchema(schema, "pulumi:providers:rediscloud", inputs)).toEqual([]);
-        }
+  test("missing required properties throw like generated SDKs", () => {
+    expect(() => new rediscloud.Subscription("sub-bad", {} as rediscloud.SubscriptionArgs)).toThrow(
+      "Missing required property 'cloudProvider'",
+    );
+    const dbArgs: rediscloud.SubscriptionDatabaseArgs = {
+      subscriptionId: "sub_id",
+      memoryLimitInGb: 1,
+      throughputMeasurementBy: "operations-per-second",
+      throughputMeasurementValue: 1000,
+    };
+    for (const key of [
+      "memoryLimitInGb",
+      "subscriptionId",
+      "throughputMeasurementBy",
+      "throughputMeasurementValue",
+    ] as const) {
+      const { [key]: _dropped, ...rest } = dbArgs;
+      expect(
+        () => new rediscloud.SubscriptionDatabase(`db-bad-${key}`, rest as rediscloud.SubscriptionDatabaseArgs),
+      ).toThrow(`Missing required property '${key}'`);
+    }
+  });
+
+  test("get() looks a resource up by id; isInstance recognises the classes", async () => {
+    const existing = rediscloud.SubscriptionDatabase.get("db-existing", "123/456");
+    // A read keeps the id it was asked for.
+    expect(await valueOf(existing.id)).toBe("123/456");
+    const read = registered.find((r) => r.name === "db-existing");
+    expect(read).toEqual(expect.objectContaining({ type: DATABASE, id: "123/456" }));
+
+    expect(rediscloud.SubscriptionDatabase.isInstance(existing)).toBe(true);
+    expect(rediscloud.Subscription.isInstance(existing)).toBe(false);
+    expect(rediscloud.Subscription.isInstance(undefined)).toBe(false);
+    expect(rediscloud.tokens).toEqual({
+      provider: "pulumi:providers:rediscloud",
+      subscription: SUBSCRIPTION,
+      subscriptionDatabase: DATABASE,
+      getPaymentMethod: "rediscloud:index/getPaymentMethod:getPaymentMethod",
     });
+  });
 
-    test("getPaymentMethod / getPaymentMethodOutput invoke the data source", async () => {
-        const result = await rediscloud.getPaymentMethod({ cardType: "Visa" });
-        expect(result.id).toBe("pm-42");
-        const out = rediscloud.getPaymentMethodOutput({ cardType: pulumi.output("Visa"), lastFourNumbers: "4242" });
-        expect(await valueOf(out.id)).toBe("pm-42");
-
-        const calls = invoked.filter((c) => c.token === "rediscloud:index/getPaymentMethod:getPaymentMethod");
-        expect(calls.map((c) => c.inputs)).toEqual([{ cardType: "Visa" }, { cardType: "Visa", lastFourNumbers: "4242" }]);
+  test("Provider registers pulumi:providers:rediscloud with secret credentials", async () => {
+    const provider = new rediscloud.Provider("rc", { apiKey: "key", secretKey: "secret", url: "https://api.example" });
+    expect(await valueOf(provider.id)).toBe("rc_id");
+    expect(rediscloud.Provider.isInstance(provider)).toBe(true);
+    const inputs = inputsOf("pulumi:providers:rediscloud", "rc");
+    expect(inputs).toEqual({
+      apiKey: secretEnvelope("key"),
+      secretKey: secretEnvelope("secret"),
+      url: "https://api.example",
     });
+    expect(await pulumi.isSecret(provider.apiKey)).toBe(true);
+    expect(await pulumi.isSecret(provider.secretKey)).toBe(true);
+    if (schema) {
+      expect(checkInputsAgainstSchema(schema, "pulumi:providers:rediscloud", inputs)).toEqual([]);
+    }
+  });
+
+  test("getPaymentMethod / getPaymentMethodOutput invoke the data source", async () => {
+    const result = await rediscloud.getPaymentMethod({ cardType: "Visa" });
+    expect(result.id).toBe("pm-42");
+    const out = rediscloud.getPaymentMethodOutput({ cardType: pulumi.output("Visa"), lastFourNumbers: "4242" });
+    expect(await valueOf(out.id)).toBe("pm-42");
+
+    const calls = invoked.filter((c) => c.token === "rediscloud:index/getPaymentMethod:getPaymentMethod");
+    expect(calls.map((c) => c.inputs)).toEqual([{ cardType: "Visa" }, { cardType: "Visa", lastFourNumbers: "4242" }]);
+  });
 });

@@ -5,14 +5,45 @@
 import { execFileSync, spawnSync } from "child_process";
 import { renderRedisConf, EC2_PATHS } from "../../components/redisConf";
 import { addressedTopology } from "../../components/topology";
-import { renderNodeUserData, renderSystemdUnit, ssmNames, encodeUserData, decodeUserData } from "../../components/userData";
+import {
+  renderNodeUserData,
+  renderSystemdUnit,
+  ssmNames,
+  encodeUserData,
+  decodeUserData,
+} from "../../components/userData";
 
-const base = { announceIp: "10.0.0.10", port: 6379, nodeTimeoutMs: 2000, maxmemoryBytes: 1 << 30, maxmemoryPolicy: "allkeys-lru" as const, persistence: "aof+rdb" as const, tls: false, paths: EC2_PATHS };
+const base = {
+  announceIp: "10.0.0.10",
+  port: 6379,
+  nodeTimeoutMs: 2000,
+  maxmemoryBytes: 1 << 30,
+  maxmemoryPolicy: "allkeys-lru" as const,
+  persistence: "aof+rdb" as const,
+  tls: false,
+  paths: EC2_PATHS,
+};
 const lines = (text: string) => text.split("\n");
 
 test("redis.conf: cluster, AOF everysec + RDB, maxmemory, ACL file, no secret", () => {
   const conf = lines(renderRedisConf(base));
-  for (const l of ["cluster-enabled yes", "cluster-config-file /var/lib/redis/nodes.conf", "cluster-node-timeout 2000", "cluster-announce-ip 10.0.0.10", "appendonly yes", "appendfsync everysec", "aof-use-rdb-preamble yes", "save 900 1 300 10 60 10000", "maxmemory 1073741824", "maxmemory-policy allkeys-lru", "aclfile /etc/redis/users.acl", "masteruser admin", "include /etc/redis/secrets.conf", "port 6379", "dir /var/lib/redis"]) {
+  for (const l of [
+    "cluster-enabled yes",
+    "cluster-config-file /var/lib/redis/nodes.conf",
+    "cluster-node-timeout 2000",
+    "cluster-announce-ip 10.0.0.10",
+    "appendonly yes",
+    "appendfsync everysec",
+    "aof-use-rdb-preamble yes",
+    "save 900 1 300 10 60 10000",
+    "maxmemory 1073741824",
+    "maxmemory-policy allkeys-lru",
+    "aclfile /etc/redis/users.acl",
+    "masteruser admin",
+    "include /etc/redis/secrets.conf",
+    "port 6379",
+    "dir /var/lib/redis",
+  ]) {
     expect(conf).toContain(l);
   }
   expect(conf.filter((l) => /^(requirepass|masterauth)/.test(l))).toEqual([]);
@@ -20,21 +51,52 @@ test("redis.conf: cluster, AOF everysec + RDB, maxmemory, ACL file, no secret", 
 });
 
 test("redis.conf: persistence modes and TLS", () => {
-  expect(lines(renderRedisConf({ ...base, persistence: "aof" }))).toEqual(expect.arrayContaining(["appendonly yes", 'save ""']));
-  expect(lines(renderRedisConf({ ...base, persistence: "rdb" }))).toEqual(expect.arrayContaining(["appendonly no", "save 900 1 300 10 60 10000"]));
-  expect(lines(renderRedisConf({ ...base, persistence: "none" }))).toEqual(expect.arrayContaining(["appendonly no", 'save ""']));
+  expect(lines(renderRedisConf({ ...base, persistence: "aof" }))).toEqual(
+    expect.arrayContaining(["appendonly yes", 'save ""']),
+  );
+  expect(lines(renderRedisConf({ ...base, persistence: "rdb" }))).toEqual(
+    expect.arrayContaining(["appendonly no", "save 900 1 300 10 60 10000"]),
+  );
+  expect(lines(renderRedisConf({ ...base, persistence: "none" }))).toEqual(
+    expect.arrayContaining(["appendonly no", 'save ""']),
+  );
   const tls = lines(renderRedisConf({ ...base, tls: true }));
-  expect(tls).toEqual(expect.arrayContaining(["port 0", "tls-port 6379", "tls-cluster yes", "tls-replication yes", "tls-auth-clients optional", "tls-ca-cert-file /etc/redis/tls/ca.crt"]));
+  expect(tls).toEqual(
+    expect.arrayContaining([
+      "port 0",
+      "tls-port 6379",
+      "tls-cluster yes",
+      "tls-replication yes",
+      "tls-auth-clients optional",
+      "tls-ca-cert-file /etc/redis/tls/ca.crt",
+    ]),
+  );
   expect(tls).not.toContain("port 6379");
 });
 
 test("systemd unit: refuses to start without the data volume; restarts only after a failover could happen", () => {
   const unit = lines(renderSystemdUnit(2000));
-  expect(unit).toEqual(expect.arrayContaining(["User=redis", "ExecStartPre=/usr/bin/mountpoint -q /var/lib/redis", "ExecStart=/usr/bin/redis-server /etc/redis/redis-node.conf", "Restart=always", "RestartSec=7", "RequiresMountsFor=/var/lib/redis"]));
+  expect(unit).toEqual(
+    expect.arrayContaining([
+      "User=redis",
+      "ExecStartPre=/usr/bin/mountpoint -q /var/lib/redis",
+      "ExecStart=/usr/bin/redis-server /etc/redis/redis-node.conf",
+      "Restart=always",
+      "RestartSec=7",
+      "RequiresMountsFor=/var/lib/redis",
+    ]),
+  );
 });
 
 const cluster = addressedTopology(3, 1, ["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"], 10, 6379);
-const spec = { nodeTimeoutMs: 2000, maxmemoryBytes: 1 << 30, maxmemoryPolicy: "allkeys-lru" as const, persistence: "aof+rdb" as const, region: "eu-west-1", ssm: ssmNames("redis-stack", "test") };
+const spec = {
+  nodeTimeoutMs: 2000,
+  maxmemoryBytes: 1 << 30,
+  maxmemoryPolicy: "allkeys-lru" as const,
+  persistence: "aof+rdb" as const,
+  region: "eu-west-1",
+  ssm: ssmNames("redis-stack", "test"),
+};
 const scripts = cluster.map((n, i) => renderNodeUserData(spec, cluster, n, `vol-0${i}abcdef`, i % 2 === 0));
 
 test("user-data round-trips through gzip+base64 unchanged", () => {
@@ -50,7 +112,10 @@ test("user-data is valid bash (bash -n)", () => {
 });
 
 const hasShellcheck = spawnSync("shellcheck", ["--version"]).status === 0;
-if (!hasShellcheck) console.log(`shellcheck not installed: ${process.env.CI === "true" ? "failing (CI must have it)" : "skipping the lint test (apt-get install shellcheck)"}`);
+if (!hasShellcheck)
+  console.log(
+    `shellcheck not installed: ${process.env.CI === "true" ? "failing (CI must have it)" : "skipping the lint test (apt-get install shellcheck)"}`,
+  );
 (hasShellcheck || process.env.CI === "true" ? test : test.skip)("user-data is clean under shellcheck", () => {
   for (const s of scripts) {
     const out = (() => {

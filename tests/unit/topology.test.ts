@@ -1,5 +1,12 @@
 /** Pure topology: slot plans, AZ placement, fixed addresses, subnet checks. */
-import { addressedTopology, checkSubnets, planSlots, planTopology, planVpcSubnets, TOTAL_SLOTS } from "../../components/topology";
+import {
+  addressedTopology,
+  checkSubnets,
+  planSlots,
+  planTopology,
+  planVpcSubnets,
+  TOTAL_SLOTS,
+} from "../../components/topology";
 
 test("3 shards get redis-cli's ranges 0-5460 / 5461-10922 / 10923-16383", () => {
   expect(planSlots(3)).toEqual([
@@ -55,7 +62,12 @@ test("fixed addresses: host offset + order within the AZ's subnet", () => {
   const grown = addressedTopology(4, 1, ["10.40.0.0/19", "10.40.32.0/19", "10.40.64.0/19"], 10, 6379);
   const before = new Map(nodes.map((n) => [n.node.name, n.ip]));
   for (const n of grown.filter((g) => before.has(g.node.name))) expect(n.ip).toBe(before.get(n.node.name));
-  expect(grown.map((n) => n.node.name).filter((name) => !before.has(name)).sort()).toEqual(["shard3-0", "shard3-1"]);
+  expect(
+    grown
+      .map((n) => n.node.name)
+      .filter((name) => !before.has(name))
+      .sort(),
+  ).toEqual(["shard3-0", "shard3-1"]);
   expect(planVpcSubnets("10.40.0.0/16", 3)).toEqual({
     privateCidrs: ["10.40.0.0/19", "10.40.32.0/19", "10.40.64.0/19"],
     publicCidrs: ["10.40.128.0/19", "10.40.160.0/19", "10.40.192.0/19"],

@@ -5,62 +5,61 @@ import * as outputs from "./output";
 
 /** `rediscloud:index/SubscriptionAllowlist:SubscriptionAllowlist` */
 export interface SubscriptionAllowlist {
-    cidrs?: string[];
-    securityGroupIds: string[];
+  cidrs?: string[];
+  securityGroupIds: string[];
 }
 
 /** `rediscloud:index/SubscriptionCloudProvider:SubscriptionCloudProvider` */
 export interface SubscriptionCloudProvider {
-    cloudAccountId?: string;
-    provider?: string;
-    regions: outputs.SubscriptionCloudProviderRegion[];
+  cloudAccountId?: string;
+  provider?: string;
+  regions: outputs.SubscriptionCloudProviderRegion[];
 }
 
 /** `rediscloud:index/SubscriptionCloudProviderRegion:SubscriptionCloudProviderRegion` */
 export interface SubscriptionCloudProviderRegion {
-    multipleAvailabilityZones?: boolean;
-    networkingDeploymentCidr: string;
-    networkingVpcId?: string;
-    networks: outputs.SubscriptionCloudProviderRegionNetwork[];
-    preferredAvailabilityZones: string[];
-    region: string;
+  multipleAvailabilityZones?: boolean;
+  networkingDeploymentCidr: string;
+  networkingVpcId?: string;
+  networks: outputs.SubscriptionCloudProviderRegionNetwork[];
+  preferredAvailabilityZones: string[];
+  region: string;
 }
 
 /** `rediscloud:index/SubscriptionCloudProviderRegionNetwork:SubscriptionCloudProviderRegionNetwork` */
 export interface SubscriptionCloudProviderRegionNetwork {
-    networkingDeploymentCidr: string;
-    networkingSubnetId: string;
-    networkingVpcId: string;
+  networkingDeploymentCidr: string;
+  networkingSubnetId: string;
+  networkingVpcId: string;
 }
 
 /** `rediscloud:index/SubscriptionCreationPlan:SubscriptionCreationPlan` */
 export interface SubscriptionCreationPlan {
-    averageItemSizeInBytes: number;
-    memoryLimitInGb: number;
-    modules: string[];
-    quantity: number;
-    replication: boolean;
-    supportOssClusterApi?: boolean;
-    throughputMeasurementBy: string;
-    throughputMeasurementValue: number;
+  averageItemSizeInBytes: number;
+  memoryLimitInGb: number;
+  modules: string[];
+  quantity: number;
+  replication: boolean;
+  supportOssClusterApi?: boolean;
+  throughputMeasurementBy: string;
+  throughputMeasurementValue: number;
 }
 
 /** `rediscloud:index/SubscriptionDatabaseAlert:SubscriptionDatabaseAlert` */
 export interface SubscriptionDatabaseAlert {
-    name: string;
-    value: number;
+  name: string;
+  value: number;
 }
 
 /** `rediscloud:index/SubscriptionDatabaseModule:SubscriptionDatabaseModule` */
 export interface SubscriptionDatabaseModule {
-    name: string;
+  name: string;
 }
 
 /** `rediscloud:index/SubscriptionDatabaseRemoteBackup:SubscriptionDatabaseRemoteBackup` */
 export interface SubscriptionDatabaseRemoteBackup {
-    interval: string;
-    storagePath: string;
-    storageType: string;
-    timeUtc?: string;
+  interval: string;
+  storagePath: string;
+  storageType: string;
+  timeUtc?: string;
 }
-

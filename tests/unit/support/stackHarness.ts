@@ -48,7 +48,12 @@ export function unwrapSecrets(value: unknown): unknown {
   return value;
 }
 
-function computedState(type: string, name: string, inputs: Record<string, unknown>, seq: number): Record<string, unknown> {
+function computedState(
+  type: string,
+  name: string,
+  inputs: Record<string, unknown>,
+  seq: number,
+): Record<string, unknown> {
   switch (type) {
     case "random:index/randomPassword:RandomPassword":
       return { result: FAKE.password(name) };
@@ -68,7 +73,11 @@ function computedState(type: string, name: string, inputs: Record<string, unknow
     case "aws:iam/instanceProfile:InstanceProfile":
       return { name };
     case "rediscloud:index/subscriptionDatabase:SubscriptionDatabase":
-      return { publicEndpoint: FAKE.endpoint, privateEndpoint: FAKE.endpoint.replace("redis-", "internal.redis-"), dbId: 7 };
+      return {
+        publicEndpoint: FAKE.endpoint,
+        privateEndpoint: FAKE.endpoint.replace("redis-", "internal.redis-"),
+        dbId: 7,
+      };
     default:
       return {};
   }
@@ -96,7 +105,11 @@ export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
  * Runs index.ts for `stack` with its checked-in config, optionally overridden (`project:key` or
  * `aws:region` keys; `undefined` removes a key). Resolves outputs or captures the thrown error.
  */
-export async function runStack(stack: string, overrides: Record<string, string | undefined> = {}, subnets: SubnetFixture[] = []): Promise<RunResult> {
+export async function runStack(
+  stack: string,
+  overrides: Record<string, string | undefined> = {},
+  subnets: SubnetFixture[] = [],
+): Promise<RunResult> {
   const config: Record<string, string> = { ...stackConfig(stack) };
   for (const [k, v] of Object.entries(overrides)) {
     if (v === undefined) delete config[k];
