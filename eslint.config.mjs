@@ -14,6 +14,8 @@ export default tseslint.config(
       "@typescript-eslint/no-misused-promises": "error",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/no-explicit-any": "error",
+      // Async functions without await are how this code satisfies Promise-returning interfaces.
+      "@typescript-eslint/require-await": "off",
     },
   },
   {
@@ -29,6 +31,7 @@ export default tseslint.config(
       "@typescript-eslint/no-unsafe-call": "off",
       "@typescript-eslint/no-require-imports": "off",
       "@typescript-eslint/no-namespace": "off",
+      "@typescript-eslint/no-unnecessary-type-assertion": "off",
     },
   },
 );

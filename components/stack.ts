@@ -91,7 +91,7 @@ export type StackOutputs = ConnectionOutputs & {
 export async function deploy(project: string, stack: string): Promise<StackOutputs> {
   const settings = loadSettings(project);
   if (settings.persistence === "none")
-    pulumi.log.warn(
+    void pulumi.log.warn(
       "persistence is 'none': data will not survive a restart of a node (or of the whole Redis Cloud database)",
     );
   const tags = { "redis-stack:stack": stack, "redis-stack:project": project };

@@ -1,5 +1,6 @@
 /** Small helpers for the benchmark scripts: order statistics and where results go. */
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { ROOT } from "./localCluster";
 
@@ -30,7 +31,6 @@ export function writeResults(name: string, data: unknown): string {
 }
 
 export function machine(): Record<string, string | number> {
-  const os = require("os") as typeof import("os");
   return {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? "?",

@@ -126,7 +126,7 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     typeof n === "string" ? nodes.find((x) => x.node.name === n || `${x.ip}:${x.port}` === n) : n;
   const cli: ClusterLab["cli"] = (node, args, as = "admin", timeoutMs = 10000) => {
     const target = byName(node);
-    if (!target) throw new Error(`unknown node ${String(node)}`);
+    if (!target) throw new Error(`unknown node ${typeof node === "string" ? node : node.node.name}`);
     const auth = as === "none" ? [] : ["--user", as === "admin" ? ADMIN_USER : APP_USER];
     const env: Record<string, string> =
       as === "none" ? {} : { REDISCLI_AUTH: as === "admin" ? passwords.admin : passwords.app };

@@ -19,7 +19,14 @@ test("instances: deleteBeforeReplace, ignoreChanges on ami and user-data; all ch
     {
       newResource: (a) => ({
         id: `${a.name}-id`,
-        state: { ...a.inputs, result: "pw", certPem: "CERT", privateKeyPem: "KEY", arn: "arn:x", name: a.name },
+        state: {
+          ...(a.inputs as Record<string, unknown>),
+          result: "pw",
+          certPem: "CERT",
+          privateKeyPem: "KEY",
+          arn: "arn:x",
+          name: a.name,
+        },
       }),
       call: (a) => {
         if (a.token === "aws:index/getCallerIdentity:getCallerIdentity") return { accountId: "123456789012" };

@@ -20,11 +20,14 @@ const PLUGIN_URL = "github://api.github.com/RedisLabs/pulumi-rediscloud";
 const registered: pulumi.runtime.MockResourceArgs[] = [];
 const invoked: pulumi.runtime.MockCallArgs[] = [];
 
-pulumi.runtime.setMocks(
+void pulumi.runtime.setMocks(
   {
     newResource: (args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult => {
       registered.push(args);
-      return { id: args.name + "_id", state: { ...args.inputs, publicEndpoint: "redis-123.example.cloud:12345" } };
+      return {
+        id: args.name + "_id",
+        state: { ...(args.inputs as Record<string, unknown>), publicEndpoint: "redis-123.example.cloud:12345" },
+      };
     },
     call: (args: pulumi.runtime.MockCallArgs): pulumi.runtime.MockCallResult => {
       invoked.push(args);
@@ -147,7 +150,7 @@ describe("checkInputsAgainstSchema (real schema v1.3.5)", () => {
   const real = (): ProviderSchema => schema as ProviderSchema;
 
   withSchema("finds no problem in correct inputs", () => {
-    const subscriptionWire: Record<string, unknown> = JSON.parse(JSON.stringify(subscriptionArgs));
+    const subscriptionWire = JSON.parse(JSON.stringify(subscriptionArgs)) as Record<string, unknown>;
     expect(checkInputsAgainstSchema(real(), SUBSCRIPTION, subscriptionWire)).toEqual([]);
     expect(checkInputsAgainstSchema(real(), DATABASE, databaseInputs)).toEqual([]);
     // A secret envelope and an unknown (undefined) are accepted as such.
@@ -459,6 +462,9 @@ describe("Redis Cloud binding", () => {
     expect(await valueOf(out.id)).toBe("pm-42");
 
     const calls = invoked.filter((c) => c.token === "rediscloud:index/getPaymentMethod:getPaymentMethod");
-    expect(calls.map((c) => c.inputs)).toEqual([{ cardType: "Visa" }, { cardType: "Visa", lastFourNumbers: "4242" }]);
+    expect(calls.map((c) => c.inputs as unknown)).toEqual([
+      { cardType: "Visa" },
+      { cardType: "Visa", lastFourNumbers: "4242" },
+    ]);
   });
 });

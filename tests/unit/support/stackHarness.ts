@@ -145,7 +145,11 @@ export async function runStack(
             return { ...s };
           }
           case "rediscloud:index/getPaymentMethod:getPaymentMethod":
-            return { id: "31337", cardType: "Visa", lastFourNumbers: String(inputs.lastFourNumbers ?? "") };
+            return {
+              id: "31337",
+              cardType: "Visa",
+              lastFourNumbers: String((inputs as { lastFourNumbers?: string }).lastFourNumbers ?? ""),
+            };
           default:
             throw new Error(`unmocked invoke ${args.token}`);
         }
