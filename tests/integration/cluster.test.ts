@@ -3,9 +3,9 @@
  * renders for the prod stack (TLS on, as Pulumi.prod.yaml says); only systemctl, apt-get and aws are
  * stand-ins. Everything else (mkfs, mount, redis-server, redis-cli --cluster) is real.
  */
-import { describeLab } from "../../scripts/hostlab/hostLab";
-import { stackSettings } from "../../scripts/localCluster";
-import { AZS, ClusterLab, createClusterLab, infoField, parseClusterNodes } from "../../scripts/clusterLab";
+import { describeLab } from "../../lab/hostlab/hostLab";
+import { stackSettings } from "../../local/localCluster";
+import { AZS, ClusterLab, createClusterLab, infoField, parseClusterNodes } from "../../lab/clusterLab";
 
 const settings = stackSettings("prod");
 

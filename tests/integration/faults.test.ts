@@ -4,8 +4,8 @@
  * itself, within a bound derived from the node timeout, with no acknowledged write missing (except the
  * isolated-master scenario, whose loss is measured and reported).
  */
-import { describeLab } from "../../scripts/hostlab/hostLab";
-import { stackSettings } from "../../scripts/localCluster";
+import { describeLab } from "../../lab/hostlab/hostLab";
+import { stackSettings } from "../../local/localCluster";
 import {
   ClusterLab,
   createClusterLab,
@@ -16,10 +16,10 @@ import {
   startWriter,
   tagForSlots,
   infoField,
-} from "../../scripts/clusterLab";
+} from "../../lab/clusterLab";
 import { NodeAddress } from "../../components/topology";
 import { restartDelaySeconds } from "../../components/userData";
-import { WriteResult } from "../../scripts/writer";
+import { WriteResult } from "../../lab/writer";
 
 const settings = stackSettings("prod");
 const nodeTimeoutMs = settings.ec2?.nodeTimeoutMs ?? 0;

@@ -5,7 +5,7 @@
 import * as fs from "fs";
 import { randomBytes } from "crypto";
 import { spawnSync } from "child_process";
-import { describeLab, ExecResult, HostLab, HostSpec, sweepStaleLabs } from "../../scripts/hostlab/hostLab";
+import { describeLab, ExecResult, HostLab, HostSpec, sweepStaleLabs } from "../../lab/hostlab/hostLab";
 
 const SPECS: HostSpec[] = [
   { name: "node-a", ip: "10.77.0.11", az: "us-east-1a", dataVolumeId: "vol-0aaaaaaaaaaaaaaa1" },

@@ -6,7 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { RedisEc2Cluster } from "../../components/ec2Cluster";
 import { ssmNames } from "../../components/userData";
-import { stackSettings } from "../../scripts/localCluster";
+import { stackSettings } from "../../local/localCluster";
 
 interface Seen {
   type: string;

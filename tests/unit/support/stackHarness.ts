@@ -4,7 +4,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { StackOutputs } from "../../../components/stack";
-import { stackConfig } from "../../../scripts/localCluster";
+import { stackConfig } from "../../../local/localCluster";
 
 export const PROJECT = "redis-stack";
 

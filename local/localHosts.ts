@@ -8,8 +8,8 @@ import * as path from "path";
 import { Settings } from "../components/config";
 import { ADMIN_USER } from "../components/redisConf";
 import { NodeAddress } from "../components/topology";
-import { canRunLab, destroyPersistentLabs } from "./hostlab/hostLab";
-import { createClusterLab } from "./clusterLab";
+import { canRunLab, destroyPersistentLabs } from "../lab/hostlab/hostLab";
+import { createClusterLab } from "../lab/clusterLab";
 import { clusterHealth, Passwords, ROOT } from "./localCluster";
 
 export const HOSTS_DIR = path.join(ROOT, ".local", "hosts");

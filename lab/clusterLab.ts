@@ -14,7 +14,7 @@ import { Settings } from "../components/config";
 import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/redisConf";
 import { planTopology, NodeAddress } from "../components/topology";
 import { renderNodeUserData, ssmNames, ClusterSpec } from "../components/userData";
-import { generatePasswords, Passwords } from "./localCluster";
+import { generatePasswords, Passwords } from "../local/localCluster";
 import { makePki, Pki } from "./pki";
 
 /** The tests' lab subnet (a /24 on a bridge of their own); the local mode uses another. */

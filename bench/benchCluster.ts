@@ -6,10 +6,10 @@
  * Prints a table and writes bench-results/cluster-formation.json. Package installs are not timed
  * (redis-server is already on the machine, as on a Debian AMI after the first boot's apt-get).
  */
-import { canRunLab } from "./hostlab/hostLab";
-import { createClusterLab } from "./clusterLab";
-import { clusterHealth, stackSettings, sleep } from "./localCluster";
-import { convergeLoopback, startLoopback, stopLoopback } from "./loopback";
+import { canRunLab } from "../lab/hostlab/hostLab";
+import { createClusterLab } from "../lab/clusterLab";
+import { clusterHealth, stackSettings, sleep } from "../local/localCluster";
+import { convergeLoopback, startLoopback, stopLoopback } from "../local/loopback";
 import { ADMIN_USER } from "../components/redisConf";
 import { machine, stats, writeResults } from "./benchUtil";
 

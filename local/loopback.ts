@@ -12,7 +12,7 @@ import { ADMIN_USER, nodeFiles, renderRedisConf, NodePaths } from "../components
 import { planTopology, NodeAddress } from "../components/topology";
 import { renderClusterPlan, SCRIPTS_DIR } from "../components/userData";
 import { generatePasswords, Passwords, renderAclFile, ROOT } from "./localCluster";
-import { makePki } from "./pki";
+import { makePki } from "../lab/pki";
 
 const execFileP = promisify(execFile);
 export const LOOPBACK_DIR = path.join(ROOT, ".local", "loopback");

@@ -10,7 +10,7 @@
  * Prints tables and writes bench-results/failover.json.
  *   BENCH_RUNS=10 BENCH_TIMEOUTS=1000,2000,3000 BENCH_LOAD_SECONDS=60 BENCH_LOAD_TIMEOUT=2000
  */
-import { canRunLab } from "./hostlab/hostLab";
+import { canRunLab } from "../lab/hostlab/hostLab";
 import {
   createClusterLab,
   ClusterLab,
@@ -19,8 +19,8 @@ import {
   startWriter,
   tagForSlots,
   parseClusterNodes,
-} from "./clusterLab";
-import { stackSettings, sleep } from "./localCluster";
+} from "../lab/clusterLab";
+import { stackSettings, sleep } from "../local/localCluster";
 import { DEFAULT_NODE_TIMEOUT_MS, Settings } from "../components/config";
 import { machine, stats, Stats, writeResults } from "./benchUtil";
 
