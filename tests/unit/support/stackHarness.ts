@@ -2,6 +2,7 @@
  * Runs the real program (index.ts) under Pulumi mocks with a checked-in stack file's config, and
  * records every resource and invoke. One call per jest file: the Pulumi runtime is process-global.
  */
+import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackOutputs } from "../../../components/stack";
 import { stackConfig } from "../../../local/localCluster";
@@ -48,12 +49,7 @@ export function unwrapSecrets(value: unknown): unknown {
   return value;
 }
 
-function computedState(
-  type: string,
-  name: string,
-  inputs: Record<string, unknown>,
-  seq: number,
-): Record<string, unknown> {
+function computedState(type: string, name: string): Record<string, unknown> {
   switch (type) {
     case "random:index/randomPassword:RandomPassword":
       return { result: FAKE.password(name) };
@@ -65,7 +61,8 @@ function computedState(
     case "tls:index/certRequest:CertRequest":
       return { certRequestPem: `CSR${name}` };
     case "aws:ebs/volume:Volume":
-      return { id: `vol-0${seq.toString(16).padStart(16, "0")}` };
+      // From the name, not the registration order: the graph fixtures stay put when code is reordered.
+      return { id: `vol-0${createHash("sha256").update(name).digest("hex").slice(0, 16)}` };
     case "aws:sns/topic:Topic":
       return { arn: `arn:aws:sns:us-east-1:123456789012:${name}` };
     case "aws:iam/role:Role":
@@ -117,15 +114,13 @@ export async function runStack(
   }
   const resources: Registered[] = [];
   const calls: string[] = [];
-  let seq = 0;
   pulumi.runtime.setAllConfig(config);
   await pulumi.runtime.setMocks(
     {
       newResource: (args) => {
-        seq++;
         const inputs = args.inputs as Record<string, unknown>;
         resources.push({ type: args.type, name: args.name, inputs });
-        const state = { ...inputs, ...computedState(args.type, args.name, inputs, seq) };
+        const state = { ...inputs, ...computedState(args.type, args.name) };
         const id = typeof state.id === "string" ? state.id : `${args.name}-id`;
         return { id, state };
       },
