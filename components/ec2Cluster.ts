@@ -1,6 +1,7 @@
 /**
- * Self-hosted Redis Cluster on EC2 (DESIGN.md section 4). The constructor only wires resources:
- * topology, addresses, redis.conf and user-data come from the pure modules beside it.
+ * Self-hosted Redis Cluster on EC2 (docs/architecture.md). The constructor reads as the steps of a
+ * deploy; each private method wires one group of resources. Topology, addresses, redis.conf and
+ * user-data come from the pure modules beside it.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
@@ -36,6 +37,28 @@ export interface RedisEc2ClusterArgs {
   tags?: Record<string, string>;
 }
 
+/** Subnets per AZ and their CIDRs: known at preview, so node addresses are too. */
+interface Network {
+  vpcId: pulumi.Input<string>;
+  subnetIds: pulumi.Input<string>[];
+  cidrs: string[];
+  azNames: string[];
+}
+
+interface SecurityGroups {
+  client: aws.ec2.SecurityGroup;
+  nodes: aws.ec2.SecurityGroup;
+}
+
+interface Secrets {
+  appPassword: random.RandomPassword;
+}
+
+interface NodeInstance {
+  name: string;
+  instanceId: pulumi.Output<string>;
+}
+
 export class RedisEc2Cluster extends pulumi.ComponentResource {
   readonly connection: ConnectionOutputs;
   readonly clientSecurityGroupId: pulumi.Output<string>;
@@ -43,57 +66,96 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
   /** The planned topology with addresses, for callers that want to show it. */
   readonly nodes: NodeAddress[];
 
+  private readonly baseName: string;
+  private readonly args: RedisEc2ClusterArgs;
+
   constructor(name: string, args: RedisEc2ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("redis-stack:ec2:RedisCluster", name, {}, opts);
+    this.baseName = name;
+    this.args = args;
     const s = args.settings;
-    const tags = (role: string) => ({ Name: `${name}-${role}`, ...args.tags });
-    const child = { parent: this };
 
-    // Network: subnets per AZ and their CIDRs (known at preview, so addresses are too).
-    let vpcId: pulumi.Input<string>;
-    let subnetIds: pulumi.Input<string>[];
-    let cidrs: string[];
-    let azNames: string[];
-    if (args.placement.kind === "create") {
-      const vpc = new RedisVpc(
-        `${name}-net`,
-        { cidr: args.placement.vpcCidr, availabilityZones: args.placement.zones, tags: args.tags },
-        child,
-      );
-      vpcId = vpc.vpcId;
-      subnetIds = vpc.privateSubnetIds;
-      cidrs = vpc.privateCidrs;
-      azNames = args.placement.zones;
-    } else {
-      vpcId = args.placement.vpcId;
-      subnetIds = args.placement.zones.map((z) => z.subnetId);
-      cidrs = args.placement.zones.map((z) => z.cidr);
-      azNames = args.placement.zones.map((z) => z.name);
+    const network = this.network();
+    this.nodes = addressedTopology(s.shards, s.replicasPerShard, network.cidrs, s.ipHostOffset, REDIS_PORT);
+    const groups = this.securityGroups(network.vpcId);
+    const secrets = this.secrets();
+    const caCertPem = args.tls ? this.tlsMaterial() : undefined;
+    const profile = this.identity();
+    const instances = this.nodeInstances(network, groups.nodes, profile);
+    const alarms = new NodeAlarms(
+      `${name}-alarms`,
+      { region: s.region, alertEmail: args.alertEmail, instances, tags: args.tags },
+      { parent: this },
+    );
+
+    this.connection = connectionOutputs({
+      target: "ec2",
+      nodes: this.nodes.map((n) => `${n.ip}:${n.port}`),
+      username: APP_USER,
+      password: secrets.appPassword.result,
+      tls: args.tls,
+      clusterMode: true,
+      caCertificate: caCertPem,
+      client: args.client,
+    });
+    this.clientSecurityGroupId = groups.client.id;
+    this.alertTopicArn = alarms.topicArn;
+    this.registerOutputs({
+      connection: this.connection,
+      clientSecurityGroupId: this.clientSecurityGroupId,
+      alertTopicArn: this.alertTopicArn,
+    });
+  }
+
+  private tags(role: string): Record<string, string> {
+    return { Name: `${this.baseName}-${role}`, ...this.args.tags };
+  }
+
+  /** The VPC and its private subnets, created here unless the stack was given them. */
+  private network(): Network {
+    const placement = this.args.placement;
+    if (placement.kind === "existing") {
+      return {
+        vpcId: placement.vpcId,
+        subnetIds: placement.zones.map((z) => z.subnetId),
+        cidrs: placement.zones.map((z) => z.cidr),
+        azNames: placement.zones.map((z) => z.name),
+      };
     }
-    const nodes = addressedTopology(s.shards, s.replicasPerShard, cidrs, s.ipHostOffset, REDIS_PORT);
-    this.nodes = nodes;
+    const vpc = new RedisVpc(
+      `${this.baseName}-net`,
+      { cidr: placement.vpcCidr, availabilityZones: placement.zones, tags: this.args.tags },
+      { parent: this },
+    );
+    return { vpcId: vpc.vpcId, subnetIds: vpc.privateSubnetIds, cidrs: vpc.privateCidrs, azNames: placement.zones };
+  }
 
-    // Security groups: apps carry the client SG; nodes accept 6379 from it, from each other and from
-    // allowedCidrs, and the cluster bus (16379) only from each other. No 0.0.0.0/0 ingress anywhere.
-    const clientSg = new aws.ec2.SecurityGroup(
+  /**
+   * Apps carry the client SG; nodes accept 6379 from it, from each other and from allowedCidrs, and the
+   * cluster bus (16379) only from each other. No 0.0.0.0/0 ingress anywhere.
+   */
+  private securityGroups(vpcId: pulumi.Input<string>): SecurityGroups {
+    const name = this.baseName;
+    const client = new aws.ec2.SecurityGroup(
       `${name}-client`,
-      { vpcId, description: "Attach to apps that may connect to Redis", tags: tags("client") },
-      child,
+      { vpcId, description: "Attach to apps that may connect to Redis", tags: this.tags("client") },
+      { parent: this },
     );
     const busPort = REDIS_PORT + CLUSTER_BUS_OFFSET;
-    const redisSg = new aws.ec2.SecurityGroup(
+    const redisFrom = (description: string, source: { self?: boolean; securityGroups?: pulumi.Input<string>[] }) => ({
+      description,
+      protocol: "tcp",
+      fromPort: REDIS_PORT,
+      toPort: REDIS_PORT,
+      ...source,
+    });
+    const nodes = new aws.ec2.SecurityGroup(
       `${name}-nodes`,
       {
         vpcId,
         description: "Redis Cluster nodes",
         ingress: [
-          {
-            description: "redis from cluster nodes",
-            protocol: "tcp",
-            fromPort: REDIS_PORT,
-            toPort: REDIS_PORT,
-            self: true,
-          },
+          redisFrom("redis from cluster nodes", { self: true }),
           {
             description: "cluster bus from cluster nodes",
             protocol: "tcp",
@@ -101,21 +163,15 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
             toPort: busPort,
             self: true,
           },
-          {
-            description: "redis from apps with the client security group",
-            protocol: "tcp",
-            fromPort: REDIS_PORT,
-            toPort: REDIS_PORT,
-            securityGroups: [clientSg.id],
-          },
-          ...(args.allowedCidrs.length > 0
+          redisFrom("redis from apps with the client security group", { securityGroups: [client.id] }),
+          ...(this.args.allowedCidrs.length > 0
             ? [
                 {
                   description: "redis from allowedCidrs",
                   protocol: "tcp",
                   fromPort: REDIS_PORT,
                   toPort: REDIS_PORT,
-                  cidrBlocks: args.allowedCidrs,
+                  cidrBlocks: this.args.allowedCidrs,
                 },
               ]
             : []),
@@ -129,86 +185,111 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
             cidrBlocks: ["0.0.0.0/0"],
           },
         ],
-        tags: tags("nodes"),
+        tags: this.tags("nodes"),
       },
-      child,
+      { parent: this },
     );
+    return { client, nodes };
+  }
 
-    // Secrets: generated here, stored as SSM SecureString, read by the nodes at boot.
-    const appPassword = new random.RandomPassword(`${name}-app-password`, { length: 32, special: false }, child);
-    const adminPassword = new random.RandomPassword(`${name}-admin-password`, { length: 32, special: false }, child);
-    const secureParam = (id: string, paramName: string, value: pulumi.Input<string>, description: string) =>
-      new aws.ssm.Parameter(
-        `${name}-${id}`,
-        { name: paramName, type: "SecureString", value: pulumi.secret(value), description, tags: tags(id) },
-        child,
-      );
-    secureParam("app-password", args.ssm.appPassword, appPassword.result, "Redis password of the app user");
-    secureParam(
+  private secureParam(id: string, paramName: string, value: pulumi.Input<string>, description: string) {
+    return new aws.ssm.Parameter(
+      `${this.baseName}-${id}`,
+      { name: paramName, type: "SecureString", value: pulumi.secret(value), description, tags: this.tags(id) },
+      { parent: this },
+    );
+  }
+
+  private publicParam(id: string, paramName: string, value: pulumi.Input<string>, description: string) {
+    return new aws.ssm.Parameter(
+      `${this.baseName}-${id}`,
+      { name: paramName, type: "String", tier: "Standard", value, description, tags: this.tags(id) },
+      { parent: this },
+    );
+  }
+
+  /** Passwords: generated here, stored as SSM SecureString, read by the nodes at boot. */
+  private secrets(): Secrets {
+    const name = this.baseName;
+    const ssm = this.args.ssm;
+    const appPassword = new random.RandomPassword(
+      `${name}-app-password`,
+      { length: 32, special: false },
+      { parent: this },
+    );
+    const adminPassword = new random.RandomPassword(
+      `${name}-admin-password`,
+      { length: 32, special: false },
+      { parent: this },
+    );
+    this.secureParam("app-password", ssm.appPassword, appPassword.result, "Redis password of the app user");
+    this.secureParam(
       "admin-password",
-      args.ssm.adminPassword,
+      ssm.adminPassword,
       adminPassword.result,
       "Redis password of the admin user (tooling, replication)",
     );
+    return { appPassword };
+  }
 
-    // TLS: a CA and one certificate per node (its fixed IP as SAN). All of it goes to SSM (keys as
-    // SecureString), read by the node at boot: renewed certificates reach replaced or rebooted nodes.
-    let ca: tls.SelfSignedCert | undefined;
-    if (args.tls) {
-      const caKey = new tls.PrivateKey(`${name}-ca`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, child);
-      ca = new tls.SelfSignedCert(
-        `${name}-ca`,
-        {
-          privateKeyPem: caKey.privateKeyPem,
-          isCaCertificate: true,
-          subject: { commonName: `${name} Redis CA`, organization: "redis-stack" },
-          validityPeriodHours: 10 * 365 * 24,
-          allowedUses: ["certSigning", "crlSigning"],
-        },
-        child,
+  /**
+   * A CA and one certificate per node (its fixed IP as SAN). All of it goes to SSM (keys as
+   * SecureString), where nodes read it at boot. Returns the CA certificate.
+   */
+  private tlsMaterial(): pulumi.Output<string> {
+    const name = this.baseName;
+    const ssm = this.args.ssm;
+    const caKey = new tls.PrivateKey(`${name}-ca`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+    const ca = new tls.SelfSignedCert(
+      `${name}-ca`,
+      {
+        privateKeyPem: caKey.privateKeyPem,
+        isCaCertificate: true,
+        subject: { commonName: `${name} Redis CA`, organization: "redis-stack" },
+        validityPeriodHours: 10 * 365 * 24,
+        allowedUses: ["certSigning", "crlSigning"],
+      },
+      { parent: this },
+    );
+    this.publicParam("ca-cert", ssm.tlsCa, ca.certPem, "CA certificate of the Redis nodes");
+    for (const n of this.nodes) {
+      const nodeName = n.node.name;
+      const key = new tls.PrivateKey(
+        `${name}-${nodeName}-tls`,
+        { algorithm: "ECDSA", ecdsaCurve: "P256" },
+        { parent: this },
       );
-      const publicParam = (id: string, paramName: string, value: pulumi.Input<string>, description: string) =>
-        new aws.ssm.Parameter(
-          `${name}-${id}`,
-          { name: paramName, type: "String", tier: "Standard", value, description, tags: tags(id) },
-          child,
-        );
-      publicParam("ca-cert", args.ssm.tlsCa, ca.certPem, "CA certificate of the Redis nodes");
-      for (const n of nodes) {
-        const key = new tls.PrivateKey(`${name}-${n.node.name}-tls`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, child);
-        const csr = new tls.CertRequest(
-          `${name}-${n.node.name}-tls`,
-          { privateKeyPem: key.privateKeyPem, subject: { commonName: n.node.name }, ipAddresses: [n.ip] },
-          child,
-        );
-        const cert = new tls.LocallySignedCert(
-          `${name}-${n.node.name}-tls`,
-          {
-            certRequestPem: csr.certRequestPem,
-            caPrivateKeyPem: caKey.privateKeyPem,
-            caCertPem: ca.certPem,
-            validityPeriodHours: 2 * 365 * 24,
-            earlyRenewalHours: 30 * 24,
-            allowedUses: ["digitalSignature", "keyEncipherment", "serverAuth", "clientAuth"],
-          },
-          child,
-        );
-        secureParam(
-          `${n.node.name}-tls-key`,
-          args.ssm.tlsKey(n.node.name),
-          key.privateKeyPem,
-          `TLS private key of ${n.node.name}`,
-        );
-        publicParam(
-          `${n.node.name}-tls-cert`,
-          args.ssm.tlsCert(n.node.name),
-          cert.certPem,
-          `TLS certificate of ${n.node.name}`,
-        );
-      }
+      const csr = new tls.CertRequest(
+        `${name}-${nodeName}-tls`,
+        { privateKeyPem: key.privateKeyPem, subject: { commonName: nodeName }, ipAddresses: [n.ip] },
+        { parent: this },
+      );
+      const cert = new tls.LocallySignedCert(
+        `${name}-${nodeName}-tls`,
+        {
+          certRequestPem: csr.certRequestPem,
+          caPrivateKeyPem: caKey.privateKeyPem,
+          caCertPem: ca.certPem,
+          validityPeriodHours: 2 * 365 * 24,
+          earlyRenewalHours: 30 * 24,
+          allowedUses: ["digitalSignature", "keyEncipherment", "serverAuth", "clientAuth"],
+        },
+        { parent: this },
+      );
+      this.secureParam(
+        `${nodeName}-tls-key`,
+        ssm.tlsKey(nodeName),
+        key.privateKeyPem,
+        `TLS private key of ${nodeName}`,
+      );
+      this.publicParam(`${nodeName}-tls-cert`, ssm.tlsCert(nodeName), cert.certPem, `TLS certificate of ${nodeName}`);
     }
+    return ca.certPem;
+  }
 
-    // Instance role: SSM Session Manager (no SSH) and read access to this stack's parameters only.
+  /** The instance role and profile: SSM Session Manager (no SSH) and read access to this stack's parameters. */
+  private identity(): aws.iam.InstanceProfile {
+    const name = this.baseName;
     const role = new aws.iam.Role(
       `${name}-node`,
       {
@@ -216,16 +297,16 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           Version: "2012-10-17",
           Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
         }),
-        tags: tags("node"),
+        tags: this.tags("node"),
       },
-      child,
+      { parent: this },
     );
     new aws.iam.RolePolicyAttachment(
       `${name}-ssm-core`,
       { role: role.name, policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" },
-      child,
+      { parent: this },
     );
-    const identity = aws.getCallerIdentityOutput({}, child);
+    const identity = aws.getCallerIdentityOutput({}, { parent: this });
     new aws.iam.RolePolicy(
       `${name}-read-params`,
       {
@@ -237,16 +318,25 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
               {
                 Effect: "Allow",
                 Action: ["ssm:GetParameter", "ssm:GetParameters"],
-                Resource: `arn:aws:ssm:${s.region}:${account}:parameter${args.ssm.prefix}/*`,
+                Resource: `arn:aws:ssm:${this.args.settings.region}:${account}:parameter${this.args.ssm.prefix}/*`,
               },
             ],
           }),
         ),
       },
-      child,
+      { parent: this },
     );
-    const profile = new aws.iam.InstanceProfile(`${name}-node`, { role: role.name, tags: tags("node") }, child);
+    return new aws.iam.InstanceProfile(`${name}-node`, { role: role.name, tags: this.tags("node") }, { parent: this });
+  }
 
+  /** Per node: an ENI with its fixed address, an encrypted data volume, the instance and the attachment. */
+  private nodeInstances(
+    network: Network,
+    nodesSg: aws.ec2.SecurityGroup,
+    profile: aws.iam.InstanceProfile,
+  ): NodeInstance[] {
+    const name = this.baseName;
+    const s = this.args.settings;
     const ami = aws.ec2.getAmiOutput(
       {
         owners: [DEBIAN_AMI_OWNER],
@@ -257,41 +347,43 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           { name: "virtualization-type", values: ["hvm"] },
         ],
       },
-      child,
+      { parent: this },
     );
-
     const spec: ClusterSpec = {
       nodeTimeoutMs: s.nodeTimeoutMs,
       maxmemoryBytes: s.maxmemoryBytes,
-      maxmemoryPolicy: args.maxmemoryPolicy,
-      persistence: args.persistence,
+      maxmemoryPolicy: this.args.maxmemoryPolicy,
+      persistence: this.args.persistence,
       region: s.region,
-      ssm: args.ssm,
+      ssm: this.args.ssm,
     };
-
-    const instances = nodes.map((n) => {
+    return this.nodes.map((n) => {
       const nodeName = n.node.name;
-      const subnetId = subnetIds[n.node.azIndex];
-      const az = azNames[n.node.azIndex];
       // The ENI holds the node's fixed address; a replaced instance gets it back, and with it its identity.
       const eni = new aws.ec2.NetworkInterface(
         `${name}-${nodeName}`,
         {
-          subnetId,
+          subnetId: network.subnetIds[n.node.azIndex],
           privateIps: [n.ip],
-          securityGroups: [redisSg.id],
+          securityGroups: [nodesSg.id],
           description: `${nodeName} (${n.node.role}, shard ${n.node.shard})`,
-          tags: tags(nodeName),
+          tags: this.tags(nodeName),
         },
-        child,
+        { parent: this },
       );
       const volume = new aws.ebs.Volume(
         `${name}-${nodeName}-data`,
-        { availabilityZone: az, size: s.dataVolumeGb, type: "gp3", encrypted: true, tags: tags(`${nodeName}-data`) },
-        child,
+        {
+          availabilityZone: network.azNames[n.node.azIndex],
+          size: s.dataVolumeGb,
+          type: "gp3",
+          encrypted: true,
+          tags: this.tags(`${nodeName}-data`),
+        },
+        { parent: this },
       );
       const userData = volume.id.apply((volumeId) =>
-        encodeUserData(renderNodeUserData(spec, nodes, n, volumeId, args.tls)),
+        encodeUserData(renderNodeUserData(spec, this.nodes, n, volumeId, this.args.tls)),
       );
       const instance = new aws.ec2.Instance(
         `${name}-${nodeName}`,
@@ -305,42 +397,22 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           // gzip + base64: cloud-init unpacks it; keeps 3 x 3 clusters' scripts under EC2's 16 KB limit.
           userDataBase64: userData,
           userDataReplaceOnChange: false,
-          tags: { ...tags(nodeName), "redis-stack:role": n.node.role, "redis-stack:shard": String(n.node.shard) },
+          tags: {
+            ...this.tags(nodeName),
+            "redis-stack:role": n.node.role,
+            "redis-stack:shard": String(n.node.shard),
+          },
         },
         // The ENI can back one instance at a time; new AMIs and config changes roll out by the runbook
         // (one node at a time), never by Pulumi stopping every node at once.
-        { ...child, deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"] },
+        { parent: this, deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"] },
       );
       new aws.ec2.VolumeAttachment(
         `${name}-${nodeName}-data`,
         { deviceName: "/dev/sdf", volumeId: volume.id, instanceId: instance.id, stopInstanceBeforeDetaching: true },
-        child,
+        { parent: this },
       );
       return { name: nodeName, instanceId: instance.id };
-    });
-
-    const alarms = new NodeAlarms(
-      `${name}-alarms`,
-      { region: s.region, alertEmail: args.alertEmail, instances, tags: args.tags },
-      child,
-    );
-
-    this.connection = connectionOutputs({
-      target: "ec2",
-      nodes: nodes.map((n) => `${n.ip}:${n.port}`),
-      username: APP_USER,
-      password: appPassword.result,
-      tls: args.tls,
-      clusterMode: true,
-      caCertificate: ca?.certPem,
-      client: args.client,
-    });
-    this.clientSecurityGroupId = clientSg.id;
-    this.alertTopicArn = alarms.topicArn;
-    this.registerOutputs({
-      connection: this.connection,
-      clientSecurityGroupId: this.clientSecurityGroupId,
-      alertTopicArn: this.alertTopicArn,
     });
   }
 }
