@@ -1,5 +1,5 @@
 /**
- * The output contract apps deploy against, identical for both targets (DESIGN.md section 3).
+ * The output contract apps deploy against, identical for both targets (docs/architecture.md).
  * `connectionContract` is pure (also used by the local mode); `connectionOutputs` wraps it in
  * Pulumi outputs and marks the URL and the env map secret.
  */

@@ -1,5 +1,5 @@
 /**
- * Redis Cloud (Pro) subscription + database (DESIGN.md section 5): replication on, AOF every second,
+ * Redis Cloud (Pro) subscription + database: replication on, AOF every second,
  * periodic RDB backups to your bucket, TLS, a generated password, a source-IP allowlist and alerts.
  * Talks to the `rediscloud` provider through the typed binding `@rediscloud/pulumi-rediscloud`.
  */
