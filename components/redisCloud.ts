@@ -31,13 +31,16 @@ export function cloudDataPersistence(p: Persistence): string {
   }
 }
 
-/** Alerts Redis Cloud mails to the account's users: memory, throughput, latency, connections. */
+/**
+ * Alerts Redis Cloud mails to the account's users: memory, throughput, latency. The provider (v1.3.5)
+ * accepts only the names in reference/rediscloud/validation-v1.3.5.json; its schema text lists more
+ * (`connections-limit` among them) that its check rejects.
+ */
 export function cloudAlerts(s: CloudSettings): { name: string; value: number }[] {
   return [
     { name: "dataset-size", value: 80 },
     { name: "throughput-higher-than", value: Math.floor(s.throughputOps * 0.8) },
     { name: "latency", value: 5 },
-    { name: "connections-limit", value: 80 },
   ];
 }
 

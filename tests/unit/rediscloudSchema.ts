@@ -78,23 +78,21 @@ export interface ProviderSchema {
 // ---------------------------------------------------------------------------------------------------
 // Loading
 
-/** Where the schema lives, relative to the project root (outside the repository, read-only). */
-export const SCHEMA_RELATIVE_PATH = "../shared/rediscloud/schema-v1.3.5.json";
+/** Where the provider's schema lives, relative to the project root (vendored: reference/README.md). */
+export const SCHEMA_RELATIVE_PATH = "reference/rediscloud/schema-v1.3.5.json";
+/** The values the provider accepts at check time, beyond the schema's types (vendored likewise). */
+export const VALIDATION_RELATIVE_PATH = "reference/rediscloud/validation-v1.3.5.json";
 
-/** Absolute location of the schema: this file is two levels below the project root (tests/unit). */
+const PROJECT_ROOT = path.resolve(__dirname, "../..");
+
+/** Absolute location of the schema. */
 export function schemaPath(): string {
-  return path.resolve(__dirname, "../../../shared/rediscloud/schema-v1.3.5.json");
+  return path.join(PROJECT_ROOT, SCHEMA_RELATIVE_PATH);
 }
 
-/**
- * Reads the provider schema; `undefined` when the file is absent (e.g. a checkout without the shared
- * directory). A file that exists but is not a package schema is an error, not an absence.
- */
-export function loadSchema(): ProviderSchema | undefined {
+/** Reads the provider schema; a file that is not a package schema is an error. */
+export function loadSchema(): ProviderSchema {
   const file = schemaPath();
-  if (!fs.existsSync(file)) {
-    return undefined;
-  }
   const parsed: unknown = JSON.parse(fs.readFileSync(file, "utf8"));
   if (!isPlainObject(parsed) || typeof parsed["name"] !== "string" || !isPlainObject(parsed["resources"])) {
     throw new Error(`${SCHEMA_RELATIVE_PATH} is not a Pulumi package schema (no name / resources)`);
@@ -326,4 +324,90 @@ function describe(value: unknown): string {
   const kind = Array.isArray(value) ? "array" : value === null ? "null" : typeof value;
   const text = JSON.stringify(value) ?? String(value);
   return `${kind} ${text.length > 60 ? `${text.slice(0, 57)}...` : text}`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The provider's check-time validation lists
+
+/** One field's rule: a closed list, a pattern, a CIDR, a numeric range, a length, or fields it excludes. */
+export interface FieldRule {
+  oneOf?: string[];
+  pattern?: string;
+  format?: string;
+  min?: number;
+  max?: number;
+  maxLength?: number;
+  conflictsWith?: string[];
+}
+
+/** Per resource token, per field path (`a.b`, `list[]`, `list[].field`): the rule the provider enforces. */
+export type ValidationLists = Record<string, Record<string, FieldRule>>;
+
+export function loadValidation(): ValidationLists {
+  const raw = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, VALIDATION_RELATIVE_PATH), "utf8")) as Record<
+    string,
+    unknown
+  >;
+  const lists: ValidationLists = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key.includes(":") && isPlainObject(value)) lists[key] = value as Record<string, FieldRule>;
+  }
+  return lists;
+}
+
+/** Every value at a field path (`a.b`, `list[]`, `list[].c`) of an inputs bag; absent fields give none. */
+export function valuesAt(inputs: unknown, fieldPath: string): unknown[] {
+  let current: unknown[] = [inputs];
+  for (const part of fieldPath.split(".")) {
+    const isList = part.endsWith("[]");
+    const key = isList ? part.slice(0, -2) : part;
+    const next: unknown[] = [];
+    for (const c of current) {
+      if (!isPlainObject(c) || c[key] === undefined || c[key] === null) continue;
+      const v = c[key];
+      if (isList) {
+        if (Array.isArray(v)) next.push(...(v as unknown[]));
+      } else next.push(v);
+    }
+    current = next;
+  }
+  return current;
+}
+
+function isIpv4Cidr(value: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);
+  return m !== null && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32;
+}
+
+/** Problems of an inputs bag against the provider's validation lists (empty when it would pass the check). */
+export function checkInputsAgainstValidation(
+  lists: ValidationLists,
+  token: string,
+  inputs: Record<string, unknown>,
+): string[] {
+  const rules = lists[token];
+  if (!rules) return [`${token}: no validation lists for this token`];
+  const problems: string[] = [];
+  for (const [field, rule] of Object.entries(rules)) {
+    const values = valuesAt(inputs, field);
+    for (const v of values) {
+      const text = typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? String(v) : undefined;
+      if (rule.oneOf && (text === undefined || !rule.oneOf.includes(text)))
+        problems.push(`${field}: ${JSON.stringify(v)} is not one of ${rule.oneOf.join(", ")}`);
+      if (rule.pattern && (text === undefined || !new RegExp(rule.pattern).test(text)))
+        problems.push(`${field}: ${JSON.stringify(v)} does not match ${rule.pattern}`);
+      if (rule.format === "CIDR" && (text === undefined || !isIpv4Cidr(text)))
+        problems.push(`${field}: ${JSON.stringify(v)} is not a CIDR`);
+      if (rule.min !== undefined && Number(v) < rule.min) problems.push(`${field}: ${String(v)} < ${rule.min}`);
+      if (rule.max !== undefined && Number(v) > rule.max) problems.push(`${field}: ${String(v)} > ${rule.max}`);
+      if (rule.maxLength !== undefined && text !== undefined && text.length > rule.maxLength)
+        problems.push(`${field}: longer than ${rule.maxLength}`);
+    }
+    if (values.length > 0) {
+      for (const other of rule.conflictsWith ?? []) {
+        if (valuesAt(inputs, other).length > 0) problems.push(`${field}: conflicts with ${other}`);
+      }
+    }
+  }
+  return problems;
 }
