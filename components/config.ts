@@ -127,6 +127,47 @@ export const CONFIG_KEYS = {
 } as const;
 export type ConfigKey = keyof typeof CONFIG_KEYS;
 
+/** How each key is declared in Pulumi.yaml's `config:` block (the CLI checks stack values against it). */
+export type PulumiConfigType = "string" | "integer" | "boolean" | "array";
+
+export const CONFIG_TYPES: Record<ConfigKey, PulumiConfigType> = {
+  target: "string",
+  persistence: "string",
+  maxmemoryPolicy: "string",
+  tls: "boolean",
+  allowedCidrs: "array",
+  alertEmail: "string",
+  clientMaxRetries: "integer",
+  clientConnectTimeoutMs: "integer",
+  shards: "integer",
+  replicasPerShard: "integer",
+  instanceType: "string",
+  maxmemory: "string",
+  nodeTimeoutMs: "integer",
+  dataVolumeGb: "integer",
+  vpcId: "string",
+  subnetIds: "array",
+  vpcCidr: "string",
+  ipHostOffset: "integer",
+  cloudRegion: "string",
+  // A string: the memory limit may be fractional (0.5), and Pulumi's config types have no number.
+  cloudMemoryGb: "string",
+  cloudThroughputOps: "integer",
+  cloudPaymentMethod: "string",
+  cloudPaymentMethodId: "string",
+  cloudPaymentCardLast4: "string",
+  cloudDeploymentCidr: "string",
+  cloudMultiAz: "boolean",
+  cloudBackupPath: "string",
+  cloudBackupIntervalHours: "integer",
+  cloudClusterApi: "boolean",
+  rediscloudApiKey: "string",
+  rediscloudSecretKey: "string",
+};
+
+/** Keys held as Pulumi secrets (`pulumi config set --secret`), never as plain config. */
+export const SECRET_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>(["rediscloudApiKey", "rediscloudSecretKey"]);
+
 export class ConfigError extends Error {
   constructor(
     readonly problems: ConfigProblem[],

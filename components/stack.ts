@@ -5,16 +5,13 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { formatProblems, parseSettings, Settings, ConfigProblem } from "./config";
+import { ConfigKey, formatProblems, parseSettings, Settings, ConfigProblem, SECRET_KEYS } from "./config";
 import { checkSubnets } from "./topology";
 import { ssmNames } from "./userData";
 import { Placement, RedisEc2Cluster } from "./ec2Cluster";
 import { RedisCloudDatabase } from "./redisCloud";
 import { ConnectionOutputs } from "./connection";
 import * as rediscloud from "@rediscloud/pulumi-rediscloud";
-
-/** Keys read as Pulumi secrets, never as plain config. */
-const SECRET_KEYS = new Set(["rediscloudApiKey", "rediscloudSecretKey"]);
 
 /** This project's config as raw strings (namespace stripped), plus `aws:region`. */
 export function readRawConfig(project: string): Record<string, string> {
@@ -23,7 +20,9 @@ export function readRawConfig(project: string): Record<string, string> {
     if (fullKey === "aws:region") raw[fullKey] = value;
     const prefix = `${project}:`;
     if (fullKey.startsWith(prefix))
-      raw[fullKey.slice(prefix.length)] = SECRET_KEYS.has(fullKey.slice(prefix.length)) ? "(secret)" : value;
+      raw[fullKey.slice(prefix.length)] = SECRET_KEYS.has(fullKey.slice(prefix.length) as ConfigKey)
+        ? "(secret)"
+        : value;
   }
   return raw;
 }
