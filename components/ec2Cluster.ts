@@ -14,6 +14,7 @@ import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames } from "./use
 import { connectionOutputs, ConnectionOutputs } from "./connection";
 import { RedisVpc } from "./network";
 import { NodeAlarms } from "./monitoring";
+import { nodeRolePolicy } from "./iam";
 
 /** Debian's official AMIs (Debian 12 ships Redis 7.0.15, the version the integration tests run). */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -43,6 +44,8 @@ interface Network {
   subnetIds: pulumi.Input<string>[];
   cidrs: string[];
   azNames: string[];
+  /** What must exist before a node boots: its route out (to the package mirror and SSM). */
+  egressRoutes: pulumi.Resource[];
 }
 
 interface SecurityGroups {
@@ -120,6 +123,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         subnetIds: placement.zones.map((z) => z.subnetId),
         cidrs: placement.zones.map((z) => z.cidr),
         azNames: placement.zones.map((z) => z.name),
+        egressRoutes: [],
       };
     }
     const vpc = new RedisVpc(
@@ -127,7 +131,13 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       { cidr: placement.vpcCidr, availabilityZones: placement.zones, tags: this.args.tags },
       { parent: this },
     );
-    return { vpcId: vpc.vpcId, subnetIds: vpc.privateSubnetIds, cidrs: vpc.privateCidrs, azNames: placement.zones };
+    return {
+      vpcId: vpc.vpcId,
+      subnetIds: vpc.privateSubnetIds,
+      cidrs: vpc.privateCidrs,
+      azNames: placement.zones,
+      egressRoutes: vpc.egressRoutes,
+    };
   }
 
   /**
@@ -186,6 +196,21 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           },
         ],
         tags: this.tags("nodes"),
+      },
+      { parent: this },
+    );
+    // A group Pulumi manages loses AWS's default allow-all egress: without this rule an app that holds only
+    // the client group could not open a connection to the nodes.
+    new aws.vpc.SecurityGroupEgressRule(
+      `${name}-client-to-redis`,
+      {
+        securityGroupId: client.id,
+        description: "redis on the cluster nodes",
+        ipProtocol: "tcp",
+        fromPort: REDIS_PORT,
+        toPort: REDIS_PORT,
+        referencedSecurityGroupId: nodes.id,
+        tags: this.tags("client-to-redis"),
       },
       { parent: this },
     );
@@ -287,7 +312,10 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     return ca.certPem;
   }
 
-  /** The instance role and profile: SSM Session Manager (no SSH) and read access to this stack's parameters. */
+  /**
+   * The instance role and profile: Session Manager (no SSH) and reads of this stack's parameters only
+   * (components/iam.ts; no AWS-managed policy, they grant reads on every parameter).
+   */
   private identity(): aws.iam.InstanceProfile {
     const name = this.baseName;
     const role = new aws.iam.Role(
@@ -301,27 +329,13 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    new aws.iam.RolePolicyAttachment(
-      `${name}-ssm-core`,
-      { role: role.name, policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" },
-      { parent: this },
-    );
     const identity = aws.getCallerIdentityOutput({}, { parent: this });
     new aws.iam.RolePolicy(
-      `${name}-read-params`,
+      `${name}-node`,
       {
         role: role.id,
         policy: identity.accountId.apply((account) =>
-          JSON.stringify({
-            Version: "2012-10-17",
-            Statement: [
-              {
-                Effect: "Allow",
-                Action: ["ssm:GetParameter", "ssm:GetParameters"],
-                Resource: `arn:aws:ssm:${this.args.settings.region}:${account}:parameter${this.args.ssm.prefix}/*`,
-              },
-            ],
-          }),
+          JSON.stringify(nodeRolePolicy(this.args.settings.region, account, this.args.ssm.prefix)),
         ),
       },
       { parent: this },
@@ -405,7 +419,13 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         },
         // The ENI can back one instance at a time; new AMIs and config changes roll out by the runbook
         // (one node at a time), never by Pulumi stopping every node at once.
-        { parent: this, deleteBeforeReplace: true, ignoreChanges: ["ami", "userDataBase64"] },
+        {
+          parent: this,
+          deleteBeforeReplace: true,
+          ignoreChanges: ["ami", "userDataBase64"],
+          // The first boot installs packages: it must find the NAT route in place (see RedisVpc).
+          dependsOn: network.egressRoutes,
+        },
       );
       new aws.ec2.VolumeAttachment(
         `${name}-${nodeName}-data`,

@@ -17,6 +17,11 @@ export class RedisVpc extends pulumi.ComponentResource {
   readonly privateSubnetIds: pulumi.Output<string>[];
   /** Planned CIDR of each private subnet, in AZ order (known at preview, used for static node addresses). */
   readonly privateCidrs: string[];
+  /**
+   * The private subnets' route to the NAT gateway (the route table and its associations). Instances
+   * depend on these: a node that boots before the route exists cannot reach the package mirror or SSM.
+   */
+  readonly egressRoutes: pulumi.Resource[];
 
   constructor(name: string, args: RedisVpcArgs, opts?: pulumi.ComponentResourceOptions) {
     super("redis-stack:network:RedisVpc", name, {}, opts);
@@ -68,6 +73,7 @@ export class RedisVpc extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    this.egressRoutes = [privateRt];
     this.privateSubnetIds = args.availabilityZones.map((az, i) => {
       const subnet = new aws.ec2.Subnet(
         `${name}-private-${i}`,
@@ -80,10 +86,12 @@ export class RedisVpc extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-      new aws.ec2.RouteTableAssociation(
-        `${name}-private-${i}`,
-        { subnetId: subnet.id, routeTableId: privateRt.id },
-        { parent: this },
+      this.egressRoutes.push(
+        new aws.ec2.RouteTableAssociation(
+          `${name}-private-${i}`,
+          { subnetId: subnet.id, routeTableId: privateRt.id },
+          { parent: this },
+        ),
       );
       return subnet.id;
     });

@@ -1,5 +1,5 @@
 /**
- * Resource options of the EC2 component (mocks never see options; a component-level transformation
+ * Resource options of the EC2 component (instances wait for the NAT route) (mocks never see options; a component-level transformation
  * does): instances replaced delete-first so the ENI (and its IP) can move to the new one; new AMIs
  * and user-data never restart running nodes; every child parented under the component.
  */
@@ -68,6 +68,17 @@ test("instances: deleteBeforeReplace, ignoreChanges on ami and user-data; all ch
   for (const i of instances) {
     expect(i.opts.deleteBeforeReplace).toBe(true);
     expect(i.opts.ignoreChanges).toEqual(["ami", "userDataBase64"]);
+    // Booted only once the private subnets route through the NAT (first boot installs packages).
+    const deps = (i.opts.dependsOn ?? []) as pulumi.Resource[];
+    const depNames = await Promise.all(deps.map((d) => new Promise<string>((r) => d.urn.apply(r))));
+    expect(depNames.map((u) => u.split("::").pop()).sort()).toEqual(
+      [
+        "redis-prod-net-private-rt",
+        "redis-prod-net-private-0",
+        "redis-prod-net-private-1",
+        "redis-prod-net-private-2",
+      ].sort(),
+    );
   }
   expect(seen.length).toBeGreaterThan(60);
   // The component itself (first seen) hangs under the stack; everything else under a component.

@@ -45,6 +45,7 @@ describe("prod stack resource graph", () => {
       "aws:ec2/subnet:Subnet": 6,
       "aws:ec2/natGateway:NatGateway": 1,
       "aws:ec2/securityGroup:SecurityGroup": 2,
+      "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": 1,
       "aws:ec2/networkInterface:NetworkInterface": 6,
       "aws:ebs/volume:Volume": 6,
       "aws:ec2/volumeAttachment:VolumeAttachment": 6,
@@ -57,7 +58,6 @@ describe("prod stack resource graph", () => {
       "aws:iam/role:Role": 1,
       "aws:iam/instanceProfile:InstanceProfile": 1,
       "aws:iam/rolePolicy:RolePolicy": 1,
-      "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 1,
       "aws:sns/topic:Topic": 1,
       "aws:sns/topicSubscription:TopicSubscription": 1,
       "aws:cloudwatch/metricAlarm:MetricAlarm": 12,
@@ -136,6 +136,19 @@ describe("prod stack resource graph", () => {
     );
     expect(ingress).toContainEqual(expect.objectContaining({ fromPort: 6379, cidrBlocks: ["10.0.0.0/16"] }));
     expect(client?.ingress ?? []).toEqual([]);
+    // A Pulumi-managed group has no default egress: the client group gets exactly 6379 to the nodes.
+    expect(client?.egress).toBeUndefined();
+    const egress = byType(run.resources, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule").map(inputs);
+    expect(egress).toEqual([
+      expect.objectContaining({
+        securityGroupId: "redis-prod-client-id",
+        referencedSecurityGroupId: "redis-prod-nodes-id",
+        ipProtocol: "tcp",
+        fromPort: 6379,
+        toPort: 6379,
+      }),
+    ]);
+    expect(egress[0].cidrIpv4).toBeUndefined();
   });
 
   test("passwords and TLS keys are SSM SecureStrings, and the role reads only this stack's parameters", () => {
@@ -158,19 +171,23 @@ describe("prod stack resource graph", () => {
       ["/redis-stack/prod/tls/ca.crt", ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.crt`)].sort(),
     );
     for (const p of plain) expect(String(p.value)).toMatch(/^-----BEGIN CERTIFICATE-----/);
-    const policy = JSON.parse(String(one("aws:iam/rolePolicy:RolePolicy", "-read-params").policy)) as {
-      Statement: Array<{ Action: string[]; Resource: string }>;
+    const policy = JSON.parse(String(one("aws:iam/rolePolicy:RolePolicy", "-node").policy)) as {
+      Statement: Array<{ Sid: string; Effect: string; Action: string[]; Resource: string }>;
     };
-    expect(policy.Statement).toEqual([
-      {
-        Effect: "Allow",
-        Action: ["ssm:GetParameter", "ssm:GetParameters"],
-        Resource: "arn:aws:ssm:us-east-1:123456789012:parameter/redis-stack/prod/*",
-      },
-    ]);
-    expect(one("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "-ssm-core").policyArn).toBe(
-      "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-    );
+    expect(policy.Statement.find((st) => st.Sid === "ReadThisStacksParameters")).toEqual({
+      Sid: "ReadThisStacksParameters",
+      Effect: "Allow",
+      Action: ["ssm:GetParameter", "ssm:GetParameters"],
+      Resource: "arn:aws:ssm:us-east-1:123456789012:parameter/redis-stack/prod/*",
+    });
+    // No statement lets a node read (or write) parameters beyond this stack's path.
+    for (const st of policy.Statement) {
+      const touchesParameters = st.Action.some((a) => /^ssm:(Get|Put|Delete)Parameter|^ssm:\*$|^\*$/.test(a));
+      if (touchesParameters) expect(st.Resource).toMatch(/:parameter\/redis-stack\/prod\/\*$/);
+    }
+    // No AWS-managed policy: AmazonSSMManagedInstanceCore alone grants ssm:GetParameter(s) on "*".
+    expect(byType(run.resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")).toEqual([]);
+    expect(byType(run.resources, "aws:iam/rolePolicy:RolePolicy")).toHaveLength(1);
   });
 
   test("each node's user-data carries its cluster, persistence and memory settings and no secret", () => {

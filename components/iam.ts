@@ -1,0 +1,53 @@
+/**
+ * The node role's permissions, as one pure policy document: the component attaches it, and the lab's AWS
+ * endpoint enforces the very same document, so a test can prove what a node may and may not read.
+ *
+ * No AWS-managed policy: AmazonSSMManagedInstanceCore grants ssm:GetParameter(s) on "*" (and parameters
+ * encrypted with the aws/ssm key need no KMS grant), so with it any node could read every stack's
+ * passwords and TLS keys in the account.
+ */
+
+export interface PolicyStatement {
+  Sid: string;
+  Effect: "Allow" | "Deny";
+  Action: string[];
+  Resource: string | string[];
+}
+
+export interface PolicyDocument {
+  Version: "2012-10-17";
+  Statement: PolicyStatement[];
+}
+
+/**
+ * What the SSM agent needs for Session Manager (AWS's "minimal permissions for Session Manager"):
+ * registering the instance and opening the session channels. These actions take no resource ARN.
+ */
+export const SESSION_MANAGER_ACTIONS = [
+  "ssm:UpdateInstanceInformation",
+  "ssmmessages:CreateControlChannel",
+  "ssmmessages:CreateDataChannel",
+  "ssmmessages:OpenControlChannel",
+  "ssmmessages:OpenDataChannel",
+];
+
+/** ARN of every SSM parameter below `prefix` (a name like `/project/stack`, no trailing slash). */
+export function parameterArnBelow(region: string, account: string, prefix: string): string {
+  // SSM writes `parameter` followed by the name; names starting with "/" give `parameter/a/b`.
+  return `arn:aws:ssm:${region}:${account}:parameter${prefix}/*`;
+}
+
+export function nodeRolePolicy(region: string, account: string, ssmPrefix: string): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "SessionManager", Effect: "Allow", Action: SESSION_MANAGER_ACTIONS, Resource: "*" },
+      {
+        Sid: "ReadThisStacksParameters",
+        Effect: "Allow",
+        Action: ["ssm:GetParameter", "ssm:GetParameters"],
+        Resource: parameterArnBelow(region, account, ssmPrefix),
+      },
+    ],
+  };
+}
