@@ -6,7 +6,7 @@
  * the bad value and the fix. `index.ts` throws on problems before registering any resource, so bad
  * configuration fails at `pulumi preview`.
  */
-import { describeInstanceType, defaultMaxmemoryBytes, Architecture } from "./instanceTypes";
+import { describeInstanceType, defaultMaxmemoryBytes, Architecture, InstanceTypeInfo } from "./instanceTypes";
 
 export type Target = "cloud" | "ec2";
 export const PERSISTENCE_MODES = ["aof+rdb", "aof", "rdb", "none"] as const;
@@ -91,6 +91,10 @@ export interface ConfigProblem {
   fix: string;
 }
 
+export const DEFAULT_INSTANCE_TYPE = "r7g.large";
+/** The shape of an instance type name; anything else is refused before AWS is asked. */
+export const INSTANCE_TYPE_PATTERN = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+
 /** Every key this project reads, with its default (as documented in the README table). */
 export const CONFIG_KEYS = {
   target: "ec2",
@@ -103,7 +107,7 @@ export const CONFIG_KEYS = {
   clientConnectTimeoutMs: "5000",
   shards: "3",
   replicasPerShard: "1",
-  instanceType: "r7g.large",
+  instanceType: DEFAULT_INSTANCE_TYPE,
   maxmemory: "65% of the instance's RAM",
   nodeTimeoutMs: String(DEFAULT_NODE_TIMEOUT_MS),
   dataVolumeGb: "3 x maxmemory, at least 20",
@@ -299,7 +303,15 @@ class Reader {
  * Validates raw config (keys without the project namespace, plus `aws:region`) into Settings.
  * Returns every problem at once; Settings only when there are none.
  */
-export function parseSettings(raw: Record<string, string | undefined>): {
+/**
+ * `instanceFacts`: what AWS says about the configured instance type (memory and architecture, from
+ * `aws.ec2.getInstanceType` at preview). Without it (the local mode and the lab, which have no AWS), the
+ * family table in instanceTypes.ts stands in.
+ */
+export function parseSettings(
+  raw: Record<string, string | undefined>,
+  instanceFacts?: InstanceTypeInfo,
+): {
   settings?: Settings;
   problems: ConfigProblem[];
 } {
@@ -365,13 +377,13 @@ export function parseSettings(raw: Record<string, string | undefined>): {
   };
 
   const settings: Settings = { target, persistence, maxmemoryPolicy, tls, allowedCidrs, alertEmail, client };
-  if (target === "ec2") settings.ec2 = parseEc2(r, raw["aws:region"]);
+  if (target === "ec2") settings.ec2 = parseEc2(r, raw["aws:region"], instanceFacts);
   else settings.cloud = parseCloud(r, persistence, allowedCidrs);
 
   return r.problems.length > 0 ? { problems: r.problems } : { settings, problems: [] };
 }
 
-function parseEc2(r: Reader, awsRegion: string | undefined): Ec2Settings {
+function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts?: InstanceTypeInfo): Ec2Settings {
   if (awsRegion === undefined || awsRegion === "") {
     r.fail("aws:region", undefined, "the EC2 target needs an AWS region", "pulumi config set aws:region us-east-1");
   }
@@ -384,11 +396,11 @@ function parseEc2(r: Reader, awsRegion: string | undefined): Ec2Settings {
     "at least one replica per master, or there is nothing to fail over to",
   );
 
-  const instanceType = r.get("instanceType") ?? "r7g.large";
-  if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(instanceType)) {
+  const instanceType = r.get("instanceType") ?? DEFAULT_INSTANCE_TYPE;
+  if (!INSTANCE_TYPE_PATTERN.test(instanceType)) {
     r.fail("instanceType", instanceType, "is not an EC2 instance type", "pulumi config set instanceType r7g.large");
   }
-  const info = describeInstanceType(instanceType);
+  const info = instanceFacts ?? describeInstanceType(instanceType);
 
   const mmRaw = r.get("maxmemory");
   let maxmemoryBytes = info.memoryBytes !== undefined ? defaultMaxmemoryBytes(info.memoryBytes) : 0;

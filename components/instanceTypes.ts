@@ -1,6 +1,7 @@
 /**
- * What the stack needs to know about an EC2 instance type without calling AWS:
- * its memory (to derive a safe `maxmemory`) and its CPU architecture (to pick the AMI).
+ * What the stack needs to know about an EC2 instance type: its memory (to derive a safe `maxmemory`) and
+ * its CPU architecture (to pick the AMI). A deploy asks AWS (`factsFromAws`, from getInstanceType); the
+ * local mode and the lab, which have no AWS, use the family table below.
  *
  * Memory follows AWS's family ratios (c: 2 GiB per vCPU, m: 4, r: 8; burstable t3/t4g by size),
  * which hold for every current generation of those families. Anything else is "unknown" and the
@@ -78,4 +79,12 @@ export const DEFAULT_MAXMEMORY_FRACTION = 0.65;
 export function defaultMaxmemoryBytes(memoryBytes: number): number {
   const mib = 1024 ** 2;
   return Math.floor((memoryBytes * DEFAULT_MAXMEMORY_FRACTION) / mib) * mib;
+}
+
+/** The facts from AWS's description of a type (`aws.ec2.getInstanceType`): memory in MiB, architectures. */
+export function factsFromAws(memorySizeMib: number, supportedArchitectures: string[]): InstanceTypeInfo {
+  return {
+    memoryBytes: memorySizeMib * 1024 ** 2,
+    architecture: supportedArchitectures.includes("arm64") ? "arm64" : "x86_64",
+  };
 }

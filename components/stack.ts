@@ -5,7 +5,17 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { ConfigKey, formatProblems, parseSettings, Settings, ConfigProblem, SECRET_KEYS } from "./config";
+import {
+  ConfigKey,
+  ConfigProblem,
+  DEFAULT_INSTANCE_TYPE,
+  formatProblems,
+  INSTANCE_TYPE_PATTERN,
+  parseSettings,
+  SECRET_KEYS,
+  Settings,
+} from "./config";
+import { factsFromAws, InstanceTypeInfo } from "./instanceTypes";
 import { checkSubnets } from "./topology";
 import { ssmNames } from "./userData";
 import { Placement, RedisEc2Cluster } from "./ec2Cluster";
@@ -31,28 +41,81 @@ function fail(problems: ConfigProblem[], project: string): never {
   throw new pulumi.RunError(formatProblems(problems, project));
 }
 
-export function loadSettings(project: string): Settings {
-  const { settings, problems } = parseSettings(readRawConfig(project));
-  if (!settings) fail(problems, project);
+/**
+ * AWS's facts about the configured instance type (memory, architecture). A type AWS does not know in
+ * this region becomes a problem naming `instanceType`, listed with every other problem.
+ */
+async function lookUpInstanceType(
+  raw: Record<string, string>,
+): Promise<{ facts?: InstanceTypeInfo; problems: ConfigProblem[] }> {
+  if ((raw.target ?? "ec2") !== "ec2") return { problems: [] };
+  const instanceType = raw.instanceType ?? DEFAULT_INSTANCE_TYPE;
+  if (!INSTANCE_TYPE_PATTERN.test(instanceType)) return { problems: [] }; // parseSettings reports the shape
+  try {
+    const t = await aws.ec2.getInstanceType({ instanceType });
+    return { facts: factsFromAws(t.memorySize, t.supportedArchitectures), problems: [] };
+  } catch (e) {
+    const reason = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    return {
+      problems: [
+        {
+          key: "instanceType",
+          value: instanceType,
+          problem: `is not an instance type AWS offers in ${raw["aws:region"] ?? "this region"} (${reason})`,
+          fix: `pulumi config set instanceType ${DEFAULT_INSTANCE_TYPE} (aws ec2 describe-instance-types lists them)`,
+        },
+      ],
+    };
+  }
+}
+
+export async function loadSettings(project: string): Promise<Settings> {
+  const raw = readRawConfig(project);
+  const lookup = await lookUpInstanceType(raw);
+  const { settings, problems } = parseSettings(raw, lookup.facts);
+  // An unknown type also leaves maxmemory underivable; naming instanceType alone is the useful message.
+  const rest =
+    lookup.problems.length > 0 ? problems.filter((p) => !(p.key === "maxmemory" && p.value === undefined)) : problems;
+  const all = [...lookup.problems, ...rest];
+  if (!settings || all.length > 0) fail(all, project);
   return settings;
+}
+
+/** Availability zones of the region that offer the instance type, in AWS's order. */
+async function zonesOffering(instanceType: string): Promise<Set<string>> {
+  const offerings = await aws.ec2.getInstanceTypeOfferings({
+    locationType: "availability-zone",
+    filters: [{ name: "instance-type", values: [instanceType] }],
+  });
+  return new Set(offerings.locations);
 }
 
 /** Where the EC2 nodes go; subnets handed in are checked against the topology first. */
 export async function resolvePlacement(settings: Settings, project: string): Promise<Placement> {
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("resolvePlacement needs EC2 settings");
+  const offered = await zonesOffering(ec2.instanceType);
   if (ec2.vpcId === undefined || ec2.subnetIds === undefined) {
     const azs = await aws.getAvailabilityZones({ state: "available" });
-    const zones = azs.names.slice(0, 3);
-    if (zones.length < ec2.replicasPerShard + 1) {
+    const zones = azs.names.filter((z) => offered.has(z)).slice(0, 3);
+    const needed = ec2.replicasPerShard + 1;
+    if (zones.length < needed) {
+      const fewOffered = zones.length < Math.min(azs.names.length, 3);
       fail(
         [
-          {
-            key: "aws:region",
-            value: settings.ec2?.region,
-            problem: `has ${zones.length} availability zones; ${ec2.replicasPerShard} replicas per shard need ${ec2.replicasPerShard + 1}`,
-            fix: "choose a region with 3 AZs",
-          },
+          fewOffered
+            ? {
+                key: "instanceType",
+                value: ec2.instanceType,
+                problem: `is offered in ${zones.length} availability zone(s) of ${ec2.region} (${zones.join(", ") || "none"}); ${ec2.replicasPerShard} replicas per shard need ${needed}`,
+                fix: "choose a type offered in more zones (aws ec2 describe-instance-type-offerings --location-type availability-zone)",
+              }
+            : {
+                key: "aws:region",
+                value: ec2.region,
+                problem: `has ${zones.length} availability zones; ${ec2.replicasPerShard} replicas per shard need ${needed}`,
+                fix: "choose a region with 3 AZs",
+              },
         ],
         project,
       );
@@ -69,6 +132,14 @@ export async function resolvePlacement(settings: Settings, project: string): Pro
       problem: `belongs to ${s.vpcId}, not to vpcId ${vpcId}`,
       fix: "list subnets of the configured VPC only",
     }));
+  for (const s of subnets.filter((x) => !offered.has(x.availabilityZone))) {
+    problems.push({
+      key: "subnetIds",
+      value: s.id,
+      problem: `is in ${s.availabilityZone}, where instanceType ${ec2.instanceType} is not offered`,
+      fix: "list subnets in zones that offer the type, or choose another instanceType",
+    });
+  }
   const infos = subnets.map((s) => ({ id: s.id, availabilityZone: s.availabilityZone, cidrBlock: s.cidrBlock }));
   // Addresses are offset + shard x (R + 1) + member in every subnet: the plan's size is what must fit.
   const checked = checkSubnets(infos, ec2.replicasPerShard, ec2.shards * (ec2.replicasPerShard + 1), ec2.ipHostOffset);
@@ -88,7 +159,7 @@ export type StackOutputs = ConnectionOutputs & {
 
 /** Builds the component for `settings.target` and returns the output contract. */
 export async function deploy(project: string, stack: string): Promise<StackOutputs> {
-  const settings = loadSettings(project);
+  const settings = await loadSettings(project);
   if (settings.persistence === "none")
     void pulumi.log.warn(
       "persistence is 'none': data will not survive a restart of a node (or of the whole Redis Cloud database)",

@@ -22,6 +22,15 @@ export const FAKE = {
   cert: (name: string) => `-----BEGIN CERTIFICATE-----\nCERT${name}\n-----END CERTIFICATE-----\n`,
   endpoint: "redis-12345.c1.us-east-1-2.ec2.cloud.redislabs.com:12345",
   azs: ["us-east-1a", "us-east-1b", "us-east-1c"],
+  /** What getInstanceType answers (memory in MiB, architectures); any other type is unknown to "AWS". */
+  instanceTypes: {
+    "r7g.large": { memorySize: 16384, supportedArchitectures: ["arm64"] },
+    "m7i.xlarge": { memorySize: 16384, supportedArchitectures: ["x86_64", "i386"] },
+    "x2iedn.xlarge": { memorySize: 131072, supportedArchitectures: ["x86_64"] },
+    "p5.48xlarge": { memorySize: 2097152, supportedArchitectures: ["x86_64"] },
+  } as Record<string, { memorySize: number; supportedArchitectures: string[] }>,
+  /** Zones offering each type (getInstanceTypeOfferings); types not listed are offered in every zone. */
+  offeredIn: { "p5.48xlarge": ["us-east-1a"] } as Record<string, string[]>,
 };
 
 export interface SubnetFixture {
@@ -132,6 +141,23 @@ export async function runStack(
             return { names: FAKE.azs, zoneIds: ["use1-az1", "use1-az2", "use1-az4"] };
           case "aws:index/getCallerIdentity:getCallerIdentity":
             return { accountId: "123456789012", arn: "arn:aws:iam::123456789012:user/ci", userId: "ci" };
+          case "aws:ec2/getInstanceType:getInstanceType": {
+            const type = String((inputs as { instanceType?: string }).instanceType);
+            const facts = FAKE.instanceTypes[type];
+            if (!facts)
+              throw new Error(`InvalidInstanceType: The following supplied instance types do not exist: [${type}]`);
+            return { instanceType: type, ...facts };
+          }
+          case "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": {
+            const filters = (inputs as { filters?: Array<{ values: string[] }> }).filters ?? [];
+            const type = filters[0]?.values[0] ?? "";
+            const locations = FAKE.offeredIn[type] ?? FAKE.azs;
+            return {
+              locations,
+              locationTypes: locations.map(() => "availability-zone"),
+              instanceTypes: locations.map(() => type),
+            };
+          }
           case "aws:ec2/getAmi:getAmi":
             return { id: "ami-0debian12", architecture: "arm64" };
           case "aws:ec2/getSubnet:getSubnet": {
