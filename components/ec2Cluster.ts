@@ -335,7 +335,9 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       {
         role: role.id,
         policy: identity.accountId.apply((account) =>
-          JSON.stringify(nodeRolePolicy(this.args.settings.region, account, this.args.ssm.prefix)),
+          JSON.stringify(
+            nodeRolePolicy(this.args.settings.region, account, this.args.ssm.prefix, this.args.ssm.statusPrefix),
+          ),
         ),
       },
       { parent: this },

@@ -37,7 +37,13 @@ export function parameterArnBelow(region: string, account: string, prefix: strin
   return `arn:aws:ssm:${region}:${account}:parameter${prefix}/*`;
 }
 
-export function nodeRolePolicy(region: string, account: string, ssmPrefix: string): PolicyDocument {
+/** `ssmPrefix`: this stack's parameters; `statusPrefix`: where nodes publish their state (below it). */
+export function nodeRolePolicy(
+  region: string,
+  account: string,
+  ssmPrefix: string,
+  statusPrefix: string,
+): PolicyDocument {
   return {
     Version: "2012-10-17",
     Statement: [
@@ -47,6 +53,12 @@ export function nodeRolePolicy(region: string, account: string, ssmPrefix: strin
         Effect: "Allow",
         Action: ["ssm:GetParameter", "ssm:GetParameters"],
         Resource: parameterArnBelow(region, account, ssmPrefix),
+      },
+      {
+        Sid: "PublishNodeStatus",
+        Effect: "Allow",
+        Action: ["ssm:PutParameter"],
+        Resource: parameterArnBelow(region, account, statusPrefix),
       },
     ],
   };

@@ -25,10 +25,10 @@ export interface NodePaths {
 }
 
 export const EC2_PATHS: NodePaths = {
-  confDir: "/etc/redis",
+  confDir: "/etc/redis-stack",
   dataDir: "/var/lib/redis",
   logDir: "/var/log/redis",
-  runDir: "/run/redis",
+  runDir: "/run/redis-node",
 };
 
 export interface RedisConfInput {

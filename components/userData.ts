@@ -1,11 +1,12 @@
 /**
- * One node's EC2 user-data: a bash script that installs Redis if missing, mounts the node's data
- * volume, reads secrets from SSM, writes redis.conf and the systemd unit, starts Redis and forms or
- * joins the cluster. Pure: the component renders it with deploy-time values; the integration tests
- * render it with the test hosts' values and run it unmodified.
+ * One node's EC2 user-data and the units it installs. cloud-init runs user-data once per instance, so
+ * the user-data only writes the node's facts (node.env), its scripts and three systemd units, then runs
+ * `node.sh first-boot` (packages, then start). The units hold at every boot: prepare (volume, secrets and
+ * TLS from SSM), the server, and the cluster step (form or join, publish status). Pure: the component
+ * renders it with deploy-time values; the lab boots it unmodified through real cloud-init.
  *
- * The logic lives in real shell files (components/scripts/*.sh, shellcheck-clean); this module only
- * prepends the node's variables. No secret is ever passed in: only SSM parameter names.
+ * The logic lives in real shell files (components/scripts/*.sh, shellcheck-clean). No secret is ever
+ * passed in: only SSM parameter names.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -24,7 +25,7 @@ import {
 
 export const SCRIPTS_DIR = path.join(__dirname, "scripts");
 
-export function readScript(name: "lib-cluster.sh" | "bootstrap.sh"): string {
+export function readScript(name: "lib-cluster.sh" | "node.sh"): string {
   return fs.readFileSync(path.join(SCRIPTS_DIR, name), "utf8");
 }
 
@@ -36,6 +37,9 @@ export interface SsmNames {
   tlsKey(nodeName: string): string;
   tlsCert(nodeName: string): string;
   tlsCa: string;
+  /** Where each node publishes its state (`ok`, `starting`, `failed` and why); nodes may write only here. */
+  statusPrefix: string;
+  status(nodeName: string): string;
 }
 
 export function ssmNames(project: string, stack: string): SsmNames {
@@ -47,6 +51,8 @@ export function ssmNames(project: string, stack: string): SsmNames {
     tlsKey: (nodeName) => `${prefix}/tls/${nodeName}.key`,
     tlsCert: (nodeName) => `${prefix}/tls/${nodeName}.crt`,
     tlsCa: `${prefix}/tls/ca.crt`,
+    statusPrefix: `${prefix}/status`,
+    status: (nodeName) => `${prefix}/status/${nodeName}`,
   };
 }
 
@@ -71,27 +77,81 @@ export function restartDelaySeconds(nodeTimeoutMs: number): number {
   return Math.ceil((2 * nodeTimeoutMs + 3000) / 1000);
 }
 
-/** The systemd unit that runs the node (Restart=always after restartDelaySeconds). */
+/** Where the node's own scripts and facts live on the instance (no package owns these paths). */
+export const NODE_LIB_DIR = "/usr/local/lib/redis-stack";
+export const NODE_ENV_FILE = "/etc/redis-stack/node.env";
+export const NODE_SCRIPT = `${NODE_LIB_DIR}/node.sh`;
+/** The three units that hold at every boot: prepare (volume, secrets), the server, the cluster step. */
+export const UNITS = {
+  prepare: "redis-node-prepare.service",
+  server: "redis-node.service",
+  cluster: "redis-node-cluster.service",
+} as const;
+
+/** The systemd unit that runs the server (Restart=always after restartDelaySeconds). */
 export function renderSystemdUnit(nodeTimeoutMs: number): string {
   const restartSec = restartDelaySeconds(nodeTimeoutMs);
   const f = nodeFiles(EC2_PATHS);
   return [
     "[Unit]",
     "Description=Redis Cluster node (redis-stack)",
-    "After=network-online.target local-fs.target",
+    `Requires=${UNITS.prepare}`,
+    `After=${UNITS.prepare} network-online.target`,
     "Wants=network-online.target",
-    `RequiresMountsFor=${EC2_PATHS.dataDir}`,
     "",
     "[Service]",
     "Type=simple",
     "User=redis",
     "Group=redis",
+    // The pidfile's directory: Debian's /run/redis belongs to its own (disabled) unit.
+    `RuntimeDirectory=${EC2_PATHS.runDir.replace(/^\/run\//, "")}`,
     `ExecStartPre=/usr/bin/mountpoint -q ${EC2_PATHS.dataDir}`,
     `ExecStart=/usr/bin/redis-server ${f.conf}`,
     "LimitNOFILE=65535",
     "Restart=always",
     `RestartSec=${restartSec}`,
     "TimeoutStopSec=60",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+  ].join("\n");
+}
+
+/** prepare: every boot, before the server: host tuning, the data volume, secrets and TLS from SSM. */
+export function renderPrepareUnit(): string {
+  return [
+    "[Unit]",
+    "Description=Redis node: host tuning, data volume, secrets and TLS material from SSM (redis-stack)",
+    "Wants=network-online.target",
+    "After=network-online.target local-fs.target",
+    `Before=${UNITS.server}`,
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "RemainAfterExit=yes",
+    `ExecStart=${NODE_SCRIPT} prepare`,
+    "TimeoutStartSec=1200",
+    "StandardOutput=journal+console",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+  ].join("\n");
+}
+
+/** cluster: every boot, after the server: form or join the cluster, then publish the node's status. */
+export function renderClusterUnit(peerWaitSeconds: number): string {
+  return [
+    "[Unit]",
+    "Description=Redis node: form or join the cluster, publish status to SSM (redis-stack)",
+    `Wants=${UNITS.server}`,
+    `After=${UNITS.server}`,
+    "",
+    "[Service]",
+    "Type=oneshot",
+    "RemainAfterExit=yes",
+    `ExecStart=${NODE_SCRIPT} converge`,
+    `TimeoutStartSec=${peerWaitSeconds + 600}`,
+    "StandardOutput=journal+console",
     "",
     "[Install]",
     "WantedBy=multi-user.target",
@@ -106,13 +166,12 @@ export interface UserDataInput {
   ssm: SsmNames;
   redisConf: string;
   nodeTimeoutMs: number;
-  /**
-   * TLS on: the node reads its key, its certificate and the CA from SSM at boot, so a renewed
-   * certificate reaches a node on its next boot (user-data is fixed at launch).
-   */
+  /** TLS on: the node reads its key, its certificate and the CA from SSM at every boot. */
   tls: boolean;
   /** How long a node waits for its peers before giving up (seconds). */
   peerWaitSeconds?: number;
+  /** How long the first boot retries apt (the NAT may still be coming up), seconds. */
+  aptWaitSeconds?: number;
 }
 
 /** Single-quotes a value for bash. */
@@ -120,9 +179,11 @@ export function shq(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-export function renderUserData(u: UserDataInput): string {
+/** The node's facts as sourced by node.sh: non-secret values only (SSM names, never values). */
+export function renderNodeEnv(u: UserDataInput): string {
   const f = nodeFiles(EC2_PATHS);
   const { node } = u.self;
+  const peerWait = u.peerWaitSeconds ?? 900;
   const vars: Array<[string, string]> = [
     ["NODE_NAME", node.name],
     ["NODE_INDEX", String(node.index)],
@@ -137,6 +198,9 @@ export function renderUserData(u: UserDataInput): string {
     ["SSM_TLS_KEY", u.tls ? u.ssm.tlsKey(node.name) : ""],
     ["SSM_TLS_CERT", u.tls ? u.ssm.tlsCert(node.name) : ""],
     ["SSM_TLS_CA", u.tls ? u.ssm.tlsCa : ""],
+    ["SSM_STATUS", u.ssm.status(node.name)],
+    ["SECRETS_WAIT_SECONDS", "300"],
+    ["APT_WAIT_SECONDS", String(u.aptWaitSeconds ?? 900)],
     ["APP_USER", APP_USER],
     ["ADMIN_USER", ADMIN_USER],
     ["APP_ACL_RULES", APP_ACL_RULES],
@@ -146,26 +210,44 @@ export function renderUserData(u: UserDataInput): string {
     ["TLS_CA", f.caCert],
     ["TLS_CERT", f.cert],
     ["TLS_KEY", f.key],
-    ["PEER_WAIT_SECONDS", String(u.peerWaitSeconds ?? 900)],
+    ["PEER_WAIT_SECONDS", String(peerWait)],
     ["CLUSTER_PLAN", renderClusterPlan(u.cluster)],
     ["REDIS_CONF", u.redisConf.trimEnd()],
-    ["SYSTEMD_UNIT", renderSystemdUnit(u.nodeTimeoutMs)],
   ];
+  return vars.map(([k, v]) => `${k}=${shq(v)}`).join("\n");
+}
+
+const HEREDOC_END = "REDIS_STACK_FILE_END";
+
+/** A bash step that writes `content` to `path` verbatim (a quoted heredoc: no expansion) with a mode. */
+function writeFileStep(path: string, mode: string, content: string): string {
+  if (content.split("\n").includes(HEREDOC_END)) throw new Error(`${path} contains the heredoc terminator`);
+  return [`cat >${path} <<'${HEREDOC_END}'`, content.trimEnd(), HEREDOC_END, `chmod ${mode} ${path}`].join("\n");
+}
+
+/**
+ * The user-data: cloud-init runs it once per instance. It only installs the node's files (facts,
+ * scripts, units) and hands over to `node.sh first-boot`; whatever must hold at every boot lives in
+ * the units it installs, since a reboot, a stop/start or an auto-recovery does not run it again.
+ */
+export function renderUserData(u: UserDataInput): string {
+  const { node } = u.self;
+  const peerWait = u.peerWaitSeconds ?? 900;
   return [
     "#!/bin/bash",
     `# redis-stack user-data for ${node.name}: ${node.role} of shard ${node.shard} (slots ${node.slots.start}-${node.slots.end}).`,
-    "# Rendered by components/userData.ts; holds no secret (passwords and keys are read from SSM at boot).",
+    "# Rendered by components/userData.ts; holds no secret (passwords and keys are read from SSM at every boot).",
     "set -euo pipefail",
-    "umask 027",
-    'export PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"',
-    "",
-    ...vars.map(([k, v]) => `${k}=${shq(v)}`),
-    "",
-    readScript("lib-cluster.sh").trimEnd(),
-    "",
-    readScript("bootstrap.sh").trimEnd(),
-    "",
-    "bootstrap_main",
+    "umask 022",
+    'export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"',
+    `install -d -m 0755 ${NODE_LIB_DIR} /etc/redis-stack`,
+    writeFileStep(NODE_ENV_FILE, "0644", renderNodeEnv(u)),
+    writeFileStep(`${NODE_LIB_DIR}/lib-cluster.sh`, "0644", readScript("lib-cluster.sh")),
+    writeFileStep(NODE_SCRIPT, "0755", readScript("node.sh")),
+    writeFileStep(`/etc/systemd/system/${UNITS.prepare}`, "0644", renderPrepareUnit()),
+    writeFileStep(`/etc/systemd/system/${UNITS.server}`, "0644", renderSystemdUnit(u.nodeTimeoutMs)),
+    writeFileStep(`/etc/systemd/system/${UNITS.cluster}`, "0644", renderClusterUnit(peerWait)),
+    `exec ${NODE_SCRIPT} first-boot`,
     "",
   ].join("\n");
 }
@@ -179,6 +261,7 @@ export interface ClusterSpec {
   region: string;
   ssm: SsmNames;
   peerWaitSeconds?: number;
+  aptWaitSeconds?: number;
 }
 
 /** One node's user-data from the cluster's spec: the single path used by the component and the tests. */
@@ -209,6 +292,7 @@ export function renderNodeUserData(
     nodeTimeoutMs: spec.nodeTimeoutMs,
     tls,
     peerWaitSeconds: spec.peerWaitSeconds,
+    aptWaitSeconds: spec.aptWaitSeconds,
   });
 }
 

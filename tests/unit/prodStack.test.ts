@@ -183,8 +183,15 @@ describe("prod stack resource graph", () => {
     // No statement lets a node read (or write) parameters beyond this stack's path.
     for (const st of policy.Statement) {
       const touchesParameters = st.Action.some((a) => /^ssm:(Get|Put|Delete)Parameter|^ssm:\*$|^\*$/.test(a));
-      if (touchesParameters) expect(st.Resource).toMatch(/:parameter\/redis-stack\/prod\/\*$/);
+      if (touchesParameters) expect(st.Resource).toMatch(/:parameter\/redis-stack\/prod\/(status\/)?\*$/);
     }
+    // Writes only to the status path, where nodes publish their state.
+    expect(policy.Statement.find((st) => st.Action.includes("ssm:PutParameter"))).toEqual({
+      Sid: "PublishNodeStatus",
+      Effect: "Allow",
+      Action: ["ssm:PutParameter"],
+      Resource: "arn:aws:ssm:us-east-1:123456789012:parameter/redis-stack/prod/status/*",
+    });
     // No AWS-managed policy: AmazonSSMManagedInstanceCore alone grants ssm:GetParameter(s) on "*".
     expect(byType(run.resources, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")).toEqual([]);
     expect(byType(run.resources, "aws:iam/rolePolicy:RolePolicy")).toHaveLength(1);

@@ -8,6 +8,9 @@ import { addressedTopology } from "../../components/topology";
 import {
   renderNodeUserData,
   renderSystemdUnit,
+  renderPrepareUnit,
+  renderClusterUnit,
+  renderNodeEnv,
   ssmNames,
   encodeUserData,
   decodeUserData,
@@ -38,9 +41,9 @@ test("redis.conf: cluster, AOF everysec + RDB, maxmemory, ACL file, no secret", 
     "save 900 1 300 10 60 10000",
     "maxmemory 1073741824",
     "maxmemory-policy allkeys-lru",
-    "aclfile /etc/redis/users.acl",
+    "aclfile /etc/redis-stack/users.acl",
     "masteruser admin",
-    "include /etc/redis/secrets.conf",
+    "include /etc/redis-stack/secrets.conf",
     "port 6379",
     "dir /var/lib/redis",
   ]) {
@@ -68,7 +71,7 @@ test("redis.conf: persistence modes and TLS", () => {
       "tls-cluster yes",
       "tls-replication yes",
       "tls-auth-clients optional",
-      "tls-ca-cert-file /etc/redis/tls/ca.crt",
+      "tls-ca-cert-file /etc/redis-stack/tls/ca.crt",
     ]),
   );
   expect(tls).not.toContain("port 6379");
@@ -80,10 +83,39 @@ test("systemd unit: refuses to start without the data volume; restarts only afte
     expect.arrayContaining([
       "User=redis",
       "ExecStartPre=/usr/bin/mountpoint -q /var/lib/redis",
-      "ExecStart=/usr/bin/redis-server /etc/redis/redis-node.conf",
+      "ExecStart=/usr/bin/redis-server /etc/redis-stack/redis-node.conf",
       "Restart=always",
       "RestartSec=7",
-      "RequiresMountsFor=/var/lib/redis",
+      // Its pidfile's directory; Debian's /run/redis belongs to the package's own (disabled) unit.
+      "RuntimeDirectory=redis-node",
+      "Requires=redis-node-prepare.service",
+      "After=redis-node-prepare.service network-online.target",
+    ]),
+  );
+  expect(renderRedisConf({ ...base }).split("\n")).toContain("pidfile /run/redis-node/redis-node.pid");
+});
+
+test("every-boot units: prepare runs before the server, the cluster step after it, both report to the console", () => {
+  const prepare = lines(renderPrepareUnit());
+  expect(prepare).toEqual(
+    expect.arrayContaining([
+      "Type=oneshot",
+      "RemainAfterExit=yes",
+      "Before=redis-node.service",
+      "ExecStart=/usr/local/lib/redis-stack/node.sh prepare",
+      "StandardOutput=journal+console",
+      "WantedBy=multi-user.target",
+    ]),
+  );
+  const clusterUnit = lines(renderClusterUnit(900));
+  expect(clusterUnit).toEqual(
+    expect.arrayContaining([
+      "Type=oneshot",
+      "After=redis-node.service",
+      "ExecStart=/usr/local/lib/redis-stack/node.sh converge",
+      "TimeoutStartSec=1500",
+      "StandardOutput=journal+console",
+      "WantedBy=multi-user.target",
     ]),
   );
 });
@@ -98,6 +130,50 @@ const spec = {
   ssm: ssmNames("redis-stack", "test"),
 };
 const scripts = cluster.map((n, i) => renderNodeUserData(spec, cluster, n, `vol-0${i}abcdef`, i % 2 === 0));
+
+test("user-data only installs files and units, then hands over to node.sh first-boot", () => {
+  const s = scripts[0];
+  for (const path of [
+    "/etc/redis-stack/node.env",
+    "/usr/local/lib/redis-stack/lib-cluster.sh",
+    "/usr/local/lib/redis-stack/node.sh",
+    "/etc/systemd/system/redis-node-prepare.service",
+    "/etc/systemd/system/redis-node.service",
+    "/etc/systemd/system/redis-node-cluster.service",
+  ])
+    expect(s).toContain(`cat >${path} <<'REDIS_STACK_FILE_END'`);
+  expect(s.trimEnd().split("\n").pop()).toBe("exec /usr/local/lib/redis-stack/node.sh first-boot");
+});
+
+test("node.env is plain bash that yields the node's facts exactly, and no secret", () => {
+  const env = renderNodeEnv({
+    self: cluster[1],
+    cluster,
+    region: "eu-west-1",
+    dataVolumeId: "vol-0abc",
+    ssm: spec.ssm,
+    redisConf: 'port 6379\nsave ""\n# it\'s quoted',
+    nodeTimeoutMs: 2000,
+    tls: true,
+  });
+  const r = spawnSync(
+    "bash",
+    ["-c", 'set -eu; eval "$ENVFILE"; printf "%s\\0" "$NODE_NAME" "$SSM_STATUS" "$REDIS_CONF" "$CLUSTER_PLAN"'],
+    {
+      env: { ENVFILE: env, PATH: process.env.PATH },
+    },
+  );
+  expect(r.status).toBe(0);
+  const [name, status, conf, plan] = r.stdout.toString().split("\0");
+  expect(name).toBe(cluster[1].node.name);
+  expect(status).toBe(`/redis-stack/test/status/${cluster[1].node.name}`);
+  expect(conf).toBe('port 6379\nsave ""\n# it\'s quoted');
+  expect(plan.split("\n")).toHaveLength(6);
+  // Only parameter names: every *PASSWORD* / TLS key variable names an SSM parameter of this stack.
+  for (const line of env.split("\n").filter((l) => /^SSM_[A-Z_]+=/.test(l)))
+    expect(line).toMatch(/^SSM_[A-Z_]+='\/redis-stack\/test\//);
+  expect(env).not.toMatch(/BEGIN .*PRIVATE KEY|masterauth|requirepass/i);
+});
 
 test("user-data round-trips through gzip+base64 unchanged", () => {
   for (const s of scripts) expect(decodeUserData(encodeUserData(s))).toBe(s);
