@@ -1,0 +1,626 @@
+/**
+ * The lab's one stand-in for AWS: IMDSv2, the SigV4-authenticated HTTPS APIs (SSM, CloudWatch, STS; see
+ * services.ts), a static Debian mirror stand-in whose reachability the lab toggles, and a control API on a unix
+ * socket. Everything else the nodes run (cloud-init, apt, awscli, redis) is real.
+ *
+ *   node -r ts-node/register/transpile-only lab/aws/endpoint.ts --state-dir DIR
+ *
+ * DIR/config.json is read once; DIR/state.json holds everything mutable and is rewritten atomically on every
+ * change; DIR/requests.log gets one JSON line per answered request (never a secret, token or signature).
+ */
+import * as fs from "fs";
+import * as http from "http";
+import * as https from "https";
+import * as net from "net";
+import * as path from "path";
+import * as zlib from "zlib";
+import { randomBytes, randomUUID } from "crypto";
+import { authorizeAll, PolicyDocument, parsePolicies } from "./iam";
+import { Imds } from "./imds";
+import {
+  accessDenied,
+  authError,
+  AwsError,
+  jsonError,
+  jsonResult,
+  parseForm,
+  parseJsonBody,
+  parseTarget,
+  Protocol,
+  queryError,
+  queryResult,
+  unflattenQuery,
+  WireResponse,
+} from "./protocols";
+import {
+  ActionContext,
+  Caller,
+  callerArn,
+  fakeCiphertext,
+  serviceBySigningName,
+  serviceByTarget,
+  ServiceDef,
+} from "./services";
+import { parseAuthorization, verify } from "./sigv4";
+import {
+  controlSocketPath,
+  EndpointConfig,
+  EndpointState,
+  InstanceSpec,
+  IssuedCredentials,
+  loadConfig,
+  loadState,
+  pidPath,
+  requestLogPath,
+  saveState,
+} from "./state";
+
+const MAX_BODY = 1024 * 1024;
+/** Instance-profile credentials live six hours; a fresh set is handed out once less than an hour remains. */
+const CREDENTIAL_LIFETIME_MS = 6 * 3600 * 1000;
+const CREDENTIAL_REFRESH_MS = 3600 * 1000;
+
+export interface RequestLogEntry {
+  time: string;
+  sourceIp: string;
+  service: string;
+  action: string;
+  resources: string[];
+  decision: "allow" | "deny" | "error";
+  status: number;
+  /** AWS error code, when the answer was an error. */
+  error?: string;
+}
+
+/** `::ffff:10.77.0.11` (an IPv4 peer on a dual-stack socket) -> `10.77.0.11`. */
+export function normalizeIp(addr: string | undefined): string {
+  if (!addr) return "";
+  return addr.startsWith("::ffff:") ? addr.slice(7) : addr;
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new AwsError("RequestEntityTooLarge", "Request body too large", 413));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+function rawHeaderPairs(req: http.IncomingMessage): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) out.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
+  return out;
+}
+
+function header(req: http.IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(",") : v;
+}
+
+function send(res: http.ServerResponse, r: { status: number; headers: Record<string, string>; body: string }): void {
+  const body = Buffer.from(r.body, "utf8");
+  res.writeHead(r.status, { ...r.headers, "content-length": String(body.length) });
+  res.end(body);
+}
+
+function newAccessKeyId(): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  return "ASIA" + Array.from(randomBytes(16), (b) => alphabet[b % 32]).join("");
+}
+
+/** Which service a request is for: the signed credential scope first, then X-Amz-Target, then the Host name. */
+export function resolveService(
+  authorization: string | undefined,
+  target: string | undefined,
+  host: string | undefined,
+): ServiceDef | undefined {
+  const auth = authorization ? parseAuthorization(authorization) : undefined;
+  if (auth) return serviceBySigningName(auth.service);
+  const t = parseTarget(target);
+  if (t) return serviceByTarget(t.prefix);
+  const first = (host ?? "").split(".")[0];
+  return serviceBySigningName(first);
+}
+
+export class Endpoint {
+  private state: EndpointState;
+  private policies = new Map<string, PolicyDocument[]>();
+  private readonly warned = new Set<string>();
+  private readonly imds: Imds;
+  private readonly servers: net.Server[] = [];
+  private readonly aptSockets = new Set<net.Socket>();
+
+  constructor(
+    readonly dir: string,
+    readonly config: EndpointConfig,
+  ) {
+    this.state = loadState(dir);
+    for (const [name, r] of Object.entries(this.state.roles)) this.policies.set(name, parsePolicies(r.policies));
+    this.imds = new Imds({
+      config,
+      instance: (ip) => this.state.instances[ip],
+      credentials: (ip) => this.credentialsFor(ip),
+      now: () => Date.now(),
+    });
+  }
+
+  // ---------------------------------------------------------------- state
+
+  private persist(): void {
+    saveState(this.dir, this.state);
+  }
+
+  private log(entry: Omit<RequestLogEntry, "time">): void {
+    const line = JSON.stringify({ time: new Date().toISOString(), ...entry });
+    fs.appendFileSync(requestLogPath(this.dir), line + "\n");
+  }
+
+  private warnOnce(message: string): void {
+    if (this.warned.has(message)) return;
+    this.warned.add(message);
+    console.warn(`[aws-endpoint] warning: ${message}`);
+  }
+
+  /** The instance's current credentials, reusing a set with more than an hour left (AWS rotates ahead of expiry). */
+  private credentialsFor(ip: string): { accessKeyId: string; creds: IssuedCredentials } {
+    const inst = this.state.instances[ip];
+    const now = Date.now();
+    let pruned = false;
+    let best: { accessKeyId: string; creds: IssuedCredentials } | undefined;
+    for (const [id, c] of Object.entries(this.state.credentials)) {
+      if (c.expiresAt <= now) {
+        delete this.state.credentials[id];
+        pruned = true;
+        continue;
+      }
+      const mine = c.instanceIp === ip && c.instanceId === inst.instanceId && c.role === inst.role;
+      if (mine && c.expiresAt - now > CREDENTIAL_REFRESH_MS && (!best || c.expiresAt > best.creds.expiresAt)) {
+        best = { accessKeyId: id, creds: c };
+      }
+    }
+    if (best) {
+      if (pruned) this.persist();
+      return best;
+    }
+    const creds: IssuedCredentials = {
+      secretAccessKey: randomBytes(30).toString("base64"),
+      sessionToken: randomBytes(96).toString("base64"),
+      issuedAt: now,
+      expiresAt: now + CREDENTIAL_LIFETIME_MS,
+      instanceIp: ip,
+      instanceId: inst.instanceId,
+      role: inst.role,
+    };
+    const accessKeyId = newAccessKeyId();
+    this.state.credentials[accessKeyId] = creds;
+    this.persist();
+    return { accessKeyId, creds };
+  }
+
+  // ---------------------------------------------------------------- IMDS
+
+  private handleImds(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const ip = normalizeIp(req.socket.remoteAddress);
+    req.resume();
+    const a = this.imds.handle(req.method ?? "GET", req.url ?? "/", req.headers, ip);
+    this.log({
+      sourceIp: ip,
+      service: "imds",
+      action: a.action,
+      resources: [a.resource],
+      decision: a.decision,
+      status: a.status,
+    });
+    send(res, req.method === "HEAD" ? { ...a, body: "" } : a);
+  }
+
+  // ---------------------------------------------------------------- AWS APIs
+
+  private async handleApi(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const ip = normalizeIp(req.socket.remoteAddress);
+    const requestId = randomUUID();
+    const service = resolveService(header(req, "authorization"), header(req, "x-amz-target"), header(req, "host"));
+    const target = parseTarget(header(req, "x-amz-target"));
+    const protocol: Protocol = service?.json && (target || !service.query) ? "json" : "query";
+    const entry: Omit<RequestLogEntry, "time"> = {
+      sourceIp: ip,
+      service: service?.signingName ?? "unknown",
+      action: target?.action ?? "",
+      resources: [],
+      decision: "error",
+      status: 0,
+    };
+    const fail = (err: AwsError): WireResponse =>
+      protocol === "json"
+        ? jsonError(service?.json?.version ?? "1.1", requestId, err)
+        : queryError(service?.query?.xmlns ?? "", requestId, err);
+
+    let answer: WireResponse;
+    try {
+      const body = await readBody(req);
+      if (!service) throw new AwsError("UnknownServiceException", "The endpoint does not serve this service.", 400);
+      const [pathPart, query = ""] = (req.url ?? "/").split(/\?(.*)/s, 2);
+      const verified = verify(
+        { method: req.method ?? "GET", path: pathPart, query, headers: rawHeaderPairs(req), body },
+        {
+          now: Date.now(),
+          region: this.config.region,
+          service: service.signingName,
+          lookup: (id) => {
+            const c = this.state.credentials[id];
+            return c && { secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken, expiresAt: c.expiresAt };
+          },
+        },
+      );
+      // Query services take the action from the (possibly gzip-compressed) form body; parse it before auth errors
+      // so the log names the action even for refused calls.
+      const plain = header(req, "content-encoding") === "gzip" ? zlib.gunzipSync(body) : body;
+      let input: Record<string, unknown>;
+      let action: string;
+      if (protocol === "json") {
+        if (!target || target.prefix !== service.json?.targetPrefix) {
+          throw new AwsError("UnknownOperationException", "Missing or unknown X-Amz-Target");
+        }
+        action = target.action;
+        entry.action = action;
+        if (!verified.ok) throw new AuthRefused(authError(protocol, verified.failure.kind, verified.failure.message));
+        input = parseJsonBody(plain);
+      } else {
+        const form = parseForm(plain, query);
+        action = form.Action ?? "";
+        entry.action = action;
+        if (!verified.ok) throw new AuthRefused(authError(protocol, verified.failure.kind, verified.failure.message));
+        input = unflattenQuery(form);
+      }
+      const handler = Object.prototype.hasOwnProperty.call(service.actions, action)
+        ? service.actions[action]
+        : undefined;
+      if (!handler) {
+        throw protocol === "json"
+          ? new AwsError("UnknownOperationException", `Unknown operation ${action}`)
+          : new AwsError("InvalidAction", `Could not find operation ${action} for version`);
+      }
+      const c = this.state.credentials[verified.auth.accessKeyId];
+      const caller: Caller = {
+        accessKeyId: verified.auth.accessKeyId,
+        instanceId: c.instanceId,
+        instanceIp: c.instanceIp,
+        role: c.role,
+      };
+      const output = handler(input, this.actionContext(caller, protocol, entry));
+      entry.decision = "allow";
+      answer =
+        protocol === "json"
+          ? jsonResult(service.json?.version ?? "1.1", requestId, output)
+          : queryResult(service.query?.xmlns ?? "", action, requestId, output);
+    } catch (e) {
+      const err = e instanceof AuthRefused ? e.error : e instanceof AwsError ? e : internalError(e);
+      // Refused authentication and refused authorization are both "deny"; anything else is an "error".
+      entry.decision = e instanceof AuthRefused || err.code === accessDenied(protocol, "").code ? "deny" : "error";
+      entry.error = err.code;
+      answer = fail(err);
+    }
+    entry.status = answer.status;
+    this.log(entry);
+    send(res, answer);
+  }
+
+  private actionContext(caller: Caller, protocol: Protocol, entry: Omit<RequestLogEntry, "time">): ActionContext {
+    return {
+      config: this.config,
+      state: this.state,
+      caller,
+      now: Date.now(),
+      changed: () => this.persist(),
+      authorize: (action, resources, conditionContext) => {
+        entry.resources = resources;
+        const policies = this.policies.get(caller.role) ?? [];
+        const r = authorizeAll(policies, action, resources, conditionContext, (m) => this.warnOnce(m));
+        if (r.ok) return;
+        const who = callerArn(this.config.account, caller);
+        const on = r.resource === "*" ? "" : ` on resource: ${r.resource}`;
+        const why =
+          r.result.decision === "explicitDeny"
+            ? "with an explicit deny in an identity-based policy"
+            : `because no identity-based policy allows the ${action} action`;
+        throw accessDenied(protocol, `User: ${who} is not authorized to perform: ${action}${on} ${why}`);
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- apt mirror stand-in
+
+  private handleApt(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const ip = normalizeIp(req.socket.remoteAddress);
+    req.resume();
+    const root = this.config.aptRepoDir ?? "";
+    const done = (status: number) =>
+      this.log({
+        sourceIp: ip,
+        service: "apt",
+        action: req.method ?? "",
+        resources: [req.url ?? ""],
+        decision: status < 400 ? "allow" : "error",
+        status,
+      });
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405).end();
+      return done(405);
+    }
+    let rel: string;
+    try {
+      rel = decodeURIComponent((req.url ?? "/").split("?")[0]);
+    } catch {
+      res.writeHead(400).end();
+      return done(400);
+    }
+    const file = path.resolve(root, "." + path.posix.normalize("/" + rel));
+    const st = file.startsWith(path.resolve(root) + path.sep) && fs.existsSync(file) ? fs.statSync(file) : undefined;
+    if (!st || !st.isFile()) {
+      res.writeHead(404, { "content-type": "text/plain" }).end("Not Found\n");
+      return done(404);
+    }
+    const since = header(req, "if-modified-since");
+    if (since && Math.floor(st.mtimeMs / 1000) <= Math.floor(Date.parse(since) / 1000)) {
+      res.writeHead(304).end();
+      return done(304);
+    }
+    res.writeHead(200, {
+      "content-type": "application/octet-stream",
+      "content-length": String(st.size),
+      "last-modified": st.mtime.toUTCString(),
+    });
+    done(200);
+    if (req.method === "HEAD") res.end();
+    else fs.createReadStream(file).pipe(res);
+  }
+
+  /**
+   * With apt unreachable the mirror behaves like a NAT gateway that does not route yet: every connection is
+   * reset, so apt reports `W: Failed to fetch ...` (and `apt-get update` still exits 0 on Debian 12).
+   */
+  private onAptConnection(socket: net.Socket): void {
+    if (!this.state.apt.reachable) {
+      const ip = normalizeIp(socket.remoteAddress);
+      this.log({ sourceIp: ip, service: "apt", action: "connect", resources: [], decision: "deny", status: 0 });
+      socket.resetAndDestroy();
+      return;
+    }
+    this.aptSockets.add(socket);
+    socket.on("close", () => this.aptSockets.delete(socket));
+  }
+
+  setAptReachable(reachable: boolean): void {
+    this.state.apt.reachable = reachable;
+    this.persist();
+    if (!reachable) for (const s of this.aptSockets) s.resetAndDestroy();
+  }
+
+  // ---------------------------------------------------------------- control API
+
+  private async handleControl(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const reply = (status: number, body: unknown) => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) });
+      res.end(text);
+    };
+    try {
+      const body = await readBody(req);
+      const input = body.length ? (JSON.parse(body.toString("utf8")) as Record<string, unknown>) : {};
+      const url = new URL(req.url ?? "/", "http://control");
+      const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+      const route = `${req.method ?? ""} /${parts[0] ?? ""}${parts.length > 1 ? "/:arg" : ""}`;
+      const arg = parts.slice(1).join("/");
+      reply(200, this.control(route, arg, input) ?? { ok: true });
+    } catch (e) {
+      reply(e instanceof ControlError ? e.status : 400, { error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  /** One switch for every control route, so the API surface is readable in one place. */
+  private control(route: string, arg: string, input: Record<string, unknown>): unknown {
+    switch (route) {
+      case "GET /health":
+        return { ok: true, pid: process.pid, region: this.config.region };
+      case "GET /instances":
+        return this.state.instances;
+      case "PUT /instances/:arg": {
+        if (net.isIP(arg) === 0) throw new ControlError(400, `not an IP address: ${arg}`);
+        this.state.instances[arg] = checkInstance(input);
+        this.persist();
+        return undefined;
+      }
+      case "DELETE /instances/:arg": {
+        delete this.state.instances[arg];
+        // Its credentials die with it, so a recycled address never inherits a previous instance's identity.
+        for (const [id, c] of Object.entries(this.state.credentials))
+          if (c.instanceIp === arg) delete this.state.credentials[id];
+        this.persist();
+        return undefined;
+      }
+      case "PUT /roles/:arg": {
+        const raw = input.policies;
+        if (!Array.isArray(raw)) throw new ControlError(400, "policies must be an array of policy documents");
+        const docs = parsePolicies(raw as (string | PolicyDocument)[]);
+        this.state.roles[arg] = { policies: docs };
+        this.policies.set(arg, docs);
+        this.persist();
+        return undefined;
+      }
+      case "DELETE /roles/:arg":
+        delete this.state.roles[arg];
+        this.policies.delete(arg);
+        this.persist();
+        return undefined;
+      case "GET /parameters":
+        return Object.entries(this.state.parameters).map(([name, p]) => ({
+          name,
+          type: p.type,
+          value: p.value,
+          version: p.version,
+          lastModified: p.lastModified,
+        }));
+      case "PUT /parameters": {
+        const { name, type, value } = input;
+        if (typeof name !== "string" || typeof value !== "string")
+          throw new ControlError(400, "name and value are required strings");
+        if (type !== "String" && type !== "SecureString" && type !== "StringList")
+          throw new ControlError(400, "type must be String or SecureString");
+        const prev = this.state.parameters[name];
+        this.state.parameters[name] = {
+          type,
+          value,
+          version: (prev?.version ?? 0) + 1,
+          lastModified: Date.now(),
+          ciphertext: type === "SecureString" ? fakeCiphertext() : undefined,
+        };
+        this.persist();
+        return undefined;
+      }
+      case "DELETE /parameters/:arg":
+        if (!this.state.parameters[arg]) throw new ControlError(404, `no parameter ${arg}`);
+        delete this.state.parameters[arg];
+        this.persist();
+        return undefined;
+      case "PUT /apt":
+        if (typeof input.reachable !== "boolean") throw new ControlError(400, "reachable must be a boolean");
+        this.setAptReachable(input.reachable);
+        return undefined;
+      case "GET /apt":
+        return this.state.apt;
+      case "GET /requests":
+        return readRequestLog(this.dir);
+      case "GET /metrics":
+        return this.state.metrics;
+      default:
+        throw new ControlError(404, `no route ${route}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  private listen(server: net.Server, where: net.ListenOptions): Promise<void> {
+    this.servers.push(server);
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(where, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    const onError = (res: http.ServerResponse) => (e: unknown) => {
+      console.error("[aws-endpoint] handler failed:", e);
+      if (!res.headersSent) res.writeHead(500).end();
+    };
+    const imds = http.createServer((req, res) => this.handleImds(req, res));
+    const api = https.createServer({ cert: c.tls.certPem, key: c.tls.keyPem }, (req, res) => {
+      this.handleApi(req, res).catch(onError(res));
+    });
+    const control = http.createServer((req, res) => {
+      this.handleControl(req, res).catch(onError(res));
+    });
+    await this.listen(imds, { host: c.imdsListen, port: c.imdsPort });
+    await this.listen(api, { host: c.listen, port: c.httpsPort });
+    if (c.aptRepoDir) {
+      const apt = http.createServer((req, res) => this.handleApt(req, res));
+      apt.on("connection", (s: net.Socket) => this.onAptConnection(s));
+      await this.listen(apt, { host: c.listen, port: c.aptPort });
+    }
+    const sock = controlSocketPath(this.dir);
+    fs.rmSync(sock, { force: true });
+    // The control socket is last: /health answering means every other listener is up.
+    await this.listen(control, { path: sock });
+    fs.chmodSync(sock, 0o600);
+  }
+
+  stop(): void {
+    for (const s of this.servers) s.close();
+    for (const s of this.aptSockets) s.destroy();
+    fs.rmSync(controlSocketPath(this.dir), { force: true });
+  }
+}
+
+/** An authentication failure, kept apart from other errors so the log can call it a deny. */
+class AuthRefused extends Error {
+  constructor(readonly error: AwsError) {
+    super(error.message);
+  }
+}
+
+function internalError(e: unknown): AwsError {
+  console.error("[aws-endpoint] internal error:", e);
+  return new AwsError("InternalFailure", "Internal error", 500);
+}
+
+class ControlError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function checkInstance(input: Record<string, unknown>): InstanceSpec {
+  const { instanceId, az, instanceType, role, hostname } = input;
+  if (typeof instanceId !== "string" || !/^i-[0-9a-f]{8,17}$/.test(instanceId)) {
+    throw new ControlError(400, "instanceId must look like i-0123456789abcdef0");
+  }
+  if (typeof az !== "string" || typeof instanceType !== "string")
+    throw new ControlError(400, "az and instanceType are required");
+  if (role !== undefined && role !== null && typeof role !== "string")
+    throw new ControlError(400, "role must be a string");
+  if (hostname !== undefined && typeof hostname !== "string") throw new ControlError(400, "hostname must be a string");
+  return { instanceId, az, instanceType, role: role ?? "", hostname };
+}
+
+export function readRequestLog(dir: string): RequestLogEntry[] {
+  const file = requestLogPath(dir);
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as RequestLogEntry);
+}
+
+function parseArgs(argv: string[]): { stateDir: string } {
+  const i = argv.indexOf("--state-dir");
+  if (i < 0 || !argv[i + 1]) throw new Error("usage: endpoint.ts --state-dir DIR");
+  return { stateDir: path.resolve(argv[i + 1]) };
+}
+
+async function main(): Promise<void> {
+  const { stateDir } = parseArgs(process.argv.slice(2));
+  const endpoint = new Endpoint(stateDir, loadConfig(stateDir));
+  await endpoint.start();
+  fs.writeFileSync(pidPath(stateDir), String(process.pid));
+  console.log(`[aws-endpoint] pid ${process.pid} serving ${stateDir}`);
+  const shutdown = (signal: string) => {
+    console.log(`[aws-endpoint] ${signal}: stopping`);
+    endpoint.stop();
+    fs.rmSync(pidPath(stateDir), { force: true });
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+if (require.main === module) {
+  main().catch((e) => {
+    console.error("[aws-endpoint] failed to start:", e);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,444 @@
+/**
+ * Drives the lab's AWS endpoint (lab/aws) with Debian's real awscli, on 127.0.0.1 high ports in this process's
+ * network namespace: credentials through botocore's IMDSv2 chain, SigV4 checked by the endpoint, SSM and
+ * CloudWatch calls authorized against the role's IAM policies, state surviving a restart, apt reachability.
+ */
+import * as fs from "fs";
+import * as http from "http";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import { spawnSync } from "child_process";
+import { AwsEndpointControl, startAwsEndpoint, stopAwsEndpoint } from "../../lab/aws/control";
+import type { EndpointConfig } from "../../lab/aws/state";
+import { makeEndpointTls } from "../../lab/aws/tls";
+
+/** Debian's package, which the nodes run; a pip/pyenv `aws` earlier on PATH is not the same client. */
+const AWS = "/usr/bin/aws";
+const REGION = "us-east-1";
+const ACCOUNT = "123456789012";
+const ROLE = "redis-test-node";
+const INSTANCE_ID = "i-0123456789abcdef0";
+const PREFIX = "/redis/test";
+const SECRET = "p@ss w0rd'\"$x\t~é";
+
+/** The read policy exactly as components/ec2Cluster.ts renders it, plus a write grant for one sub-path. */
+const POLICIES = [
+  JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Effect: "Allow",
+        Action: ["ssm:GetParameter", "ssm:GetParameters"],
+        Resource: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter${PREFIX}/*`,
+      },
+    ],
+  }),
+  JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Effect: "Allow",
+        Action: "ssm:PutParameter",
+        Resource: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter${PREFIX}/state/*`,
+      },
+      { Effect: "Deny", Action: "ssm:*", Resource: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter${PREFIX}/forbidden` },
+      { Effect: "Allow", Action: "cloudwatch:PutMetricData", Resource: "*" },
+    ],
+  }),
+];
+
+function canRun(): { ok: boolean; reason: string } {
+  if (process.getuid?.() !== 0) return { ok: false, reason: "not root" };
+  if (!fs.existsSync(AWS)) return { ok: false, reason: `${AWS} missing (apt-get install awscli)` };
+  return { ok: true, reason: "" };
+}
+
+function describeAws(name: string, fn: () => void): void {
+  const can = canRun();
+  if (can.ok) return describe(name, fn);
+  if (process.env.CI === "true") {
+    return describe(name, () => {
+      test("the AWS endpoint test can run here", () => {
+        throw new Error(`cannot run (CI=true, so this fails instead of skipping): ${can.reason}`);
+      });
+    });
+  }
+  console.log(`Skipping "${name}": ${can.reason}`);
+  describe.skip(name, fn);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
+function httpRequest(
+  port: number,
+  method: string,
+  urlPath: string,
+  headers: Record<string, string> = {},
+  localAddress?: string,
+): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: "127.0.0.1", port, method, path: urlPath, headers, agent: false, localAddress },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describeAws("AWS endpoint with the real awscli", () => {
+  let dir: string;
+  let config: EndpointConfig;
+  let control: AwsEndpointControl;
+  let env: NodeJS.ProcessEnv;
+  let endpointUrl: string;
+
+  /** Runs Debian's awscli against the endpoint; `extraEnv` overrides (e.g. static, tampered credentials). */
+  function aws(args: string[], extraEnv: Record<string, string> = {}): CliResult {
+    const r = spawnSync(AWS, [...args, "--endpoint-url", endpointUrl], {
+      env: { ...env, ...extraEnv },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  function ok(r: CliResult): string {
+    if (r.code !== 0) throw new Error(`aws exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  async function imdsCredentials(): Promise<{ AccessKeyId: string; SecretAccessKey: string; Token: string }> {
+    const token = await httpRequest(config.imdsPort, "PUT", "/latest/api/token", {
+      "X-aws-ec2-metadata-token-ttl-seconds": "60",
+    });
+    const creds = await httpRequest(config.imdsPort, "GET", `/latest/meta-data/iam/security-credentials/${ROLE}`, {
+      "X-aws-ec2-metadata-token": token.body,
+    });
+    return JSON.parse(creds.body) as { AccessKeyId: string; SecretAccessKey: string; Token: string };
+  }
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "aws-endpoint-"));
+    const tls = makeEndpointTls(path.join(dir, "tls"), { region: REGION, ips: ["127.0.0.1"] });
+    const aptRepo = path.join(dir, "apt");
+    fs.mkdirSync(path.join(aptRepo, "dists", "bookworm"), { recursive: true });
+    fs.writeFileSync(path.join(aptRepo, "dists", "bookworm", "InRelease"), "Origin: lab\n");
+    const [imdsPort, httpsPort, aptPort] = [await freePort(), await freePort(), await freePort()];
+    config = {
+      listen: "127.0.0.1",
+      imdsListen: "127.0.0.1",
+      imdsPort,
+      httpsPort,
+      aptPort,
+      region: REGION,
+      account: ACCOUNT,
+      tls: { certPem: tls.certPem, keyPem: tls.keyPem },
+      aptRepoDir: aptRepo,
+    };
+    endpointUrl = `https://127.0.0.1:${httpsPort}`;
+    const home = path.join(dir, "home");
+    fs.mkdirSync(home);
+    // Only what awscli needs: no inherited AWS_* variables, config files or proxies may change which credentials
+    // it finds, so IMDS is the one provider left in its chain.
+    env = {
+      PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+      HOME: home,
+      LANG: "C.UTF-8",
+      AWS_CONFIG_FILE: path.join(home, "no-config"),
+      AWS_SHARED_CREDENTIALS_FILE: path.join(home, "no-credentials"),
+      AWS_EC2_METADATA_SERVICE_ENDPOINT: `http://127.0.0.1:${imdsPort}/`,
+      AWS_CA_BUNDLE: tls.caCertFile,
+      AWS_DEFAULT_REGION: REGION,
+      AWS_MAX_ATTEMPTS: "1",
+      AWS_PAGER: "",
+      NO_PROXY: "*",
+    };
+    ({ control } = await startAwsEndpoint({ stateDir: path.join(dir, "state"), config }));
+    await control.putRole(ROLE, POLICIES);
+    await control.putInstance("127.0.0.1", {
+      instanceId: INSTANCE_ID,
+      az: "us-east-1a",
+      instanceType: "t3.small",
+      role: ROLE,
+    });
+    await control.putParameter(`${PREFIX}/password`, "SecureString", SECRET);
+    await control.putParameter(`${PREFIX}/plain`, "String", "hello");
+    await control.putParameter("/other/secret", "SecureString", "not-yours");
+  }, 60_000);
+
+  afterAll(async () => {
+    if (dir) await stopAwsEndpoint(path.join(dir, "state"));
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("IMDSv2: tokens are required, TTLs are checked, unknown addresses get nothing", async () => {
+    const noToken = await httpRequest(config.imdsPort, "GET", "/latest/meta-data/instance-id");
+    expect(noToken.status).toBe(401);
+    for (const ttl of ["0", "21601", "abc"]) {
+      const bad = await httpRequest(config.imdsPort, "PUT", "/latest/api/token", {
+        "X-aws-ec2-metadata-token-ttl-seconds": ttl,
+      });
+      expect(bad.status).toBe(400);
+    }
+    const token = await httpRequest(config.imdsPort, "PUT", "/latest/api/token", {
+      "X-aws-ec2-metadata-token-ttl-seconds": "21600",
+    });
+    expect(token.status).toBe(200);
+    const get = (p: string) =>
+      httpRequest(config.imdsPort, "GET", `/latest/${p}`, { "X-aws-ec2-metadata-token": token.body });
+    expect((await get("meta-data/instance-id")).body).toBe(INSTANCE_ID);
+    expect((await get("meta-data/placement/availability-zone")).body).toBe("us-east-1a");
+    expect((await get("meta-data/placement/region")).body).toBe(REGION);
+    expect((await get("meta-data/local-ipv4")).body).toBe("127.0.0.1");
+    expect((await get("meta-data/iam/security-credentials/")).body).toBe(ROLE);
+    const doc = JSON.parse((await get("dynamic/instance-identity/document")).body) as Record<string, string>;
+    expect(doc).toMatchObject({ instanceId: INSTANCE_ID, region: REGION, accountId: ACCOUNT });
+    // Another loopback address is another "host": not a registered instance, so IMDS has nothing for it.
+    const ttl60 = { "X-aws-ec2-metadata-token-ttl-seconds": "60" };
+    expect((await httpRequest(config.imdsPort, "PUT", "/latest/api/token", ttl60, "127.0.0.2")).status).toBe(404);
+    expect(
+      (
+        await httpRequest(config.imdsPort, "GET", "/latest/meta-data/instance-id", {
+          "X-aws-ec2-metadata-token": "forged",
+        })
+      ).status,
+    ).toBe(401);
+  });
+
+  test("awscli takes its credentials from IMDSv2 (token first) and the endpoint knows who it is", async () => {
+    const before = (await control.requests()).length;
+    const id = JSON.parse(ok(aws(["sts", "get-caller-identity", "--output", "json"]))) as Record<string, string>;
+    expect(id.Arn).toBe(`arn:aws:sts::${ACCOUNT}:assumed-role/${ROLE}/${INSTANCE_ID}`);
+    expect(id.Account).toBe(ACCOUNT);
+    const log = (await control.requests()).slice(before);
+    const imds = log.filter((e) => e.service === "imds");
+    expect(imds[0]).toMatchObject({ action: "GetToken", status: 200, sourceIp: "127.0.0.1" });
+    expect(
+      imds.some((e) => e.resources[0] === `/latest/meta-data/iam/security-credentials/${ROLE}` && e.status === 200),
+    ).toBe(true);
+    expect(imds.every((e) => e.status === 200)).toBe(true);
+  });
+
+  test("get-parameter --with-decryption returns the SecureString, and --output text prints exactly the value", () => {
+    const out = ok(
+      aws([
+        "ssm",
+        "get-parameter",
+        "--name",
+        `${PREFIX}/password`,
+        "--with-decryption",
+        "--query",
+        "Parameter.Value",
+        "--output",
+        "text",
+      ]),
+    );
+    expect(out).toBe(`${SECRET}\n`);
+    const hidden = JSON.parse(
+      ok(aws(["ssm", "get-parameter", "--name", `${PREFIX}/password`, "--output", "json"])),
+    ) as {
+      Parameter: { Type: string; Value: string; Version: number };
+    };
+    expect(hidden.Parameter.Type).toBe("SecureString");
+    expect(hidden.Parameter.Value).not.toContain(SECRET);
+    expect(hidden.Parameter.Value).toMatch(/^AQICAH[A-Za-z0-9+/=]+$/);
+  });
+
+  test("a parameter outside the role's path is AccessDeniedException naming action and resource", () => {
+    const r = aws(["ssm", "get-parameter", "--name", "/other/secret", "--with-decryption"]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("AccessDeniedException");
+    expect(r.stderr).toContain(
+      `is not authorized to perform: ssm:GetParameter on resource: arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/other/secret`,
+    );
+    expect(r.stdout).not.toContain("not-yours");
+    const denied = aws(["ssm", "get-parameter", "--name", `${PREFIX}/forbidden`]);
+    expect(denied.stderr).toContain("with an explicit deny in an identity-based policy");
+  });
+
+  test("get-parameters reports missing names and refuses the whole call when one name is denied", () => {
+    const both = JSON.parse(
+      ok(aws(["ssm", "get-parameters", "--names", `${PREFIX}/plain`, `${PREFIX}/missing`, "--output", "json"])),
+    ) as { Parameters: { Name: string; Value: string }[]; InvalidParameters: string[] };
+    expect(both.Parameters.map((p) => [p.Name, p.Value])).toEqual([[`${PREFIX}/plain`, "hello"]]);
+    expect(both.InvalidParameters).toEqual([`${PREFIX}/missing`]);
+    const mixed = aws(["ssm", "get-parameters", "--names", `${PREFIX}/plain`, "/other/secret"]);
+    expect(mixed.code).not.toBe(0);
+    expect(mixed.stderr).toContain("AccessDeniedException");
+    const missing = aws(["ssm", "get-parameter", "--name", `${PREFIX}/missing`]);
+    expect(missing.stderr).toContain("ParameterNotFound");
+  });
+
+  test("a bad signature or an unknown key is refused as AWS refuses them", async () => {
+    const creds = await imdsCredentials();
+    const args = ["ssm", "get-parameter", "--name", `${PREFIX}/plain`];
+    const good = {
+      AWS_ACCESS_KEY_ID: creds.AccessKeyId,
+      AWS_SECRET_ACCESS_KEY: creds.SecretAccessKey,
+      AWS_SESSION_TOKEN: creds.Token,
+    };
+    expect(ok(aws(args, good))).toContain("hello");
+    const tampered = aws(args, { ...good, AWS_SECRET_ACCESS_KEY: creds.SecretAccessKey.slice(0, -2) + "xx" });
+    expect(tampered.code).not.toBe(0);
+    expect(tampered.stderr).toContain("InvalidSignatureException");
+    const unknown = aws(args, { ...good, AWS_ACCESS_KEY_ID: "ASIAUNKNOWNUNKNOWN00" });
+    expect(unknown.stderr).toContain("UnrecognizedClientException");
+    const noToken = aws(args, { AWS_ACCESS_KEY_ID: creds.AccessKeyId, AWS_SECRET_ACCESS_KEY: creds.SecretAccessKey });
+    expect(noToken.stderr).toContain("UnrecognizedClientException");
+  });
+
+  test("put-parameter: create, ParameterAlreadyExists without --overwrite, new version with it; denied elsewhere", async () => {
+    const name = `${PREFIX}/state/leader`;
+    const v1 = JSON.parse(
+      ok(aws(["ssm", "put-parameter", "--name", name, "--type", "String", "--value", "node-a", "--output", "json"])),
+    ) as {
+      Version: number;
+    };
+    expect(v1.Version).toBe(1);
+    const again = aws(["ssm", "put-parameter", "--name", name, "--type", "String", "--value", "node-b"]);
+    expect(again.stderr).toContain("ParameterAlreadyExists");
+    const v2 = JSON.parse(
+      ok(
+        aws([
+          "ssm",
+          "put-parameter",
+          "--name",
+          name,
+          "--type",
+          "String",
+          "--value",
+          "node-b",
+          "--overwrite",
+          "--output",
+          "json",
+        ]),
+      ),
+    ) as { Version: number };
+    expect(v2.Version).toBe(2);
+    expect((await control.parameters()).find((p) => p.name === name)).toMatchObject({ value: "node-b", version: 2 });
+    const outside = aws([
+      "ssm",
+      "put-parameter",
+      "--name",
+      `${PREFIX}/password`,
+      "--type",
+      "SecureString",
+      "--value",
+      "x",
+      "--overwrite",
+    ]);
+    expect(outside.stderr).toContain("is not authorized to perform: ssm:PutParameter");
+  });
+
+  test("cloudwatch put-metric-data lands in the endpoint's metrics", async () => {
+    ok(
+      aws([
+        "cloudwatch",
+        "put-metric-data",
+        "--namespace",
+        "RedisStack",
+        "--metric-name",
+        "used_memory",
+        "--value",
+        "42",
+        "--unit",
+        "Bytes",
+        "--dimensions",
+        "Node=node-a",
+      ]),
+    );
+    const m = (await control.metrics()).find((d) => d.metricName === "used_memory");
+    expect(m).toMatchObject({
+      namespace: "RedisStack",
+      value: 42,
+      unit: "Bytes",
+      instanceId: INSTANCE_ID,
+      dimensions: [{ name: "Node", value: "node-a" }],
+    });
+  });
+
+  test("a restarted endpoint keeps parameters the nodes wrote and the credentials it issued", async () => {
+    const creds = await imdsCredentials();
+    const stateDir = path.join(dir, "state");
+    await stopAwsEndpoint(stateDir);
+    ({ control } = await startAwsEndpoint({ stateDir, config }));
+    expect((await control.parameters()).find((p) => p.name === `${PREFIX}/state/leader`)?.value).toBe("node-b");
+    const env2 = {
+      AWS_ACCESS_KEY_ID: creds.AccessKeyId,
+      AWS_SECRET_ACCESS_KEY: creds.SecretAccessKey,
+      AWS_SESSION_TOKEN: creds.Token,
+    };
+    expect(
+      ok(
+        aws(
+          [
+            "ssm",
+            "get-parameter",
+            "--name",
+            `${PREFIX}/state/leader`,
+            "--query",
+            "Parameter.Value",
+            "--output",
+            "text",
+          ],
+          env2,
+        ),
+      ),
+    ).toBe("node-b\n");
+  });
+
+  test("setAptReachable(false) makes the apt port drop connections; true restores it", async () => {
+    const url = "/dists/bookworm/InRelease";
+    expect(await httpRequest(config.aptPort, "GET", url)).toEqual({ status: 200, body: "Origin: lab\n" });
+    await control.setAptReachable(false);
+    await expect(httpRequest(config.aptPort, "GET", url)).rejects.toThrow(/ECONNRESET|socket hang up/);
+    await control.setAptReachable(true);
+    expect((await httpRequest(config.aptPort, "GET", url)).status).toBe(200);
+    expect((await httpRequest(config.aptPort, "GET", "/../../etc/passwd")).status).toBe(404);
+  });
+
+  test("the request log records every answer and never a secret, token or signature", async () => {
+    const creds = await imdsCredentials();
+    const raw = fs.readFileSync(path.join(dir, "state", "requests.log"), "utf8");
+    for (const secret of [SECRET, "not-yours", creds.SecretAccessKey, creds.Token, "Signature="]) {
+      expect(raw).not.toContain(secret);
+    }
+    const log = await control.requests();
+    expect(
+      log.some((e) => e.service === "ssm" && e.action === "GetParameter" && e.decision === "deny" && e.status === 400),
+    ).toBe(true);
+    expect(log.some((e) => e.service === "ssm" && e.action === "PutParameter" && e.decision === "allow")).toBe(true);
+    expect(log.some((e) => e.service === "apt" && e.action === "connect" && e.decision === "deny")).toBe(true);
+    for (const e of log)
+      expect(Object.keys(e).sort()).toEqual(
+        expect.arrayContaining(["time", "sourceIp", "service", "action", "resources", "decision", "status"]),
+      );
+  });
+});
