@@ -54,6 +54,8 @@ export interface Ec2Settings {
   vpcCidr: string;
   /** Host offset of the first static node address inside each subnet (AWS reserves .0-.3). */
   ipHostOffset: number;
+  /** How long `pulumi up` waits for every node to report healthy; 0 does not wait. */
+  healthTimeoutMinutes: number;
 }
 
 export interface CloudSettings {
@@ -110,6 +112,7 @@ export const CONFIG_KEYS = {
   instanceType: DEFAULT_INSTANCE_TYPE,
   maxmemory: "65% of the instance's RAM",
   nodeTimeoutMs: String(DEFAULT_NODE_TIMEOUT_MS),
+  healthTimeoutMinutes: "20",
   dataVolumeGb: "3 x maxmemory, at least 20",
   vpcId: "(create a VPC)",
   subnetIds: "(create 3 private subnets)",
@@ -148,6 +151,7 @@ export const CONFIG_TYPES: Record<ConfigKey, PulumiConfigType> = {
   instanceType: "string",
   maxmemory: "string",
   nodeTimeoutMs: "integer",
+  healthTimeoutMinutes: "integer",
   dataVolumeGb: "integer",
   vpcId: "string",
   subnetIds: "array",
@@ -440,6 +444,14 @@ function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts?: Inst
     "failover takes about this long plus 1-2 s; lower risks false failovers",
   );
 
+  const healthTimeoutMinutes = r.int(
+    "healthTimeoutMinutes",
+    20,
+    0,
+    240,
+    "minutes pulumi up waits for every node to report healthy (0: do not wait)",
+  );
+
   const defaultVolumeGb = Math.max(20, Math.ceil((3 * maxmemoryBytes) / GIB));
   const dataVolumeGb = r.int(
     "dataVolumeGb",
@@ -514,6 +526,7 @@ function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts?: Inst
     subnetIds,
     vpcCidr,
     ipHostOffset,
+    healthTimeoutMinutes,
   };
 }
 

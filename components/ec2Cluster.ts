@@ -15,6 +15,7 @@ import { connectionOutputs, ConnectionOutputs } from "./connection";
 import { RedisVpc } from "./network";
 import { NodeAlarms } from "./monitoring";
 import { nodeRolePolicy } from "./iam";
+import { ParameterReader, ssmReader, waitForCluster } from "./health";
 
 /** Debian's official AMIs (Debian 12 ships Redis 7.0.15, the version the integration tests run). */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -35,6 +36,8 @@ export interface RedisEc2ClusterArgs {
   placement: Placement;
   /** SSM parameter names for this stack (the instance role may read only below `ssm.prefix`). */
   ssm: SsmNames;
+  /** How the health wait reads node status (default: SSM with the deployer's credentials). */
+  healthReader?: ParameterReader;
   tags?: Record<string, string>;
 }
 
@@ -66,6 +69,8 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
   readonly connection: ConnectionOutputs;
   readonly clientSecurityGroupId: pulumi.Output<string>;
   readonly alertTopicArn: pulumi.Output<string>;
+  /** When `pulumi up` saw every node healthy (the update fails instead when it does not). */
+  readonly healthyAt: pulumi.Output<string>;
   /** The planned topology with addresses, for callers that want to show it. */
   readonly nodes: NodeAddress[];
 
@@ -85,6 +90,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     const caCertPem = args.tls ? this.tlsMaterial() : undefined;
     const profile = this.identity();
     const instances = this.nodeInstances(network, groups.nodes, profile);
+    this.healthyAt = s.healthTimeoutMinutes > 0 ? this.waitUntilHealthy(instances) : pulumi.output("not checked");
     const alarms = new NodeAlarms(
       `${name}-alarms`,
       { region: s.region, alertEmail: args.alertEmail, instances, tags: args.tags },
@@ -107,6 +113,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       connection: this.connection,
       clientSecurityGroupId: this.clientSecurityGroupId,
       alertTopicArn: this.alertTopicArn,
+      healthyAt: this.healthyAt,
     });
   }
 
@@ -343,6 +350,29 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       { parent: this },
     );
     return new aws.iam.InstanceProfile(`${name}-node`, { role: role.name, tags: this.tags("node") }, { parent: this });
+  }
+
+  /**
+   * `pulumi up` ends when every node reports `ok` from its current instance (components/health.ts), or
+   * fails naming the node and its reason. The wait runs in an apply, only during an update (never in a
+   * preview), and again at each `pulumi up`, where healthy nodes answer at once.
+   */
+  private waitUntilHealthy(instances: NodeInstance[]): pulumi.Output<string> {
+    const s = this.args.settings;
+    const read = this.args.healthReader ?? ssmReader(s.region);
+    return pulumi.all(instances.map((i) => i.instanceId)).apply(async (ids) => {
+      if (pulumi.runtime.isDryRun()) return "not checked in a preview";
+      const expected = instances.map((i, k) => ({
+        name: i.name,
+        parameter: this.args.ssm.status(i.name),
+        instanceId: ids[k],
+      }));
+      await waitForCluster(expected, read, {
+        timeoutMs: s.healthTimeoutMinutes * 60_000,
+        log: (m) => void pulumi.log.info(m, this),
+      });
+      return new Date().toISOString();
+    });
   }
 
   /** Per node: an ENI with its fixed address, an encrypted data volume, the instance and the attachment. */

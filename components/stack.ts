@@ -154,7 +154,7 @@ export async function resolvePlacement(settings: Settings, project: string): Pro
 
 export type StackOutputs = ConnectionOutputs & {
   clientSecurityGroupId?: pulumi.Output<string>;
-  monitoring: pulumi.Output<{ alertTopicArn?: string; alerts?: string[] }>;
+  monitoring: pulumi.Output<{ alertTopicArn?: string; healthyAt?: string; alerts?: string[] }>;
 };
 
 /** Builds the component for `settings.target` and returns the output contract. */
@@ -182,7 +182,12 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
     return {
       ...cluster.connection,
       clientSecurityGroupId: cluster.clientSecurityGroupId,
-      monitoring: cluster.alertTopicArn.apply((alertTopicArn): { alertTopicArn?: string } => ({ alertTopicArn })),
+      monitoring: pulumi
+        .all([cluster.alertTopicArn, cluster.healthyAt])
+        .apply(([alertTopicArn, healthyAt]): { alertTopicArn?: string; healthyAt?: string } => ({
+          alertTopicArn,
+          healthyAt,
+        })),
     };
   }
   const cloud = settings.cloud;

@@ -14,7 +14,7 @@ interface Seen {
   opts: pulumi.CustomResourceOptions;
 }
 
-test("instances: deleteBeforeReplace, ignoreChanges on ami and user-data; all children parented", async () => {
+test("an update waits for every node's health; instances: deleteBeforeReplace, ignoreChanges on ami and user-data; all children parented", async () => {
   await pulumi.runtime.setMocks(
     {
       newResource: (a) => ({
@@ -41,6 +41,7 @@ test("instances: deleteBeforeReplace, ignoreChanges on ami and user-data; all ch
   const settings = stackSettings("prod");
   if (!settings.ec2) throw new Error("prod must be ec2");
   const seen: Seen[] = [];
+  const reads: string[][] = [];
   const cluster = new RedisEc2Cluster(
     "redis-prod",
     {
@@ -52,6 +53,17 @@ test("instances: deleteBeforeReplace, ignoreChanges on ami and user-data; all ch
       client: settings.client,
       placement: { kind: "create", vpcCidr: settings.ec2.vpcCidr, zones: ["us-east-1a", "us-east-1b", "us-east-1c"] },
       ssm: ssmNames("redis-stack", "prod"),
+      // An update (mocks run with preview off): the health wait reads every node's status through this.
+      healthReader: async (names) => {
+        reads.push(names);
+        // The mocks name each instance's id "<resource name>-id"; each node reports ok from it.
+        return Object.fromEntries(
+          names.map((n) => {
+            const node = n.split("/").pop() ?? "";
+            return [n, JSON.stringify({ state: "ok", node, instance: `redis-prod-${node}-id`, time: "t", detail: "" })];
+          }),
+        );
+      },
     },
     {
       transformations: [
@@ -63,6 +75,10 @@ test("instances: deleteBeforeReplace, ignoreChanges on ami and user-data; all ch
     },
   );
   await new Promise<void>((resolve) => cluster.clientSecurityGroupId.apply(() => resolve()));
+  // `pulumi up` waits until every node reported ok from its current instance.
+  const healthyAt = await new Promise<string>((resolve) => cluster.healthyAt.apply(resolve));
+  expect(healthyAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+  expect(reads[0]).toEqual(cluster.nodes.map((n) => `/redis-stack/prod/status/${n.node.name}`));
   const instances = seen.filter((s) => s.type === "aws:ec2/instance:Instance");
   expect(instances).toHaveLength(6);
   for (const i of instances) {

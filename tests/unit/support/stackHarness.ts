@@ -178,7 +178,7 @@ export async function runStack(
     },
     PROJECT,
     stack,
-    false,
+    true, // preview: what `pulumi preview` (and the PR check) runs; the health wait only runs in an update
   );
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const program = require("../../../index") as () => Promise<StackOutputs>;
