@@ -1,25 +1,35 @@
 /**
- * The prod stack's cluster on namespaced hosts, booted from the exact user-data the EC2 component
- * renders, with admin/app access from the lab's client namespace. Used by the integration tests, the
- * root local mode and the benchmarks; plus the acknowledged-write recorder (writer.ts) around it.
+ * The prod stack's cluster on real Debian 12 hosts (lab/hosts): each host boots the exact gzip'd user-data
+ * the EC2 component renders through real cloud-init, installs Redis with real apt from the lab's mirror,
+ * and reads its secrets with the real awscli from the lab's AWS endpoint (lab/aws), which enforces the
+ * node role policy the stack renders (components/iam.ts). Clients (redis-cli, ioredis) run on this machine
+ * inside the lab's client namespace. Used by the integration tests, the root local mode and the
+ * benchmarks; plus the acknowledged-write recorder (writer.ts) around it.
  */
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { HostLab, Host, ExecResult, LabNode } from "./hostlab/hostLab";
+import { CloudInitResult, ExecResult, Host, HostLab, LabNode } from "./hosts/hostLab";
+import { ensureRootfs } from "./hosts/rootfs";
+import { AwsEndpointControl, startAwsEndpoint, stopAwsEndpoint } from "./aws/control";
+import { makeEndpointTls } from "./aws/tls";
 import { WriterConfig, WriteResult, VerifyResult } from "./writer";
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const keySlot = require("cluster-key-slot") as (key: string) => number;
 import { Settings } from "../components/config";
+import { nodeRolePolicy } from "../components/iam";
 import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/redisConf";
 import { planTopology, NodeAddress } from "../components/topology";
-import { renderNodeUserData, ssmNames, ClusterSpec } from "../components/userData";
+import { renderNodeUserData, ssmNames, ClusterSpec, SsmNames } from "../components/userData";
 import { generatePasswords, Passwords } from "../local/localCluster";
 import { makePki, Pki } from "./pki";
 
 /** The tests' lab subnet (a /24 on a bridge of their own); the local mode uses another. */
 export const TEST_SUBNET = "10.77.0";
 export const AZS = ["us-east-1a", "us-east-1b", "us-east-1c"];
+export const LAB_ACCOUNT = "123456789012";
+export const LAB_ROLE = "redis-stack-lab-node";
+export const LAB_STACK = "lab";
 
 export interface ClusterLab {
   lab: HostLab;
@@ -28,8 +38,13 @@ export interface ClusterLab {
   hosts: Host[];
   passwords: Passwords;
   pki?: Pki;
+  /** Where the CA and node certificates are (a new certificate for a node: remove its files, makePki again). */
+  pkiDir: string;
   userData: string[];
-  /** Client-side TLS files inside the client namespace (the lab writes them there). */
+  ssm: SsmNames;
+  /** The lab's AWS endpoint: parameters, instances, the request log, the mirror's reachability. */
+  aws: AwsEndpointControl;
+  /** The CA file for TLS clients on this machine (the client namespace shares its filesystem). */
   clientCa?: string;
   /** redis-cli against a node from the client namespace, as admin (default) or app. */
   cli(
@@ -40,8 +55,15 @@ export interface ClusterLab {
   ): Promise<ExecResult>;
   /** Waits until each of `nodes` (the live ones) sees every shard with a healthy master and the other live nodes as linked replicas. */
   waitConverged(timeoutMs?: number, nodes?: NodeAddress[]): Promise<number>;
-  /** Runs every host's user-data (in the given order, `staggerMs` apart) and returns the results. */
-  boot(order?: number[], staggerMs?: number): Promise<ExecResult[]>;
+  /**
+   * First boot of every host (in the given order, `staggerMs` apart): cloud-init runs each user-data.
+   * Resolves with each host's cloud-init result once all are done.
+   */
+  boot(order?: number[], staggerMs?: number): Promise<CloudInitResult[]>;
+  /** Terminate host i and launch a new instance in its place (new instance id, registered with AWS). */
+  replace(i: number, opts?: { blankVolume?: boolean }): Promise<CloudInitResult>;
+  /** The host's network namespace with this machine's programs (node, redis-cli): a client on that host. */
+  onHost(i: number): LabNode;
   destroy(): Promise<void>;
 }
 
@@ -52,6 +74,8 @@ export function volumeId(i: number): string {
 /** Creates the hosts for the given settings (the prod stack's, possibly with TLS switched). */
 export interface ClusterLabOptions {
   peerWaitSeconds?: number;
+  /** How long a first boot retries apt (default the stack's). */
+  aptWaitSeconds?: number;
   /** First three octets of the lab's /24 (default the tests'). */
   subnet?: string;
   /** Keep the lab after this process exits (the local mode), with this machine at <subnet>.1 on it. */
@@ -61,18 +85,26 @@ export interface ClusterLabOptions {
   passwords?: Passwords;
   /** Size of each node's (sparse) data volume. */
   dataVolumeMiB?: number;
+  /** Progress lines (the one-time root filesystem build, boots). */
+  log?: (line: string) => void;
+}
+
+/** The endpoint's state dir inside a lab dir: `destroyClusterLab` stops the process found there. */
+export function endpointDir(labDir: string): string {
+  return path.join(labDir, "aws");
 }
 
 export async function createClusterLab(settings: Settings, opts: ClusterLabOptions = {}): Promise<ClusterLab> {
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("EC2 settings needed");
+  const log = opts.log ?? (() => undefined);
   const subnet = opts.subnet ?? TEST_SUBNET;
   const nodes: NodeAddress[] = planTopology(ec2.shards, ec2.replicasPerShard, 3).map((node) => ({
     node,
     ip: `${subnet}.${11 + node.index}`,
     port: REDIS_PORT,
   }));
-  const ssm = ssmNames("redis-stack", "lab");
+  const ssm = ssmNames("redis-stack", LAB_STACK);
   const passwords = opts.passwords ?? generatePasswords();
   const pkiDir = opts.pkiDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "redis-pki-"));
   const pki = settings.tls
@@ -81,14 +113,6 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
         nodes.map((n) => ({ name: n.node.name, ip: n.ip })),
       )
     : undefined;
-  const params: Record<string, string> = { [ssm.appPassword]: passwords.app, [ssm.adminPassword]: passwords.admin };
-  if (pki) {
-    params[ssm.tlsCa] = pki.caCertPem;
-    for (const n of nodes) {
-      params[ssm.tlsKey(n.node.name)] = pki.nodes.get(n.node.name)?.keyPem ?? "";
-      params[ssm.tlsCert(n.node.name)] = pki.nodes.get(n.node.name)?.certPem ?? "";
-    }
-  }
 
   const spec: ClusterSpec = {
     nodeTimeoutMs: ec2.nodeTimeoutMs,
@@ -97,31 +121,75 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     persistence: settings.persistence,
     region: ec2.region,
     ssm,
-    peerWaitSeconds: opts.peerWaitSeconds ?? 120,
+    peerWaitSeconds: opts.peerWaitSeconds ?? 180,
+    aptWaitSeconds: opts.aptWaitSeconds,
   };
   const userData = nodes.map((n, i) => renderNodeUserData(spec, nodes, n, volumeId(i), settings.tls));
 
+  const rootfs = await ensureRootfs({ log });
   const lab = await HostLab.create(
-    nodes.map((n, i) => ({ name: n.node.name, ip: n.ip, az: AZS[n.node.azIndex], dataVolumeId: volumeId(i) })),
+    nodes.map((n, i) => ({ name: n.node.name, ip: n.ip, volumeId: volumeId(i), userData: userData[i] })),
     {
       cidrPrefix: 24,
       clientIp: `${subnet}.100`,
-      ssmParameters: params,
-      dataVolumeMiB: opts.dataVolumeMiB ?? 96,
-      persistent: opts.persistent,
+      endpointIp: `${subnet}.2`,
       gatewayIp: opts.persistent ? `${subnet}.1` : undefined,
+      region: ec2.region,
+      volumeMiB: opts.dataVolumeMiB ?? 128,
+      persistent: opts.persistent,
+      rootfs,
+      start: false,
+      log,
     },
   );
   const hosts = nodes.map((n) => lab.host(n.node.name));
-  let clientCa: string | undefined;
+  sweepOrphanEndpoints(); // HostLab.create swept the labs of dead runs; their endpoints go too.
+
+  // The one stand-in: AWS's own APIs, in the lab's endpoint namespace, trusted by the hosts' CA store.
+  const awsDir = endpointDir(lab.dir);
+  if (!rootfs.caKeyFile) throw new Error("the lab rootfs has no CA key to sign the endpoint's certificate");
+  const tls = makeEndpointTls(path.join(awsDir, "tls"), {
+    region: ec2.region,
+    ips: [`${subnet}.2`],
+    ca: { certFile: rootfs.caCertFile, keyFile: rootfs.caKeyFile },
+  });
+  const { pid, control: aws } = await startAwsEndpoint({
+    stateDir: awsDir,
+    netns: lab.endpoint.netns,
+    config: {
+      listen: `${subnet}.2`,
+      imdsListen: "169.254.169.254",
+      imdsPort: 80,
+      httpsPort: 443,
+      aptPort: 80,
+      region: ec2.region,
+      account: LAB_ACCOUNT,
+      tls: { certPem: tls.certPem, keyPem: tls.keyPem },
+      aptRepoDir: rootfs.mirrorRoot,
+    },
+  });
+  if (!opts.persistent) process.once("exit", () => killQuietly(pid));
+  await aws.putRole(LAB_ROLE, [nodeRolePolicy(ec2.region, LAB_ACCOUNT, ssm.prefix, ssm.statusPrefix)]);
+  await aws.putParameter(ssm.appPassword, "SecureString", passwords.app);
+  await aws.putParameter(ssm.adminPassword, "SecureString", passwords.admin);
   if (pki) {
-    clientCa = "/root/redis-ca.crt";
-    for (const where of [lab.client, ...hosts]) {
-      const r = await where.sh(`mkdir -p /root && cat > ${clientCa}`, { input: pki.caCertPem });
-      if (r.code !== 0) throw new Error(`could not place the CA in ${where.name}: ${r.stderr}`);
+    await aws.putParameter(ssm.tlsCa, "String", pki.caCertPem);
+    for (const n of nodes) {
+      await aws.putParameter(ssm.tlsKey(n.node.name), "SecureString", pki.nodes.get(n.node.name)?.keyPem ?? "");
+      await aws.putParameter(ssm.tlsCert(n.node.name), "String", pki.nodes.get(n.node.name)?.certPem ?? "");
     }
   }
+  const register = (i: number) =>
+    aws.putInstance(nodes[i].ip, {
+      instanceId: hosts[i].instanceId,
+      az: AZS[nodes[i].node.azIndex],
+      instanceType: ec2.instanceType,
+      role: LAB_ROLE,
+      hostname: nodes[i].node.name,
+    });
+  for (let i = 0; i < nodes.length; i++) await register(i);
 
+  const clientCa = pki?.caCertFile;
   const byName = (n: NodeAddress | string) =>
     typeof n === "string" ? nodes.find((x) => x.node.name === n || `${x.ip}:${x.port}` === n) : n;
   const cli: ClusterLab["cli"] = (node, args, as = "admin", timeoutMs = 10000) => {
@@ -130,20 +198,26 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     const auth = as === "none" ? [] : ["--user", as === "admin" ? ADMIN_USER : APP_USER];
     const env: Record<string, string> =
       as === "none" ? {} : { REDISCLI_AUTH: as === "admin" ? passwords.admin : passwords.app };
-    const tls = clientCa ? ["--tls", "--cacert", clientCa] : [];
-    return lab.client.exec(["redis-cli", "-h", target.ip, "-p", String(target.port), ...auth, ...tls, ...args], {
+    const tlsArgs = clientCa ? ["--tls", "--cacert", clientCa] : [];
+    return lab.client.exec(["redis-cli", "-h", target.ip, "-p", String(target.port), ...auth, ...tlsArgs, ...args], {
       env,
       timeoutMs,
     });
   };
   const boot: ClusterLab["boot"] = async (order = nodes.map((_, i) => i), staggerMs = 0) => {
-    const results: Promise<ExecResult>[] = [];
     for (const i of order) {
-      results[i] = hosts[i].runUserData(userData[i], { timeoutMs: 240000 });
+      await hosts[i].start();
       if (staggerMs > 0) await new Promise((r) => setTimeout(r, staggerMs));
     }
-    return Promise.all(results);
+    return Promise.all(hosts.map((h) => h.waitCloudInit(600_000)));
   };
+  const replace: ClusterLab["replace"] = async (i, replaceOpts = {}) => {
+    await hosts[i].powerLoss();
+    await hosts[i].replace({ blankVolume: replaceOpts.blankVolume });
+    await register(i);
+    return hosts[i].waitCloudInit(600_000);
+  };
+  const onHost: ClusterLab["onHost"] = (i) => netnsNode(hosts[i].name, hosts[i].ip, hosts[i].netns);
   const waitConverged: ClusterLab["waitConverged"] = async (timeoutMs = 30000, among = nodes) => {
     const started = Date.now();
     // Every live node is in the view: all shards have a master, the rest are replicas.
@@ -178,12 +252,150 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     hosts,
     passwords,
     pki,
+    pkiDir,
     userData,
+    ssm,
+    aws,
     clientCa,
     cli,
     waitConverged,
     boot,
-    destroy: () => lab.destroy(),
+    replace,
+    onHost,
+    destroy: async () => {
+      await stopAwsEndpoint(awsDir, pid);
+      await lab.destroy();
+    },
+  };
+}
+
+export const LAB_DEPLOYER_ROLE = "redis-stack-lab-deployer";
+
+/**
+ * `pulumi up`'s health wait, run with the real AWS SDK from the client namespace (registered with the
+ * endpoint as the deployer: it may read the status parameters, nothing else).
+ */
+export async function waitHealthyFromClient(c: ClusterLab, timeoutSeconds: number): Promise<ExecResult> {
+  const ec2 = c.settings.ec2;
+  if (!ec2) throw new Error("EC2 settings needed");
+  const region = ec2.region;
+  await c.aws.putRole(LAB_DEPLOYER_ROLE, [
+    {
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "ReadNodeStatus",
+          Effect: "Allow",
+          Action: ["ssm:GetParameters", "ssm:GetParameter"],
+          Resource: `arn:aws:ssm:${region}:${LAB_ACCOUNT}:parameter${c.ssm.statusPrefix}/*`,
+        },
+      ],
+    },
+  ]);
+  await c.aws.putInstance(c.lab.client.ip, {
+    instanceId: "i-0dec0de0000000001",
+    az: AZS[0],
+    instanceType: "t3.micro",
+    role: LAB_DEPLOYER_ROLE,
+  });
+  await c.lab.client.sh(`ip route replace 169.254.169.254/32 via ${c.lab.endpointIp}`);
+  const input = {
+    region,
+    timeoutSeconds,
+    nodes: c.nodes.map((n, i) => ({
+      name: n.node.name,
+      parameter: c.ssm.status(n.node.name),
+      instanceId: c.hosts[i].instanceId,
+    })),
+  };
+  return c.lab.client.exec(["node", "-r", TS_NODE, path.join(__dirname, "waitHealthy.ts")], {
+    env: {
+      WAIT_HEALTHY: JSON.stringify(input),
+      AWS_ENDPOINT_URL_SSM: `https://${c.lab.endpointIp}`,
+      NODE_EXTRA_CA_CERTS: c.lab.rootfs.caCertFile,
+      TS_NODE_PROJECT: path.resolve(__dirname, "../tsconfig.json"),
+    },
+    timeoutMs: (timeoutSeconds + 60) * 1000,
+  });
+}
+
+/**
+ * AWS endpoints whose lab is gone (a run that was killed before its clean-up): their state dir was
+ * removed with the lab, so nothing else would ever stop them.
+ */
+export function sweepOrphanEndpoints(): number[] {
+  const killed: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    const script = argv.findIndex((a) => a.endsWith(path.join("lab", "aws", "endpoint.ts")));
+    const dirAt = argv.indexOf("--state-dir");
+    if (script < 0 || dirAt < 0) continue;
+    if (!fs.existsSync(argv[dirAt + 1] ?? "")) {
+      killQuietly(Number(entry));
+      killed.push(Number(entry));
+    }
+  }
+  return killed;
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    /* already gone */
+  }
+}
+
+/**
+ * A lab namespace used with this machine's own programs (`ip netns exec`): the client, or a client that
+ * sits on a host's network (a writer cut off together with its host by a partition).
+ */
+export function netnsNode(name: string, ip: string, netns: string): LabNode {
+  const exec: LabNode["exec"] = async (argv, o = {}) => {
+    const { spawn } = await import("child_process");
+    return new Promise<ExecResult>((resolve) => {
+      const child = spawn("ip", ["netns", "exec", netns, ...argv], {
+        env: { PATH: process.env.PATH ?? "", ...(o.env ?? {}) },
+        cwd: "/",
+        stdio: [o.input !== undefined ? "pipe" : "ignore", "pipe", "pipe"],
+        detached: true,
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout?.on("data", (d: Buffer) => out.push(d));
+      child.stderr?.on("data", (d: Buffer) => err.push(d));
+      if (o.input !== undefined) child.stdin?.end(o.input);
+      const timer = setTimeout(() => {
+        try {
+          if (child.pid) process.kill(-child.pid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }, o.timeoutMs ?? 120_000);
+      child.on("close", (code, signal) => {
+        clearTimeout(timer);
+        resolve({
+          code: code ?? (signal ? 124 : 1),
+          stdout: Buffer.concat(out).toString("utf8"),
+          stderr: Buffer.concat(err).toString("utf8"),
+        });
+      });
+    });
+  };
+  return {
+    name,
+    ip,
+    netns,
+    exec,
+    sh: (script, o) => exec(["bash", "-c", script], o),
+    networkDown: () => Promise.reject(new Error("use the host's own networkDown")),
+    networkUp: () => Promise.reject(new Error("use the host's own networkUp")),
   };
 }
 

@@ -3,7 +3,7 @@
  *   npm run local            bring it up (safe to repeat), wait until healthy, print the output contract
  *   npm run local -- down    stop it and remove everything it made
  *   npm run local -- status  health of a running local cluster
- * As root on Linux: six simulated hosts (network + mount namespaces) each running its real EC2 user-data.
+ * As root on Linux: six real Debian 12 hosts (systemd-nspawn) booting their EC2 user-data through cloud-init.
  * Otherwise (or with REDIS_LOCAL_MODE=loopback): six processes on 127.0.0.1:7000-7005.
  */
 import * as fs from "fs";
@@ -22,7 +22,7 @@ const log = (m: string) => console.log(`[local] ${m}`);
 function requireRedis(): void {
   if (spawnSync("redis-server", ["--version"]).status !== 0 || spawnSync("redis-cli", ["--version"]).status !== 0) {
     console.error(
-      "redis-server/redis-cli not found: install them with `sudo apt-get install redis-server redis-tools` (Debian/Ubuntu) or `brew install redis`.",
+      "redis-server/redis-cli not found: run `sudo bash lab/install-packages.sh` first (Debian/Ubuntu; it installs everything the local mode and the tests use), or `brew install redis` for the loopback mode.",
     );
     process.exit(2);
   }
@@ -118,8 +118,9 @@ async function main(): Promise<void> {
     console.error(`usage: npm run local [-- up|down|status]`);
     process.exit(2);
   }
-  requireRedis();
+  // As root this installs what the hosts need (Debian packages) first, as .ci/run does.
   const mode = chooseMode();
+  requireRedis();
   if (cmd === "down") {
     await stopLoopback(log);
     await hostsDown(log);

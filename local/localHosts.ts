@@ -1,29 +1,40 @@
 /**
- * The local mode as root: six simulated hosts (network + mount namespaces) on a bridge of their own,
- * each running the exact EC2 user-data of its node. This machine sits at 10.78.0.1 on that bridge, so
- * apps here reach the nodes at 10.78.0.11-16:6379. The lab outlives the command; `down` removes it.
+ * The local mode as root: the prod topology on real Debian 12 hosts (lab/hosts), each booting the exact
+ * EC2 user-data of its node through cloud-init, with the lab's AWS endpoint serving their secrets. This
+ * machine sits at 10.78.0.1 on the hosts' bridge, so apps here reach the nodes at 10.78.0.11-16:6379.
+ * The hosts outlive the command; `down` removes them.
  */
 import * as fs from "fs";
 import * as path from "path";
+import { spawnSync } from "child_process";
 import { Settings } from "../components/config";
 import { ADMIN_USER } from "../components/redisConf";
 import { NodeAddress } from "../components/topology";
-import { canRunLab, destroyPersistentLabs } from "../lab/hostlab/hostLab";
-import { createClusterLab } from "../lab/clusterLab";
+import { canRunLab, destroyPersistentLabs } from "../lab/hosts/hostLab";
+import { stopAwsEndpoint } from "../lab/aws/control";
+import { createClusterLab, endpointDir, sweepOrphanEndpoints } from "../lab/clusterLab";
 import { clusterHealth, Passwords, ROOT } from "./localCluster";
 
 export const HOSTS_DIR = path.join(ROOT, ".local", "hosts");
 export const LOCAL_SUBNET = "10.78.0";
 const STATE = path.join(HOSTS_DIR, "state.json");
+const INSTALL_PACKAGES = path.join(ROOT, "lab", "install-packages.sh");
 
 export interface HostsState {
   nodes: NodeAddress[];
   passwords: Passwords;
   caFile?: string;
+  /** The lab's dir (its AWS endpoint's state lives below it). */
+  labDir: string;
 }
 
+/** As root, installs what the hosts need (Debian packages) first; otherwise says what is missing. */
 export function canRunHosts(): { ok: boolean; reason?: string } {
-  return canRunLab();
+  const first = canRunLab();
+  if (first.ok || process.getuid?.() !== 0) return first;
+  if (spawnSync("bash", [INSTALL_PACKAGES], { stdio: "inherit" }).status !== 0)
+    return { ok: false, reason: `${INSTALL_PACKAGES} failed` };
+  return canRunLab(true);
 }
 
 export function readHostsState(): HostsState | undefined {
@@ -56,38 +67,39 @@ export async function hostsUp(settings: Settings, log: (m: string) => void): Pro
   await hostsDown(() => undefined);
   fs.mkdirSync(HOSTS_DIR, { recursive: true, mode: 0o700 });
   log(
-    `creating ${ec2.shards * (1 + ec2.replicasPerShard)} hosts on ${LOCAL_SUBNET}.0/24 (this machine: ${LOCAL_SUBNET}.1)`,
+    `creating ${ec2.shards * (1 + ec2.replicasPerShard)} Debian 12 hosts on ${LOCAL_SUBNET}.0/24 (this machine: ${LOCAL_SUBNET}.1); ` +
+      "the first run builds their root filesystem (a few minutes, cached afterwards)",
   );
   const c = await createClusterLab(settings, {
     subnet: LOCAL_SUBNET,
     persistent: true,
     pkiDir: path.join(HOSTS_DIR, "pki"),
     dataVolumeMiB: 512,
+    log,
   });
-  log(
-    "running each node's user-data (install check, format + mount the data volume, secrets from SSM, redis.conf, start, form/join)",
-  );
+  const state: HostsState = { nodes: c.nodes, passwords: c.passwords, caFile: c.pki?.caCertFile, labDir: c.lab.dir };
+  fs.writeFileSync(STATE, JSON.stringify(state, null, 2), { mode: 0o600 });
+  log("booting every host: cloud-init runs its user-data (apt installs Redis and awscli, then the node's units start)");
   const started = Date.now();
+  for (const h of c.hosts) await h.start();
   await Promise.all(
     c.nodes.map(async (n, i) => {
-      const r = await c.hosts[i].runUserData(c.userData[i], { timeoutMs: 300000 });
-      const last = r.stdout.trim().split("\n").pop() ?? "";
-      if (r.code !== 0)
+      const r = await c.hosts[i].waitCloudInit(900_000);
+      if (r.status !== "done")
         throw new Error(
-          `user-data of ${n.node.name} failed (exit ${r.code}): ${last}\n${r.stderr.trim().split("\n").slice(-5).join("\n")}`,
+          `cloud-init on ${n.node.name} ended '${r.status}': ${r.output.trim().split("\n").slice(-5).join("\n")}`,
         );
-      log(
-        `${n.node.name} (${n.node.role}, ${c.hosts[i].az}, ${n.ip}) done in ${((Date.now() - started) / 1000).toFixed(1)}s`,
-      );
+      log(`${n.node.name} (${n.node.role}, ${n.ip}) booted in ${((Date.now() - started) / 1000).toFixed(1)}s`);
     }),
   );
-  const state: HostsState = { nodes: c.nodes, passwords: c.passwords, caFile: c.pki?.caCertFile };
-  fs.writeFileSync(STATE, JSON.stringify(state, null, 2), { mode: 0o600 });
   return state;
 }
 
 export async function hostsDown(log: (m: string) => void): Promise<void> {
+  const state = readHostsState();
+  if (state?.labDir) await stopAwsEndpoint(endpointDir(state.labDir));
   const removed = destroyPersistentLabs();
+  sweepOrphanEndpoints();
   if (removed.length > 0) log(`removed the local hosts (lab ${removed.join(", ")})`);
   fs.rmSync(HOSTS_DIR, { recursive: true, force: true });
 }

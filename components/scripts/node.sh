@@ -99,7 +99,7 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     retry "$APT_WAIT_SECONDS" apt_update ||
       fail_with "apt could not fetch the package lists for ${APT_WAIT_SECONDS}s (no route to the mirror yet? check the NAT gateway and the route table)"
-    retry "$APT_WAIT_SECONDS" apt-get install -y -q -o DPkg::Lock::Timeout=60 "${missing[@]}" ||
+    retry "$APT_WAIT_SECONDS" apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=60 "${missing[@]}" ||
       fail_with "apt-get install ${missing[*]} kept failing for ${APT_WAIT_SECONDS}s (see $BOOT_LOG)"
   fi
   # Debian's own unit runs a standalone server from /etc/redis/redis.conf; this node runs redis-node.service.
@@ -249,10 +249,21 @@ prepare() {
   install_ssm_agent
 }
 
+# wait_cluster_ok: this node sees every slot served (a node that just joined learns the slot map by gossip).
+wait_cluster_ok() {
+  local deadline=$((SECONDS + PEER_WAIT_SECONDS)) state=""
+  until [ "$state" = ok ]; do
+    [ "$SECONDS" -ge "$deadline" ] && fail_with "in the cluster, but cluster_state is '${state:-unknown}' after ${PEER_WAIT_SECONDS}s"
+    sleep 0.5
+    state=$(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_state)
+  done
+}
+
 converge() {
   publish_status starting "joining the cluster"
   cluster_converge
-  publish_status ok "$(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_state | sed 's/^/cluster_state:/')"
+  wait_cluster_ok
+  publish_status ok "cluster_state:ok"
 }
 
 first_boot() {
@@ -268,11 +279,11 @@ first_boot() {
 }
 
 main() {
-  local cmd=${1:-}
+  COMMAND=${1:-}
   mkdir -p "$(dirname "$BOOT_LOG")"
   exec > >(tee -a "$BOOT_LOG") 2>&1
-  trap 'on_exit "$cmd"' EXIT
-  case "$cmd" in
+  trap 'on_exit "$COMMAND"' EXIT
+  case "$COMMAND" in
   first-boot) first_boot ;;
   prepare) prepare ;;
   converge) converge ;;

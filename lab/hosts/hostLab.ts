@@ -372,8 +372,9 @@ export type LabCheck = { ok: true } | { ok: false; reason: string };
 let canRunCache: LabCheck | undefined;
 
 /** Can this machine run a HostLab? (Linux, root, the tools, overlayfs, loop devices, network namespaces.) */
-export function canRunLab(): LabCheck {
-  if (canRunCache) return canRunCache;
+/** `recheck`: look again (after installing what was missing). */
+export function canRunLab(recheck = false): LabCheck {
+  if (canRunCache && !recheck) return canRunCache;
   const check = (): LabCheck => {
     if (process.platform !== "linux") return { ok: false, reason: `HostLab needs Linux (not ${process.platform})` };
     if (typeof process.getuid !== "function" || process.getuid() !== 0)

@@ -1,0 +1,157 @@
+/**
+ * A node's life with the real semantics of EC2 and cloud-init (issue: real hosts): the first boot while
+ * the mirror is unreachable (a NAT not routing yet), real reboots (same instance id: cloud-init does not
+ * run the user-data again; the every-boot units do what must hold), a certificate rotated in SSM reaching
+ * the node at its next boot, the instance role confined to this stack's parameters, and a replacement
+ * (new instance id: cloud-init runs the user-data again) that keeps its volume.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { describeLab, CloudInitResult } from "../../lab/hosts/hostLab";
+import { stackSettings } from "../../local/localCluster";
+import {
+  ClusterLab,
+  createClusterLab,
+  infoField,
+  masterOfSlot,
+  missingWrites,
+  parseClusterNodes,
+  RunningWriter,
+  startWriter,
+  tagForSlots,
+} from "../../lab/clusterLab";
+import { makePki } from "../../lab/pki";
+
+const settings = stackSettings("prod");
+const APT_OUTAGE_MS = 60_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describeLab("node lifecycle on real hosts", () => {
+  let c: ClusterLab;
+  let boots: CloudInitResult[] = [];
+  const firstBoots = async (i: number) =>
+    Number((await c.hosts[i].sh("grep -c 'first boot of .* done' /var/log/redis-stack.log")).stdout.trim());
+  const servedCertSerial = async (i: number) =>
+    (
+      await c.lab.client.sh(
+        `openssl s_client -connect ${c.nodes[i].ip}:6379 -CAfile ${c.clientCa} </dev/null 2>/dev/null | openssl x509 -noout -serial`,
+      )
+    ).stdout.trim();
+  const certSerial = (pem: string) =>
+    c.lab.client.sh("openssl x509 -noout -serial", { input: pem }).then((r) => r.stdout.trim());
+
+  beforeAll(async () => {
+    c = await createClusterLab(settings, { log: (l) => console.log(l) });
+    // The NAT is not routing yet: for the first minute every connection to the mirror fails.
+    await c.aws.setAptReachable(false);
+    const outage = sleep(APT_OUTAGE_MS).then(() => c.aws.setAptReachable(true));
+    boots = await c.boot();
+    await outage;
+    await c.waitConverged(60_000);
+  }, 900_000);
+  afterAll(async () => c?.destroy());
+
+  test("first boot with the mirror unreachable for a minute: apt's silent failure is caught and retried, and every node comes up", async () => {
+    expect(boots.map((b) => b.status)).toEqual(["done", "done", "done", "done", "done", "done"]);
+    for (const b of boots) {
+      // Debian 12's apt-get update reports the failed fetch (and exits 0 without --error-on=any).
+      expect(b.output).toMatch(/Failed to fetch|Could not connect|Connection failed|Unable to connect/);
+      expect(b.output).toMatch(/first boot of \S+ done/);
+    }
+    const info = (await c.cli("shard0-0", ["cluster", "info"])).stdout;
+    expect(infoField(info, "cluster_state")).toBe("ok");
+  });
+
+  test("the instance role reads this stack's parameters only, and writes only its status", async () => {
+    await c.aws.putParameter("/redis-stack/other/app-password", "SecureString", "another stack's secret");
+    const h = c.hosts[0];
+    const get = (name: string) =>
+      h.sh(
+        `aws ssm get-parameter --region us-east-1 --with-decryption --name ${name} --query Parameter.Value --output text`,
+      );
+    const own = await get(c.ssm.appPassword);
+    expect(own.code).toBe(0);
+    expect(own.stdout.trim()).toBe(c.passwords.app);
+    const other = await get("/redis-stack/other/app-password");
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toMatch(/AccessDeniedException/);
+    expect(other.stdout).not.toContain("another stack's secret");
+    const write = await h.sh(
+      `aws ssm put-parameter --region us-east-1 --overwrite --type String --name ${c.ssm.appPassword} --value x`,
+    );
+    expect(write.code).not.toBe(0);
+    expect(write.stderr).toMatch(/AccessDeniedException/);
+    const denied = (await c.aws.requests()).filter((r) => r.decision !== "allow" && r.sourceIp === c.nodes[0].ip);
+    expect(denied.map((r) => r.action).sort()).toEqual(["GetParameter", "PutParameter"]);
+  });
+
+  test("rolling real reboots of all six: same instance ids, the user-data not run again, each back in the cluster, 0 acknowledged writes lost", async () => {
+    const writers: RunningWriter[] = await Promise.all(
+      c.nodes
+        .filter((n) => n.node.role === "master")
+        .map((m) => startWriter(c, tagForSlots(m.node.slots.start, m.node.slots.end, "reboot"))),
+    );
+    const ids = c.hosts.map((h) => h.instanceId);
+    for (const [i, h] of c.hosts.entries()) {
+      const pid = (await h.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
+      await h.reboot({ timeoutMs: 120_000 });
+      expect(await h.waitBooted(180_000)).toMatch(/running|degraded/);
+      await c.waitConverged(120_000);
+      expect(h.instanceId).toBe(ids[i]);
+      expect((await h.sh("cat /var/lib/cloud/data/instance-id")).stdout.trim()).toBe(ids[i]);
+      expect(await firstBoots(i)).toBe(1);
+      const after = (await h.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
+      expect(after).not.toBe(pid);
+      expect((await h.sh("grep -c 'prepare: ' /var/log/redis-stack.log")).stdout.trim()).toBe("2");
+    }
+    const results = await Promise.all(writers.map((w) => w.stop()));
+    for (const [k, w] of writers.entries()) {
+      const seqs = results[k].acked.map(([s]) => s);
+      expect(seqs.length).toBeGreaterThan(100);
+      expect(await missingWrites(c, w.tag, seqs)).toEqual([]);
+    }
+    console.log(
+      `rolling reboots: max write gap per shard ${results.map((r) => Math.max(0, ...r.gaps.map((g) => g.ms))).join(", ")} ms`,
+    );
+  }, 900_000);
+
+  test("a certificate renewed in SSM reaches the node at its next boot", async () => {
+    const i = 3;
+    const name = c.nodes[i].node.name;
+    const before = await servedCertSerial(i);
+    expect(before).toMatch(/^serial=/);
+    for (const ext of ["crt", "key"]) fs.rmSync(path.join(c.pkiDir, `${name}.${ext}`));
+    const renewed = makePki(c.pkiDir, [{ name, ip: c.nodes[i].ip }]).nodes.get(name);
+    if (!renewed) throw new Error("no renewed certificate");
+    await c.aws.putParameter(c.ssm.tlsCert(name), "String", renewed.certPem);
+    await c.aws.putParameter(c.ssm.tlsKey(name), "SecureString", renewed.keyPem);
+    // Running nodes keep what they loaded; the reboot's prepare unit fetches the new pair.
+    expect(await servedCertSerial(i)).toBe(before);
+    await c.hosts[i].reboot({ timeoutMs: 120_000 });
+    await c.hosts[i].waitBooted(180_000);
+    await c.waitConverged(120_000);
+    const after = await servedCertSerial(i);
+    expect(after).toBe(await certSerial(renewed.certPem));
+    expect(after).not.toBe(before);
+  }, 600_000);
+
+  test("a replacement instance (new id) runs the user-data again, re-attaches the kept volume and returns with the same cluster identity", async () => {
+    const victim = await masterOfSlot(c, c.nodes[2].node.slots.start);
+    const i = victim.node.index;
+    const idBefore = parseClusterNodes((await c.cli(victim, ["cluster", "nodes"])).stdout).find((l) =>
+      l.flags.includes("myself"),
+    )?.id;
+    const oldInstance = c.hosts[i].instanceId;
+    const boot = await c.replace(i, { blankVolume: false });
+    expect(boot.status).toBe("done");
+    expect(c.hosts[i].instanceId).not.toBe(oldInstance);
+    expect((await c.hosts[i].sh("cat /var/lib/cloud/data/instance-id")).stdout.trim()).toBe(c.hosts[i].instanceId);
+    expect(boot.output).toMatch(/first boot of \S+ done/);
+    expect(boot.output).not.toContain("blank: formatting");
+    await c.waitConverged(120_000);
+    const idAfter = parseClusterNodes((await c.cli(victim, ["cluster", "nodes"])).stdout).find((l) =>
+      l.flags.includes("myself"),
+    )?.id;
+    expect(idAfter).toBe(idBefore);
+  }, 600_000);
+});
