@@ -10,11 +10,12 @@ readonly NEEDED=(
   openssl:openssl curl:curl pkill:procps
   systemd-nspawn:systemd-container debootstrap:debootstrap dpkg-scanpackages:dpkg-dev gpg:gnupg
   /usr/bin/aws:awscli update-ca-certificates:ca-certificates
+  /usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring
 )
 
 missing=()
 for pair in "${NEEDED[@]}"; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  command -v "${pair%%:*}" >/dev/null 2>&1 || [ -e "${pair%%:*}" ] || missing+=("${pair#*:}")
 done
 [ "${#missing[@]}" -gt 0 ] || exit 0
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -110,6 +110,18 @@ describeLab("prod cluster from rendered user-data", () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ healthy: true, failed: [], waiting: [] });
   });
 
+  test("systemd runs the server: its pidfile (in the unit's own runtime dir) names the unit's main process", async () => {
+    const h = c.hosts[1];
+    const main = (await h.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
+    expect(main).toMatch(/^[1-9]\d*$/);
+    expect((await h.sh("cat /run/redis-node/redis-node.pid")).stdout.trim()).toBe(main);
+    expect(
+      (await h.sh("systemctl is-enabled redis-node-prepare redis-node redis-node-cluster")).stdout.trim().split("\n"),
+    ).toEqual(["enabled", "enabled", "enabled"]);
+    // Debian's own unit (a standalone server on 127.0.0.1) stays off.
+    expect((await h.sh("systemctl is-active redis-server")).stdout.trim()).not.toBe("active");
+  });
+
   test("the user-data that formed this cluster carries no password and no private key", () => {
     const keys = [...(c.pki?.nodes.values() ?? [])].map((n) => n.keyPem.trim().split("\n")[1]);
     expect(keys).toHaveLength(6);

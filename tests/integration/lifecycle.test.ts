@@ -81,7 +81,9 @@ describeLab("node lifecycle on real hosts", () => {
     );
     expect(write.code).not.toBe(0);
     expect(write.stderr).toMatch(/AccessDeniedException/);
-    const denied = (await c.aws.requests()).filter((r) => r.decision !== "allow" && r.sourceIp === c.nodes[0].ip);
+    const denied = (await c.aws.requests()).filter(
+      (r) => r.service === "ssm" && r.decision !== "allow" && r.sourceIp === c.nodes[0].ip,
+    );
     expect(denied.map((r) => r.action).sort()).toEqual(["GetParameter", "PutParameter"]);
   });
 
