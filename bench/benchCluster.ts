@@ -11,9 +11,8 @@
 import { canRunLab } from "../lab/hosts/hostLab";
 import { ensureRootfs } from "../lab/hosts/rootfs";
 import { createClusterLab } from "../lab/clusterLab";
-import { clusterHealth, stackSettings, sleep } from "../local/localCluster";
+import { adminTarget, clusterHealth, stackSettings, sleep } from "../local/localCluster";
 import { convergeLoopback, startLoopback, stopLoopback } from "../local/loopback";
-import { ADMIN_USER } from "../components/redisConf";
 import { machine, stats, writeResults } from "./benchUtil";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -39,19 +38,8 @@ async function loopbackRun(): Promise<number> {
   const started = Date.now();
   const state = await startLoopback(settings, () => undefined);
   const converge = convergeLoopback(state);
-  const first = state.nodes[0];
   for (;;) {
-    const h = await clusterHealth(
-      {
-        host: first.ip,
-        port: first.port,
-        user: ADMIN_USER,
-        password: state.passwords.admin,
-        tls: state.caFile ? { ca: state.caFile } : undefined,
-      },
-      ec2.shards,
-      ec2.replicasPerShard,
-    );
+    const h = await clusterHealth(adminTarget(state), ec2.shards, ec2.replicasPerShard);
     if (h.ok) break;
     if (Date.now() - started > 120000) throw new Error(`loopback cluster not healthy: ${h.detail}`);
     await sleep(50);

@@ -10,9 +10,9 @@ import * as fs from "fs";
 import * as path from "path";
 import { spawnSync } from "child_process";
 import { connectionContract, ConnectionContract, toDotenv } from "../components/connection";
-import { APP_USER, ADMIN_USER } from "../components/redisConf";
+import { APP_USER } from "../components/redisConf";
 import { NodeAddress } from "../components/topology";
-import { clusterHealth, CliTarget, Passwords, ROOT, sleep, stackSettings } from "./localCluster";
+import { adminTarget, clusterHealth, CliTarget, Passwords, ROOT, sleep, stackSettings } from "./localCluster";
 import { convergeLoopback, readLoopbackState, startLoopback, stopLoopback } from "./loopback";
 import { hostsDown, hostsUp, canRunHosts, readHostsState } from "./localHosts";
 
@@ -88,14 +88,7 @@ async function up(mode: Mode): Promise<void> {
   } else {
     running = await hostsUp(settings, log);
   }
-  const first = running.nodes[0];
-  const target: CliTarget = {
-    host: first.ip,
-    port: first.port,
-    user: ADMIN_USER,
-    password: running.passwords.admin,
-    tls: running.caFile ? { ca: running.caFile } : undefined,
-  };
+  const target: CliTarget = adminTarget(running);
   const ms = await waitHealthy(target, ec2.shards, ec2.replicasPerShard, 120000);
   log(`cluster healthy (${(ms / 1000).toFixed(1)}s after every node finished its part)`);
   publish(
@@ -135,18 +128,7 @@ async function main(): Promise<void> {
       log("no local cluster (start one with: npm run local)");
       return;
     }
-    const first = running.nodes[0];
-    const h = await clusterHealth(
-      {
-        host: first.ip,
-        port: first.port,
-        user: ADMIN_USER,
-        password: running.passwords.admin,
-        tls: running.caFile ? { ca: running.caFile } : undefined,
-      },
-      ec2.shards,
-      ec2.replicasPerShard,
-    );
+    const h = await clusterHealth(adminTarget(running), ec2.shards, ec2.replicasPerShard);
     log(
       `${running.nodes.map((n) => `${n.ip}:${n.port}`).join(" ")}: ${h.ok ? "healthy" : "NOT healthy"} (${h.detail})`,
     );

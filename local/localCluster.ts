@@ -11,6 +11,7 @@ import { execFile } from "child_process";
 import { promisify } from "util";
 import { parseSettings, Settings } from "../components/config";
 import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../components/redisConf";
+import type { NodeAddress } from "../components/topology";
 
 export const ROOT = path.resolve(__dirname, "..");
 const run = promisify(execFile);
@@ -72,6 +73,18 @@ export interface CliTarget {
   user: string;
   password: string;
   tls?: { ca: string; cert?: string; key?: string };
+}
+
+/** The admin's view of a running local cluster: its first node, as `clusterHealth` and the CLI take it. */
+export function adminTarget(running: { nodes: NodeAddress[]; passwords: Passwords; caFile?: string }): CliTarget {
+  const first = running.nodes[0];
+  return {
+    host: first.ip,
+    port: first.port,
+    user: ADMIN_USER,
+    password: running.passwords.admin,
+    tls: running.caFile ? { ca: running.caFile } : undefined,
+  };
 }
 
 /** Runs redis-cli against one node. */

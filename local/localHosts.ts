@@ -8,12 +8,11 @@ import * as fs from "fs";
 import * as path from "path";
 import { spawnSync } from "child_process";
 import { Settings } from "../components/config";
-import { ADMIN_USER } from "../components/redisConf";
 import { NodeAddress } from "../components/topology";
 import { canRunLab, destroyPersistentLabs } from "../lab/hosts/hostLab";
 import { stopAwsEndpoint } from "../lab/aws/control";
 import { createClusterLab, endpointDir, sweepOrphanEndpoints } from "../lab/clusterLab";
-import { clusterHealth, Passwords, ROOT } from "./localCluster";
+import { adminTarget, clusterHealth, Passwords, ROOT } from "./localCluster";
 
 export const HOSTS_DIR = path.join(ROOT, ".local", "hosts");
 export const LOCAL_SUBNET = "10.78.0";
@@ -46,18 +45,7 @@ export async function hostsUp(settings: Settings, log: (m: string) => void): Pro
   if (!ec2) throw new Error("target must be ec2");
   const previous = readHostsState();
   if (previous) {
-    const first = previous.nodes[0];
-    const h = await clusterHealth(
-      {
-        host: first.ip,
-        port: first.port,
-        user: ADMIN_USER,
-        password: previous.passwords.admin,
-        tls: previous.caFile ? { ca: previous.caFile } : undefined,
-      },
-      ec2.shards,
-      ec2.replicasPerShard,
-    );
+    const h = await clusterHealth(adminTarget(previous), ec2.shards, ec2.replicasPerShard);
     if (h.ok) {
       log("the local hosts are already running and healthy");
       return previous;
