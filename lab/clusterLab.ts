@@ -62,6 +62,8 @@ export interface ClusterLab {
   boot(order?: number[], staggerMs?: number): Promise<CloudInitResult[]>;
   /** Terminate host i and launch a new instance in its place (new instance id, registered with AWS). */
   replace(i: number, opts?: { blankVolume?: boolean }): Promise<CloudInitResult>;
+  /** What a failed boot left behind on host i: the node's log and its units' journal (the last lines). */
+  diagnose(i: number): Promise<string>;
   /** The host's network namespace with this machine's programs (node, redis-cli): a client on that host. */
   onHost(i: number): LabNode;
   destroy(): Promise<void>;
@@ -209,8 +211,17 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
       await hosts[i].start();
       if (staggerMs > 0) await new Promise((r) => setTimeout(r, staggerMs));
     }
-    return Promise.all(hosts.map((h) => h.waitCloudInit(600_000)));
+    const results = await Promise.all(hosts.map((h) => h.waitCloudInit(600_000)));
+    for (const [i, r] of results.entries())
+      if (r.status !== "done") console.error(`cloud-init on ${nodes[i].node.name}: ${r.status}\n${await diagnose(i)}`);
+    return results;
   };
+  const diagnose: ClusterLab["diagnose"] = async (i) =>
+    (
+      await hosts[i].sh(
+        "tail -n 40 /var/log/redis-stack.log; echo '--- journal'; journalctl -u 'redis-node*' -n 40 --no-pager -o short-precise",
+      )
+    ).stdout;
   const replace: ClusterLab["replace"] = async (i, replaceOpts = {}) => {
     await hosts[i].powerLoss();
     await hosts[i].replace({ blankVolume: replaceOpts.blankVolume });
@@ -261,6 +272,7 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     waitConverged,
     boot,
     replace,
+    diagnose,
     onHost,
     destroy: async () => {
       await stopAwsEndpoint(awsDir, pid);

@@ -28,8 +28,9 @@ rcli() {
 }
 
 # cluster_field HOST PORT FIELD: one field of CLUSTER INFO, empty when the node does not answer.
+# Never fails: under `set -e` a peer that is still booting must not end the caller.
 cluster_field() {
-  rcli "$1" "$2" cluster info 2>/dev/null | tr -d '\r' | awk -F: -v k="$3" '$1 == k { print $2 }'
+  { rcli "$1" "$2" cluster info 2>/dev/null || true; } | tr -d '\r' | awk -F: -v k="$3" '$1 == k { print $2 }'
 }
 
 node_alive() { [ "$(rcli "$1" "$2" ping 2>/dev/null | tr -d '\r')" = PONG ]; }
@@ -109,7 +110,7 @@ create_cluster() {
 # verify_slot_plan: each planned master serves exactly its planned slot range.
 verify_slot_plan() {
   local nodes name ip port shard start end got
-  nodes=$(rcli "$NODE_IP" "$REDIS_PORT" cluster nodes | tr -d '\r')
+  nodes=$(rcli "$NODE_IP" "$REDIS_PORT" cluster nodes | tr -d '\r') || die "the local node does not answer CLUSTER NODES"
   while read -r name ip port _ shard start end; do
     got=$(awk -v a="$ip:$port" 'index($2, a "@") == 1 { print $9 }' <<<"$nodes")
     [ "$got" = "$start-$end" ] || die "$name ($ip:$port) serves slots '${got}', planned $start-$end (shard $shard)"
@@ -155,13 +156,13 @@ shard_owner() {
 # join_cluster MEMBER_IP MEMBER_PORT: this empty node joins as replica of its planned shard's master.
 join_cluster() {
   local mip=$1 mport=$2 myid nodes owner stale deadline start
-  myid=$(rcli "$NODE_IP" "$REDIS_PORT" cluster myid | tr -d '\r')
+  myid=$(rcli "$NODE_IP" "$REDIS_PORT" cluster myid | tr -d '\r') || die "the local node does not answer CLUSTER MYID"
   start=$(plan_self | awk '{ print $6 }')
   # Read the cluster before meeting it: any entry at this address now is an earlier instance.
   # The owner may still be failing over (its old master just died): give the election time.
   deadline=$((SECONDS + 60))
   while :; do
-    nodes=$(rcli "$mip" "$mport" cluster nodes | tr -d '\r')
+    nodes=$(rcli "$mip" "$mport" cluster nodes | tr -d '\r') || nodes=""
     owner=$(shard_owner "$nodes")
     [ -n "$owner" ] && break
     [ "$SECONDS" -ge "$deadline" ] && die "no live master serves this node's shard (slot $start) after 60s: the shard has no copy left; restore it from a backup (README: runbook)"
@@ -202,7 +203,8 @@ join_cluster() {
   # Peers that saw this address answer with a new id dropped the old one's address (noaddr): forget those too.
   local views="" host port
   while read -r _ host port _; do
-    views+=$(rcli "$host" "$port" cluster nodes 2>/dev/null | tr -d '\r')$'\n'
+    # A peer that is still booting has no view yet: skip it (no `set -e` exit on its silence).
+    views+=$({ rcli "$host" "$port" cluster nodes 2>/dev/null || true; } | tr -d '\r')$'\n'
   done <<<"$CLUSTER_PLAN"
   stale=$(stale_ids "$views" "$myid" | sort -u)
   if [ -n "$stale" ]; then forget_everywhere "$stale"; fi

@@ -283,6 +283,9 @@ main() {
   mkdir -p "$(dirname "$BOOT_LOG")"
   exec > >(tee -a "$BOOT_LOG") 2>&1
   trap 'on_exit "$COMMAND"' EXIT
+  # Anything that fails unexpectedly says what and where, instead of a silent `set -e` exit.
+  set -E
+  trap 'log "FATAL: \"$BASH_COMMAND\" failed (exit $?) in ${FUNCNAME[0]:-main}, line $LINENO"' ERR
   case "$COMMAND" in
   first-boot) first_boot ;;
   prepare) prepare ;;
