@@ -8,6 +8,9 @@
  *  - loopback: the non-root local mode, from redis-server processes started to the same state.
  * Prints a table and writes bench-results/cluster-formation.json.
  */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { canRunLab } from "../lab/hosts/hostLab";
 import { ensureRootfs } from "../lab/hosts/rootfs";
 import { createClusterLab } from "../lab/clusterLab";
@@ -54,6 +57,17 @@ async function main(): Promise<void> {
   const results: Record<string, { runsMs: number[]; stats: ReturnType<typeof stats> } | { skipped: string }> = {};
   const lab = canRunLab();
   if (lab.ok) {
+    // BENCH_ROOTFS_COLD=1: also time a build from nothing (a fresh cache dir, removed afterwards).
+    if (process.env.BENCH_ROOTFS_COLD === "1") {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rootfs-cold-"));
+      try {
+        const cold = await ensureRootfs({ cacheDir: dir, log: (l) => console.log(l) });
+        console.log(`root filesystem cold: built in ${cold.seconds.toFixed(1)} s`);
+        results.rootfsCold = { runsMs: [cold.seconds * 1000], stats: stats([cold.seconds * 1000]) };
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
     const rootfs = await ensureRootfs({ log: (l) => console.log(l) });
     console.log(`root filesystem: ${rootfs.built ? "built" : "cached"} in ${rootfs.seconds.toFixed(1)} s`);
     results.rootfs = { runsMs: [rootfs.seconds * 1000], stats: stats([rootfs.seconds * 1000]) };

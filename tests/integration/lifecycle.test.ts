@@ -94,11 +94,14 @@ describeLab("node lifecycle on real hosts", () => {
         .map((m) => startWriter(c, tagForSlots(m.node.slots.start, m.node.slots.end, "reboot"))),
     );
     const ids = c.hosts.map((h) => h.instanceId);
+    const backInMs: number[] = [];
     for (const [i, h] of c.hosts.entries()) {
       const pid = (await h.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
+      const rebootAt = Date.now();
       await h.reboot({ timeoutMs: 120_000 });
       expect(await h.waitBooted(180_000)).toMatch(/running|degraded/);
       await c.waitConverged(120_000);
+      backInMs.push(Date.now() - rebootAt);
       expect(h.instanceId).toBe(ids[i]);
       expect((await h.sh("cat /var/lib/cloud/data/instance-id")).stdout.trim()).toBe(ids[i]);
       expect(await firstBoots(i)).toBe(1);
@@ -113,7 +116,8 @@ describeLab("node lifecycle on real hosts", () => {
       expect(await missingWrites(c, w.tag, seqs)).toEqual([]);
     }
     console.log(
-      `rolling reboots: max write gap per shard ${results.map((r) => Math.max(0, ...r.gaps.map((g) => g.ms))).join(", ")} ms`,
+      `rolling reboots: each node back in the cluster ${backInMs.map((ms) => (ms / 1000).toFixed(1)).join(", ")} s after its reboot; ` +
+        `max write gap per shard ${results.map((r) => Math.max(0, ...r.gaps.map((g) => g.ms))).join(", ")} ms`,
     );
   }, 900_000);
 
