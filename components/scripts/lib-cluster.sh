@@ -235,7 +235,7 @@ forget_everywhere() {
 cluster_converge() {
   wait_local_ready
   if node_in_cluster "$NODE_IP" "$REDIS_PORT"; then
-    log "already a cluster member (nodes.conf on the data volume): nothing to do"
+    log "already a cluster member (added by the creating node, or known from nodes.conf on the data volume): nothing to do"
     return 0
   fi
   local deadline=$((SECONDS + ${PEER_WAIT_SECONDS:-900})) next_report=0 member status rc
