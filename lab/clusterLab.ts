@@ -9,7 +9,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { CloudInitResult, ExecResult, Host, HostLab, LabNode } from "./hosts/hostLab";
+import { CloudInitResult, ExecResult, Host, HostLab, LabNode, onHostNetwork } from "./hosts/hostLab";
 import { ensureRootfs } from "./hosts/rootfs";
 import { AwsEndpointControl, startAwsEndpoint, stopAwsEndpoint } from "./aws/control";
 import { makeEndpointTls } from "./aws/tls";
@@ -228,7 +228,7 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     await register(i);
     return hosts[i].waitCloudInit(600_000);
   };
-  const onHost: ClusterLab["onHost"] = (i) => netnsNode(hosts[i].name, hosts[i].ip, hosts[i].netns);
+  const onHost: ClusterLab["onHost"] = (i) => onHostNetwork(hosts[i]);
   const waitConverged: ClusterLab["waitConverged"] = async (timeoutMs = 30000, among = nodes) => {
     const started = Date.now();
     // Every live node is in the view: all shards have a master, the rest are replicas.
@@ -362,53 +362,6 @@ function killQuietly(pid: number): void {
   } catch {
     /* already gone */
   }
-}
-
-/**
- * A lab namespace used with this machine's own programs (`ip netns exec`): the client, or a client that
- * sits on a host's network (a writer cut off together with its host by a partition).
- */
-export function netnsNode(name: string, ip: string, netns: string): LabNode {
-  const exec: LabNode["exec"] = async (argv, o = {}) => {
-    const { spawn } = await import("child_process");
-    return new Promise<ExecResult>((resolve) => {
-      const child = spawn("ip", ["netns", "exec", netns, ...argv], {
-        env: { PATH: process.env.PATH ?? "", ...(o.env ?? {}) },
-        cwd: "/",
-        stdio: [o.input !== undefined ? "pipe" : "ignore", "pipe", "pipe"],
-        detached: true,
-      });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      child.stdout?.on("data", (d: Buffer) => out.push(d));
-      child.stderr?.on("data", (d: Buffer) => err.push(d));
-      if (o.input !== undefined) child.stdin?.end(o.input);
-      const timer = setTimeout(() => {
-        try {
-          if (child.pid) process.kill(-child.pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
-      }, o.timeoutMs ?? 120_000);
-      child.on("close", (code, signal) => {
-        clearTimeout(timer);
-        resolve({
-          code: code ?? (signal ? 124 : 1),
-          stdout: Buffer.concat(out).toString("utf8"),
-          stderr: Buffer.concat(err).toString("utf8"),
-        });
-      });
-    });
-  };
-  return {
-    name,
-    ip,
-    netns,
-    exec,
-    sh: (script, o) => exec(["bash", "-c", script], o),
-    networkDown: () => Promise.reject(new Error("use the host's own networkDown")),
-    networkUp: () => Promise.reject(new Error("use the host's own networkUp")),
-  };
 }
 
 /** `cluster nodes` parsed. */

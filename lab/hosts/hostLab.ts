@@ -650,6 +650,31 @@ function envArgs(opts: ExecOptions): string[] {
   return Object.entries({ ...BASE_ENV, ...(opts.env ?? {}) }).map(([k, v]) => `${k}=${v}`);
 }
 
+/** Runs this machine's own programs inside a lab network namespace, with a clean environment. */
+function execInNetns(netns: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  if (argv.length === 0) throw new Error("[hostlab] exec: empty argv");
+  return run("ip", ["netns", "exec", netns, "env", "-i", ...envArgs(opts), ...argv], {
+    input: opts.input,
+    timeoutMs: opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
+  });
+}
+
+/**
+ * A host's network seen with this machine's programs (node, redis-cli): a client that sits on the host's
+ * network, cut off with it by a partition. Its link is the host's: partition the host itself.
+ */
+export function onHostNetwork(host: Host): LabNode {
+  return {
+    name: host.name,
+    ip: host.ip,
+    netns: host.netns,
+    exec: (argv, opts) => execInNetns(host.netns, argv, opts),
+    sh: (script, opts) => execInNetns(host.netns, ["bash", "-c", script], opts),
+    networkDown: () => host.networkDown(),
+    networkUp: () => host.networkUp(),
+  };
+}
+
 /** A network namespace on the bridge (hosts, the client, the AWS endpoint). */
 class NamespaceNode implements LabNode {
   readonly netns: string;
@@ -678,11 +703,7 @@ class NamespaceNode implements LabNode {
 
   /** Runs this machine's own programs in the namespace (plain `ip netns exec`), with a clean environment. */
   exec(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    if (argv.length === 0) throw new Error("[hostlab] exec: empty argv");
-    return run("ip", ["netns", "exec", this.netns, "env", "-i", ...envArgs(opts), ...argv], {
-      input: opts.input,
-      timeoutMs: opts.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS,
-    });
+    return execInNetns(this.netns, argv, opts);
   }
 
   sh(script: string, opts: ExecOptions = {}): Promise<ExecResult> {
