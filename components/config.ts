@@ -56,6 +56,10 @@ export interface Ec2Settings {
   ipHostOffset: number;
   /** How long `pulumi up` waits for every node to report healthy; 0 does not wait. */
   healthTimeoutMinutes: number;
+  /** Bumping it restarts every node once, one at a time (package upgrade, TLS material re-read). */
+  nodeGeneration: number;
+  /** A pinned AMI: changing it replaces the nodes one at a time. Unset: the newest Debian 12 at creation, never changed. */
+  amiId?: string;
 }
 
 export interface CloudSettings {
@@ -113,6 +117,8 @@ export const CONFIG_KEYS = {
   maxmemory: "65% of the instance's RAM",
   nodeTimeoutMs: String(DEFAULT_NODE_TIMEOUT_MS),
   healthTimeoutMinutes: "20",
+  nodeGeneration: "0",
+  amiId: "(newest Debian 12 at creation)",
   dataVolumeGb: "3 x maxmemory, at least 20",
   vpcId: "(create a VPC)",
   subnetIds: "(create 3 private subnets)",
@@ -152,6 +158,8 @@ export const CONFIG_TYPES: Record<ConfigKey, PulumiConfigType> = {
   maxmemory: "string",
   nodeTimeoutMs: "integer",
   healthTimeoutMinutes: "integer",
+  nodeGeneration: "integer",
+  amiId: "string",
   dataVolumeGb: "integer",
   vpcId: "string",
   subnetIds: "array",
@@ -511,6 +519,22 @@ function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts?: Inst
     );
   }
   const ipHostOffset = r.int("ipHostOffset", 10, 4, 200, "AWS reserves the first 4 addresses of a subnet");
+  const nodeGeneration = r.int(
+    "nodeGeneration",
+    0,
+    0,
+    1000000,
+    "bump it by one to restart every node, one at a time (Redis package upgrade, TLS material re-read)",
+  );
+  const amiId = r.get("amiId");
+  if (amiId !== undefined && !/^ami-[0-9a-f]{8,17}$/.test(amiId)) {
+    r.fail(
+      "amiId",
+      amiId,
+      "is not an AMI id",
+      "use an id like ami-0123456789abcdef0 (a Debian 12 AMI of the instance type's architecture), or unset it",
+    );
+  }
 
   return {
     region: awsRegion ?? "",
@@ -527,6 +551,8 @@ function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts?: Inst
     vpcCidr,
     ipHostOffset,
     healthTimeoutMinutes,
+    nodeGeneration,
+    amiId,
   };
 }
 

@@ -15,7 +15,9 @@ import { connectionOutputs, ConnectionOutputs } from "./connection";
 import { RedisVpc } from "./network";
 import { NodeAlarms } from "./monitoring";
 import { nodeRolePolicy } from "./iam";
-import { ParameterReader, ssmReader, waitForCluster } from "./health";
+import { ExpectedNode, ParameterReader, ssmReader, waitForCluster } from "./health";
+import { renderDesiredSettings, rollOrder, versionOf } from "./desired";
+import { DeployedShape, nodeChange } from "./day2";
 
 /** Debian's official AMIs (Debian 12 ships Redis 7.0.15, the version the integration tests run). */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -38,6 +40,8 @@ export interface RedisEc2ClusterArgs {
   ssm: SsmNames;
   /** How the health wait reads node status (default: SSM with the deployer's credentials). */
   healthReader?: ParameterReader;
+  /** What this stack deployed last (its `deployment` output), if anything: day-2 changes roll and drain. */
+  deployed?: DeployedShape;
   tags?: Record<string, string>;
 }
 
@@ -63,6 +67,7 @@ interface Secrets {
 interface NodeInstance {
   name: string;
   instanceId: pulumi.Output<string>;
+  instanceType: pulumi.Output<string>;
 }
 
 export class RedisEc2Cluster extends pulumi.ComponentResource {
@@ -73,6 +78,8 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
   readonly healthyAt: pulumi.Output<string>;
   /** The planned topology with addresses, for callers that want to show it. */
   readonly nodes: NodeAddress[];
+  /** What the next `pulumi up` reads back to know what runs (exported as the stack's `deployment`). */
+  readonly deployment: DeployedShape;
 
   private readonly baseName: string;
   private readonly args: RedisEc2ClusterArgs;
@@ -89,8 +96,23 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     const secrets = this.secrets();
     const caCertPem = args.tls ? this.tlsMaterial() : undefined;
     const profile = this.identity();
+    this.deployment = {
+      target: "ec2",
+      shards: s.shards,
+      replicasPerShard: s.replicasPerShard,
+      tls: args.tls,
+      dataVolumeGb: s.dataVolumeGb,
+      nodes: this.nodes.map((n) => n.node.name),
+    };
+    const desired = this.desiredSettings();
     const instances = this.nodeInstances(network, groups.nodes, profile);
-    this.healthyAt = s.healthTimeoutMinutes > 0 ? this.waitUntilHealthy(instances) : pulumi.output("not checked");
+    const { leaving } = nodeChange(args.deployed, this.deployment);
+    // Leaving shards are drained before Pulumi deletes their nodes (deletes run after the program ends,
+    // and the program ends only once this wait has), whatever healthTimeoutMinutes says.
+    this.healthyAt =
+      s.healthTimeoutMinutes > 0 || leaving.length > 0
+        ? this.waitUntilHealthy(instances, desired, leaving)
+        : pulumi.output("not checked");
     const alarms = new NodeAlarms(
       `${name}-alarms`,
       { region: s.region, alertEmail: args.alertEmail, instances, tags: args.tags },
@@ -114,7 +136,32 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       clientSecurityGroupId: this.clientSecurityGroupId,
       alertTopicArn: this.alertTopicArn,
       healthyAt: this.healthyAt,
+      deployment: this.deployment,
     });
+  }
+
+  /**
+   * The desired settings every running node converges to (components/desired.ts): the live Redis
+   * settings, the plan (who is in the cluster) and the roll generation. Returns the text as written.
+   */
+  private desiredSettings(): pulumi.Output<string> {
+    const s = this.args.settings;
+    const text = renderDesiredSettings({
+      maxmemoryBytes: s.maxmemoryBytes,
+      maxmemoryPolicy: this.args.maxmemoryPolicy,
+      nodeTimeoutMs: s.nodeTimeoutMs,
+      persistence: this.args.persistence,
+      generation: s.nodeGeneration,
+      plan: this.nodes,
+    });
+    const param = this.publicParam(
+      "settings",
+      this.args.ssm.settings,
+      text,
+      "Desired settings of the Redis nodes (applied live by each node's redis-node-settings.timer)",
+    );
+    // The text itself (the parameter's value output is secret by the provider's schema), once written.
+    return param.id.apply(() => text);
   }
 
   private tags(role: string): Record<string, string> {
@@ -353,25 +400,57 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
   }
 
   /**
-   * `pulumi up` ends when every node reports `ok` from its current instance (components/health.ts), or
-   * fails naming the node and its reason. The wait runs in an apply, only during an update (never in a
-   * preview), and again at each `pulumi up`, where healthy nodes answer at once.
+   * `pulumi up` ends when every node reports `ok` from its current instance and type, with the desired
+   * settings applied (components/health.ts), and every leaving node serves no slot; or fails naming the
+   * node and its reason. The wait runs in an apply, only during an update (never in a preview), and again
+   * at each `pulumi up`, where healthy nodes answer at once.
    */
-  private waitUntilHealthy(instances: NodeInstance[]): pulumi.Output<string> {
+  private waitUntilHealthy(
+    instances: NodeInstance[],
+    desired: pulumi.Output<string>,
+    leaving: string[],
+  ): pulumi.Output<string> {
     const s = this.args.settings;
     const read = this.args.healthReader ?? ssmReader(s.region);
-    return pulumi.all(instances.map((i) => i.instanceId)).apply(async (ids) => {
+    const ids = pulumi.all(instances.map((i) => i.instanceId));
+    const types = pulumi.all(instances.map((i) => i.instanceType));
+    return pulumi.all([ids, types, desired]).apply(async ([idList, typeList, text]) => {
       if (pulumi.runtime.isDryRun()) return "not checked in a preview";
-      const expected = instances.map((i, k) => ({
-        name: i.name,
-        parameter: this.args.ssm.status(i.name),
-        instanceId: ids[k],
-      }));
+      const settingsVersion = versionOf(text);
+      const expected: ExpectedNode[] = [
+        ...instances.map((i, k) => ({
+          name: i.name,
+          parameter: this.args.ssm.status(i.name),
+          instanceId: idList[k],
+          instanceType: typeList[k],
+          settingsVersion,
+        })),
+        ...leaving.map((name) => ({ name, parameter: this.args.ssm.status(name), settingsVersion, drained: true })),
+      ];
       await waitForCluster(expected, read, {
-        timeoutMs: s.healthTimeoutMinutes * 60_000,
+        timeoutMs: Math.max(s.healthTimeoutMinutes, leaving.length > 0 ? 120 : 0) * 60_000,
         log: (m) => void pulumi.log.info(m, this),
       });
       return new Date().toISOString();
+    });
+  }
+
+  /**
+   * The gate before the next node's change: once this node's instance is updated (or replaced), wait until
+   * it reports `ok` from that instance and type, so no two nodes are down at once. Nodes this update
+   * creates pass at once (the cluster forms with every node up).
+   */
+  private rollGate(name: string, instanceId: pulumi.Output<string>, type: pulumi.Output<string>) {
+    const s = this.args.settings;
+    const read = this.args.healthReader ?? ssmReader(s.region);
+    const existed = this.args.deployed?.nodes.includes(name) ?? false;
+    return pulumi.all([instanceId, type]).apply(async ([id, instanceType]) => {
+      if (!existed || pulumi.runtime.isDryRun()) return name;
+      await waitForCluster([{ name, parameter: this.args.ssm.status(name), instanceId: id, instanceType }], read, {
+        timeoutMs: Math.max(s.healthTimeoutMinutes, 10) * 60_000,
+        log: (m) => void pulumi.log.info(m, this),
+      });
+      return name;
     });
   }
 
@@ -383,18 +462,20 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
   ): NodeInstance[] {
     const name = this.baseName;
     const s = this.args.settings;
-    const ami = aws.ec2.getAmiOutput(
-      {
-        owners: [DEBIAN_AMI_OWNER],
-        mostRecent: true,
-        filters: [
-          { name: "name", values: [`debian-12-${s.architecture === "arm64" ? "arm64" : "amd64"}-*`] },
-          { name: "architecture", values: [s.architecture] },
-          { name: "virtualization-type", values: ["hvm"] },
-        ],
-      },
-      { parent: this },
-    );
+    const ami = s.amiId
+      ? { id: pulumi.output(s.amiId) }
+      : aws.ec2.getAmiOutput(
+          {
+            owners: [DEBIAN_AMI_OWNER],
+            mostRecent: true,
+            filters: [
+              { name: "name", values: [`debian-12-${s.architecture === "arm64" ? "arm64" : "amd64"}-*`] },
+              { name: "architecture", values: [s.architecture] },
+              { name: "virtualization-type", values: ["hvm"] },
+            ],
+          },
+          { parent: this },
+        );
     const spec: ClusterSpec = {
       nodeTimeoutMs: s.nodeTimeoutMs,
       maxmemoryBytes: s.maxmemoryBytes,
@@ -403,8 +484,14 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       region: s.region,
       ssm: this.args.ssm,
     };
-    return this.nodes.map((n) => {
-      const nodeName = n.node.name;
+    // Nodes change one at a time in the roll order (replicas first): each instance waits for the previous
+    // one's update and for that node to report healthy again (rollGate).
+    const order = rollOrder(this.nodes);
+    const created = new Map<string, NodeInstance & { instance: aws.ec2.Instance }>();
+    let previous: (NodeInstance & { instance: aws.ec2.Instance }) | undefined;
+    for (const nodeName of order) {
+      const n = this.nodes.find((x) => x.node.name === nodeName);
+      if (!n) throw new Error(`no node ${nodeName} in the plan`);
       // The ENI holds the node's fixed address; a replaced instance gets it back, and with it its identity.
       const eni = new aws.ec2.NetworkInterface(
         `${name}-${nodeName}`,
@@ -426,7 +513,8 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           encrypted: true,
           tags: this.tags(`${nodeName}-data`),
         },
-        { parent: this },
+        // Data outlives the stack: removing a node, a shard or the stack leaves the volume (README: deleting data).
+        { parent: this, retainOnDelete: true },
       );
       const userData = volume.id.apply((volumeId) =>
         encodeUserData(renderNodeUserData(spec, this.nodes, n, volumeId, this.args.tls)),
@@ -447,16 +535,20 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
             ...this.tags(nodeName),
             "redis-stack:role": n.node.role,
             "redis-stack:shard": String(n.node.shard),
+            // The node before this one in the roll order, once it is healthy: the rolling chain.
+            ...(previous
+              ? { "redis-stack:rolls-after": this.rollGate(previous.name, previous.instanceId, previous.instanceType) }
+              : {}),
           },
         },
-        // The ENI can back one instance at a time; new AMIs and config changes roll out by the runbook
-        // (one node at a time), never by Pulumi stopping every node at once.
+        // The ENI can back one instance at a time. The user-data runs once per instance: later changes
+        // reach running nodes through the desired settings. The AMI changes only when amiId is set.
         {
           parent: this,
           deleteBeforeReplace: true,
-          ignoreChanges: ["ami", "userDataBase64"],
+          ignoreChanges: s.amiId ? ["userDataBase64"] : ["ami", "userDataBase64"],
           // The first boot installs packages: it must find the NAT route in place (see RedisVpc).
-          dependsOn: network.egressRoutes,
+          dependsOn: [...network.egressRoutes, ...(previous ? [previous.instance] : [])],
         },
       );
       new aws.ec2.VolumeAttachment(
@@ -464,7 +556,13 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         { deviceName: "/dev/sdf", volumeId: volume.id, instanceId: instance.id, stopInstanceBeforeDetaching: true },
         { parent: this },
       );
-      return { name: nodeName, instanceId: instance.id };
+      previous = { name: nodeName, instanceId: instance.id, instanceType: instance.instanceType, instance };
+      created.set(nodeName, previous);
+    }
+    return this.nodes.map((n) => {
+      const made = created.get(n.node.name);
+      if (!made) throw new Error(`no instance for ${n.node.name}`);
+      return { name: made.name, instanceId: made.instanceId, instanceType: made.instanceType };
     });
   }
 }

@@ -18,14 +18,24 @@ export interface NodeStatus {
   instance: string;
   time: string;
   detail: string;
+  /** Day-2 facts (absent in statuses of older nodes): the instance type, the desired-settings version applied, the slots served. */
+  instanceType?: string;
+  settings?: string;
+  slots?: number;
 }
 
 export interface ExpectedNode {
   name: string;
   /** SSM parameter the node writes. */
   parameter: string;
-  /** The instance id now backing the node: statuses of earlier instances are stale. */
-  instanceId: string;
+  /** The instance id now backing the node: statuses of earlier instances are stale (absent: any instance). */
+  instanceId?: string;
+  /** The desired settings (components/desired.ts versionOf) the node must have applied. */
+  settingsVersion?: string;
+  /** The instance type it must run on (an instanceType change stops and starts it). */
+  instanceType?: string;
+  /** A node leaving the plan: done once it serves no slot any more (its shard drained). */
+  drained?: boolean;
 }
 
 export interface Assessment {
@@ -48,6 +58,9 @@ export function parseStatus(value: string | undefined): NodeStatus | undefined {
       instance: parsed.instance,
       time: String(parsed.time ?? ""),
       detail: String(parsed.detail ?? ""),
+      instanceType: typeof parsed.instanceType === "string" ? parsed.instanceType : undefined,
+      settings: typeof parsed.settings === "string" ? parsed.settings : undefined,
+      slots: typeof parsed.slots === "number" ? parsed.slots : undefined,
     };
   } catch {
     return undefined;
@@ -59,10 +72,19 @@ export function assessCluster(expected: ExpectedNode[], values: Record<string, s
   for (const n of expected) {
     const status = parseStatus(values[n.parameter]);
     if (!status) result.waiting.push({ node: n.name, detail: "no status yet (still booting?)" });
-    else if (status.instance !== n.instanceId)
+    else if (n.instanceId !== undefined && status.instance !== n.instanceId)
       result.waiting.push({ node: n.name, detail: `status is from ${status.instance}, not ${n.instanceId}` });
     else if (status.state === "failed") result.failed.push({ node: n.name, detail: status.detail });
     else if (status.state !== "ok") result.waiting.push({ node: n.name, detail: `${status.state}: ${status.detail}` });
+    else if (n.instanceType !== undefined && status.instanceType !== n.instanceType)
+      result.waiting.push({ node: n.name, detail: `runs on ${status.instanceType ?? "?"}, not ${n.instanceType} yet` });
+    else if (n.settingsVersion !== undefined && status.settings !== n.settingsVersion)
+      result.waiting.push({
+        node: n.name,
+        detail: `applying settings ${n.settingsVersion} (has ${status.settings || "none"})`,
+      });
+    else if (n.drained && status.slots !== 0)
+      result.waiting.push({ node: n.name, detail: `draining: still serves ${status.slots ?? "?"} slots` });
   }
   result.healthy = result.failed.length === 0 && result.waiting.length === 0;
   return result;

@@ -4,6 +4,7 @@
  * the ACL file and `secrets.conf`, which the node writes at boot from SSM Parameter Store.
  */
 import { EvictionPolicy, Persistence } from "./config";
+import { liveSettings, renderSettingsConf } from "./desired";
 
 export const REDIS_PORT = 6379;
 /** The cluster bus always listens on the data port + 10000. */
@@ -41,12 +42,18 @@ export interface RedisConfInput {
   persistence: Persistence;
   tls: boolean;
   paths: NodePaths;
+  /**
+   * Where the live directives (components/desired.ts) come from instead of this file: EC2 nodes include
+   * their settings.conf, which node.sh rewrites from the stack's desired settings at each boot and change.
+   */
+  settingsFile?: string;
 }
 
 export function nodeFiles(paths: NodePaths) {
   return {
     conf: `${paths.confDir}/redis-node.conf`,
     acl: `${paths.confDir}/users.acl`,
+    settings: `${paths.confDir}/settings.conf`,
     secrets: `${paths.confDir}/secrets.conf`,
     caCert: `${paths.confDir}/tls/ca.crt`,
     cert: `${paths.confDir}/tls/node.crt`,
@@ -59,8 +66,14 @@ export function nodeFiles(paths: NodePaths) {
 
 export function renderRedisConf(c: RedisConfInput): string {
   const f = nodeFiles(c.paths);
-  const aof = c.persistence === "aof+rdb" || c.persistence === "aof";
-  const rdb = c.persistence === "aof+rdb" || c.persistence === "rdb";
+  const live = liveSettings(c);
+  const value = (k: string) => live.find(([d]) => d === k)?.[1] ?? "";
+  // Rendered here for the loopback mode; EC2 nodes include their settings.conf (last, so it decides).
+  const inline = (k: string): string[] => {
+    if (c.settingsFile) return [];
+    if (k === "save") return [renderSettingsConf(live.filter(([d]) => d === "save"))];
+    return [`${k} ${value(k)}`];
+  };
   const lines: string[] = [
     "# redis.conf rendered by redis-stack (components/redisConf.ts). Rewritten on every boot: change the stack config, not this file.",
     "",
@@ -94,7 +107,7 @@ export function renderRedisConf(c: RedisConfInput): string {
     "# cluster",
     "cluster-enabled yes",
     `cluster-config-file ${f.nodesConf}`,
-    `cluster-node-timeout ${c.nodeTimeoutMs}`,
+    ...inline("cluster-node-timeout"),
     `cluster-announce-ip ${c.announceIp}`,
     "cluster-require-full-coverage no",
     "cluster-allow-reads-when-down no",
@@ -109,7 +122,7 @@ export function renderRedisConf(c: RedisConfInput): string {
     "# persistence",
     `dir ${c.paths.dataDir}`,
     "dbfilename dump.rdb",
-    `appendonly ${aof ? "yes" : "no"}`,
+    ...inline("appendonly"),
     "appendfilename appendonly.aof",
     "appenddirname appendonlydir",
     "appendfsync everysec",
@@ -117,14 +130,14 @@ export function renderRedisConf(c: RedisConfInput): string {
     "no-appendfsync-on-rewrite no",
     "auto-aof-rewrite-percentage 100",
     "auto-aof-rewrite-min-size 64mb",
-    rdb ? "save 900 1 300 10 60 10000" : 'save ""',
+    ...inline("save"),
     "stop-writes-on-bgsave-error yes",
     "rdbcompression yes",
     "rdbchecksum yes",
     "",
     "# memory",
-    `maxmemory ${c.maxmemoryBytes}`,
-    `maxmemory-policy ${c.maxmemoryPolicy}`,
+    ...inline("maxmemory"),
+    ...inline("maxmemory-policy"),
     "maxmemory-samples 5",
     "lazyfree-lazy-eviction yes",
     "lazyfree-lazy-expire yes",
@@ -133,6 +146,13 @@ export function renderRedisConf(c: RedisConfInput): string {
     `aclfile ${f.acl}`,
     `masteruser ${ADMIN_USER}`,
     `include ${f.secrets}`,
+    ...(c.settingsFile
+      ? [
+          "",
+          "# live settings (maxmemory, policy, node timeout, persistence): the stack's desired settings",
+          `include ${c.settingsFile}`,
+        ]
+      : []),
     "",
   ];
   return lines.join("\n");

@@ -22,6 +22,22 @@ import { Placement, RedisEc2Cluster } from "./ec2Cluster";
 import { RedisCloudDatabase } from "./redisCloud";
 import { ConnectionOutputs } from "./connection";
 import * as rediscloud from "@rediscloud/pulumi-rediscloud";
+import { checkDeployedChange, DeployedShape, isDeployedShape, nodeChange } from "./day2";
+
+/** The stack output that says what runs; the next update reads it back (readDeployed). */
+export const DEPLOYMENT_OUTPUT = "deployment";
+
+/**
+ * What this stack deployed last, read from its own outputs (a stack reference to itself: Pulumi reads the
+ * last update's outputs). Undefined before the first update, and for a Redis Cloud stack.
+ */
+export async function readDeployed(project: string, stack: string): Promise<DeployedShape | undefined> {
+  const self = new pulumi.StackReference(`${stack}-deployed`, {
+    name: `${pulumi.getOrganization()}/${project}/${stack}`,
+  });
+  const details = await self.getOutputDetails(DEPLOYMENT_OUTPUT);
+  return isDeployedShape(details.value) ? details.value : undefined;
+}
 
 /** This project's config as raw strings (namespace stripped), plus `aws:region`. */
 export function readRawConfig(project: string): Record<string, string> {
@@ -154,6 +170,7 @@ export async function resolvePlacement(settings: Settings, project: string): Pro
 
 export type StackOutputs = ConnectionOutputs & {
   clientSecurityGroupId?: pulumi.Output<string>;
+  [DEPLOYMENT_OUTPUT]?: DeployedShape;
   monitoring: pulumi.Output<{ alertTopicArn?: string; healthyAt?: string; alerts?: string[] }>;
 };
 
@@ -166,7 +183,28 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
     );
   const tags = { "redis-stack:stack": stack, "redis-stack:project": project };
   if (settings.ec2) {
+    const ec2 = settings.ec2;
     const placement = await resolvePlacement(settings, project);
+    const deployed = await readDeployed(project, stack);
+    const next: DeployedShape = {
+      target: "ec2",
+      shards: ec2.shards,
+      replicasPerShard: ec2.replicasPerShard,
+      tls: settings.tls,
+      dataVolumeGb: ec2.dataVolumeGb,
+      nodes: [],
+    };
+    const changeProblems = checkDeployedChange(deployed, next);
+    if (changeProblems.length > 0) fail(changeProblems, project);
+    if (deployed && ec2.shards !== deployed.shards) {
+      const verb = ec2.shards > deployed.shards ? "adds" : "drains and removes";
+      void pulumi.log.warn(
+        `shards ${deployed.shards} -> ${ec2.shards}: this update ${verb} ${Math.abs(ec2.shards - deployed.shards)} shard(s). ` +
+          (ec2.shards > deployed.shards
+            ? "New masters join empty; the cluster moves their share of the slots to them once their replicas are in."
+            : "Their slots move to the remaining masters before their nodes are deleted; their data volumes are retained."),
+      );
+    }
     const cluster = new RedisEc2Cluster(`redis-${stack}`, {
       settings: settings.ec2,
       maxmemoryPolicy: settings.maxmemoryPolicy,
@@ -177,11 +215,15 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
       client: settings.client,
       placement,
       ssm: ssmNames(project, stack),
+      deployed,
       tags,
     });
+    const { leaving } = nodeChange(deployed, cluster.deployment);
+    if (leaving.length > 0) void pulumi.log.info(`nodes leaving after their slots are drained: ${leaving.join(", ")}`);
     return {
       ...cluster.connection,
       clientSecurityGroupId: cluster.clientSecurityGroupId,
+      [DEPLOYMENT_OUTPUT]: cluster.deployment,
       monitoring: pulumi
         .all([cluster.alertTopicArn, cluster.healthyAt])
         .apply(([alertTopicArn, healthyAt]): { alertTopicArn?: string; healthyAt?: string } => ({

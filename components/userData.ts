@@ -37,6 +37,8 @@ export interface SsmNames {
   tlsKey(nodeName: string): string;
   tlsCert(nodeName: string): string;
   tlsCa: string;
+  /** The desired settings every node converges to (components/desired.ts); rewritten by each `pulumi up`. */
+  settings: string;
   /** Where each node publishes its state (`ok`, `starting`, `failed` and why); nodes may write only here. */
   statusPrefix: string;
   status(nodeName: string): string;
@@ -51,6 +53,7 @@ export function ssmNames(project: string, stack: string): SsmNames {
     tlsKey: (nodeName) => `${prefix}/tls/${nodeName}.key`,
     tlsCert: (nodeName) => `${prefix}/tls/${nodeName}.crt`,
     tlsCa: `${prefix}/tls/ca.crt`,
+    settings: `${prefix}/settings`,
     statusPrefix: `${prefix}/status`,
     status: (nodeName) => `${prefix}/status/${nodeName}`,
   };
@@ -81,12 +84,20 @@ export function restartDelaySeconds(nodeTimeoutMs: number): number {
 export const NODE_LIB_DIR = "/usr/local/lib/redis-stack";
 export const NODE_ENV_FILE = "/etc/redis-stack/node.env";
 export const NODE_SCRIPT = `${NODE_LIB_DIR}/node.sh`;
-/** The three units that hold at every boot: prepare (volume, secrets), the server, the cluster step. */
+/**
+ * The units that hold at every boot: prepare (volume, secrets), the server, the cluster step; and the
+ * settings timer that keeps a running node at the stack's desired settings (day 2).
+ */
 export const UNITS = {
   prepare: "redis-node-prepare.service",
   server: "redis-node.service",
   cluster: "redis-node-cluster.service",
+  settings: "redis-node-settings.service",
+  settingsTimer: "redis-node-settings.timer",
 } as const;
+
+/** How often a running node checks the desired settings (the bound on a live change is about twice this). */
+export const SETTINGS_INTERVAL_SECONDS = 20;
 
 /** The systemd unit that runs the server (Restart=always after restartDelaySeconds). */
 export function renderSystemdUnit(nodeTimeoutMs: number): string {
@@ -107,6 +118,9 @@ export function renderSystemdUnit(nodeTimeoutMs: number): string {
     `RuntimeDirectory=${EC2_PATHS.runDir.replace(/^\/run\//, "")}`,
     `ExecStartPre=/usr/bin/mountpoint -q ${EC2_PATHS.dataDir}`,
     `ExecStart=/usr/bin/redis-server ${f.conf}`,
+    // A planned stop (reboot, stop/start, replacement, rolling restart) first hands a master's slots to
+    // its replica (CLUSTER FAILOVER): no failover timeout. As root ("+"), never failing the stop ("-").
+    `ExecStop=-+${NODE_SCRIPT} handoff`,
     "LimitNOFILE=65535",
     "Restart=always",
     `RestartSec=${restartSec}`,
@@ -158,6 +172,38 @@ export function renderClusterUnit(peerWaitSeconds: number): string {
   ].join("\n");
 }
 
+/** settings: a running node applies the stack's desired settings (live), reshards, rolls (node.sh settings). */
+export function renderSettingsUnit(): string {
+  return [
+    "[Unit]",
+    "Description=Redis node: apply the stack's desired settings, reshard, roll (redis-stack)",
+    // Only a node that has finished its cluster step acts (node.sh checks; no Requisite=, which would stop
+    // this run when a rolling restart restarts the cluster step).
+    `After=${UNITS.cluster}`,
+    "",
+    "[Service]",
+    "Type=oneshot",
+    `ExecStart=${NODE_SCRIPT} settings`,
+    // A reshard moves data: hours for large shards. The timer does not start a second run meanwhile.
+    "TimeoutStartSec=12h",
+  ].join("\n");
+}
+
+export function renderSettingsTimer(): string {
+  return [
+    "[Unit]",
+    "Description=Redis node: check the stack's desired settings (redis-stack)",
+    "",
+    "[Timer]",
+    `OnActiveSec=${SETTINGS_INTERVAL_SECONDS}`,
+    `OnUnitInactiveSec=${SETTINGS_INTERVAL_SECONDS}`,
+    "AccuracySec=1s",
+    "",
+    "[Install]",
+    "WantedBy=timers.target",
+  ].join("\n");
+}
+
 export interface UserDataInput {
   self: NodeAddress;
   cluster: NodeAddress[];
@@ -199,6 +245,8 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["SSM_TLS_CERT", u.tls ? u.ssm.tlsCert(node.name) : ""],
     ["SSM_TLS_CA", u.tls ? u.ssm.tlsCa : ""],
     ["SSM_STATUS", u.ssm.status(node.name)],
+    ["SSM_STATUS_PREFIX", u.ssm.statusPrefix],
+    ["SSM_SETTINGS", u.ssm.settings],
     ["SECRETS_WAIT_SECONDS", "300"],
     ["APT_WAIT_SECONDS", String(u.aptWaitSeconds ?? 900)],
     ["APP_USER", APP_USER],
@@ -247,6 +295,8 @@ export function renderUserData(u: UserDataInput): string {
     writeFileStep(`/etc/systemd/system/${UNITS.prepare}`, "0644", renderPrepareUnit()),
     writeFileStep(`/etc/systemd/system/${UNITS.server}`, "0644", renderSystemdUnit(u.nodeTimeoutMs)),
     writeFileStep(`/etc/systemd/system/${UNITS.cluster}`, "0644", renderClusterUnit(peerWait)),
+    writeFileStep(`/etc/systemd/system/${UNITS.settings}`, "0644", renderSettingsUnit()),
+    writeFileStep(`/etc/systemd/system/${UNITS.settingsTimer}`, "0644", renderSettingsTimer()),
     `exec ${NODE_SCRIPT} first-boot`,
     "",
   ].join("\n");
@@ -281,6 +331,7 @@ export function renderNodeUserData(
     persistence: spec.persistence,
     tls,
     paths: EC2_PATHS,
+    settingsFile: nodeFiles(EC2_PATHS).settings,
   });
   return renderUserData({
     self,

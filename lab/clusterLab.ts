@@ -16,7 +16,10 @@ import { makeEndpointTls } from "./aws/tls";
 import { WriterConfig, WriteResult, VerifyResult } from "./writer";
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const keySlot = require("cluster-key-slot") as (key: string) => number;
-import { Settings } from "../components/config";
+import { ConfigError, Settings } from "../components/config";
+import { checkDeployedChange, DeployedShape, nodeChange } from "../components/day2";
+import { renderDesiredSettings, versionOf } from "../components/desired";
+import { ExpectedNode, NodeStatus, parseStatus, waitForCluster } from "../components/health";
 import { nodeRolePolicy } from "../components/iam";
 import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/redisConf";
 import { planTopology, NodeAddress } from "../components/topology";
@@ -66,7 +69,46 @@ export interface ClusterLab {
   diagnose(i: number): Promise<string>;
   /** The host's network namespace with this machine's programs (node, redis-cli): a client on that host. */
   onHost(i: number): LabNode;
+  /**
+   * The lab's `pulumi up` of a changed stack config: the same checks as the stack's preview, new hosts
+   * booted from their user-data, the desired-settings parameter rewritten, then the same wait as the
+   * stack's (every node ok with the new settings, leaving nodes drained), and leaving hosts deleted.
+   */
+  deploy(next: Settings, opts?: DeployOptions): Promise<DeployResult>;
+  /** A node's published status (SSM), parsed. */
+  status(name: string): Promise<NodeStatus | undefined>;
+  /** The roll generation of the desired settings now. */
+  generation: number;
   destroy(): Promise<void>;
+}
+
+export interface DeployOptions {
+  /** A new roll generation (the stack's nodeGeneration). */
+  generation?: number;
+  timeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface DeployResult {
+  settingsVersion: string;
+  added: string[];
+  removed: string[];
+  /** From the parameter write until every node reported the new settings (and leaving ones drained). */
+  convergedMs: number;
+}
+
+/** What the lab runs, in the shape the stack exports as `deployment`. */
+export function shapeOf(settings: Settings): DeployedShape {
+  const ec2 = settings.ec2;
+  if (!ec2) throw new Error("EC2 settings needed");
+  return {
+    target: "ec2",
+    shards: ec2.shards,
+    replicasPerShard: ec2.replicasPerShard,
+    tls: settings.tls,
+    dataVolumeGb: ec2.dataVolumeGb,
+    nodes: planTopology(ec2.shards, ec2.replicasPerShard, 3).map((n) => n.name),
+  };
 }
 
 export function volumeId(i: number): string {
@@ -101,11 +143,13 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
   if (!ec2) throw new Error("EC2 settings needed");
   const log = opts.log ?? (() => undefined);
   const subnet = opts.subnet ?? TEST_SUBNET;
-  const nodes: NodeAddress[] = planTopology(ec2.shards, ec2.replicasPerShard, 3).map((node) => ({
-    node,
-    ip: `${subnet}.${11 + node.index}`,
-    port: REDIS_PORT,
-  }));
+  const planFor = (s: Settings): NodeAddress[] =>
+    planTopology(s.ec2?.shards ?? 0, s.ec2?.replicasPerShard ?? 0, 3).map((node) => ({
+      node,
+      ip: `${subnet}.${11 + node.index}`,
+      port: REDIS_PORT,
+    }));
+  const nodes: NodeAddress[] = planFor(settings);
   const ssm = ssmNames("redis-stack", LAB_STACK);
   const passwords = opts.passwords ?? generatePasswords();
   const pkiDir = opts.pkiDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "redis-pki-"));
@@ -116,19 +160,29 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
       )
     : undefined;
 
-  const spec: ClusterSpec = {
-    nodeTimeoutMs: ec2.nodeTimeoutMs,
-    maxmemoryBytes: ec2.maxmemoryBytes,
-    maxmemoryPolicy: settings.maxmemoryPolicy,
-    persistence: settings.persistence,
+  const specFor = (s: Settings): ClusterSpec => ({
+    nodeTimeoutMs: s.ec2?.nodeTimeoutMs ?? 0,
+    maxmemoryBytes: s.ec2?.maxmemoryBytes ?? 0,
+    maxmemoryPolicy: s.maxmemoryPolicy,
+    persistence: s.persistence,
     region: ec2.region,
     ssm,
     peerWaitSeconds: opts.peerWaitSeconds ?? 180,
     aptWaitSeconds: opts.aptWaitSeconds,
-  };
-  const userData = nodes.map((n, i) => renderNodeUserData(spec, nodes, n, volumeId(i), settings.tls));
+  });
+  const desiredFor = (s: Settings, generation: number, plan: NodeAddress[]) =>
+    renderDesiredSettings({
+      maxmemoryBytes: s.ec2?.maxmemoryBytes ?? 0,
+      maxmemoryPolicy: s.maxmemoryPolicy,
+      nodeTimeoutMs: s.ec2?.nodeTimeoutMs ?? 0,
+      persistence: s.persistence,
+      generation,
+      plan,
+    });
+  const userData = nodes.map((n, i) => renderNodeUserData(specFor(settings), nodes, n, volumeId(i), settings.tls));
 
   const rootfs = await ensureRootfs({ log });
+  let volumeMiB = opts.dataVolumeMiB ?? 128;
   const lab = await HostLab.create(
     nodes.map((n, i) => ({ name: n.node.name, ip: n.ip, volumeId: volumeId(i), userData: userData[i] })),
     {
@@ -137,7 +191,7 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
       endpointIp: `${subnet}.2`,
       gatewayIp: opts.persistent ? `${subnet}.1` : undefined,
       region: ec2.region,
-      volumeMiB: opts.dataVolumeMiB ?? 128,
+      volumeMiB,
       persistent: opts.persistent,
       rootfs,
       start: false,
@@ -174,13 +228,15 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
   await aws.putRole(LAB_ROLE, [nodeRolePolicy(ec2.region, LAB_ACCOUNT, ssm.prefix, ssm.statusPrefix)]);
   await aws.putParameter(ssm.appPassword, "SecureString", passwords.app);
   await aws.putParameter(ssm.adminPassword, "SecureString", passwords.admin);
-  if (pki) {
-    await aws.putParameter(ssm.tlsCa, "String", pki.caCertPem);
-    for (const n of nodes) {
-      await aws.putParameter(ssm.tlsKey(n.node.name), "SecureString", pki.nodes.get(n.node.name)?.keyPem ?? "");
-      await aws.putParameter(ssm.tlsCert(n.node.name), "String", pki.nodes.get(n.node.name)?.certPem ?? "");
+  await aws.putParameter(ssm.settings, "String", desiredFor(settings, 0, nodes));
+  const putTls = async (p: Pki, among: NodeAddress[]) => {
+    await aws.putParameter(ssm.tlsCa, "String", p.caCertPem);
+    for (const n of among) {
+      await aws.putParameter(ssm.tlsKey(n.node.name), "SecureString", p.nodes.get(n.node.name)?.keyPem ?? "");
+      await aws.putParameter(ssm.tlsCert(n.node.name), "String", p.nodes.get(n.node.name)?.certPem ?? "");
     }
-  }
+  };
+  if (pki) await putTls(pki, nodes);
   const register = (i: number) =>
     aws.putInstance(nodes[i].ip, {
       instanceId: hosts[i].instanceId,
@@ -232,8 +288,8 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
   const waitConverged: ClusterLab["waitConverged"] = async (timeoutMs = 30000, among = nodes) => {
     const started = Date.now();
     // Every live node is in the view: all shards have a master, the rest are replicas.
-    const masters = ec2.shards;
-    const replicas = among.length - ec2.shards;
+    const masters = result.settings.ec2?.shards ?? 0;
+    const replicas = among.length - masters;
     let last = "";
     while (Date.now() - started < timeoutMs) {
       const views = await Promise.all(
@@ -256,7 +312,76 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     }
     throw new Error(`cluster did not converge in ${timeoutMs} ms: views (masters/replicas) ${last}`);
   };
-  return {
+  const status: ClusterLab["status"] = async (name) =>
+    parseStatus((await aws.parameters()).find((p) => p.name === ssm.status(name))?.value);
+  const readParameters = async (names: string[]) =>
+    Object.fromEntries(
+      (await aws.parameters()).filter((p) => names.includes(p.name)).map((p) => [p.name, p.value] as const),
+    );
+  const deploy: ClusterLab["deploy"] = async (next, o = {}) => {
+    const say = o.log ?? log;
+    const problems = checkDeployedChange(shapeOf(result.settings), shapeOf(next));
+    if (problems.length > 0) throw new ConfigError(problems, "redis-stack");
+    const { added, leaving } = nodeChange(shapeOf(result.settings), shapeOf(next));
+    const plan = planFor(next);
+    const fresh = plan.filter((n) => added.includes(n.node.name));
+    if (fresh.length > 0 && result.pki) {
+      result.pki = makePki(
+        pkiDir,
+        plan.map((n) => ({ name: n.node.name, ip: n.ip })),
+      );
+      await putTls(result.pki, fresh);
+    }
+    for (const n of fresh) {
+      const ud = renderNodeUserData(specFor(next), plan, n, volumeId(n.node.index), next.tls);
+      const host = await lab.addHost({ name: n.node.name, ip: n.ip, volumeId: volumeId(n.node.index), userData: ud });
+      nodes.push(n);
+      hosts.push(host);
+      userData.push(ud);
+      await register(nodes.length - 1);
+    }
+    const grow = (next.ec2?.dataVolumeGb ?? 0) / (result.settings.ec2?.dataVolumeGb ?? 1);
+    if (grow > 1) {
+      say(`growing every data volume x${grow.toFixed(2)} (dataVolumeGb)`);
+      for (const h of hosts) await h.growVolume(Math.round(volumeMiB * grow));
+      volumeMiB = Math.round(volumeMiB * grow);
+    }
+    if (o.generation !== undefined) result.generation = o.generation;
+    const text = desiredFor(next, result.generation, plan);
+    const started = Date.now();
+    await aws.putParameter(ssm.settings, "String", text);
+    result.settings = next;
+    say(`desired settings ${versionOf(text)} written${added.length ? `; booting ${added.join(", ")}` : ""}`);
+    for (const n of fresh) await hosts[nodes.indexOf(n)].start();
+    const expected: ExpectedNode[] = [
+      ...plan.map((n) => ({
+        name: n.node.name,
+        parameter: ssm.status(n.node.name),
+        instanceId: hosts[nodes.findIndex((x) => x.node.name === n.node.name)].instanceId,
+        settingsVersion: versionOf(text),
+      })),
+      ...leaving.map((name) => ({
+        name,
+        parameter: ssm.status(name),
+        settingsVersion: versionOf(text),
+        drained: true,
+      })),
+    ];
+    await waitForCluster(expected, readParameters, { timeoutMs: o.timeoutMs ?? 900_000, pollMs: 1000, log: say });
+    const convergedMs = Date.now() - started;
+    for (const name of leaving) {
+      const i = nodes.findIndex((n) => n.node.name === name);
+      say(`deleting ${name} (drained)`);
+      await hosts[i].stop();
+      lab.removeHost(name);
+      await aws.deleteInstance(nodes[i].ip);
+      nodes.splice(i, 1);
+      hosts.splice(i, 1);
+      userData.splice(i, 1);
+    }
+    return { settingsVersion: versionOf(text), added, removed: leaving, convergedMs };
+  };
+  const result: ClusterLab = {
     lab,
     settings,
     nodes,
@@ -274,11 +399,15 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     replace,
     diagnose,
     onHost,
+    deploy,
+    status,
+    generation: 0,
     destroy: async () => {
       await stopAwsEndpoint(awsDir, pid);
       await lab.destroy();
     },
   };
+  return result;
 }
 
 export const LAB_DEPLOYER_ROLE = "redis-stack-lab-deployer";
@@ -487,6 +616,25 @@ export async function missingWrites(c: ClusterLab, tag: string, seqs: number[]):
   };
   const r = await c.lab.client.exec(["node", "-r", TS_NODE, WRITER], { env: nodeEnv(cfg), timeoutMs: 120000 });
   if (r.code !== 0) throw new Error(`verify failed (${r.code}): ${r.stderr}`);
+  return (JSON.parse(r.stdout) as VerifyResult).missing;
+}
+
+/**
+ * Writes `count` keys `<tag>:<i>` spread over every slot ("load"), or reports which of them the cluster
+ * no longer has ("check"), through ioredis from the client namespace.
+ */
+export async function keySet(c: ClusterLab, mode: "load" | "check", tag: string, count: number): Promise<number[]> {
+  const cfg: WriterConfig = {
+    mode,
+    nodes: c.nodes.map((n) => `${n.ip}:${n.port}`),
+    user: APP_USER,
+    password: c.passwords.app,
+    ca: c.clientCa,
+    tag,
+    count,
+  };
+  const r = await c.lab.client.exec(["node", "-r", TS_NODE, WRITER], { env: nodeEnv(cfg), timeoutMs: 600000 });
+  if (r.code !== 0) throw new Error(`${mode} failed (${r.code}): ${r.stderr}`);
   return (JSON.parse(r.stdout) as VerifyResult).missing;
 }
 

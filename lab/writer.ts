@@ -5,13 +5,17 @@
  *
  *   mode "write":  SET {tag}:<seq> <seq> one after another until `stopFile` exists or `durationMs` passes
  *   mode "verify": MGET the given seqs and report the missing ones
+ *   mode "load":   SET <tag>:<i> <i> for i < count, spread over every slot (a data set to reshard)
+ *   mode "check":  GET <tag>:<i> for i < count and report the missing ones
  * `direct: true` talks to the first node only, without cluster redirections (a writer on an isolated master).
  */
 import * as fs from "fs";
 import Redis, { Cluster, RedisOptions } from "ioredis";
 
 export interface WriterConfig {
-  mode: "write" | "verify";
+  mode: "write" | "verify" | "load" | "check";
+  /** load/check: how many keys. */
+  count?: number;
   nodes: string[];
   user: string;
   password: string;
@@ -153,9 +157,47 @@ async function verify(cfg: WriterConfig): Promise<VerifyResult> {
   return { checked: seqs.length, missing };
 }
 
+/** load / check: keys without a hash tag, so they land in every slot (each command answered or retried). */
+async function loadOrCheck(cfg: WriterConfig): Promise<VerifyResult> {
+  const r = client(cfg);
+  r.on("error", () => undefined);
+  const count = cfg.count ?? 0;
+  const missing: number[] = [];
+  const batch = 1000;
+  for (let i = 0; i < count; i += batch) {
+    const ids = Array.from({ length: Math.min(batch, count - i) }, (_, k) => i + k);
+    let done = false;
+    let lastError = "";
+    for (let attempt = 0; attempt < 30 && !done; attempt++) {
+      try {
+        if (cfg.mode === "load") {
+          await within(Promise.all(ids.map((id) => r.set(`${cfg.tag}:${id}`, String(id)))), 10000);
+        } else {
+          const values = await within(Promise.all(ids.map((id) => r.get(`${cfg.tag}:${id}`))), 10000);
+          values.forEach((v, j) => {
+            if (v !== String(ids[j])) missing.push(ids[j]);
+          });
+        }
+        done = true;
+      } catch (e) {
+        lastError = (e as Error).message;
+        await sleep(200);
+      }
+    }
+    if (!done) throw new Error(`${cfg.mode}: keys ${i}-${i + batch - 1} kept failing (last error: ${lastError})`);
+  }
+  r.disconnect();
+  return { checked: count, missing };
+}
+
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.env.WRITER_CONFIG ?? "{}") as WriterConfig;
-  const out = cfg.mode === "verify" ? await verify(cfg) : await write(cfg);
+  const out =
+    cfg.mode === "verify"
+      ? await verify(cfg)
+      : cfg.mode === "load" || cfg.mode === "check"
+        ? await loadOrCheck(cfg)
+        : await write(cfg);
   // Exit explicitly: a cluster client can keep reconnect timers alive after disconnect(), and the
   // caller waits for this process to end.
   process.stdout.write(JSON.stringify(out), () => process.exit(0));

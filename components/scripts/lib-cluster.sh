@@ -130,9 +130,9 @@ slot_owner() {
     }' <<<"$1"
 }
 
-# shard_owner NODES_TEXT: id of the master now serving this node's planned shard. Found through the
-# shard's other planned members (a healthy master among them, or the master a healthy one replicates),
-# so it holds after failovers and rebalancing; else through the first slot of the planned range.
+# shard_owner NODES_TEXT: id of the master now serving this node's planned shard, found through the
+# shard's other planned members (a healthy master among them, or the master a healthy one replicates), so
+# it holds after failovers and resharding. A new shard's master has no slots yet and still counts.
 shard_owner() {
   local nodes=$1 shard ip port line id
   shard=$(plan_self | awk '{ print $5 }')
@@ -144,39 +144,63 @@ shard_owner() {
       *slave*) id=$(awk '{ print $4 }' <<<"$line") ;;
       *) continue ;;
     esac
-    # Only a healthy master that serves slots will do.
-    if awk -v i="$id" '$1 == i && $3 ~ /master/ && $3 !~ /fail/ && NF >= 9 { found = 1 } END { exit !found }' <<<"$nodes"; then
+    if awk -v i="$id" '$1 == i && $3 ~ /master/ && $3 !~ /fail/ { found = 1 } END { exit !found }' <<<"$nodes"; then
       echo "$id"
       return 0
     fi
   done < <(awk -v s="$shard" '$5 == s' <<<"$CLUSTER_PLAN")
-  slot_owner "$nodes" "$(plan_self | awk '{ print $6 }')"
+  return 0
+}
+
+# meet_cluster MEMBER_IP MEMBER_PORT NODES_TEXT MYID: CLUSTER MEET through a member, forgetting the ids of
+# earlier instances at this address; returns once the member lists this node (handshake done).
+meet_cluster() {
+  local mip=$1 mport=$2 nodes=$3 myid=$4 stale deadline
+  stale=$(stale_ids "$nodes" "$myid")
+  rcli "$NODE_IP" "$REDIS_PORT" cluster meet "$mip" "$mport" >/dev/null
+  if [ -n "$stale" ]; then forget_everywhere "$stale"; fi
+  deadline=$((SECONDS + 60))
+  until rcli "$mip" "$mport" cluster nodes 2>/dev/null | tr -d '\r' | grep -q "^$myid [^ ]* [^ ]*master[^ ]* -"; do
+    [ "$SECONDS" -ge "$deadline" ] && die "the handshake with $mip:$mport did not complete within 60s"
+    sleep 0.2
+  done
 }
 
 # join_cluster MEMBER_IP MEMBER_PORT: this empty node joins as replica of its planned shard's master.
 join_cluster() {
-  local mip=$1 mport=$2 myid nodes owner stale deadline start
+  local mip=$1 mport=$2 myid nodes owner deadline start role lost_deadline stale
   myid=$(rcli "$NODE_IP" "$REDIS_PORT" cluster myid | tr -d '\r') || die "the local node does not answer CLUSTER MYID"
   start=$(plan_self | awk '{ print $6 }')
+  role=$(plan_self | awk '{ print $4 }')
   # Read the cluster before meeting it: any entry at this address now is an earlier instance.
-  # The owner may still be failing over (its old master just died): give the election time.
-  deadline=$((SECONDS + 60))
+  # The owner may still be failing over (its old master just died): give the election time. A replica of
+  # a new shard waits for its master to boot and join.
+  lost_deadline=$((SECONDS + 60))
+  deadline=$((SECONDS + ${PEER_WAIT_SECONDS:-900}))
   while :; do
     nodes=$(rcli "$mip" "$mport" cluster nodes | tr -d '\r') || nodes=""
     owner=$(shard_owner "$nodes")
     [ -n "$owner" ] && break
-    [ "$SECONDS" -ge "$deadline" ] && die "no live master serves this node's shard (slot $start) after 60s: the shard has no copy left; restore it from a backup (README: runbook)"
+    if [ -n "$(slot_owner "$nodes" "$start")" ]; then
+      # No member of this shard is in the cluster, and other shards serve its planned slots: a new shard.
+      if [ "$role" = master ]; then
+        log "joining the existing cluster through $mip:$mport as $myid: an empty master of new shard $(plan_self | awk '{ print $5 }')"
+        meet_cluster "$mip" "$mport" "$nodes" "$myid"
+        log "joined: empty master; the cluster moves slots to it once its replicas are in (node.sh reshard)"
+        return 0
+      fi
+      [ "$SECONDS" -ge "$deadline" ] && die "the master of this node's new shard did not join within ${PEER_WAIT_SECONDS:-900}s"
+    elif [ "$SECONDS" -ge "$lost_deadline" ]; then
+      die "no live master serves this node's shard (slot $start) after 60s: the shard has no copy left; restore it from a backup (README: runbook)"
+    fi
     sleep 1
   done
-  stale=$(stale_ids "$nodes" "$myid")
 
   log "joining the existing cluster through $mip:$mport as $myid (shard $(plan_self | awk '{ print $5 }'), now served by $owner)"
-  rcli "$NODE_IP" "$REDIS_PORT" cluster meet "$mip" "$mport" >/dev/null
-  if [ -n "$stale" ]; then forget_everywhere "$stale"; fi
-
+  meet_cluster "$mip" "$mport" "$nodes" "$myid"
   deadline=$((SECONDS + 60))
   until rcli "$NODE_IP" "$REDIS_PORT" cluster nodes 2>/dev/null | grep -q "^$owner "; do
-    [ "$SECONDS" -ge "$deadline" ] && die "the handshake with $mip:$mport did not complete within 60s"
+    [ "$SECONDS" -ge "$deadline" ] && die "this node does not know $owner 60s after meeting $mip:$mport"
     sleep 0.2
   done
   # The gossip may take a moment to tell us the owner is a master.

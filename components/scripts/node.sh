@@ -8,6 +8,9 @@
 #                       volume, secrets and TLS material refreshed from SSM, the SSM agent present
 #   node.sh converge    every boot, after Redis (redis-node-cluster.service): form or join the cluster,
 #                       then publish this node's status to SSM
+#   node.sh settings    every 20 s on a running node (redis-node-settings.timer): apply the stack's desired
+#                       settings live, grow the filesystem, forget departed nodes, reshard, roll
+#   node.sh handoff     before Redis stops (ExecStop): a master hands its slots to an in-sync replica
 #
 # Every step is idempotent. Logs go to /var/log/redis-stack.log and to the console (EC2 console output).
 set -euo pipefail
@@ -19,6 +22,10 @@ readonly CONF_DIR=/etc/redis-stack
 readonly DATA_DIR=/var/lib/redis
 readonly BOOT_LOG=/var/log/redis-stack.log
 readonly UNIT=redis-node
+# What the node has applied of the stack's desired settings (components/desired.ts).
+readonly DESIRED_FILE=$CONF_DIR/desired
+readonly SETTINGS_CONF=$CONF_DIR/settings.conf
+readonly GENERATION_FILE=$CONF_DIR/generation
 
 # shellcheck source=/dev/null
 . "$CONF_DIR/node.env"
@@ -54,8 +61,11 @@ publish_status() {
     return 0
   }
   instance=$(imds instance-id 2>/dev/null || echo unknown)
-  value=$(printf '{"state":"%s","node":"%s","instance":"%s","time":"%s","detail":"%s"}' \
-    "$state" "$NODE_NAME" "$instance" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(printf '%s' "$detail" | tr -d '\\"' | head -c 900)")
+  # What the deploy waits for: this instance and type, the settings version applied, the slots it serves.
+  value=$(printf '{"state":"%s","node":"%s","instance":"%s","instanceType":"%s","settings":"%s","generation":%s,"role":"%s","slots":%s,"time":"%s","detail":"%s"}' \
+    "$state" "$NODE_NAME" "$instance" "$(imds instance-type 2>/dev/null || echo unknown)" \
+    "$(applied_version)" "$(applied_generation)" "$(my_role)" "$(my_slot_count)" \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(printf '%s' "$detail" | tr -d '\\"' | head -c 700)")
   if aws ssm put-parameter --region "$AWS_REGION" --name "$SSM_STATUS" --type String --overwrite \
     --value "$value" >/dev/null 2>&1; then
     log "status $state published to $SSM_STATUS"
@@ -238,6 +248,235 @@ write_config() {
   install -d -m 0750 -o redis -g redis /var/log/redis
 }
 
+# --------------------------------------------------------------------------------- desired settings
+
+applied_version() { awk '$1 == "version" { print $2; exit }' "$DESIRED_FILE" 2>/dev/null || true; }
+applied_generation() { cat "$GENERATION_FILE" 2>/dev/null || echo 0; }
+desired_field() { awk -v k="$1" '$1 == k { print $2; exit }' "$DESIRED_FILE"; }
+# desired_nodes: "name ip port role shard" of every node in the stack's current plan.
+desired_nodes() { awk '$1 == "node" { print $2, $3, $4, $5, $6 }' "$DESIRED_FILE"; }
+
+# my_role / my_slot_count: what this node is right now (empty / 0 when Redis does not answer).
+my_role() { { rcli "$NODE_IP" "$REDIS_PORT" role 2>/dev/null || true; } | head -n 1 | tr -d '\r'; }
+my_slot_count() {
+  { rcli "$NODE_IP" "$REDIS_PORT" cluster nodes 2>/dev/null || true; } | tr -d '\r' | awk '
+    $3 ~ /myself/ {
+      for (i = 9; i <= NF; i++) {
+        if ($i ~ /^\[/) continue
+        n = split($i, r, "-"); c += (n == 2 ? r[2] - r[1] + 1 : 1)
+      }
+    }
+    END { print c + 0 }'
+}
+
+# fetch_desired: the stack's desired settings from SSM into $DESIRED_FILE; prints "changed" when they did.
+fetch_desired() {
+  local value
+  value=$(ssm_get "$SSM_SETTINGS") || return 1
+  grep -q '^version ' <<<"$value" || {
+    log "warning: $SSM_SETTINGS has no version line; ignoring it"
+    return 1
+  }
+  printf '%s\n' "$value" | write_file "$DESIRED_FILE" 0640 root:redis
+}
+
+# write_settings_conf: the live directives as redis.conf lines (components/desired.ts renderSettingsConf:
+# `save ""` first, since the first save of a config load resets the schedule and later ones append).
+write_settings_conf() {
+  awk '$1 == "set" {
+      k = $2; v = ""
+      for (i = 3; i <= NF; i++) v = v (i > 3 ? " " : "") $i
+      if (k == "save") { print "save \"\""; if (v != "") print "save " v }
+      else print k " " v
+    }' "$DESIRED_FILE" | write_file "$SETTINGS_CONF" 0640 root:redis
+}
+
+# apply_live: CONFIG SET each desired directive that differs from what Redis runs with (no restart).
+apply_live() {
+  local key value current
+  while read -r key value; do
+    current=$({ rcli "$NODE_IP" "$REDIS_PORT" config get "$key" || true; } | tr -d '\r' | sed -n 2p)
+    [ "$current" = "$value" ] && continue
+    if rcli "$NODE_IP" "$REDIS_PORT" config set "$key" "$value" | tr -d '\r' | grep -q '^OK'; then
+      log "live: $key '$current' -> '$value'"
+    else
+      log "warning: CONFIG SET $key '$value' was refused; it applies at the next restart (settings.conf)"
+    fi
+  done < <(awk '$1 == "set" { k = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); print k, $0 }' "$DESIRED_FILE")
+}
+
+# grow_filesystem: a data volume grown in EBS (dataVolumeGb) grows its ext4 filesystem online.
+grow_filesystem() {
+  local dev dev_bytes fs_bytes
+  dev=$(find_data_device) || return 0
+  dev_bytes=$(blockdev --getsize64 "$dev")
+  fs_bytes=$(tune2fs -l "$dev" | awk -F: '/^Block count/ { c = $2 } /^Block size/ { s = $2 } END { print c * s }')
+  # Grow only for a real difference (ext4 rounds to its block and group sizes).
+  if [ "$((dev_bytes - fs_bytes))" -gt $((64 * 1024 * 1024)) ]; then
+    log "data volume $DATA_VOLUME_ID grew to $((dev_bytes / 1048576)) MiB: growing its filesystem online"
+    resize2fs "$dev" >/dev/null 2>&1 || log "warning: resize2fs $dev failed; the filesystem keeps $((fs_bytes / 1048576)) MiB"
+  fi
+}
+
+# cluster_nodes: this node's CLUSTER NODES view (empty when Redis does not answer).
+cluster_nodes() { { rcli "$NODE_IP" "$REDIS_PORT" cluster nodes 2>/dev/null || true; } | tr -d '\r'; }
+
+# forget_departed: failed entries without slots whose address is not in the plan any more (the nodes of a
+# removed shard, earlier instances) are forgotten, so CLUSTER NODES shows only what the stack runs.
+forget_departed() {
+  local planned id
+  planned=$(desired_nodes | awk '{ printf "%s:%s@ ", $2, $3 }')
+  for id in $(cluster_nodes | awk -v planned="$planned" '
+      $3 ~ /fail/ && $3 !~ /myself/ && NF < 9 {
+        a = $2; sub(/@.*/, "@", a)
+        if (index(planned, a " ") == 0 || $3 ~ /noaddr/) print $1
+      }'); do
+    log "forgetting $id: failed, serves no slot, and not in the stack's plan"
+    rcli "$NODE_IP" "$REDIS_PORT" cluster forget "$id" >/dev/null 2>&1 || true
+  done
+}
+
+# reshard: the slots follow the plan. Masters that left the plan drain onto the others; planned masters
+# without slots (a new shard) get their share. One coordinator: the healthy planned master with the lowest
+# address, and only when every planned node is in the cluster and linked, and every slot is served.
+# redis-cli's rebalance refuses to start while any slot is open (an interrupted move).
+reshard() {
+  local nodes planned leaving empty coordinator missing weights=()
+  nodes=$(cluster_nodes)
+  [ -n "$nodes" ] || return 0
+  planned=$(desired_nodes | awk '{ printf "%s:%s@ ", $2, $3 }')
+  # Masters serving slots that are not in the plan; planned masters serving none.
+  leaving=$(awk -v p="$planned" '$3 ~ /master/ && $3 !~ /fail/ && NF >= 9 { a = $2; sub(/@.*/, "@", a); if (index(p, a " ") == 0) print $1 }' <<<"$nodes")
+  empty=$(awk -v p="$planned" '$3 ~ /master/ && $3 !~ /fail/ && NF < 9 { a = $2; sub(/@.*/, "@", a); if (index(p, a " ") > 0) print $1 }' <<<"$nodes")
+  [ -n "$leaving$empty" ] || return 0
+  coordinator=$(awk -v p="$planned" '$3 ~ /master/ && $3 !~ /fail/ && NF >= 9 { a = $2; sub(/@.*/, "@", a); if (index(p, a " ") > 0) print a }' <<<"$nodes" | sort -V | head -n 1)
+  [ "$coordinator" = "$NODE_IP:$REDIS_PORT@" ] || return 0
+  missing=$(desired_nodes | while read -r name ip port _; do
+    awk -v a="$ip:$port@" 'index($2, a) == 1 && $3 !~ /fail|handshake|noaddr/ && $8 == "connected" { found = 1 } END { exit !found }' <<<"$nodes" || printf '%s ' "$name"
+  done)
+  if [ -n "$missing" ]; then
+    log "reshard waits: not yet in the cluster and linked: $missing"
+    return 0
+  fi
+  [ "$(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_slots_assigned)" = 16384 ] || {
+    log "reshard waits: not every slot is served"
+    return 0
+  }
+  local id
+  for id in $leaving; do weights+=("$id=0"); done
+  log "resharding: draining [${leaving//$'\n'/ }] and filling [${empty//$'\n'/ }] (redis-cli --cluster rebalance)"
+  publish_status ok "resharding"
+  if RCLI_TIMEOUT=43200 rcli "$NODE_IP" "$REDIS_PORT" --cluster rebalance "$NODE_IP:$REDIS_PORT" \
+    --cluster-use-empty-masters ${weights[@]+--cluster-weight "${weights[@]}"} 2>&1 | tr -d '\r' |
+    grep -E 'Moving|Rebalancing|ERR|fix|\*\*\*' | awk 'NR % 50 == 1 || /ERR|fix|\*\*\*|Rebalancing/'; then :; fi
+  log "reshard done: this node serves $(my_slot_count) slots; $(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_state)"
+}
+
+# status_of NODE: that node's published status (JSON), empty if unreadable.
+status_of() { ssm_get "$SSM_STATUS_PREFIX/$1" 2>/dev/null || true; }
+json_field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p" <<<"$2"; }
+
+# roll: a new generation restarts every node once, one at a time in the stack's roll order (replicas first,
+# then masters: components/desired.ts rollOrder). A node goes when every node before it has restarted into
+# the new generation and reports ok; its Redis stop hands its slots over first (handoff).
+roll() {
+  local want have name status gen before=()
+  want=$(desired_field generation)
+  have=$(applied_generation)
+  [ "${want:-0}" -gt "$have" ] || return 0
+  while read -r name; do
+    [ "$name" = "$NODE_NAME" ] && break
+    before+=("$name")
+  done < <(desired_nodes | awk '$4 == "replica" { print $1 }'; desired_nodes | awk '$4 == "master" { print $1 }')
+  for name in ${before[@]+"${before[@]}"}; do
+    status=$(status_of "$name")
+    gen=$(json_field generation "$status")
+    if [ "$(json_field state "$status")" != ok ] || [ "${gen:-0}" -lt "$want" ]; then
+      log "rolling restart to generation $want: waiting for $name (its turn comes first)"
+      return 0
+    fi
+  done
+  [ "$(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_state)" = ok ] || {
+    log "rolling restart waits: cluster_state is not ok"
+    return 0
+  }
+  log "rolling restart to generation $want: upgrading Redis, then restarting (a master hands over first)"
+  publish_status starting "rolling restart to generation $want"
+  export DEBIAN_FRONTEND=noninteractive
+  if apt_update && apt-get install -y -q --only-upgrade -o DPkg::Lock::Timeout=60 redis-server redis-tools >/dev/null; then
+    log "packages: $(redis-server --version | awk '{ print $3 }')"
+  else
+    log "warning: package upgrade failed; restarting with the installed Redis"
+  fi
+  systemctl disable --now redis-server.service >/dev/null 2>&1 || true
+  # Restarting prepare restarts the server after it (Requires=): secrets and TLS material are read again.
+  systemctl restart redis-node-prepare.service
+  printf '%s\n' "$want" | write_file "$GENERATION_FILE" 0644 root:root >/dev/null
+  systemctl restart redis-node-cluster.service
+  log "rolling restart to generation $want done"
+}
+
+# settings: what a running node does every timer period. Acts only on a node whose cluster step is done.
+settings_tick() {
+  systemctl is-active -q redis-node-cluster.service || return 0
+  local before changed=""
+  before=$(applied_version)
+  fetch_desired >/dev/null || {
+    log "warning: cannot read $SSM_SETTINGS; keeping the applied settings"
+    return 0
+  }
+  write_settings_conf >/dev/null
+  if [ "$(applied_version)" != "$before" ]; then
+    log "desired settings $(applied_version) (was ${before:-none})"
+    changed=yes
+  fi
+  apply_live
+  grow_filesystem
+  forget_departed
+  reshard
+  roll
+  [ -n "$changed" ] && publish_status ok "settings $(applied_version) applied"
+  # A drained master publishes its empty slot count (the deploy deletes its shard after that).
+  if [ "$(my_slot_count)" = 0 ] && ! desired_nodes | awk -v n="$NODE_NAME" '$1 == n { f = 1 } END { exit !f }'; then
+    publish_status ok "drained: not in the stack's plan any more"
+  fi
+}
+
+# handoff: before Redis stops on purpose, a master makes an in-sync replica take over (CLUSTER FAILOVER run
+# on the replica: the master pauses writes until the replica has them all, then they switch roles), so a
+# planned stop costs no failover timeout and loses no acknowledged write.
+handoff() {
+  node_alive "$NODE_IP" "$REDIS_PORT" || return 0
+  local nodes me myid replica ip port deadline started=$SECONDS
+  nodes=$(cluster_nodes)
+  me=$(awk '$3 ~ /myself/' <<<"$nodes")
+  if ! awk '$3 ~ /master/ && NF >= 9 { found = 1 } END { exit !found }' <<<"$me"; then
+    publish_status stopping "Redis stopping (no slots to hand over)"
+    return 0
+  fi
+  myid=$(awk '{ print $1 }' <<<"$me")
+  while read -r replica; do
+    [ -n "$replica" ] || continue
+    ip=${replica%:*}
+    port=${replica##*:}
+    rcli "$ip" "$port" info replication 2>/dev/null | tr -d '\r' | grep -q '^master_link_status:up' || continue
+    log "handoff: asking $replica to take over this master's slots before Redis stops"
+    rcli "$ip" "$port" cluster failover 2>/dev/null | tr -d '\r' | grep -q '^OK' || continue
+    deadline=$((SECONDS + 15))
+    until [ "$(my_role)" = slave ]; do
+      [ "$SECONDS" -ge "$deadline" ] && break
+      sleep 0.1
+    done
+    if [ "$(my_role)" = slave ]; then
+      log "handoff: $replica took over in $((SECONDS - started))s"
+      publish_status stopping "Redis stopping after handing its slots to $replica"
+      return 0
+    fi
+  done < <(awk -v m="$myid" '$4 == m && $3 ~ /slave/ && $3 !~ /fail/ && $8 == "connected" { a = $2; sub(/@.*/, "", a); print a }' <<<"$nodes")
+  log "warning: handoff: no in-sync replica took over; clients wait for the automatic failover"
+  publish_status stopping "Redis stopping without a handoff"
+}
+
 # ------------------------------------------------------------------------------------------ commands
 
 prepare() {
@@ -245,7 +484,10 @@ prepare() {
   tune_host
   mount_data_volume
   refresh_secrets
+  retry "$SECRETS_WAIT_SECONDS" fetch_desired >/dev/null || fail_with "cannot read $SSM_SETTINGS from SSM (instance role, region $AWS_REGION)"
+  write_settings_conf >/dev/null
   write_config
+  grow_filesystem
   install_ssm_agent
 }
 
@@ -259,10 +501,21 @@ wait_cluster_ok() {
   done
 }
 
+# wait_replica_synced: a replica counts as up once its link to the master is (a roll waits for it).
+wait_replica_synced() {
+  local deadline=$((SECONDS + ${SYNC_WAIT_SECONDS:-600}))
+  [ "$(my_role)" = slave ] || return 0
+  until rcli "$NODE_IP" "$REDIS_PORT" info replication 2>/dev/null | tr -d '\r' | grep -q '^master_link_status:up'; do
+    [ "$SECONDS" -ge "$deadline" ] && fail_with "replica link to its master not up after ${SYNC_WAIT_SECONDS:-600}s"
+    sleep 0.5
+  done
+}
+
 converge() {
   publish_status starting "joining the cluster"
   cluster_converge
   wait_cluster_ok
+  wait_replica_synced
   publish_status ok "cluster_state:ok"
 }
 
@@ -271,10 +524,11 @@ first_boot() {
   install_ssm_agent
   install_packages
   systemctl daemon-reload
-  systemctl enable redis-node-prepare.service "$UNIT.service" redis-node-cluster.service >/dev/null 2>&1
+  systemctl enable redis-node-prepare.service "$UNIT.service" redis-node-cluster.service redis-node-settings.timer >/dev/null 2>&1
   # Starting the last unit of the chain starts the others (Requires=) and waits for the cluster.
   systemctl start redis-node-cluster.service ||
     fail_with "redis-node-cluster did not finish: $(journalctl -u redis-node-prepare -u "$UNIT" -u redis-node-cluster -n 5 --no-pager -o cat 2>/dev/null | tr '\n' ' ')"
+  systemctl start redis-node-settings.timer
   log "first boot of $NODE_NAME done"
 }
 
@@ -290,8 +544,10 @@ main() {
   first-boot) first_boot ;;
   prepare) prepare ;;
   converge) converge ;;
+  settings) settings_tick ;;
+  handoff) handoff || log "warning: handoff failed; Redis stops anyway" ;;
   *)
-    echo "usage: node.sh first-boot|prepare|converge" >&2
+    echo "usage: node.sh first-boot|prepare|converge|settings|handoff" >&2
     exit 2
     ;;
   esac

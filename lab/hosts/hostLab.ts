@@ -149,6 +149,8 @@ export interface Host extends LabNode {
    * volume re-attached; with userData a new user-data. Then boots.
    */
   replace(opts?: { blankVolume?: boolean; userData?: string }): Promise<void>;
+  /** Grow the data volume to `mib` (EBS ModifyVolume): the host sees a bigger device, its filesystem does not change. */
+  growVolume(mib: number): Promise<void>;
   /** `systemctl is-system-running --wait` inside: "running" or "degraded" (or what it reports at timeout). */
   waitBooted(timeoutMs?: number): Promise<string>;
   /** `cloud-init status --wait --long` and the user-data's output. */
@@ -733,8 +735,11 @@ class HostImpl extends NamespaceNode implements Host {
   private volumeGeneration = 0;
   private volumeFile = "";
 
+  readonly index: number;
+
   constructor(lab: HostLab, spec: HostSpec, index: number) {
     super(lab, spec.name, spec.ip, String(index));
+    this.index = index;
     this.volumeId = spec.volumeId;
     this.userData = spec.userData;
     this.byIdPath = `/dev/disk/by-id/${this.byIdName()}`;
@@ -835,6 +840,13 @@ class HostImpl extends NamespaceNode implements Host {
     fs.ftruncateSync(fd, this.lab.volumeMiB * 1024 * 1024);
     fs.closeSync(fd);
     this.volumeDevice = await this.lab.attachLoop(this.volumeFile);
+  }
+
+  async growVolume(mib: number): Promise<void> {
+    if (!this.volumeFile || !this.volumeDevice) throw new Error(`[hostlab] ${this.name} has no volume attached`);
+    if (fs.statSync(this.volumeFile).size > mib * 1024 * 1024) throw new Error("[hostlab] EBS volumes do not shrink");
+    fs.truncateSync(this.volumeFile, mib * 1024 * 1024);
+    await runOk("losetup", ["-c", this.volumeDevice]);
   }
 
   detachVolume(): void {
@@ -1156,6 +1168,28 @@ export class HostLab {
   get endpoint(): LabNode {
     if (!this.endpointNode) throw new Error("[hostlab] lab has no endpoint namespace");
     return this.endpointNode;
+  }
+
+  /** A new host on the lab's bridge (a node added on day 2); not started. */
+  async addHost(spec: HostSpec): Promise<Host> {
+    if (this.hostList.some((h) => h.name === spec.name || h.ip === spec.ip))
+      throw new Error(`[hostlab] a host named ${spec.name} or at ${spec.ip} exists already`);
+    HostLab.validate([spec], { cidrPrefix: this.cidrPrefix, clientIp: "0.0.0.1", endpointIp: "0.0.0.2" });
+    const index = Math.max(-1, ...this.hostList.map((h) => h.index)) + 1;
+    const h = new HostImpl(this, spec, index);
+    this.hostList.push(h);
+    await h.createNetwork();
+    await h.prepareInstance();
+    await h.createVolume();
+    return h;
+  }
+
+  /** Terminates a host for good (its instance and volume gone, like deleting them in EC2). */
+  removeHost(name: string): void {
+    const at = this.hostList.findIndex((h) => h.name === name);
+    if (at < 0) throw new Error(`[hostlab] no host named ${name}`);
+    this.hostList[at].teardownSync();
+    this.hostList.splice(at, 1);
   }
 
   /** Idempotent, best effort, never throws. */

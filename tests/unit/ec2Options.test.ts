@@ -1,12 +1,17 @@
 /**
- * Resource options of the EC2 component (instances wait for the NAT route) (mocks never see options; a component-level transformation
- * does): instances replaced delete-first so the ENI (and its IP) can move to the new one; new AMIs
- * and user-data never restart running nodes; every child parented under the component.
+ * Resource options and ordering of the EC2 component (mocks never see options; a component-level
+ * transformation does): instances replaced delete-first so the ENI (and its IP) can move to the new one;
+ * user-data (and the AMI unless pinned) never restart running nodes; instances change one at a time in the
+ * roll order, each after the previous node is healthy again; data volumes survive deletes; every child
+ * parented under the component.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { RedisEc2Cluster } from "../../components/ec2Cluster";
 import { ssmNames } from "../../components/userData";
 import { stackSettings } from "../../local/localCluster";
+import { rollOrder, versionOf } from "../../components/desired";
+import { DeployedShape } from "../../components/day2";
+import { ParameterReader } from "../../components/health";
 
 interface Seen {
   type: string;
@@ -14,20 +19,26 @@ interface Seen {
   opts: pulumi.CustomResourceOptions;
 }
 
-test("an update waits for every node's health; instances: deleteBeforeReplace, ignoreChanges on ami and user-data; all children parented", async () => {
+/** Runs the component as an update (preview off) and records options, registrations and status reads in order. */
+async function runUpdate(opts: { deployed?: DeployedShape; instanceType?: string } = {}) {
+  const events: string[] = [];
+  const seen: Seen[] = [];
+  let desiredText = "";
   await pulumi.runtime.setMocks(
     {
-      newResource: (a) => ({
-        id: `${a.name}-id`,
-        state: {
-          ...(a.inputs as Record<string, unknown>),
-          result: "pw",
-          certPem: "CERT",
-          privateKeyPem: "KEY",
-          arn: "arn:x",
-          name: a.name,
-        },
-      }),
+      newResource: (a) => {
+        const inputs = a.inputs as Record<string, unknown>;
+        if (a.type === "aws:ec2/instance:Instance") events.push(`register ${a.name.replace("redis-prod-", "")}`);
+        if (a.type === "aws:ssm/parameter:Parameter" && a.name.endsWith("-settings")) {
+          // The provider marks a parameter's value secret: the mocks see it wrapped.
+          const v = inputs.value as string | { value?: unknown };
+          desiredText = typeof v === "string" ? v : String(v.value);
+        }
+        return {
+          id: `${a.name}-id`,
+          state: { ...inputs, result: "pw", certPem: "CERT", privateKeyPem: "KEY", arn: "arn:x", name: a.name },
+        };
+      },
       call: (a) => {
         if (a.token === "aws:index/getCallerIdentity:getCallerIdentity") return { accountId: "123456789012" };
         if (a.token === "aws:ec2/getAmi:getAmi") return { id: "ami-1" };
@@ -40,30 +51,44 @@ test("an update waits for every node's health; instances: deleteBeforeReplace, i
   );
   const settings = stackSettings("prod");
   if (!settings.ec2) throw new Error("prod must be ec2");
-  const seen: Seen[] = [];
+  const ec2 = { ...settings.ec2, instanceType: opts.instanceType ?? settings.ec2.instanceType };
   const reads: string[][] = [];
+  // Every node reports ok from the instance the mocks made ("<resource name>-id"), on the configured type,
+  // with the desired settings applied.
+  const healthReader: ParameterReader = async (names) => {
+    reads.push(names);
+    if (names.length === 1) events.push(`gate ${names[0].split("/").pop()}`);
+    await new Promise((r) => setTimeout(r, 5));
+    return Object.fromEntries(
+      names.map((n) => {
+        const node = n.split("/").pop() ?? "";
+        const status = {
+          state: "ok",
+          node,
+          instance: `redis-prod-${node}-id`,
+          instanceType: ec2.instanceType,
+          settings: desiredText ? versionOf(desiredText) : "",
+          slots: 0,
+          time: "t",
+          detail: "",
+        };
+        return [n, JSON.stringify(status)];
+      }),
+    );
+  };
   const cluster = new RedisEc2Cluster(
     "redis-prod",
     {
-      settings: settings.ec2,
+      settings: ec2,
       maxmemoryPolicy: settings.maxmemoryPolicy,
       persistence: settings.persistence,
       tls: settings.tls,
       allowedCidrs: settings.allowedCidrs,
       client: settings.client,
-      placement: { kind: "create", vpcCidr: settings.ec2.vpcCidr, zones: ["us-east-1a", "us-east-1b", "us-east-1c"] },
+      placement: { kind: "create", vpcCidr: ec2.vpcCidr, zones: ["us-east-1a", "us-east-1b", "us-east-1c"] },
       ssm: ssmNames("redis-stack", "prod"),
-      // An update (mocks run with preview off): the health wait reads every node's status through this.
-      healthReader: async (names) => {
-        reads.push(names);
-        // The mocks name each instance's id "<resource name>-id"; each node reports ok from it.
-        return Object.fromEntries(
-          names.map((n) => {
-            const node = n.split("/").pop() ?? "";
-            return [n, JSON.stringify({ state: "ok", node, instance: `redis-prod-${node}-id`, time: "t", detail: "" })];
-          }),
-        );
-      },
+      healthReader,
+      deployed: opts.deployed,
     },
     {
       transformations: [
@@ -74,17 +99,23 @@ test("an update waits for every node's health; instances: deleteBeforeReplace, i
       ],
     },
   );
-  await new Promise<void>((resolve) => cluster.clientSecurityGroupId.apply(() => resolve()));
-  // `pulumi up` waits until every node reported ok from its current instance.
   const healthyAt = await new Promise<string>((resolve) => cluster.healthyAt.apply(resolve));
+  return { cluster, seen, reads, events, healthyAt };
+}
+
+test("an update waits for every node's health and settings; instances: deleteBeforeReplace, ignoreChanges on ami and user-data; volumes retained; all children parented", async () => {
+  const { cluster, seen, reads, healthyAt } = await runUpdate();
+  // `pulumi up` waits until every node reported ok from its current instance.
   expect(healthyAt).toMatch(/^\d{4}-\d\d-\d\dT/);
-  expect(reads[0]).toEqual(cluster.nodes.map((n) => `/redis-stack/prod/status/${n.node.name}`));
+  expect(reads[reads.length - 1]).toEqual(cluster.nodes.map((n) => `/redis-stack/prod/status/${n.node.name}`));
   const instances = seen.filter((s) => s.type === "aws:ec2/instance:Instance");
   expect(instances).toHaveLength(6);
-  for (const i of instances) {
+  const order = rollOrder(cluster.nodes);
+  for (const [k, i] of instances.entries()) {
     expect(i.opts.deleteBeforeReplace).toBe(true);
     expect(i.opts.ignoreChanges).toEqual(["ami", "userDataBase64"]);
-    // Booted only once the private subnets route through the NAT (first boot installs packages).
+    // Booted only once the private subnets route through the NAT (first boot installs packages), and
+    // after the node before it in the roll order.
     const deps = (i.opts.dependsOn ?? []) as pulumi.Resource[];
     const depNames = await Promise.all(deps.map((d) => new Promise<string>((r) => d.urn.apply(r))));
     expect(depNames.map((u) => u.split("::").pop()).sort()).toEqual(
@@ -93,10 +124,39 @@ test("an update waits for every node's health; instances: deleteBeforeReplace, i
         "redis-prod-net-private-0",
         "redis-prod-net-private-1",
         "redis-prod-net-private-2",
+        ...(k > 0 ? [`redis-prod-${order[k - 1]}`] : []),
       ].sort(),
     );
   }
+  // Removing a node, a shard or the stack never deletes a data volume.
+  const volumes = seen.filter((s) => s.type === "aws:ebs/volume:Volume");
+  expect(volumes).toHaveLength(6);
+  for (const v of volumes) expect(v.opts.retainOnDelete).toBe(true);
   expect(seen.length).toBeGreaterThan(60);
   // The component itself (first seen) hangs under the stack; everything else under a component.
   expect(seen.filter((s) => s.opts.parent === undefined).map((s) => s.type)).toEqual(["redis-stack:ec2:RedisCluster"]);
+});
+
+test("an instanceType change on a deployed cluster rolls: each instance is changed only after the one before it reports healthy on the new type", async () => {
+  const deployed: DeployedShape = {
+    target: "ec2",
+    shards: 3,
+    replicasPerShard: 1,
+    tls: true,
+    dataVolumeGb: 32,
+    nodes: ["shard0-0", "shard1-0", "shard2-0", "shard0-1", "shard1-1", "shard2-1"],
+  };
+  const { cluster, events } = await runUpdate({ deployed, instanceType: "r7g.xlarge" });
+  const order = rollOrder(cluster.nodes);
+  expect(order).toEqual(["shard0-1", "shard1-1", "shard2-1", "shard0-0", "shard1-0", "shard2-0"]);
+  // Replicas first, then masters; never two instances in flight: register, its gate, the next register...
+  const rolling = events.filter((e) => !e.startsWith("gate") || order.some((n) => e === `gate ${n}`));
+  const expected = order.flatMap((n, k) => [`register ${n}`, ...(k < order.length - 1 ? [`gate ${n}`] : [])]);
+  expect(rolling.slice(0, expected.length)).toEqual(expected);
+});
+
+test("a fresh stack creates its instances without waiting on health between them (the cluster forms with every node up)", async () => {
+  const { events } = await runUpdate();
+  expect(events.filter((e) => e.startsWith("gate"))).toEqual([]);
+  expect(events.filter((e) => e.startsWith("register"))).toHaveLength(6);
 });

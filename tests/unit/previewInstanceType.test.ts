@@ -3,7 +3,7 @@
  * memory sizes maxmemory, its architecture picks the AMI, a type AWS does not know fails naming
  * `instanceType`, and nodes go only to zones that offer the type.
  */
-import { byType, runStack } from "./support/stackHarness";
+import { unwrapSecrets, byType, runStack } from "./support/stackHarness";
 
 test("a type AWS does not know fails at preview naming instanceType, with the other problems", async () => {
   const run = await runStack("prod", { "redis-stack:instanceType": "r7g.huge", "redis-stack:shards": "2" });
@@ -23,10 +23,11 @@ test("memory and architecture come from AWS's answer, not from the name", async 
   expect(instances).toHaveLength(6);
   expect(instances[0].inputs.instanceType).toBe("x2iedn.xlarge");
   expect(run.calls).toContain("aws:ec2/getInstanceType:getInstanceType");
-  const conf = Buffer.from(String(instances[0].inputs.userDataBase64), "base64");
-  const script = (await import("zlib")).gunzipSync(conf).toString("utf8");
-  // 65% of 128 GiB, whole MiB.
-  expect(script).toContain(`maxmemory ${Math.floor((131072 * 0.65) / 1) * 1024 * 1024}`);
+  // The live settings every node applies: 65% of 128 GiB, whole MiB.
+  const desired = run.resources.find((r) => r.type === "aws:ssm/parameter:Parameter" && r.name.endsWith("-settings"));
+  expect(String(unwrapSecrets(desired?.inputs.value))).toContain(
+    `set maxmemory ${Math.floor((131072 * 0.65) / 1) * 1024 * 1024}`,
+  );
 });
 
 test("a type offered in fewer zones than a shard needs fails naming instanceType", async () => {

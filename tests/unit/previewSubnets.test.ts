@@ -33,12 +33,13 @@ test("nodes are placed at fixed addresses in the given subnets", async () => {
   const enis = byType(run.resources, "aws:ec2/networkInterface:NetworkInterface").map(
     (r) => unwrapSecrets(r.inputs) as { subnetId: string; privateIps: string[] },
   );
-  expect(enis.map((e) => `${e.subnetId} ${e.privateIps[0]}`)).toEqual([
+  // Registered in the roll order: replicas first, then masters.
+  expect(enis.map((e) => `${e.subnetId} ${e.privateIps[0]}`).sort()).toEqual([
     "subnet-0a 10.1.1.10",
-    "subnet-0b 10.1.2.12",
-    "subnet-0c 10.1.3.14",
-    "subnet-0b 10.1.2.11",
-    "subnet-0c 10.1.3.13",
     "subnet-0a 10.1.1.15",
+    "subnet-0b 10.1.2.11",
+    "subnet-0b 10.1.2.12",
+    "subnet-0c 10.1.3.13",
+    "subnet-0c 10.1.3.14",
   ]);
 });

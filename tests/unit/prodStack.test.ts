@@ -2,6 +2,7 @@
  * The checked-in `prod` stack (EC2 cluster, 3 shards x 1 replica, TLS) under Pulumi mocks:
  * what `pulumi up` would create, how it is secured, and what it exports.
  */
+import { LIVE_DIRECTIVES } from "../../components/desired";
 import * as pulumi from "@pulumi/pulumi";
 import {
   byType,
@@ -51,7 +52,9 @@ describe("prod stack resource graph", () => {
       "aws:ec2/volumeAttachment:VolumeAttachment": 6,
       "aws:ec2/instance:Instance": 6,
       "random:index/randomPassword:RandomPassword": 2,
-      "aws:ssm/parameter:Parameter": 2 + 1 + 6 * 2,
+      // passwords, CA, per-node key + certificate, desired settings
+      "aws:ssm/parameter:Parameter": 2 + 1 + 6 * 2 + 1,
+      "pulumi:pulumi:StackReference": 1,
       "tls:index/selfSignedCert:SelfSignedCert": 1,
       "tls:index/locallySignedCert:LocallySignedCert": 6,
       "tls:index/privateKey:PrivateKey": 7,
@@ -166,7 +169,10 @@ describe("prod stack resource graph", () => {
       ].sort(),
     );
     // Certificates are public: plain String parameters, so renewals reach nodes at their next boot.
-    const plain = params.filter((p) => p.inputs.type === "String").map(inputs);
+    const plain = params
+      .filter((p) => p.inputs.type === "String")
+      .map(inputs)
+      .filter((p) => p.name !== "/redis-stack/prod/settings");
     expect(plain.map((p) => p.name).sort()).toEqual(
       ["/redis-stack/prod/tls/ca.crt", ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.crt`)].sort(),
     );
@@ -197,7 +203,30 @@ describe("prod stack resource graph", () => {
     expect(byType(run.resources, "aws:iam/rolePolicy:RolePolicy")).toHaveLength(1);
   });
 
-  test("each node's user-data carries its cluster, persistence and memory settings and no secret", () => {
+  test("the desired-settings parameter carries every live setting, the plan and the roll generation (plain, no secret)", () => {
+    const p = one("aws:ssm/parameter:Parameter", "-settings");
+    expect(p.name).toBe("/redis-stack/prod/settings");
+    expect(p.type).toBe("String");
+    const text = String(p.value);
+    const lines = text.split("\n");
+    expect(lines[0]).toMatch(/^version [0-9a-f]{12}$/);
+    expect(lines).toContain("generation 0");
+    // Every live directive, with the stack's values: changing any of them changes this parameter only.
+    expect(lines.filter((l) => l.startsWith("set ")).sort()).toEqual(
+      [
+        "set cluster-node-timeout 2000",
+        "set appendonly yes",
+        "set save 900 1 300 10 60 10000",
+        "set maxmemory 11166285824",
+        "set maxmemory-policy allkeys-lru",
+      ].sort(),
+    );
+    expect(lines.filter((l) => l.startsWith("set ")).map((l) => l.split(" ")[1])).toEqual([...LIVE_DIRECTIVES]);
+    expect(lines.filter((l) => l.startsWith("node ")).map((l) => l.split(" ")[1])).toEqual(NAMES);
+    expect(text).not.toContain(FAKE.password("redis-prod-admin-password"));
+  });
+
+  test("each node's user-data carries its cluster role and TLS, and no secret; live settings come from the parameter", () => {
     const secrets = [
       FAKE.password("redis-prod-app-password"),
       FAKE.password("redis-prod-admin-password"),
@@ -210,12 +239,9 @@ describe("prod stack resource graph", () => {
       expect(ud).toContain(`NODE_NAME='${NAMES[i]}'`);
       for (const line of [
         "cluster-enabled yes",
-        "cluster-node-timeout 2000",
-        "appendonly yes",
         "appendfsync everysec",
-        "save 900 1 300 10 60 10000",
-        "maxmemory 11166285824",
-        "maxmemory-policy allkeys-lru",
+        "include /etc/redis-stack/settings.conf",
+        "SSM_SETTINGS='/redis-stack/prod/settings'",
         "tls-port 6379",
         "tls-cluster yes",
         "tls-replication yes",
@@ -223,6 +249,8 @@ describe("prod stack resource graph", () => {
       ]) {
         expect(ud).toContain(line);
       }
+      // Set once at boot from the parameter, and live afterwards: never fixed in the user-data.
+      for (const d of LIVE_DIRECTIVES) expect(ud).not.toMatch(new RegExp(`^${d} `, "m"));
       expect(ud).toContain("SSM_APP_PASSWORD='/redis-stack/prod/app-password'");
       expect(ud).toContain(`SSM_TLS_KEY='/redis-stack/prod/tls/${NAMES[i]}.key'`);
       expect(ud).toMatch(/DATA_VOLUME_ID='vol-0[0-9a-f]{16}'/);

@@ -115,6 +115,8 @@ export async function runStack(
   stack: string,
   overrides: Record<string, string | undefined> = {},
   subnets: SubnetFixture[] = [],
+  /** The stack's outputs from its last update (what it reads back through its self stack reference). */
+  deployedOutputs: Record<string, unknown> = {},
 ): Promise<RunResult> {
   const config: Record<string, string> = { ...stackConfig(stack) };
   for (const [k, v] of Object.entries(overrides)) {
@@ -129,7 +131,10 @@ export async function runStack(
       newResource: (args) => {
         const inputs = args.inputs as Record<string, unknown>;
         resources.push({ type: args.type, name: args.name, inputs });
-        const state = { ...inputs, ...computedState(args.type, args.name) };
+        const state: Record<string, unknown> =
+          args.type === "pulumi:pulumi:StackReference"
+            ? { ...inputs, outputs: deployedOutputs, secretOutputNames: [] }
+            : { ...inputs, ...computedState(args.type, args.name) };
         const id = typeof state.id === "string" ? state.id : `${args.name}-id`;
         return { id, state };
       },
@@ -179,6 +184,7 @@ export async function runStack(
     PROJECT,
     stack,
     true, // preview: what `pulumi preview` (and the PR check) runs; the health wait only runs in an update
+    "organization", // what self-managed backends call every org (the stack reads its own outputs through it)
   );
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const program = require("../../../index") as () => Promise<StackOutputs>;
