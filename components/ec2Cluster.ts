@@ -424,6 +424,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           instanceId: idList[k],
           instanceType: typeList[k],
           settingsVersion,
+          generation: s.nodeGeneration,
         })),
         ...leaving.map((name) => ({ name, parameter: this.args.ssm.status(name), settingsVersion, drained: true })),
       ];

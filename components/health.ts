@@ -21,6 +21,7 @@ export interface NodeStatus {
   /** Day-2 facts (absent in statuses of older nodes): the instance type, the desired-settings version applied, the slots served. */
   instanceType?: string;
   settings?: string;
+  generation?: number;
   slots?: number;
 }
 
@@ -32,6 +33,8 @@ export interface ExpectedNode {
   instanceId?: string;
   /** The desired settings (components/desired.ts versionOf) the node must have applied. */
   settingsVersion?: string;
+  /** The roll generation it must have restarted into (nodeGeneration). */
+  generation?: number;
   /** The instance type it must run on (an instanceType change stops and starts it). */
   instanceType?: string;
   /** A node leaving the plan: done once it serves no slot any more (its shard drained). */
@@ -61,6 +64,7 @@ export function parseStatus(value: string | undefined): NodeStatus | undefined {
       instanceType: typeof parsed.instanceType === "string" ? parsed.instanceType : undefined,
       settings: typeof parsed.settings === "string" ? parsed.settings : undefined,
       slots: typeof parsed.slots === "number" ? parsed.slots : undefined,
+      generation: typeof parsed.generation === "number" ? parsed.generation : undefined,
     };
   } catch {
     return undefined;
@@ -82,6 +86,11 @@ export function assessCluster(expected: ExpectedNode[], values: Record<string, s
       result.waiting.push({
         node: n.name,
         detail: `applying settings ${n.settingsVersion} (has ${status.settings || "none"})`,
+      });
+    else if (n.generation !== undefined && (status.generation ?? 0) < n.generation)
+      result.waiting.push({
+        node: n.name,
+        detail: `rolling restart: at generation ${status.generation ?? 0}, not ${n.generation} yet`,
       });
     else if (n.drained && status.slots !== 0)
       result.waiting.push({ node: n.name, detail: `draining: still serves ${status.slots ?? "?"} slots` });

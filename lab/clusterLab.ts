@@ -19,7 +19,7 @@ const keySlot = require("cluster-key-slot") as (key: string) => number;
 import { ConfigError, Settings } from "../components/config";
 import { checkDeployedChange, DeployedShape, nodeChange } from "../components/day2";
 import { renderDesiredSettings, versionOf } from "../components/desired";
-import { ExpectedNode, NodeStatus, parseStatus, waitForCluster } from "../components/health";
+import { ExpectedNode, NodeStatus, ParameterReader, parseStatus, waitForCluster } from "../components/health";
 import { nodeRolePolicy } from "../components/iam";
 import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/redisConf";
 import { planTopology, NodeAddress } from "../components/topology";
@@ -97,6 +97,26 @@ export interface DeployResult {
   convergedMs: number;
 }
 
+/** The desired-settings parameter's text for these settings, as the stack renders it. */
+export function desiredText(s: Settings, generation: number, plan: NodeAddress[]): string {
+  return renderDesiredSettings({
+    maxmemoryBytes: s.ec2?.maxmemoryBytes ?? 0,
+    maxmemoryPolicy: s.maxmemoryPolicy,
+    nodeTimeoutMs: s.ec2?.nodeTimeoutMs ?? 0,
+    persistence: s.persistence,
+    generation,
+    plan,
+  });
+}
+
+/** Reads parameters from the lab's AWS endpoint (the stand-in for the deployer's SSM reads). */
+export function endpointReader(aws: AwsEndpointControl): ParameterReader {
+  return async (names) =>
+    Object.fromEntries(
+      (await aws.parameters()).filter((p) => names.includes(p.name)).map((p) => [p.name, p.value] as const),
+    );
+}
+
 /** What the lab runs, in the shape the stack exports as `deployment`. */
 export function shapeOf(settings: Settings): DeployedShape {
   const ec2 = settings.ec2;
@@ -143,10 +163,13 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
   if (!ec2) throw new Error("EC2 settings needed");
   const log = opts.log ?? (() => undefined);
   const subnet = opts.subnet ?? TEST_SUBNET;
+  // A node's address and volume follow from its place in its shard, so adding shards never moves a node
+  // (as in the stack's addressedTopology).
+  const place = (n: NodeAddress["node"]) => n.shard * ((settings.ec2?.replicasPerShard ?? 0) + 1) + n.member;
   const planFor = (s: Settings): NodeAddress[] =>
     planTopology(s.ec2?.shards ?? 0, s.ec2?.replicasPerShard ?? 0, 3).map((node) => ({
       node,
-      ip: `${subnet}.${11 + node.index}`,
+      ip: `${subnet}.${11 + place(node)}`,
       port: REDIS_PORT,
     }));
   const nodes: NodeAddress[] = planFor(settings);
@@ -170,21 +193,15 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     peerWaitSeconds: opts.peerWaitSeconds ?? 180,
     aptWaitSeconds: opts.aptWaitSeconds,
   });
-  const desiredFor = (s: Settings, generation: number, plan: NodeAddress[]) =>
-    renderDesiredSettings({
-      maxmemoryBytes: s.ec2?.maxmemoryBytes ?? 0,
-      maxmemoryPolicy: s.maxmemoryPolicy,
-      nodeTimeoutMs: s.ec2?.nodeTimeoutMs ?? 0,
-      persistence: s.persistence,
-      generation,
-      plan,
-    });
-  const userData = nodes.map((n, i) => renderNodeUserData(specFor(settings), nodes, n, volumeId(i), settings.tls));
+  const desiredFor = desiredText;
+  const userData = nodes.map((n) =>
+    renderNodeUserData(specFor(settings), nodes, n, volumeId(place(n.node)), settings.tls),
+  );
 
   const rootfs = await ensureRootfs({ log });
   let volumeMiB = opts.dataVolumeMiB ?? 128;
   const lab = await HostLab.create(
-    nodes.map((n, i) => ({ name: n.node.name, ip: n.ip, volumeId: volumeId(i), userData: userData[i] })),
+    nodes.map((n, i) => ({ name: n.node.name, ip: n.ip, volumeId: volumeId(place(n.node)), userData: userData[i] })),
     {
       cidrPrefix: 24,
       clientIp: `${subnet}.100`,
@@ -314,10 +331,7 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
   };
   const status: ClusterLab["status"] = async (name) =>
     parseStatus((await aws.parameters()).find((p) => p.name === ssm.status(name))?.value);
-  const readParameters = async (names: string[]) =>
-    Object.fromEntries(
-      (await aws.parameters()).filter((p) => names.includes(p.name)).map((p) => [p.name, p.value] as const),
-    );
+  const readParameters = endpointReader(aws);
   const deploy: ClusterLab["deploy"] = async (next, o = {}) => {
     const say = o.log ?? log;
     const problems = checkDeployedChange(shapeOf(result.settings), shapeOf(next));
@@ -333,8 +347,8 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
       await putTls(result.pki, fresh);
     }
     for (const n of fresh) {
-      const ud = renderNodeUserData(specFor(next), plan, n, volumeId(n.node.index), next.tls);
-      const host = await lab.addHost({ name: n.node.name, ip: n.ip, volumeId: volumeId(n.node.index), userData: ud });
+      const ud = renderNodeUserData(specFor(next), plan, n, volumeId(place(n.node)), next.tls);
+      const host = await lab.addHost({ name: n.node.name, ip: n.ip, volumeId: volumeId(place(n.node)), userData: ud });
       nodes.push(n);
       hosts.push(host);
       userData.push(ud);
@@ -359,6 +373,7 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
         parameter: ssm.status(n.node.name),
         instanceId: hosts[nodes.findIndex((x) => x.node.name === n.node.name)].instanceId,
         settingsVersion: versionOf(text),
+        generation: result.generation,
       })),
       ...leaving.map((name) => ({
         name,

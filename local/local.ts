@@ -1,6 +1,10 @@
 /**
  * `npm run local`: the prod stack's topology on this machine, from the same renderers and scripts as EC2.
  *   npm run local            bring it up (safe to repeat), wait until healthy, print the output contract
+ *   npm run local -- --config KEY=VALUE [--config ...]
+ *                            the same with stack config changed (keys of `pulumi config set`): a running
+ *                            cluster takes the change the way `pulumi up` applies it; the same config
+ *                            again changes nothing
  *   npm run local -- down    stop it and remove everything it made
  *   npm run local -- status  health of a running local cluster
  * As root on Linux: six real Debian 12 hosts (systemd-nspawn) booting their EC2 user-data through cloud-init.
@@ -73,8 +77,26 @@ function publish(contract: ConnectionContract): void {
   );
 }
 
-async function up(mode: Mode): Promise<void> {
-  const settings = stackSettings("prod");
+/** `--config KEY=VALUE` pairs (repeatable); `redis-stack:` prefixes are accepted as in `pulumi config set`. */
+export function parseConfigArgs(args: string[]): { command: string; config: Record<string, string> } {
+  const config: Record<string, string> = {};
+  let command = "up";
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const pair = a === "--config" ? args[++i] : a.startsWith("--config=") ? a.slice("--config=".length) : undefined;
+    if (pair === undefined) {
+      command = a;
+      continue;
+    }
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new Error(`--config takes KEY=VALUE (got ${JSON.stringify(pair)})`);
+    config[pair.slice(0, eq).replace(/^redis-stack:/, "")] = pair.slice(eq + 1);
+  }
+  return { command, config };
+}
+
+async function up(mode: Mode, config: Record<string, string>): Promise<void> {
+  const settings = stackSettings("prod", "redis-stack", config);
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("Pulumi.prod.yaml must use target ec2");
   log(
@@ -86,7 +108,13 @@ async function up(mode: Mode): Promise<void> {
     await convergeLoopback(state);
     running = state;
   } else {
-    running = await hostsUp(settings, log);
+    const previous = readHostsState();
+    running = await hostsUp(
+      settings,
+      log,
+      config,
+      previous ? stackSettings("prod", "redis-stack", previous.config ?? {}) : undefined,
+    );
   }
   const target: CliTarget = adminTarget(running);
   const ms = await waitHealthy(target, ec2.shards, ec2.replicasPerShard, 120000);
@@ -106,9 +134,13 @@ async function up(mode: Mode): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const cmd = process.argv[2] ?? "up";
+  const { command: cmd, config } = parseConfigArgs(process.argv.slice(2));
   if (!["up", "down", "status"].includes(cmd)) {
-    console.error(`usage: npm run local [-- up|down|status]`);
+    console.error(`usage: npm run local [-- up|down|status] [--config KEY=VALUE ...]`);
+    process.exit(2);
+  }
+  if (Object.keys(config).length > 0 && cmd !== "up") {
+    console.error("--config goes with up");
     process.exit(2);
   }
   // As root this installs what the hosts need (Debian packages) first, as .ci/run does.
@@ -122,8 +154,9 @@ async function main(): Promise<void> {
     return;
   }
   if (cmd === "status") {
-    const ec2 = stackSettings("prod").ec2;
-    const running = readLoopbackState() ?? readHostsState();
+    const hostsState = readHostsState();
+    const ec2 = stackSettings("prod", "redis-stack", hostsState?.config ?? {}).ec2;
+    const running = readLoopbackState() ?? hostsState;
     if (!running || !ec2) {
       log("no local cluster (start one with: npm run local)");
       return;
@@ -134,10 +167,16 @@ async function main(): Promise<void> {
     );
     return;
   }
-  await up(mode);
+  if (mode === "loopback" && Object.keys(config).length > 0) {
+    console.error("--config needs the hosts mode (root on Linux): the loopback processes have no settings timer");
+    process.exit(2);
+  }
+  await up(mode, config);
 }
 
-main().catch((e: Error) => {
-  console.error(`[local] failed: ${e.message}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((e: Error) => {
+    console.error(`[local] failed: ${e.message}`);
+    process.exit(1);
+  });
+}

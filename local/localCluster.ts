@@ -9,7 +9,7 @@ import * as path from "path";
 import * as yaml from "js-yaml";
 import { execFile } from "child_process";
 import { promisify } from "util";
-import { parseSettings, Settings } from "../components/config";
+import { ConfigError, parseSettings, Settings } from "../components/config";
 import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../components/redisConf";
 import type { NodeAddress } from "../components/topology";
 
@@ -29,14 +29,22 @@ export function stackConfig(stack: string): Record<string, string> {
 }
 
 /** A checked-in stack's settings, validated exactly as `pulumi preview` would. */
-export function stackSettings(stack: string, project = "redis-stack"): Settings {
+/**
+ * A stack's settings from its checked-in Pulumi.<stack>.yaml, with `overrides` on top (keys as in
+ * `pulumi config set`, without the project prefix). Invalid values throw the stack's own problem list.
+ */
+export function stackSettings(
+  stack: string,
+  project = "redis-stack",
+  overrides: Record<string, string> = {},
+): Settings {
   const raw: Record<string, string> = {};
   for (const [key, value] of Object.entries(stackConfig(stack))) {
     raw[key.startsWith(`${project}:`) ? key.slice(project.length + 1) : key] = value;
   }
+  Object.assign(raw, overrides);
   const { settings, problems } = parseSettings(raw);
-  if (!settings)
-    throw new Error(`Pulumi.${stack}.yaml is invalid: ${problems.map((p) => `${p.key}: ${p.problem}`).join("; ")}`);
+  if (!settings || problems.length > 0) throw new ConfigError(problems, project);
   return settings;
 }
 

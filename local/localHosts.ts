@@ -11,7 +11,20 @@ import { Settings } from "../components/config";
 import { NodeAddress } from "../components/topology";
 import { canRunLab, destroyPersistentLabs } from "../lab/hosts/hostLab";
 import { stopAwsEndpoint } from "../lab/aws/control";
-import { createClusterLab, endpointDir, sweepOrphanEndpoints } from "../lab/clusterLab";
+import {
+  createClusterLab,
+  desiredText,
+  endpointDir,
+  endpointReader,
+  shapeOf,
+  sweepOrphanEndpoints,
+} from "../lab/clusterLab";
+import { AwsEndpointControl } from "../lab/aws/control";
+import { ConfigError } from "../components/config";
+import { checkDeployedChange } from "../components/day2";
+import { versionOf } from "../components/desired";
+import { waitForCluster } from "../components/health";
+import { ssmNames } from "../components/userData";
 import { adminTarget, clusterHealth, Passwords, ROOT } from "./localCluster";
 
 export const HOSTS_DIR = path.join(ROOT, ".local", "hosts");
@@ -25,6 +38,61 @@ export interface HostsState {
   caFile?: string;
   /** The lab's dir (its AWS endpoint's state lives below it). */
   labDir: string;
+  /** The `--config KEY=VALUE` overrides the cluster runs with (a second run with the same ones changes nothing). */
+  config?: Record<string, string>;
+}
+
+/** Same overrides, in any order. */
+export function sameConfig(a: Record<string, string> = {}, b: Record<string, string> = {}): boolean {
+  const norm = (o: Record<string, string>) => JSON.stringify(Object.entries(o).sort(([x], [y]) => x.localeCompare(y)));
+  return norm(a) === norm(b);
+}
+
+function writeState(state: HostsState): void {
+  fs.writeFileSync(STATE, JSON.stringify(state, null, 2), { mode: 0o600 });
+}
+
+/**
+ * Applies changed settings to the running local hosts the way \`pulumi up\` does: the same preview checks,
+ * the desired-settings parameter rewritten, then the same wait (every node reports the new settings, and
+ * the new roll generation when nodeGeneration changed). Changing the number of shards needs new hosts,
+ * which this mode cannot attach to a running lab yet: it says so and changes nothing.
+ */
+export async function applyToHosts(
+  state: HostsState,
+  running: Settings,
+  next: Settings,
+  config: Record<string, string>,
+  log: (m: string) => void,
+): Promise<void> {
+  const problems = checkDeployedChange(shapeOf(running), shapeOf(next));
+  if (problems.length > 0) throw new ConfigError(problems, "redis-stack");
+  if (running.ec2?.shards !== next.ec2?.shards)
+    throw new Error(
+      `shards ${running.ec2?.shards} -> ${next.ec2?.shards}: the local mode cannot add or remove hosts of a running cluster yet; ` +
+        "run `npm run local -- down` and start again with the new --config (the lab tests and `pulumi up` do resize online)",
+    );
+  const aws = new AwsEndpointControl(endpointDir(state.labDir));
+  const ssm = ssmNames("redis-stack", "lab");
+  const instances = await aws.instances();
+  const generation = next.ec2?.nodeGeneration ?? 0;
+  const text = desiredText(next, generation, state.nodes);
+  const started = Date.now();
+  await aws.putParameter(ssm.settings, "String", text);
+  log(`desired settings ${versionOf(text)} written; waiting for every node to apply them`);
+  await waitForCluster(
+    state.nodes.map((n) => ({
+      name: n.node.name,
+      parameter: ssm.status(n.node.name),
+      instanceId: instances[n.ip]?.instanceId,
+      settingsVersion: versionOf(text),
+      generation,
+    })),
+    endpointReader(aws),
+    { timeoutMs: 900_000, pollMs: 1000, log },
+  );
+  log(`every node runs the new settings (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+  writeState({ ...state, config });
 }
 
 /** As root, installs what the hosts need (Debian packages) first; otherwise says what is missing. */
@@ -40,15 +108,31 @@ export function readHostsState(): HostsState | undefined {
   return fs.existsSync(STATE) ? (JSON.parse(fs.readFileSync(STATE, "utf8")) as HostsState) : undefined;
 }
 
-export async function hostsUp(settings: Settings, log: (m: string) => void): Promise<HostsState> {
+export async function hostsUp(
+  settings: Settings,
+  log: (m: string) => void,
+  config: Record<string, string> = {},
+  running?: Settings,
+): Promise<HostsState> {
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("target must be ec2");
   const previous = readHostsState();
   if (previous) {
     const h = await clusterHealth(adminTarget(previous), ec2.shards, ec2.replicasPerShard);
     if (h.ok) {
-      log("the local hosts are already running and healthy");
-      return previous;
+      if (sameConfig(previous.config, config)) {
+        log("the local hosts are already running this config and healthy: nothing to change");
+        return previous;
+      }
+      log(
+        `applying --config ${
+          Object.entries(config)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(" ") || "(none)"
+        } to the running hosts`,
+      );
+      await applyToHosts(previous, running ?? settings, settings, config, log);
+      return { ...previous, config };
     }
     log(`the local hosts are not healthy (${h.detail}): recreating them`);
   }
@@ -65,8 +149,14 @@ export async function hostsUp(settings: Settings, log: (m: string) => void): Pro
     dataVolumeMiB: 512,
     log,
   });
-  const state: HostsState = { nodes: c.nodes, passwords: c.passwords, caFile: c.pki?.caCertFile, labDir: c.lab.dir };
-  fs.writeFileSync(STATE, JSON.stringify(state, null, 2), { mode: 0o600 });
+  const state: HostsState = {
+    nodes: c.nodes,
+    passwords: c.passwords,
+    caFile: c.pki?.caCertFile,
+    labDir: c.lab.dir,
+    config,
+  };
+  writeState(state);
   log("booting every host: cloud-init runs its user-data (apt installs Redis and awscli, then the node's units start)");
   const started = Date.now();
   for (const h of c.hosts) await h.start();

@@ -372,15 +372,43 @@ reshard() {
   log "reshard done: this node serves $(my_slot_count) slots; $(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_state)"
 }
 
-# status_of NODE: that node's published status (JSON), empty if unreadable.
-status_of() { ssm_get "$SSM_STATUS_PREFIX/$1" 2>/dev/null || true; }
+# statuses NODE...: "name<TAB>status JSON" of those nodes, in one SSM call (GetParameters takes 10 names).
+statuses() {
+  local names=() name
+  for name in "$@"; do names+=("$SSM_STATUS_PREFIX/$name"); done
+  while [ "${#names[@]}" -gt 0 ]; do
+    aws ssm get-parameters --region "$AWS_REGION" --names "${names[@]:0:10}" \
+      --query 'Parameters[].[Name,Value]' --output text 2>/dev/null | sed "s#^$SSM_STATUS_PREFIX/##" || true
+    names=("${names[@]:10}")
+  done
+}
 json_field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^\",}]*\).*/\1/p" <<<"$2"; }
+
+# turn_waits_for GENERATION NODE...: the first of those nodes that has not restarted into GENERATION and
+# reported ok yet (empty when none).
+turn_waits_for() {
+  local want=$1 name line status gen
+  shift
+  [ "$#" -gt 0 ] || return 0
+  local all
+  all=$(statuses "$@")
+  for name in "$@"; do
+    line=$(awk -F'\t' -v n="$name" '$1 == n { print $2 }' <<<"$all")
+    status=$(json_field state "$line")
+    gen=$(json_field generation "$line")
+    if [ "$status" != ok ] || [ "${gen:-0}" -lt "$want" ]; then
+      echo "$name"
+      return 0
+    fi
+  done
+}
 
 # roll: a new generation restarts every node once, one at a time in the stack's roll order (replicas first,
 # then masters: components/desired.ts rollOrder). A node goes when every node before it has restarted into
-# the new generation and reports ok; its Redis stop hands its slots over first (handoff).
+# the new generation and reports ok (it polls for its turn, up to 30 minutes per timer run); its Redis stop
+# hands its slots over first (handoff).
 roll() {
-  local want have name status gen before=()
+  local want have name before=() waiting deadline=$((SECONDS + 1800)) said=""
   want=$(desired_field generation)
   have=$(applied_generation)
   [ "${want:-0}" -gt "$have" ] || return 0
@@ -388,18 +416,18 @@ roll() {
     [ "$name" = "$NODE_NAME" ] && break
     before+=("$name")
   done < <(desired_nodes | awk '$4 == "replica" { print $1 }'; desired_nodes | awk '$4 == "master" { print $1 }')
-  for name in ${before[@]+"${before[@]}"}; do
-    status=$(status_of "$name")
-    gen=$(json_field generation "$status")
-    if [ "$(json_field state "$status")" != ok ] || [ "${gen:-0}" -lt "$want" ]; then
-      log "rolling restart to generation $want: waiting for $name (its turn comes first)"
-      return 0
+  while waiting=$(turn_waits_for "$want" ${before[@]+"${before[@]}"}) && [ -n "$waiting" ]; do
+    if [ "$waiting" != "$said" ]; then
+      log "rolling restart to generation $want: waiting for $waiting (its turn comes first)"
+      said=$waiting
     fi
+    [ "$SECONDS" -ge "$deadline" ] && return 0
+    sleep 3
   done
-  [ "$(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_state)" = ok ] || {
-    log "rolling restart waits: cluster_state is not ok"
-    return 0
-  }
+  until [ "$(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_state)" = ok ]; do
+    [ "$SECONDS" -ge "$deadline" ] && return 0
+    sleep 1
+  done
   log "rolling restart to generation $want: upgrading Redis, then restarting (a master hands over first)"
   publish_status starting "rolling restart to generation $want"
   export DEBIAN_FRONTEND=noninteractive
@@ -528,6 +556,11 @@ first_boot() {
   # Starting the last unit of the chain starts the others (Requires=) and waits for the cluster.
   systemctl start redis-node-cluster.service ||
     fail_with "redis-node-cluster did not finish: $(journalctl -u redis-node-prepare -u "$UNIT" -u redis-node-cluster -n 5 --no-pager -o cat 2>/dev/null | tr '\n' ' ')"
+  # A new instance has today's packages and material: it starts at the desired roll generation.
+  if [ ! -f "$GENERATION_FILE" ]; then
+    printf '%s\n' "$(desired_field generation)" | write_file "$GENERATION_FILE" 0644 root:root >/dev/null
+    publish_status ok "cluster_state:ok (new instance, generation $(applied_generation))"
+  fi
   systemctl start redis-node-settings.timer
   log "first boot of $NODE_NAME done"
 }

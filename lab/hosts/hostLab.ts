@@ -892,6 +892,8 @@ class HostImpl extends NamespaceNode implements Host {
       `--directory=${this.rootDir}`,
       `--network-namespace-path=/run/netns/${this.netns}`,
       `--bind=${this.volumeDevice}`,
+      // Root on an instance may grow a mounted ext4 filesystem (EXT4_IOC_RESIZE_FS needs it); nspawn drops it.
+      "--capability=CAP_SYS_RESOURCE",
       "--resolv-conf=off",
       "--timezone=off",
       "--link-journal=no",

@@ -1,0 +1,44 @@
+/**
+ * Preview knows what is deployed (the stack's own last `deployment` output, read through a stack reference
+ * to itself) and refuses what a running cluster cannot take, naming the key, before any resource exists.
+ */
+import { runStack } from "./support/stackHarness";
+
+const deployment = {
+  target: "ec2",
+  shards: 3,
+  replicasPerShard: 1,
+  tls: true,
+  dataVolumeGb: 32,
+  nodes: ["shard0-0", "shard1-0", "shard2-0", "shard0-1", "shard1-1", "shard2-1"],
+};
+
+test("replicasPerShard 1 -> 2 on a deployed stack fails at preview naming the key and the fix", async () => {
+  const run = await runStack("prod", { "redis-stack:replicasPerShard": "2" }, [], { deployment });
+  expect(run.error?.message).toMatch(
+    /redis-stack:replicasPerShard = "2": the deployed cluster runs 1 replica\(s\) per shard[\s\S]*fix: pulumi config set replicasPerShard 1/,
+  );
+  // Only the read of the stack's own outputs happened; nothing would be created or changed.
+  expect(run.resources.map((r) => r.type)).toEqual(["pulumi:pulumi:StackReference"]);
+});
+
+test("the same change on a stack never deployed is fine (nothing runs yet)", async () => {
+  const run = await runStack("prod", { "redis-stack:replicasPerShard": "2" });
+  expect(run.error).toBeUndefined();
+});
+
+test("TLS off and a smaller volume on a deployed stack fail at preview, each naming its key", async () => {
+  const run = await runStack("prod", { "redis-stack:tls": "false", "redis-stack:dataVolumeGb": "24" }, [], {
+    deployment,
+  });
+  expect(run.error?.message).toContain('redis-stack:tls = "false"');
+  expect(run.error?.message).toContain('redis-stack:dataVolumeGb = "24"');
+});
+
+test("growing shards on a deployed stack previews the new nodes and exports the new deployment", async () => {
+  const run = await runStack("prod", { "redis-stack:shards": "4" }, [], { deployment });
+  expect(run.error).toBeUndefined();
+  const instances = run.resources.filter((r) => r.type === "aws:ec2/instance:Instance").map((r) => r.name);
+  expect(instances).toEqual(expect.arrayContaining(["redis-prod-shard3-0", "redis-prod-shard3-1"]));
+  expect(run.outputs?.deployment?.nodes).toHaveLength(8);
+});
