@@ -545,11 +545,20 @@ const WRITER = path.join(__dirname, "writer.ts");
 const TS_NODE = require.resolve("ts-node/register/transpile-only");
 /** Writers run with cwd / inside a namespace: point ts-node at the project. */
 const nodeEnv = (cfg: WriterConfig) => ({
-  WRITER_CONFIG: JSON.stringify(cfg),
+  // A file, not the variable itself: a long run's acknowledged seqs outgrow what one variable may hold (E2BIG).
+  WRITER_CONFIG_FILE: writeConfigFile(cfg),
   PATH: process.env.PATH ?? "",
   TS_NODE_PROJECT: path.resolve(__dirname, "../tsconfig.json"),
 });
 let writerSeq = 0;
+let configSeq = 0;
+/** The writer's config as a file this machine's namespaces all see (removed when this process exits). */
+function writeConfigFile(cfg: WriterConfig): string {
+  const file = path.join(os.tmpdir(), `redis-writer-${process.pid}-${++configSeq}.json`);
+  fs.writeFileSync(file, JSON.stringify(cfg), { mode: 0o600 });
+  process.once("exit", () => fs.rmSync(file, { force: true }));
+  return file;
+}
 
 /** A hash tag whose keys all land in `shard`'s planned slot range. */
 export function tagForSlots(start: number, end: number, salt = ""): string {

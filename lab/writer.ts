@@ -1,6 +1,7 @@
 /**
  * A write load that records every acknowledged write: run inside the lab's client namespace (or a host)
- * during a fault, then asked which acknowledged writes are missing. Config comes as JSON in WRITER_CONFIG;
+ * during a fault, then asked which acknowledged writes are missing. Config comes as JSON in the file named by
+ * WRITER_CONFIG_FILE (or in WRITER_CONFIG itself);
  * the result is printed as JSON on stdout.
  *
  *   mode "write":  SET {tag}:<seq> <seq> one after another until `stopFile` exists or `durationMs` passes
@@ -191,7 +192,8 @@ async function loadOrCheck(cfg: WriterConfig): Promise<VerifyResult> {
 }
 
 async function main(): Promise<void> {
-  const cfg = JSON.parse(process.env.WRITER_CONFIG ?? "{}") as WriterConfig;
+  const file = process.env.WRITER_CONFIG_FILE;
+  const cfg = JSON.parse(file ? fs.readFileSync(file, "utf8") : (process.env.WRITER_CONFIG ?? "{}")) as WriterConfig;
   const out =
     cfg.mode === "verify"
       ? await verify(cfg)

@@ -12,7 +12,6 @@ import {
   createClusterLab,
   infoField,
   keySet,
-  masterOfSlot,
   missingWrites,
   parseClusterNodes,
   RunningWriter,
@@ -127,32 +126,6 @@ describeLab("day 2 on real hosts: pulumi up's changes reach running nodes", () =
     ).toBe("1");
   }, 300_000);
 
-  test("a planned stop of each master hands its slots to its replica first: 0 writes lost, a short write gap", async () => {
-    const gaps: number[] = [];
-    for (let shard = 0; shard < 3; shard++) {
-      const planned = c.nodes.find((n) => n.node.role === "master" && n.node.shard === shard);
-      if (!planned) throw new Error(`no master of shard ${shard}`);
-      const master = await masterOfSlot(c, planned.node.slots.start);
-      const i = c.nodes.indexOf(master);
-      const writer = await startWriter(c, tagForSlots(planned.node.slots.start, planned.node.slots.end, `p${shard}`));
-      await sleep(1000);
-      await c.hosts[i].reboot({ timeoutMs: 120_000 });
-      await c.hosts[i].waitBooted(180_000);
-      await c.waitConverged(120_000);
-      await sleep(1000);
-      const { results, lost } = await stopAndCheck([writer]);
-      expect(lost).toEqual([[]]);
-      gaps.push(maxGap(results[0]));
-      // The stop handed over (no failover timeout), and the rebooted node came back as the replica.
-      const log = (await c.hosts[i].sh("grep 'handoff:' /var/log/redis-stack.log | tail -n 2")).stdout;
-      expect(log).toMatch(/took over in \d+s/);
-      expect((await c.cli(master, ["role"])).stdout.split("\n")[0]).toBe("slave");
-    }
-    // kill -9 costs the failover timeout (about 3.6 s at the default, BENCHMARKS.md); a handoff far less.
-    for (const g of gaps) expect(g).toBeLessThan(2000);
-    console.log(`planned stop of each master (reboot with handoff): write gaps ${gaps.join(", ")} ms, 0 lost`);
-  }, 900_000);
-
   test("nodeGeneration rolls every node once, replicas first, masters after handing over: 0 lost", async () => {
     const before = await runIds();
     const writers = await writersOnEveryShard("roll");
@@ -178,9 +151,18 @@ describeLab("day 2 on real hosts: pulumi up's changes reach running nodes", () =
     const replicas = c.nodes.map((n, k) => (n.node.role === "replica" ? k : -1)).filter((k) => k >= 0);
     const masters = c.nodes.map((n, k) => (n.node.role === "master" ? k : -1)).filter((k) => k >= 0);
     for (const m of masters) for (const rep of replicas) expect(startedAt[m] >= doneAt[rep]).toBe(true);
+    // Every node that was a master when its turn came handed its slots over before Redis stopped.
+    const handoffs = await Promise.all(
+      c.hosts.map(async (h) =>
+        (await h.sh("grep -c 'handoff: .* took over' /var/log/redis-stack.log || true")).stdout.trim(),
+      ),
+    );
+    expect(handoffs.reduce((sum, n) => sum + Number(n), 0)).toBeGreaterThanOrEqual(3);
     await c.waitConverged(120_000);
     const { results, lost } = await stopAndCheck(writers);
     expect(lost).toEqual(results.map(() => []));
+    // Masters restart after a handoff: no shard waits for a failover timeout.
+    for (const r of results) expect(maxGap(r)).toBeLessThan(2000);
     console.log(
       `rolling restart of 6 nodes: ${(r.convergedMs / 1000).toFixed(1)} s; max write gap per shard ${results.map(maxGap).join(", ")} ms; 0 lost`,
     );

@@ -87,7 +87,7 @@ describeLab("node lifecycle on real hosts", () => {
     expect(denied.map((r) => r.action).sort()).toEqual(["GetParameter", "PutParameter"]);
   });
 
-  test("rolling real reboots of all six: same instance ids, the user-data not run again, each back in the cluster, 0 acknowledged writes lost", async () => {
+  test("rolling real reboots of all six: same instance ids, the user-data not run again, each back in the cluster, each master handing over first, 0 acknowledged writes lost", async () => {
     const writers: RunningWriter[] = await Promise.all(
       c.nodes
         .filter((n) => n.node.role === "master")
@@ -97,6 +97,7 @@ describeLab("node lifecycle on real hosts", () => {
     const backInMs: number[] = [];
     for (const [i, h] of c.hosts.entries()) {
       const pid = (await h.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
+      const wasMaster = (await c.cli(c.nodes[i], ["role"])).stdout.split("\n")[0] === "master";
       const rebootAt = Date.now();
       await h.reboot({ timeoutMs: 120_000 });
       expect(await h.waitBooted(180_000)).toMatch(/running|degraded/);
@@ -108,6 +109,13 @@ describeLab("node lifecycle on real hosts", () => {
       const after = (await h.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
       expect(after).not.toBe(pid);
       expect((await h.sh("grep -c 'prepare: ' /var/log/redis-stack.log")).stdout.trim()).toBe("2");
+      // A planned stop of a master (its ExecStop) makes its replica take over before Redis stops.
+      if (wasMaster) {
+        expect((await h.sh("grep 'handoff:' /var/log/redis-stack.log | tail -n 1")).stdout).toMatch(
+          /took over in \d+s/,
+        );
+        expect((await c.cli(c.nodes[i], ["role"])).stdout.split("\n")[0]).toBe("slave");
+      }
     }
     const results = await Promise.all(writers.map((w) => w.stop()));
     for (const [k, w] of writers.entries()) {
@@ -115,6 +123,8 @@ describeLab("node lifecycle on real hosts", () => {
       expect(seqs.length).toBeGreaterThan(100);
       expect(await missingWrites(c, w.tag, seqs)).toEqual([]);
     }
+    // With the handoff, a master's reboot costs no failover timeout (about 3.6 s after a kill -9).
+    for (const r of results) expect(Math.max(0, ...r.gaps.map((g) => g.ms))).toBeLessThan(2000);
     console.log(
       `rolling reboots: each node back in the cluster ${backInMs.map((ms) => (ms / 1000).toFixed(1)).join(", ")} s after its reboot; ` +
         `max write gap per shard ${results.map((r) => Math.max(0, ...r.gaps.map((g) => g.ms))).join(", ")} ms`,
