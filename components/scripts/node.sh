@@ -313,8 +313,16 @@ grow_filesystem() {
   fs_bytes=$(tune2fs -l "$dev" | awk -F: '/^Block count/ { c = $2 } /^Block size/ { s = $2 } END { print c * s }')
   # Grow only for a real difference (ext4 rounds to its block and group sizes).
   if [ "$((dev_bytes - fs_bytes))" -gt $((64 * 1024 * 1024)) ]; then
+    # One attempt per device size: a failure is logged once, not at every timer run.
+    [ "$(cat "$CONF_DIR/resize-failed" 2>/dev/null)" = "$dev_bytes" ] && return 0
     log "data volume $DATA_VOLUME_ID grew to $((dev_bytes / 1048576)) MiB: growing its filesystem online"
-    resize2fs "$dev" >/dev/null 2>&1 || log "warning: resize2fs $dev failed; the filesystem keeps $((fs_bytes / 1048576)) MiB"
+    local out
+    if out=$(resize2fs "$dev" 2>&1); then
+      log "filesystem on $DATA_VOLUME_ID grown to $(($(blockdev --getsize64 "$dev") / 1048576)) MiB"
+    else
+      log "warning: resize2fs $dev failed ($(tail -n 1 <<<"$out")); the filesystem keeps $((fs_bytes / 1048576)) MiB"
+      printf '%s\n' "$dev_bytes" >"$CONF_DIR/resize-failed"
+    fi
   fi
 }
 
