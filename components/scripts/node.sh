@@ -320,7 +320,7 @@ grow_filesystem() {
     if out=$(resize2fs "$dev" 2>&1); then
       log "filesystem on $DATA_VOLUME_ID grown to $(($(blockdev --getsize64 "$dev") / 1048576)) MiB"
     else
-      log "warning: resize2fs $dev failed ($(tail -n 1 <<<"$out")); the filesystem keeps $((fs_bytes / 1048576)) MiB"
+      log "warning: resize2fs $dev failed ($({ grep -m 1 '^resize2fs: ' <<<"$out" || tail -n 1 <<<"$out"; } | tr -d '\n')); the filesystem keeps $((fs_bytes / 1048576)) MiB"
       printf '%s\n' "$dev_bytes" >"$CONF_DIR/resize-failed"
     fi
   fi
