@@ -552,6 +552,11 @@ converge() {
   cluster_converge
   wait_cluster_ok
   wait_replica_synced
+  # A new instance (no generation recorded on its root volume) has today's packages and material: it
+  # starts at the desired roll generation.
+  if [ ! -f "$GENERATION_FILE" ]; then
+    printf '%s\n' "$(desired_field generation)" | write_file "$GENERATION_FILE" 0644 root:root >/dev/null
+  fi
   publish_status ok "cluster_state:ok"
 }
 
@@ -564,11 +569,6 @@ first_boot() {
   # Starting the last unit of the chain starts the others (Requires=) and waits for the cluster.
   systemctl start redis-node-cluster.service ||
     fail_with "redis-node-cluster did not finish: $(journalctl -u redis-node-prepare -u "$UNIT" -u redis-node-cluster -n 5 --no-pager -o cat 2>/dev/null | tr '\n' ' ')"
-  # A new instance has today's packages and material: it starts at the desired roll generation.
-  if [ ! -f "$GENERATION_FILE" ]; then
-    printf '%s\n' "$(desired_field generation)" | write_file "$GENERATION_FILE" 0644 root:root >/dev/null
-    publish_status ok "cluster_state:ok (new instance, generation $(applied_generation))"
-  fi
   systemctl start redis-node-settings.timer
   log "first boot of $NODE_NAME done"
 }
