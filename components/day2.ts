@@ -3,7 +3,8 @@
  * what it deployed last (its own `deployment` output) at preview, and the lab and the local mode apply
  * changes through the same rules.
  */
-import { ConfigProblem } from "./config";
+import { ConfigProblem, Ec2Settings } from "./config";
+import { planTopology } from "./topology";
 
 /** What the stack exports about the cluster it runs (the `deployment` output), read back at the next update. */
 export interface DeployedShape {
@@ -14,6 +15,18 @@ export interface DeployedShape {
   dataVolumeGb: number;
   /** Node names, plan order. */
   nodes: string[];
+}
+
+/** The shape a cluster with these settings exports (node names follow from shards and replicas alone). */
+export function deploymentOf(ec2: Ec2Settings, tls: boolean): DeployedShape {
+  return {
+    target: "ec2",
+    shards: ec2.shards,
+    replicasPerShard: ec2.replicasPerShard,
+    tls,
+    dataVolumeGb: ec2.dataVolumeGb,
+    nodes: planTopology(ec2.shards, ec2.replicasPerShard, ec2.replicasPerShard + 1).map((n) => n.name),
+  };
 }
 
 export function isDeployedShape(value: unknown): value is DeployedShape {

@@ -17,7 +17,7 @@ import { NodeAlarms } from "./monitoring";
 import { nodeRolePolicy } from "./iam";
 import { ExpectedNode, ParameterReader, ssmReader, waitForCluster } from "./health";
 import { renderDesiredSettings, rollOrder, versionOf } from "./desired";
-import { DeployedShape, nodeChange } from "./day2";
+import { DeployedShape, deploymentOf, nodeChange } from "./day2";
 
 /** Debian's official AMIs (Debian 12 ships Redis 7.0.15, the version the integration tests run). */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -96,14 +96,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     const secrets = this.secrets();
     const caCertPem = args.tls ? this.tlsMaterial() : undefined;
     const profile = this.identity();
-    this.deployment = {
-      target: "ec2",
-      shards: s.shards,
-      replicasPerShard: s.replicasPerShard,
-      tls: args.tls,
-      dataVolumeGb: s.dataVolumeGb,
-      nodes: this.nodes.map((n) => n.node.name),
-    };
+    this.deployment = deploymentOf(s, args.tls);
     const desired = this.desiredSettings();
     const instances = this.nodeInstances(network, groups.nodes, profile);
     const { leaving } = nodeChange(args.deployed, this.deployment);

@@ -22,7 +22,7 @@ import { Placement, RedisEc2Cluster } from "./ec2Cluster";
 import { RedisCloudDatabase } from "./redisCloud";
 import { ConnectionOutputs } from "./connection";
 import * as rediscloud from "@rediscloud/pulumi-rediscloud";
-import { checkDeployedChange, DeployedShape, isDeployedShape, nodeChange } from "./day2";
+import { checkDeployedChange, DeployedShape, deploymentOf, isDeployedShape, nodeChange } from "./day2";
 
 /** The stack output that says what runs; the next update reads it back (readDeployed). */
 export const DEPLOYMENT_OUTPUT = "deployment";
@@ -186,15 +186,7 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
     const ec2 = settings.ec2;
     const placement = await resolvePlacement(settings, project);
     const deployed = await readDeployed(project, stack);
-    const next: DeployedShape = {
-      target: "ec2",
-      shards: ec2.shards,
-      replicasPerShard: ec2.replicasPerShard,
-      tls: settings.tls,
-      dataVolumeGb: ec2.dataVolumeGb,
-      nodes: [],
-    };
-    const changeProblems = checkDeployedChange(deployed, next);
+    const changeProblems = checkDeployedChange(deployed, deploymentOf(ec2, settings.tls));
     if (changeProblems.length > 0) fail(changeProblems, project);
     if (deployed && ec2.shards !== deployed.shards) {
       const verb = ec2.shards > deployed.shards ? "adds" : "drains and removes";

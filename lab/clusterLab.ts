@@ -17,7 +17,7 @@ import { WriterConfig, WriteResult, VerifyResult } from "./writer";
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const keySlot = require("cluster-key-slot") as (key: string) => number;
 import { ConfigError, Settings } from "../components/config";
-import { checkDeployedChange, DeployedShape, nodeChange } from "../components/day2";
+import { checkDeployedChange, DeployedShape, deploymentOf, nodeChange } from "../components/day2";
 import { renderDesiredSettings, versionOf } from "../components/desired";
 import { ExpectedNode, NodeStatus, ParameterReader, parseStatus, waitForCluster } from "../components/health";
 import { nodeRolePolicy } from "../components/iam";
@@ -119,16 +119,8 @@ export function endpointReader(aws: AwsEndpointControl): ParameterReader {
 
 /** What the lab runs, in the shape the stack exports as `deployment`. */
 export function shapeOf(settings: Settings): DeployedShape {
-  const ec2 = settings.ec2;
-  if (!ec2) throw new Error("EC2 settings needed");
-  return {
-    target: "ec2",
-    shards: ec2.shards,
-    replicasPerShard: ec2.replicasPerShard,
-    tls: settings.tls,
-    dataVolumeGb: ec2.dataVolumeGb,
-    nodes: planTopology(ec2.shards, ec2.replicasPerShard, 3).map((n) => n.name),
-  };
+  if (!settings.ec2) throw new Error("EC2 settings needed");
+  return deploymentOf(settings.ec2, settings.tls);
 }
 
 export function volumeId(i: number): string {
@@ -552,11 +544,14 @@ const nodeEnv = (cfg: WriterConfig) => ({
 });
 let writerSeq = 0;
 let configSeq = 0;
+const configFiles = new Set<string>();
 /** The writer's config as a file this machine's namespaces all see (removed when this process exits). */
 function writeConfigFile(cfg: WriterConfig): string {
   const file = path.join(os.tmpdir(), `redis-writer-${process.pid}-${++configSeq}.json`);
   fs.writeFileSync(file, JSON.stringify(cfg), { mode: 0o600 });
-  process.once("exit", () => fs.rmSync(file, { force: true }));
+  // One exit hook for all of them (one per file tripped Node's listener-leak warning).
+  if (configFiles.size === 0) process.once("exit", () => configFiles.forEach((f) => fs.rmSync(f, { force: true })));
+  configFiles.add(file);
   return file;
 }
 
