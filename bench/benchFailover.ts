@@ -7,6 +7,10 @@
  * write to first acknowledged write after the promotion -> restart the old master, wait for it to
  * rejoin }. Then, at the default: 60 s of redis-benchmark (SET, 50 clients, 512 B) with BGSAVE and
  * BGREWRITEAOF on every master, counting failovers (cluster_current_epoch bumps, role changes).
+ * In the lab of the default timeout, after the kill -9 runs, RUNS planned stops as well: { writer on shard 0
+ * -> clean reboot of its master (the node's ExecStop runs `node.sh handoff`: the replica takes over with
+ * CLUSTER FAILOVER before Redis stops) -> the cluster converges with the rebooted node back -> write gap
+ * (0 if no write failed) and acknowledged writes the cluster no longer has }.
  * Prints tables and writes bench-results/failover.json.
  *   BENCH_RUNS=10 BENCH_TIMEOUTS=1000,2000,3000 BENCH_LOAD_SECONDS=60 BENCH_LOAD_TIMEOUT=2000
  */
@@ -16,6 +20,7 @@ import {
   ClusterLab,
   infoField,
   masterOfSlot,
+  missingWrites,
   startWriter,
   tagForSlots,
   parseClusterNodes,
@@ -32,6 +37,8 @@ const TIMEOUTS = (process.env.BENCH_TIMEOUTS ?? `1000,${DEFAULT_NODE_TIMEOUT_MS}
 /** The node timeout the steady-load run checks for false failovers (the shipped default unless told). */
 const LOAD_TIMEOUT = Number(process.env.BENCH_LOAD_TIMEOUT ?? DEFAULT_NODE_TIMEOUT_MS);
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 60);
+/** The node timeout whose lab also runs the planned stops (the shipped default). */
+const PLANNED_TIMEOUT = DEFAULT_NODE_TIMEOUT_MS;
 const base = stackSettings("prod");
 
 function withTimeout(ms: number): Settings {
@@ -53,9 +60,52 @@ interface FailoverRun {
   acked: number;
 }
 
-async function failoverRuns(nodeTimeoutMs: number): Promise<FailoverRun[]> {
+interface PlannedStopRun {
+  writeGapMs: number;
+  /** From the reboot call until every node, the rebooted one included, sees the cluster whole again. */
+  backInClusterMs: number;
+  acked: number;
+  lost: number;
+}
+
+/** RUNS clean reboots of the master of shard 0 (its ExecStop hands over first), on a running lab. */
+async function plannedStopRuns(c: ClusterLab, nodeTimeoutMs: number): Promise<PlannedStopRun[]> {
+  const runs: PlannedStopRun[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const victim = await masterOfSlot(c, 0);
+    const host = c.hosts[c.nodes.indexOf(victim)];
+    const w = await startWriter(c, tagForSlots(0, 5460, `p${i}`));
+    await sleep(500);
+    const stoppedAt = Date.now();
+    await host.reboot({ timeoutMs: 180000 });
+    const booted = await host.waitBooted(180000);
+    if (booted !== "running" && booted !== "degraded") throw new Error(`${host.name} after its reboot: ${booted}`);
+    await c.waitConverged(120000);
+    const backInClusterMs = Date.now() - stoppedAt;
+    await sleep(1000);
+    const res = await w.stop();
+    const lost = await missingWrites(
+      c,
+      w.tag,
+      res.acked.map(([seq]) => seq),
+    );
+    const gaps = res.gaps.filter((g) => g.start >= stoppedAt - 50);
+    const writeGapMs = gaps.length > 0 ? Math.max(...gaps.map((g) => g.ms)) : 0;
+    runs.push({ writeGapMs, backInClusterMs, acked: res.acked.length, lost: lost.length });
+    console.log(
+      `  node-timeout ${nodeTimeoutMs} ms, planned stop ${i + 1}/${RUNS} (reboot of ${host.name}): write gap ${(writeGapMs / 1000).toFixed(2)} s, ${lost.length} of ${res.acked.length} acknowledged writes lost (cluster whole again after ${(backInClusterMs / 1000).toFixed(2)} s)`,
+    );
+  }
+  return runs;
+}
+
+async function failoverRuns(
+  nodeTimeoutMs: number,
+  withPlannedStops: boolean,
+): Promise<{ runs: FailoverRun[]; planned?: PlannedStopRun[] }> {
   const c = await bootLab(withTimeout(nodeTimeoutMs));
   const runs: FailoverRun[] = [];
+  let planned: PlannedStopRun[] | undefined;
   try {
     for (let i = 0; i < RUNS; i++) {
       const victim = await masterOfSlot(c, 0);
@@ -76,10 +126,14 @@ async function failoverRuns(nodeTimeoutMs: number): Promise<FailoverRun[]> {
       await c.hosts[victim.node.index].start();
       await c.waitConverged(120000);
     }
+    if (withPlannedStops) {
+      console.log(`node-timeout ${nodeTimeoutMs} ms: ${RUNS} x planned stop (clean reboot) of the master of shard 0`);
+      planned = await plannedStopRuns(c, nodeTimeoutMs);
+    }
   } finally {
     await c.destroy();
   }
-  return runs;
+  return { runs, planned };
 }
 
 /** redis-benchmark -q, stopped by SIGINT, leaves progress lines: keep each test's last overall rate. */
@@ -186,9 +240,20 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const table: Array<{ nodeTimeoutMs: number; gap: Stats; promoted: Stats; runs: FailoverRun[] }> = [];
+  let plannedStop:
+    | { nodeTimeoutMs: number; gap: Stats; backInCluster: Stats; lost: number; runs: PlannedStopRun[] }
+    | { skipped: string } = { skipped: `BENCH_TIMEOUTS has no ${PLANNED_TIMEOUT} (planned stops run in that lab)` };
   for (const t of TIMEOUTS) {
     console.log(`cluster-node-timeout ${t} ms: ${RUNS} x kill -9 of the master of shard 0`);
-    const runs = await failoverRuns(t);
+    const { runs, planned } = await failoverRuns(t, t === PLANNED_TIMEOUT && !("runs" in plannedStop));
+    if (planned)
+      plannedStop = {
+        nodeTimeoutMs: t,
+        gap: stats(planned.map((r) => r.writeGapMs)),
+        backInCluster: stats(planned.map((r) => r.backInClusterMs)),
+        lost: planned.reduce((sum, r) => sum + r.lost, 0),
+        runs: planned,
+      };
     table.push({
       nodeTimeoutMs: t,
       gap: stats(runs.map((r) => r.writeGapMs)),
@@ -210,6 +275,18 @@ async function main(): Promise<void> {
       `${String(r.nodeTimeoutMs).padStart(6)} ms     ${String(r.gap.n).padStart(3)}   ${s(r.gap.median)}    ${s(r.gap.p95)}   ${s(r.gap.max)}   |                       ${s(r.promoted.median)}    ${s(r.promoted.p95)}${mark}`,
     );
   }
+  if ("runs" in plannedStop) {
+    const p = plannedStop;
+    console.log(
+      "\nwrite unavailability after a planned stop of the master (clean reboot: ExecStop hands over with CLUSTER FAILOVER)",
+    );
+    console.log(
+      "node-timeout  runs  median  p95    max    | lost writes | rebooted node back, cluster whole: median  p95",
+    );
+    console.log(
+      `${String(p.nodeTimeoutMs).padStart(6)} ms     ${String(p.gap.n).padStart(3)}   ${s(p.gap.median)}    ${s(p.gap.p95)}   ${s(p.gap.max)}   | ${String(p.lost).padStart(11)} |                                    ${s(p.backInCluster.median)}  ${s(p.backInCluster.p95)}`,
+    );
+  } else console.log(`\nplanned stop: skipped (${plannedStop.skipped})`);
   console.log(
     `\nfailovers without a fault during ${load.seconds} s of load at ${LOAD_TIMEOUT} ms: ${load.failovers} (epoch ${load.epochBefore} -> ${load.epochAfter}); ${load.benchmarkTail}`,
   );
@@ -218,6 +295,7 @@ async function main(): Promise<void> {
     tls: base.tls,
     defaultNodeTimeoutMs: DEFAULT_NODE_TIMEOUT_MS,
     failover: table,
+    plannedStop,
     steadyLoad: { nodeTimeoutMs: LOAD_TIMEOUT, ...load },
   });
   console.log(`written to ${file}`);
