@@ -151,6 +151,8 @@ export interface Host extends LabNode {
   replace(opts?: { blankVolume?: boolean; userData?: string }): Promise<void>;
   /** Grow the data volume to `mib` (EBS ModifyVolume): the host sees a bigger device, its filesystem does not change. */
   growVolume(mib: number): Promise<void>;
+  /** The data volume's size now. */
+  volumeMiB(): number;
   /** `systemctl is-system-running --wait` inside: "running" or "degraded" (or what it reports at timeout). */
   waitBooted(timeoutMs?: number): Promise<string>;
   /** `cloud-init status --wait --long` and the user-data's output. */
@@ -559,6 +561,25 @@ function removeLabSync(id: string, labDir: string | undefined): void {
   }
 }
 
+const LAB_STATE_FILE = "lab.json";
+
+interface SavedHost {
+  spec: HostSpec;
+  index: number;
+  instanceId: string;
+  machineUuid: string;
+  volumeGeneration: number;
+  volumeFile: string;
+  volumeDevice: string;
+}
+
+interface SavedLab {
+  id: string;
+  opts: LabOptions;
+  rootfs: Rootfs;
+  hosts: SavedHost[];
+}
+
 interface OwnerInfo {
   pid?: number;
   start?: string;
@@ -735,6 +756,27 @@ class HostImpl extends NamespaceNode implements Host {
   private volumeGeneration = 0;
   private volumeFile = "";
 
+  /** What a later process needs to drive this host again (a persistent lab's lab.json). */
+  saved(): SavedHost {
+    return {
+      spec: { name: this.name, ip: this.ip, volumeId: this.volumeId, userData: this.userData },
+      index: this.index,
+      instanceId: this.instanceId,
+      machineUuid: this.machineUuid,
+      volumeGeneration: this.volumeGeneration,
+      volumeFile: this.volumeFile,
+      volumeDevice: this.volumeDevice,
+    };
+  }
+
+  restore(s: SavedHost): void {
+    this.instanceId = s.instanceId;
+    this.machineUuid = s.machineUuid;
+    this.volumeGeneration = s.volumeGeneration;
+    this.volumeFile = s.volumeFile;
+    this.volumeDevice = s.volumeDevice;
+  }
+
   readonly index: number;
 
   constructor(lab: HostLab, spec: HostSpec, index: number) {
@@ -826,6 +868,7 @@ class HostImpl extends NamespaceNode implements Host {
       `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
       this.rootDir,
     ]);
+    this.lab.save();
   }
 
   // ---- the data volume
@@ -840,6 +883,7 @@ class HostImpl extends NamespaceNode implements Host {
     fs.ftruncateSync(fd, this.lab.volumeMiB * 1024 * 1024);
     fs.closeSync(fd);
     this.volumeDevice = await this.lab.attachLoop(this.volumeFile);
+    this.lab.save();
   }
 
   async growVolume(mib: number): Promise<void> {
@@ -847,6 +891,10 @@ class HostImpl extends NamespaceNode implements Host {
     if (fs.statSync(this.volumeFile).size > mib * 1024 * 1024) throw new Error("[hostlab] EBS volumes do not shrink");
     fs.truncateSync(this.volumeFile, mib * 1024 * 1024);
     await runOk("losetup", ["-c", this.volumeDevice]);
+  }
+
+  volumeMiB(): number {
+    return this.volumeFile ? Math.round(fs.statSync(this.volumeFile).size / (1024 * 1024)) : 0;
   }
 
   detachVolume(): void {
@@ -1035,6 +1083,7 @@ export class HostLab {
   readonly volumeMiB: number;
   readonly persistent: boolean;
   readonly rootfs: Rootfs;
+  private readonly clientIp: string;
   private readonly hostList: HostImpl[] = [];
   private clientNode: NamespaceNode | undefined;
   private endpointNode: NamespaceNode | undefined;
@@ -1048,6 +1097,7 @@ export class HostLab {
     this.bridge = `${NS_PREFIX}${id}`;
     this.cidrPrefix = opts.cidrPrefix;
     this.endpointIp = opts.endpointIp;
+    this.clientIp = opts.clientIp;
     this.region = opts.region ?? "us-east-1";
     this.extraEndpointNames = opts.extraEndpointNames ?? [];
     this.volumeMiB = opts.volumeMiB ?? 256;
@@ -1101,12 +1151,55 @@ export class HostLab {
         await h.prepareInstance();
         await h.createVolume();
       }
+      lab.save();
       if (opts.start ?? true) await Promise.all(lab.hostList.map((h) => h.start()));
     } catch (e) {
       await lab.destroy();
       throw e;
     }
     return lab;
+  }
+
+  /**
+   * Takes over a persistent lab made by another process (the local mode's next run): its hosts, network
+   * and volumes as that process left them (lab.json, rewritten on every change).
+   */
+  static open(dir: string): HostLab {
+    const file = path.join(dir, LAB_STATE_FILE);
+    if (readOwner(dir)?.persistent !== true || !fs.existsSync(file))
+      throw new Error(`[hostlab] ${dir} is not a persistent lab (no ${LAB_STATE_FILE})`);
+    const saved = JSON.parse(fs.readFileSync(file, "utf8")) as SavedLab;
+    const lab = new HostLab(saved.id, dir, saved.opts, saved.rootfs);
+    for (const h of saved.hosts) {
+      const host = new HostImpl(lab, h.spec, h.index);
+      host.restore(h);
+      lab.hostList.push(host);
+    }
+    lab.clientNode = new NamespaceNode(lab, "client", saved.opts.clientIp, "c");
+    lab.endpointNode = new NamespaceNode(lab, "aws", saved.opts.endpointIp, "a");
+    return lab;
+  }
+
+  /** A persistent lab records its hosts for HostLab.open (no secrets: user-data carries none). */
+  save(): void {
+    if (!this.persistent || this.destroyed) return;
+    const state: SavedLab = {
+      id: this.id,
+      opts: {
+        cidrPrefix: this.cidrPrefix,
+        clientIp: this.clientIp,
+        endpointIp: this.endpointIp,
+        region: this.region,
+        extraEndpointNames: this.extraEndpointNames,
+        volumeMiB: this.volumeMiB,
+        persistent: true,
+      },
+      rootfs: this.rootfs,
+      hosts: this.hostList.map((h) => h.saved()),
+    };
+    const file = path.join(this.dir, LAB_STATE_FILE);
+    fs.writeFileSync(`${file}.new`, JSON.stringify(state, null, 2), { mode: 0o600 });
+    fs.renameSync(`${file}.new`, file);
   }
 
   private static validate(specs: HostSpec[], opts: LabOptions): void {
@@ -1192,6 +1285,7 @@ export class HostLab {
     if (at < 0) throw new Error(`[hostlab] no host named ${name}`);
     this.hostList[at].teardownSync();
     this.hostList.splice(at, 1);
+    this.save();
   }
 
   /** Idempotent, best effort, never throws. */

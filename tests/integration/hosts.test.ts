@@ -10,6 +10,8 @@ import { describeLab, Host, HostLab } from "../../lab/hosts/hostLab";
 import { ensureRootfs, Rootfs } from "../../lab/hosts/rootfs";
 
 const SUBNET = "10.231.7";
+/** A second lab's bridge (the persistent one): another subnet, so no address is shared even by mistake. */
+const PERSISTENT_SUBNET = "10.231.8";
 const USER_DATA = `#!/bin/bash
 set -euo pipefail
 iid=$(cat /var/lib/cloud/data/instance-id)
@@ -282,6 +284,59 @@ describeLab("HostLab: real Debian 12 hosts (systemd, cloud-init, apt)", () => {
     expect((await h2.sh(`curl -fsS --max-time 3 http://${h1.ip}:8080/`)).code).not.toBe(0);
     await h1.networkUp();
     await ok(h2, `curl -fsS --retry 5 --retry-all-errors --max-time 3 http://${h1.ip}:8080/lab-userdata.log`);
+  });
+
+  test("a persistent lab is taken over by a later run (HostLab.open): same hosts, volumes, growth by a new host", async () => {
+    const first = await HostLab.create(
+      [{ name: "p1", ip: `${PERSISTENT_SUBNET}.11`, volumeId: "vol-0ccc333", userData: USER_DATA }],
+      {
+        cidrPrefix: 24,
+        clientIp: `${PERSISTENT_SUBNET}.100`,
+        endpointIp: `${PERSISTENT_SUBNET}.2`,
+        rootfs,
+        volumeMiB: 64,
+        persistent: true,
+      },
+    );
+    try {
+      const p1 = first.host("p1");
+      await cloudInitDone(p1, Date.now());
+      await ok(
+        p1,
+        `mkfs.ext4 -q ${p1.byIdPath} && mkdir -p /data && mount ${p1.byIdPath} /data && echo p1 >/data/marker`,
+      );
+
+      // What the next run knows comes from the lab's dir alone.
+      const again = HostLab.open(first.dir);
+      const q1 = again.host("p1");
+      expect([q1.instanceId, q1.volumeDevice, q1.ip]).toEqual([p1.instanceId, p1.volumeDevice, p1.ip]);
+      expect(q1.isRunning()).toBe(true);
+      expect(await ok(q1, "cat /data/marker")).toBe("p1\n");
+      expect(q1.volumeMiB()).toBe(64);
+
+      const q2 = await again.addHost({
+        name: "p2",
+        ip: `${PERSISTENT_SUBNET}.12`,
+        volumeId: "vol-0ddd444",
+        userData: USER_DATA,
+      });
+      const t = Date.now();
+      await q2.start();
+      await cloudInitDone(q2, t);
+      await ok(q2, `curl -fsS --retry 5 --retry-all-errors --max-time 3 http://${q1.ip}:8080/lab-userdata.log`);
+
+      // A third run sees the added host, and no longer the removed one.
+      expect(HostLab.open(first.dir).hosts.map((h) => h.name)).toEqual(["p1", "p2"]);
+      again.removeHost("p1");
+      const third = HostLab.open(first.dir);
+      expect(third.hosts.map((h) => h.name)).toEqual(["p2"]);
+      expect((await third.host("p2").sh("true")).code).toBe(0);
+      await third.destroy();
+      expect(fs.existsSync(first.dir)).toBe(false);
+      expect(() => HostLab.open(lab.dir)).toThrow(/not a persistent lab/);
+    } finally {
+      await first.destroy();
+    }
   });
 
   test("console logs are kept per host", () => {
