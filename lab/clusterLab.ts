@@ -150,7 +150,32 @@ export function endpointDir(labDir: string): string {
   return path.join(labDir, "aws");
 }
 
-export async function createClusterLab(settings: Settings, opts: ClusterLabOptions = {}): Promise<ClusterLab> {
+export function createClusterLab(settings: Settings, opts: ClusterLabOptions = {}): Promise<ClusterLab> {
+  return buildClusterLab(settings, opts);
+}
+
+/** What another process needs to drive a persistent cluster lab it did not create (the local mode's next run). */
+export interface OpenClusterLabOptions extends ClusterLabOptions {
+  labDir: string;
+  passwords: Passwords;
+  pkiDir: string;
+  /** The roll generation its desired settings carry now. */
+  generation: number;
+}
+
+/**
+ * A persistent cluster lab made by an earlier process, running `settings`: its hosts, AWS endpoint,
+ * secrets and certificates taken over as they are, so `deploy` can change it like `pulumi up`.
+ */
+export function openClusterLab(settings: Settings, opts: OpenClusterLabOptions): Promise<ClusterLab> {
+  return buildClusterLab(settings, opts, opts);
+}
+
+async function buildClusterLab(
+  settings: Settings,
+  opts: ClusterLabOptions,
+  existing?: OpenClusterLabOptions,
+): Promise<ClusterLab> {
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("EC2 settings needed");
   const log = opts.log ?? (() => undefined);
@@ -190,54 +215,61 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     renderNodeUserData(specFor(settings), nodes, n, volumeId(place(n.node)), settings.tls),
   );
 
-  const rootfs = await ensureRootfs({ log });
-  let volumeMiB = opts.dataVolumeMiB ?? 128;
-  const lab = await HostLab.create(
-    nodes.map((n, i) => ({ name: n.node.name, ip: n.ip, volumeId: volumeId(place(n.node)), userData: userData[i] })),
-    {
-      cidrPrefix: 24,
-      clientIp: `${subnet}.100`,
-      endpointIp: `${subnet}.2`,
-      gatewayIp: opts.persistent ? `${subnet}.1` : undefined,
-      region: ec2.region,
-      volumeMiB,
-      persistent: opts.persistent,
-      rootfs,
-      start: false,
-      log,
-    },
-  );
-  const hosts = nodes.map((n) => lab.host(n.node.name));
-  sweepOrphanEndpoints(); // HostLab.create swept the labs of dead runs; their endpoints go too.
+  let lab: HostLab;
+  let aws: AwsEndpointControl;
+  /** The endpoint process this one started (a persistent lab's is found through its state dir). */
+  let pid: number | undefined;
+  if (existing) {
+    lab = HostLab.open(existing.labDir);
+    aws = new AwsEndpointControl(endpointDir(lab.dir));
+  } else {
+    const rootfs = await ensureRootfs({ log });
+    lab = await HostLab.create(
+      nodes.map((n, i) => ({ name: n.node.name, ip: n.ip, volumeId: volumeId(place(n.node)), userData: userData[i] })),
+      {
+        cidrPrefix: 24,
+        clientIp: `${subnet}.100`,
+        endpointIp: `${subnet}.2`,
+        gatewayIp: opts.persistent ? `${subnet}.1` : undefined,
+        region: ec2.region,
+        volumeMiB: opts.dataVolumeMiB ?? 128,
+        persistent: opts.persistent,
+        rootfs,
+        start: false,
+        log,
+      },
+    );
+    sweepOrphanEndpoints(); // HostLab.create swept the labs of dead runs; their endpoints go too.
 
-  // The one stand-in: AWS's own APIs, in the lab's endpoint namespace, trusted by the hosts' CA store.
-  const awsDir = endpointDir(lab.dir);
-  if (!rootfs.caKeyFile) throw new Error("the lab rootfs has no CA key to sign the endpoint's certificate");
-  const tls = makeEndpointTls(path.join(awsDir, "tls"), {
-    region: ec2.region,
-    ips: [`${subnet}.2`],
-    ca: { certFile: rootfs.caCertFile, keyFile: rootfs.caKeyFile },
-  });
-  const { pid, control: aws } = await startAwsEndpoint({
-    stateDir: awsDir,
-    netns: lab.endpoint.netns,
-    config: {
-      listen: `${subnet}.2`,
-      imdsListen: "169.254.169.254",
-      imdsPort: 80,
-      httpsPort: 443,
-      aptPort: 80,
+    // The one stand-in: AWS's own APIs, in the lab's endpoint namespace, trusted by the hosts' CA store.
+    if (!rootfs.caKeyFile) throw new Error("the lab rootfs has no CA key to sign the endpoint's certificate");
+    const tls = makeEndpointTls(path.join(endpointDir(lab.dir), "tls"), {
       region: ec2.region,
-      account: LAB_ACCOUNT,
-      tls: { certPem: tls.certPem, keyPem: tls.keyPem },
-      aptRepoDir: rootfs.mirrorRoot,
-    },
-  });
-  if (!opts.persistent) process.once("exit", () => killQuietly(pid));
-  await aws.putRole(LAB_ROLE, [nodeRolePolicy(ec2.region, LAB_ACCOUNT, ssm.prefix, ssm.statusPrefix)]);
-  await aws.putParameter(ssm.appPassword, "SecureString", passwords.app);
-  await aws.putParameter(ssm.adminPassword, "SecureString", passwords.admin);
-  await aws.putParameter(ssm.settings, "String", desiredFor(settings, 0, nodes));
+      ips: [`${subnet}.2`],
+      ca: { certFile: rootfs.caCertFile, keyFile: rootfs.caKeyFile },
+    });
+    const started = await startAwsEndpoint({
+      stateDir: endpointDir(lab.dir),
+      netns: lab.endpoint.netns,
+      config: {
+        listen: `${subnet}.2`,
+        imdsListen: "169.254.169.254",
+        imdsPort: 80,
+        httpsPort: 443,
+        aptPort: 80,
+        region: ec2.region,
+        account: LAB_ACCOUNT,
+        tls: { certPem: tls.certPem, keyPem: tls.keyPem },
+        aptRepoDir: rootfs.mirrorRoot,
+      },
+    });
+    pid = started.pid;
+    aws = started.control;
+    const endpointPid = pid;
+    if (!opts.persistent) process.once("exit", () => killQuietly(endpointPid));
+  }
+  const awsDir = endpointDir(lab.dir);
+  const hosts = nodes.map((n) => lab.host(n.node.name));
   const putTls = async (p: Pki, among: NodeAddress[]) => {
     await aws.putParameter(ssm.tlsCa, "String", p.caCertPem);
     for (const n of among) {
@@ -245,7 +277,6 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
       await aws.putParameter(ssm.tlsCert(n.node.name), "String", p.nodes.get(n.node.name)?.certPem ?? "");
     }
   };
-  if (pki) await putTls(pki, nodes);
   const register = (i: number) =>
     aws.putInstance(nodes[i].ip, {
       instanceId: hosts[i].instanceId,
@@ -254,7 +285,14 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
       role: LAB_ROLE,
       hostname: nodes[i].node.name,
     });
-  for (let i = 0; i < nodes.length; i++) await register(i);
+  if (!existing) {
+    await aws.putRole(LAB_ROLE, [nodeRolePolicy(ec2.region, LAB_ACCOUNT, ssm.prefix, ssm.statusPrefix)]);
+    await aws.putParameter(ssm.appPassword, "SecureString", passwords.app);
+    await aws.putParameter(ssm.adminPassword, "SecureString", passwords.admin);
+    await aws.putParameter(ssm.settings, "String", desiredFor(settings, 0, nodes));
+    if (pki) await putTls(pki, nodes);
+    for (let i = 0; i < nodes.length; i++) await register(i);
+  }
 
   const clientCa = pki?.caCertFile;
   const byName = (n: NodeAddress | string) =>
@@ -349,8 +387,8 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     const grow = (next.ec2?.dataVolumeGb ?? 0) / (result.settings.ec2?.dataVolumeGb ?? 1);
     if (grow > 1) {
       say(`growing every data volume x${grow.toFixed(2)} (dataVolumeGb)`);
-      for (const h of hosts) await h.growVolume(Math.round(volumeMiB * grow));
-      volumeMiB = Math.round(volumeMiB * grow);
+      const mib = Math.round(Math.max(...hosts.map((h) => h.volumeMiB())) * grow);
+      for (const h of hosts) await h.growVolume(mib);
     }
     if (o.generation !== undefined) result.generation = o.generation;
     const text = desiredFor(next, result.generation, plan);
@@ -408,7 +446,7 @@ export async function createClusterLab(settings: Settings, opts: ClusterLabOptio
     onHost,
     deploy,
     status,
-    generation: 0,
+    generation: existing?.generation ?? 0,
     destroy: async () => {
       await stopAwsEndpoint(awsDir, pid);
       await lab.destroy();

@@ -11,20 +11,9 @@ import { Settings } from "../components/config";
 import { NodeAddress } from "../components/topology";
 import { canRunLab, destroyPersistentLabs } from "../lab/hosts/hostLab";
 import { stopAwsEndpoint } from "../lab/aws/control";
-import {
-  createClusterLab,
-  desiredText,
-  endpointDir,
-  endpointReader,
-  shapeOf,
-  sweepOrphanEndpoints,
-} from "../lab/clusterLab";
-import { AwsEndpointControl } from "../lab/aws/control";
+import { createClusterLab, endpointDir, openClusterLab, shapeOf, sweepOrphanEndpoints } from "../lab/clusterLab";
 import { ConfigError } from "../components/config";
 import { checkDeployedChange } from "../components/day2";
-import { versionOf } from "../components/desired";
-import { waitForCluster } from "../components/health";
-import { ssmNames } from "../components/userData";
 import { adminTarget, clusterHealth, Passwords, ROOT } from "./localCluster";
 
 export const HOSTS_DIR = path.join(ROOT, ".local", "hosts");
@@ -53,10 +42,10 @@ function writeState(state: HostsState): void {
 }
 
 /**
- * Applies changed settings to the running local hosts the way \`pulumi up\` does: the same preview checks,
- * the desired-settings parameter rewritten, then the same wait (every node reports the new settings, and
- * the new roll generation when nodeGeneration changed). Changing the number of shards needs new hosts,
- * which this mode cannot attach to a running lab yet: it says so and changes nothing.
+ * Applies changed settings to the running local hosts the way `pulumi up` does, through the lab's own
+ * deploy (the one the day-2 tests run): the same preview checks, new hosts booted from their user-data,
+ * the desired-settings parameter rewritten, then the same wait (every node reports the new settings and
+ * roll generation, leaving nodes drained), and drained hosts deleted.
  */
 export async function applyToHosts(
   state: HostsState,
@@ -64,35 +53,24 @@ export async function applyToHosts(
   next: Settings,
   config: Record<string, string>,
   log: (m: string) => void,
-): Promise<void> {
+): Promise<HostsState> {
   const problems = checkDeployedChange(shapeOf(running), shapeOf(next));
   if (problems.length > 0) throw new ConfigError(problems, "redis-stack");
-  if (running.ec2?.shards !== next.ec2?.shards)
-    throw new Error(
-      `shards ${running.ec2?.shards} -> ${next.ec2?.shards}: the local mode cannot add or remove hosts of a running cluster yet; ` +
-        "run `npm run local -- down` and start again with the new --config (the lab tests and `pulumi up` do resize online)",
-    );
-  const aws = new AwsEndpointControl(endpointDir(state.labDir));
-  const ssm = ssmNames("redis-stack", "lab");
-  const instances = await aws.instances();
-  const generation = next.ec2?.nodeGeneration ?? 0;
-  const text = desiredText(next, generation, state.nodes);
-  const started = Date.now();
-  await aws.putParameter(ssm.settings, "String", text);
-  log(`desired settings ${versionOf(text)} written; waiting for every node to apply them`);
-  await waitForCluster(
-    state.nodes.map((n) => ({
-      name: n.node.name,
-      parameter: ssm.status(n.node.name),
-      instanceId: instances[n.ip]?.instanceId,
-      settingsVersion: versionOf(text),
-      generation,
-    })),
-    endpointReader(aws),
-    { timeoutMs: 900_000, pollMs: 1000, log },
-  );
-  log(`every node runs the new settings (${((Date.now() - started) / 1000).toFixed(1)}s)`);
-  writeState({ ...state, config });
+  const c = await openClusterLab(running, {
+    labDir: state.labDir,
+    subnet: LOCAL_SUBNET,
+    passwords: state.passwords,
+    pkiDir: path.join(HOSTS_DIR, "pki"),
+    generation: running.ec2?.nodeGeneration ?? 0,
+    log,
+  });
+  const r = await c.deploy(next, { generation: next.ec2?.nodeGeneration ?? 0, log });
+  if (r.added.length > 0) log(`added ${r.added.join(", ")}`);
+  if (r.removed.length > 0) log(`drained and deleted ${r.removed.join(", ")}`);
+  log(`every node runs the new settings (${(r.convergedMs / 1000).toFixed(1)}s after the parameter changed)`);
+  const applied: HostsState = { ...state, nodes: c.nodes, caFile: c.pki?.caCertFile ?? state.caFile, config };
+  writeState(applied);
+  return applied;
 }
 
 /** As root, installs what the hosts need (Debian packages) first; otherwise says what is missing. */
@@ -118,7 +96,9 @@ export async function hostsUp(
   if (!ec2) throw new Error("target must be ec2");
   const previous = readHostsState();
   if (previous) {
-    const h = await clusterHealth(adminTarget(previous), ec2.shards, ec2.replicasPerShard);
+    // Healthy as the config it runs (a change of shards is applied below, not a reason to start over).
+    const now = (running ?? settings).ec2 ?? ec2;
+    const h = await clusterHealth(adminTarget(previous), now.shards, now.replicasPerShard);
     if (h.ok) {
       if (sameConfig(previous.config, config)) {
         log("the local hosts are already running this config and healthy: nothing to change");
@@ -131,8 +111,7 @@ export async function hostsUp(
             .join(" ") || "(none)"
         } to the running hosts`,
       );
-      await applyToHosts(previous, running ?? settings, settings, config, log);
-      return { ...previous, config };
+      return applyToHosts(previous, running ?? settings, settings, config, log);
     }
     log(`the local hosts are not healthy (${h.detail}): recreating them`);
   }
