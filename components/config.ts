@@ -7,6 +7,7 @@
  * configuration fails at `pulumi preview`.
  */
 import { describeInstanceType, defaultMaxmemoryBytes, Architecture, InstanceTypeInfo } from "./instanceTypes";
+import { DEFAULT_METRICS_INTERVAL, METRICS_INTERVALS, MetricsInterval } from "./metrics";
 
 export type Target = "cloud" | "ec2";
 export const PERSISTENCE_MODES = ["aof+rdb", "aof", "rdb", "none"] as const;
@@ -29,6 +30,25 @@ export const NODE_TIMEOUT_MIN_MS = 1000;
 export const NODE_TIMEOUT_MAX_MS = 60000;
 /** Chosen from `npm run bench:failover` (see BENCHMARKS.md): p95 write gap under 5 s, no false failovers under load. */
 export const DEFAULT_NODE_TIMEOUT_MS = 2000;
+
+/** Where the EC2 alarms fire (components/alarms.ts); each is a config key (README, "Monitoring"). */
+export interface AlarmThresholds {
+  /** alarmMemoryPercent: used_memory as a percent of maxmemory, on the fullest node. */
+  memoryPercent: number;
+  /** alarmLatencyP99Ms: p99 command latency in milliseconds, on the slowest node. */
+  latencyP99Ms: number;
+  /** alarmDiskPercent: percent used of a node's data volume. */
+  diskPercent: number;
+  /** alarmEvictionsPerSecond: keys evicted per second on a node, sustained. */
+  evictionsPerSecond: number;
+}
+
+export const DEFAULT_ALARM_THRESHOLDS: AlarmThresholds = {
+  memoryPercent: 90,
+  latencyP99Ms: 10,
+  diskPercent: 80,
+  evictionsPerSecond: 1,
+};
 
 export interface ClientSettings {
   /** Retries per command a client should make (REDIS_MAX_RETRIES): enough to ride out a failover. */
@@ -60,6 +80,9 @@ export interface Ec2Settings {
   nodeGeneration: number;
   /** A pinned AMI: changing it replaces the nodes one at a time. Unset: the newest Debian 12 at creation, never changed. */
   amiId?: string;
+  /** Seconds between two metric collections on a node; also the alarms' period (components/alarms.ts). */
+  metricsIntervalSeconds: MetricsInterval;
+  alarms: AlarmThresholds;
 }
 
 export interface CloudSettings {
@@ -124,6 +147,11 @@ export const CONFIG_KEYS = {
   subnetIds: "(create 3 private subnets)",
   vpcCidr: "10.40.0.0/16",
   ipHostOffset: "10",
+  metricsIntervalSeconds: String(DEFAULT_METRICS_INTERVAL),
+  alarmMemoryPercent: String(DEFAULT_ALARM_THRESHOLDS.memoryPercent),
+  alarmLatencyP99Ms: String(DEFAULT_ALARM_THRESHOLDS.latencyP99Ms),
+  alarmDiskPercent: String(DEFAULT_ALARM_THRESHOLDS.diskPercent),
+  alarmEvictionsPerSecond: String(DEFAULT_ALARM_THRESHOLDS.evictionsPerSecond),
   cloudRegion: "us-east-1",
   cloudMemoryGb: "1",
   cloudThroughputOps: "1000",
@@ -165,6 +193,12 @@ export const CONFIG_TYPES: Record<ConfigKey, PulumiConfigType> = {
   subnetIds: "array",
   vpcCidr: "string",
   ipHostOffset: "integer",
+  metricsIntervalSeconds: "integer",
+  alarmMemoryPercent: "integer",
+  // Strings, like cloudMemoryGb: fractions are meaningful (2.5 ms, 0.2 evictions/s).
+  alarmLatencyP99Ms: "string",
+  alarmDiskPercent: "integer",
+  alarmEvictionsPerSecond: "string",
   cloudRegion: "string",
   // A string: the memory limit may be fractional (0.5), and Pulumi's config types have no number.
   cloudMemoryGb: "string",
@@ -536,6 +570,8 @@ function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts?: Inst
     );
   }
 
+  const { metricsIntervalSeconds, alarms } = parseMonitoring(r);
+
   return {
     region: awsRegion ?? "",
     shards,
@@ -553,7 +589,56 @@ function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts?: Inst
     healthTimeoutMinutes,
     nodeGeneration,
     amiId,
+    metricsIntervalSeconds,
+    alarms,
   };
+}
+
+function isMetricsInterval(n: number): n is MetricsInterval {
+  return (METRICS_INTERVALS as readonly number[]).includes(n);
+}
+
+/** The metrics' collection period and the alarms' thresholds (EC2). */
+function parseMonitoring(r: Reader): { metricsIntervalSeconds: MetricsInterval; alarms: AlarmThresholds } {
+  const d = DEFAULT_ALARM_THRESHOLDS;
+  const interval = r.number(
+    "metricsIntervalSeconds",
+    DEFAULT_METRICS_INTERVAL,
+    isMetricsInterval,
+    `must be one of ${METRICS_INTERVALS.join(", ")}: CloudWatch alarms evaluate periods of 10 s, 30 s or whole minutes (below 60 s the metrics and alarms are high resolution, billed higher)`,
+    `pulumi config set metricsIntervalSeconds ${DEFAULT_METRICS_INTERVAL}`,
+  );
+  const alarms: AlarmThresholds = {
+    memoryPercent: r.int(
+      "alarmMemoryPercent",
+      d.memoryPercent,
+      1,
+      100,
+      "percent of maxmemory a node may use before the memory alarm fires",
+    ),
+    latencyP99Ms: r.number(
+      "alarmLatencyP99Ms",
+      d.latencyP99Ms,
+      (n) => n > 0,
+      "must be a number of milliseconds greater than 0 (the p99 command latency above which the latency alarm fires)",
+      `pulumi config set alarmLatencyP99Ms ${d.latencyP99Ms}`,
+    ),
+    diskPercent: r.int(
+      "alarmDiskPercent",
+      d.diskPercent,
+      1,
+      100,
+      "percent of a node's data volume used before the disk alarm fires",
+    ),
+    evictionsPerSecond: r.number(
+      "alarmEvictionsPerSecond",
+      d.evictionsPerSecond,
+      (n) => n >= 0,
+      "must be a number of evictions per second, 0 or more (the sustained rate above which the evictions alarm fires)",
+      `pulumi config set alarmEvictionsPerSecond ${d.evictionsPerSecond}`,
+    ),
+  };
+  return { metricsIntervalSeconds: isMetricsInterval(interval) ? interval : DEFAULT_METRICS_INTERVAL, alarms };
 }
 
 function parseCloud(r: Reader, persistence: Persistence, allowedCidrs: string[]): CloudSettings {

@@ -14,6 +14,7 @@ import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames } from "./use
 import { connectionOutputs, ConnectionOutputs } from "./connection";
 import { RedisVpc } from "./network";
 import { NodeAlarms } from "./monitoring";
+import { monitoringInput } from "./alarms";
 import { nodeRolePolicy } from "./iam";
 import { ExpectedNode, ParameterReader, ssmReader, waitForCluster } from "./health";
 import { renderDesiredSettings, rollOrder, versionOf } from "./desired";
@@ -38,6 +39,8 @@ export interface RedisEc2ClusterArgs {
   placement: Placement;
   /** SSM parameter names for this stack (the instance role may read only below `ssm.prefix`). */
   ssm: SsmNames;
+  /** The Stack dimension of the nodes' metrics (metrics.ts stackDimension). */
+  metricsStack: string;
   /** How the health wait reads node status (default: SSM with the deployer's credentials). */
   healthReader?: ParameterReader;
   /** What this stack deployed last (its `deployment` output), if anything: day-2 changes roll and drain. */
@@ -74,6 +77,8 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
   readonly connection: ConnectionOutputs;
   readonly clientSecurityGroupId: pulumi.Output<string>;
   readonly alertTopicArn: pulumi.Output<string>;
+  /** The stack's CloudWatch dashboard (components/dashboard.ts). */
+  readonly dashboardUrl: pulumi.Output<string | undefined>;
   /** When `pulumi up` saw every node healthy (the update fails instead when it does not). */
   readonly healthyAt: pulumi.Output<string>;
   /** The planned topology with addresses, for callers that want to show it. */
@@ -108,7 +113,18 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         : pulumi.output("not checked");
     const alarms = new NodeAlarms(
       `${name}-alarms`,
-      { region: s.region, alertEmail: args.alertEmail, instances, tags: args.tags },
+      {
+        region: s.region,
+        alertEmail: args.alertEmail,
+        instances,
+        metrics: monitoringInput(
+          s,
+          args,
+          args.metricsStack,
+          this.nodes.map((n) => ({ name: n.node.name, shard: n.node.shard })),
+        ),
+        tags: args.tags,
+      },
       { parent: this },
     );
 
@@ -124,10 +140,12 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     });
     this.clientSecurityGroupId = groups.client.id;
     this.alertTopicArn = alarms.topicArn;
+    this.dashboardUrl = alarms.dashboardUrl;
     this.registerOutputs({
       connection: this.connection,
       clientSecurityGroupId: this.clientSecurityGroupId,
       alertTopicArn: this.alertTopicArn,
+      dashboardUrl: this.dashboardUrl,
       healthyAt: this.healthyAt,
       deployment: this.deployment,
     });
@@ -477,6 +495,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       persistence: this.args.persistence,
       region: s.region,
       ssm: this.args.ssm,
+      metrics: { stack: this.args.metricsStack, intervalSeconds: s.metricsIntervalSeconds },
     };
     // Nodes change one at a time in the roll order (replicas first): each instance waits for the previous
     // one's update and for that node to report healthy again (rollGate).

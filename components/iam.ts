@@ -7,11 +7,14 @@
  * passwords and TLS keys in the account.
  */
 
+import { METRICS_NAMESPACE } from "./metrics";
+
 export interface PolicyStatement {
   Sid: string;
   Effect: "Allow" | "Deny";
   Action: string[];
   Resource: string | string[];
+  Condition?: Record<string, Record<string, string>>;
 }
 
 export interface PolicyDocument {
@@ -37,7 +40,10 @@ export function parameterArnBelow(region: string, account: string, prefix: strin
   return `arn:aws:ssm:${region}:${account}:parameter${prefix}/*`;
 }
 
-/** `ssmPrefix`: this stack's parameters; `statusPrefix`: where nodes publish their state (below it). */
+/**
+ * `ssmPrefix`: this stack's parameters; `statusPrefix`: where nodes publish their state (below it).
+ * PutMetricData takes no resource ARN: the `cloudwatch:namespace` condition keeps the nodes to ours.
+ */
 export function nodeRolePolicy(
   region: string,
   account: string,
@@ -59,6 +65,13 @@ export function nodeRolePolicy(
         Effect: "Allow",
         Action: ["ssm:PutParameter"],
         Resource: parameterArnBelow(region, account, statusPrefix),
+      },
+      {
+        Sid: "PublishNodeMetrics",
+        Effect: "Allow",
+        Action: ["cloudwatch:PutMetricData"],
+        Resource: "*",
+        Condition: { StringEquals: { "cloudwatch:namespace": METRICS_NAMESPACE } },
       },
     ],
   };

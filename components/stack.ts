@@ -3,6 +3,7 @@
  * validate it (all problems at once, before any resource exists), look up what only AWS knows
  * (availability zones, subnets), and build the one component the stack's `target` asks for.
  */
+import { stackDimension } from "./metrics";
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import {
@@ -168,10 +169,18 @@ export async function resolvePlacement(settings: Settings, project: string): Pro
   };
 }
 
+/** The `monitoring` output: the alert topic, dashboard and health wait (EC2), or Redis Cloud's alerts. */
+export interface MonitoringOutput {
+  alertTopicArn?: string;
+  dashboardUrl?: string;
+  healthyAt?: string;
+  alerts?: string[];
+}
+
 export type StackOutputs = ConnectionOutputs & {
   clientSecurityGroupId?: pulumi.Output<string>;
   [DEPLOYMENT_OUTPUT]?: DeployedShape;
-  monitoring: pulumi.Output<{ alertTopicArn?: string; healthyAt?: string; alerts?: string[] }>;
+  monitoring: pulumi.Output<MonitoringOutput>;
 };
 
 /** Builds the component for `settings.target` and returns the output contract. */
@@ -207,6 +216,7 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
       client: settings.client,
       placement,
       ssm: ssmNames(project, stack),
+      metricsStack: stackDimension(project, stack),
       deployed,
       tags,
     });
@@ -217,9 +227,10 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
       clientSecurityGroupId: cluster.clientSecurityGroupId,
       [DEPLOYMENT_OUTPUT]: cluster.deployment,
       monitoring: pulumi
-        .all([cluster.alertTopicArn, cluster.healthyAt])
-        .apply(([alertTopicArn, healthyAt]): { alertTopicArn?: string; healthyAt?: string } => ({
+        .all([cluster.alertTopicArn, cluster.dashboardUrl, cluster.healthyAt])
+        .apply(([alertTopicArn, dashboardUrl, healthyAt]): MonitoringOutput => ({
           alertTopicArn,
+          dashboardUrl,
           healthyAt,
         })),
     };

@@ -23,11 +23,29 @@ import {
   renderRedisConf,
 } from "./redisConf";
 
+import { METRICS_NAMESPACE } from "./metrics";
+
 export const SCRIPTS_DIR = path.join(__dirname, "scripts");
 
-export function readScript(name: "lib-cluster.sh" | "node.sh"): string {
+export type ScriptName = "lib-cluster.sh" | "node.sh" | "metrics.py";
+
+export function readScript(name: ScriptName): string {
   return fs.readFileSync(path.join(SCRIPTS_DIR, name), "utf8");
 }
+
+/**
+ * A script as the user-data ships it: without its full-line comments (EC2 takes 16 KB of user-data and
+ * the scripts' comments are a third of it), the shebang kept. The repository's copy is the documented one.
+ */
+export function shippedScript(name: ScriptName): string {
+  return readScript(name)
+    .split("\n")
+    .filter((line, i) => (i === 0 && line.startsWith("#!")) || !/^\s*#/.test(line))
+    .join("\n");
+}
+
+/** The metrics collector on the instance (run by Debian's python3, which cloud-init itself needs). */
+export const METRICS_SCRIPT = "/usr/local/lib/redis-stack/metrics.py";
 
 /** Names of the SSM parameters a stack writes; the instance role may read only these. */
 export interface SsmNames {
@@ -94,6 +112,8 @@ export const UNITS = {
   cluster: "redis-node-cluster.service",
   settings: "redis-node-settings.service",
   settingsTimer: "redis-node-settings.timer",
+  metrics: "redis-node-metrics.service",
+  metricsTimer: "redis-node-metrics.timer",
 } as const;
 
 /** How often a running node checks the desired settings (the bound on a live change is about twice this). */
@@ -204,6 +224,48 @@ export function renderSettingsTimer(): string {
   ].join("\n");
 }
 
+/** metrics: one collection of the node's metrics, published to CloudWatch (metrics.py). */
+export function renderMetricsUnit(): string {
+  return [
+    "[Unit]",
+    "Description=Redis node: publish its metrics to CloudWatch (redis-stack)",
+    `After=${UNITS.prepare}`,
+    "",
+    "[Service]",
+    "Type=oneshot",
+    `ExecStart=/usr/bin/python3 ${METRICS_SCRIPT}`,
+    "TimeoutStartSec=120",
+    "Nice=5",
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    // systemd creates the state dir (metrics.py STATE_FILE); the rest of the system is read-only to it.
+    "StateDirectory=redis-stack",
+    "ReadWritePaths=/var/log",
+    "PrivateTmp=yes",
+  ].join("\n");
+}
+
+export function renderMetricsTimer(intervalSeconds: number): string {
+  return [
+    "[Unit]",
+    "Description=Redis node: collect metrics every period (redis-stack)",
+    "",
+    "[Timer]",
+    `OnActiveSec=${intervalSeconds}`,
+    `OnUnitActiveSec=${intervalSeconds}`,
+    "AccuracySec=1s",
+    "",
+    "[Install]",
+    "WantedBy=timers.target",
+  ].join("\n");
+}
+
+/** What the collector publishes as: the Stack dimension and the period. */
+export interface MetricsSpec {
+  stack: string;
+  intervalSeconds: number;
+}
+
 export interface UserDataInput {
   self: NodeAddress;
   cluster: NodeAddress[];
@@ -218,6 +280,7 @@ export interface UserDataInput {
   peerWaitSeconds?: number;
   /** How long the first boot retries apt (the NAT may still be coming up), seconds. */
   aptWaitSeconds?: number;
+  metrics: MetricsSpec;
 }
 
 /** Single-quotes a value for bash. */
@@ -259,6 +322,10 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["TLS_CERT", f.cert],
     ["TLS_KEY", f.key],
     ["PEER_WAIT_SECONDS", String(peerWait)],
+    ["DATA_DIR", EC2_PATHS.dataDir],
+    ["METRICS_NAMESPACE", METRICS_NAMESPACE],
+    ["METRICS_STACK", u.metrics.stack],
+    ["METRICS_INTERVAL_SECONDS", String(u.metrics.intervalSeconds)],
     ["CLUSTER_PLAN", renderClusterPlan(u.cluster)],
     ["REDIS_CONF", u.redisConf.trimEnd()],
   ];
@@ -290,13 +357,16 @@ export function renderUserData(u: UserDataInput): string {
     'export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"',
     `install -d -m 0755 ${NODE_LIB_DIR} /etc/redis-stack`,
     writeFileStep(NODE_ENV_FILE, "0644", renderNodeEnv(u)),
-    writeFileStep(`${NODE_LIB_DIR}/lib-cluster.sh`, "0644", readScript("lib-cluster.sh")),
-    writeFileStep(NODE_SCRIPT, "0755", readScript("node.sh")),
+    writeFileStep(`${NODE_LIB_DIR}/lib-cluster.sh`, "0644", shippedScript("lib-cluster.sh")),
+    writeFileStep(NODE_SCRIPT, "0755", shippedScript("node.sh")),
+    writeFileStep(METRICS_SCRIPT, "0755", shippedScript("metrics.py")),
     writeFileStep(`/etc/systemd/system/${UNITS.prepare}`, "0644", renderPrepareUnit()),
     writeFileStep(`/etc/systemd/system/${UNITS.server}`, "0644", renderSystemdUnit(u.nodeTimeoutMs)),
     writeFileStep(`/etc/systemd/system/${UNITS.cluster}`, "0644", renderClusterUnit(peerWait)),
     writeFileStep(`/etc/systemd/system/${UNITS.settings}`, "0644", renderSettingsUnit()),
     writeFileStep(`/etc/systemd/system/${UNITS.settingsTimer}`, "0644", renderSettingsTimer()),
+    writeFileStep(`/etc/systemd/system/${UNITS.metrics}`, "0644", renderMetricsUnit()),
+    writeFileStep(`/etc/systemd/system/${UNITS.metricsTimer}`, "0644", renderMetricsTimer(u.metrics.intervalSeconds)),
     `exec ${NODE_SCRIPT} first-boot`,
     "",
   ].join("\n");
@@ -312,6 +382,7 @@ export interface ClusterSpec {
   ssm: SsmNames;
   peerWaitSeconds?: number;
   aptWaitSeconds?: number;
+  metrics: MetricsSpec;
 }
 
 /** One node's user-data from the cluster's spec: the single path used by the component and the tests. */
@@ -344,6 +415,7 @@ export function renderNodeUserData(
     tls,
     peerWaitSeconds: spec.peerWaitSeconds,
     aptWaitSeconds: spec.aptWaitSeconds,
+    metrics: spec.metrics,
   });
 }
 

@@ -21,6 +21,7 @@ import { checkDeployedChange, DeployedShape, deploymentOf, nodeChange } from "..
 import { renderDesiredSettings, versionOf } from "../components/desired";
 import { ExpectedNode, NodeStatus, ParameterReader, parseStatus, waitForCluster } from "../components/health";
 import { nodeRolePolicy } from "../components/iam";
+import { DEFAULT_METRICS_INTERVAL, MetricsInterval, stackDimension } from "../components/metrics";
 import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/redisConf";
 import { planTopology, NodeAddress } from "../components/topology";
 import { renderNodeUserData, ssmNames, ClusterSpec, SsmNames } from "../components/userData";
@@ -143,6 +144,8 @@ export interface ClusterLabOptions {
   dataVolumeMiB?: number;
   /** Progress lines (the one-time root filesystem build, boots). */
   log?: (line: string) => void;
+  /** The nodes' metrics period (default the settings'): the metrics tests use 10 s. */
+  metricsIntervalSeconds?: MetricsInterval;
 }
 
 /** The endpoint's state dir inside a lab dir: `destroyClusterLab` stops the process found there. */
@@ -209,6 +212,10 @@ async function buildClusterLab(
     ssm,
     peerWaitSeconds: opts.peerWaitSeconds ?? 180,
     aptWaitSeconds: opts.aptWaitSeconds,
+    metrics: {
+      stack: stackDimension("redis-stack", LAB_STACK),
+      intervalSeconds: opts.metricsIntervalSeconds ?? s.ec2?.metricsIntervalSeconds ?? DEFAULT_METRICS_INTERVAL,
+    },
   });
   const desiredFor = desiredText;
   const userData = nodes.map((n) =>

@@ -19,7 +19,6 @@ export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 readonly LIB_DIR=/usr/local/lib/redis-stack
 readonly CONF_DIR=/etc/redis-stack
-readonly DATA_DIR=/var/lib/redis
 readonly BOOT_LOG=/var/log/redis-stack.log
 readonly UNIT=redis-node
 # What the node has applied of the stack's desired settings (components/desired.ts).
@@ -104,6 +103,7 @@ install_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v redis-cli >/dev/null || missing+=(redis-tools)
   command -v aws >/dev/null || missing+=(awscli)
+  command -v python3 >/dev/null || missing+=(python3)
   if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -565,7 +565,9 @@ first_boot() {
   install_ssm_agent
   install_packages
   systemctl daemon-reload
-  systemctl enable redis-node-prepare.service "$UNIT.service" redis-node-cluster.service redis-node-settings.timer >/dev/null 2>&1
+  systemctl enable redis-node-prepare.service "$UNIT.service" redis-node-cluster.service redis-node-settings.timer redis-node-metrics.timer >/dev/null 2>&1
+  # Metrics from the start: a node that never forms its cluster shows up on the dashboard and alarms.
+  systemctl start redis-node-metrics.timer
   # Starting the last unit of the chain starts the others (Requires=) and waits for the cluster.
   systemctl start redis-node-cluster.service ||
     fail_with "redis-node-cluster did not finish: $(journalctl -u redis-node-prepare -u "$UNIT" -u redis-node-cluster -n 5 --no-pager -o cat 2>/dev/null | tr '\n' ' ')"

@@ -15,8 +15,12 @@ import {
   parseClusterNodes,
   waitHealthyFromClient,
 } from "../../lab/clusterLab";
+import { metricsScenarios } from "./metricsScenarios";
+import { MetricsInterval } from "../../components/metrics";
 
 const settings = stackSettings("prod");
+/** The nodes' metrics period in this lab (the shortest the stack allows, so the metrics tests are quick). */
+const METRICS_PERIOD: MetricsInterval = 10;
 
 /** The view from `from` is the plan: masters with their slot ranges, each replica on its planned master in another AZ. */
 async function expectPlannedTopology(c: ClusterLab, from: string): Promise<void> {
@@ -53,7 +57,7 @@ describeLab("prod cluster from rendered user-data", () => {
   const bootLog = async (i: number) => (await c.hosts[i].sh("cat /var/log/redis-stack.log")).stdout;
 
   beforeAll(async () => {
-    c = await createClusterLab(settings, { log: (l) => console.log(l) });
+    c = await createClusterLab(settings, { log: (l) => console.log(l), metricsIntervalSeconds: METRICS_PERIOD });
     const started = Date.now();
     boots = await c.boot();
     console.log(`six hosts from first boot to cloud-init done: ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -240,6 +244,9 @@ describeLab("prod cluster from rendered user-data", () => {
       expect((await c.cli(reader, ["-c", "get", `key:${i}`], "app")).stdout).toBe(`value-${i}\n`);
     }
   });
+
+  // Last: its final scenario kills a master.
+  metricsScenarios(() => c, METRICS_PERIOD);
 });
 
 describeLab("boot order does not matter", () => {

@@ -81,6 +81,26 @@ describe("defaults", () => {
     expect(isCidr("300.0.0.0/8")).toBe(false);
   });
 
+  test("monitoring: 60 s metrics, alarms at 90% memory, 10 ms p99, 80% disk, 1 eviction/s; each settable", () => {
+    expect(parseSettings(EC2).settings?.ec2).toMatchObject({
+      metricsIntervalSeconds: 60,
+      alarms: { memoryPercent: 90, latencyP99Ms: 10, diskPercent: 80, evictionsPerSecond: 1 },
+    });
+    const { settings, problems: p } = parseSettings({
+      ...EC2,
+      metricsIntervalSeconds: "10",
+      alarmMemoryPercent: "100",
+      alarmLatencyP99Ms: "2.5",
+      alarmDiskPercent: "1",
+      alarmEvictionsPerSecond: "0",
+    });
+    expect(p).toEqual([]);
+    expect(settings?.ec2).toMatchObject({
+      metricsIntervalSeconds: 10,
+      alarms: { memoryPercent: 100, latencyP99Ms: 2.5, diskPercent: 1, evictionsPerSecond: 0 },
+    });
+  });
+
   test("cloud defaults: 1 GB, 1000 ops/s, multi-AZ, 6-hourly backups, no cluster API", () => {
     const { settings, problems: p } = parseSettings(CLOUD);
     expect(p).toEqual([]);
@@ -172,6 +192,35 @@ describe("each bad input names the key, the value and the fix", () => {
   });
   test("missing AWS region for EC2", () => {
     expectProblem({}, "aws:region", /needs an AWS region/);
+  });
+  test("metricsIntervalSeconds other than 10, 30 or 60", () => {
+    for (const bad of ["15", "0", "120", "fast"]) {
+      const p = expectProblem({ ...EC2, metricsIntervalSeconds: bad }, "metricsIntervalSeconds", /one of 10, 30, 60/);
+      expect(p.value).toBe(bad);
+      expect(p.fix).toBe("pulumi config set metricsIntervalSeconds 60");
+    }
+  });
+  test("alarmMemoryPercent and alarmDiskPercent outside 1-100 or not whole", () => {
+    for (const bad of ["0", "101", "90.5", "lots"]) {
+      expect(expectProblem({ ...EC2, alarmMemoryPercent: bad }, "alarmMemoryPercent", /from 1 to 100/).fix).toBe(
+        "pulumi config set alarmMemoryPercent 90",
+      );
+      expect(expectProblem({ ...EC2, alarmDiskPercent: bad }, "alarmDiskPercent", /from 1 to 100/).fix).toBe(
+        "pulumi config set alarmDiskPercent 80",
+      );
+    }
+  });
+  test("alarmLatencyP99Ms not above 0", () => {
+    for (const bad of ["0", "-5", "slow"]) {
+      const p = expectProblem({ ...EC2, alarmLatencyP99Ms: bad }, "alarmLatencyP99Ms", /milliseconds greater than 0/);
+      expect(p.fix).toBe("pulumi config set alarmLatencyP99Ms 10");
+    }
+  });
+  test("alarmEvictionsPerSecond below 0", () => {
+    for (const bad of ["-1", "many"]) {
+      const p = expectProblem({ ...EC2, alarmEvictionsPerSecond: bad }, "alarmEvictionsPerSecond", /0 or more/);
+      expect(p.fix).toBe("pulumi config set alarmEvictionsPerSecond 1");
+    }
   });
   test("a typo'd key is reported with a suggestion", () => {
     const p = expectProblem({ ...EC2, shard: "3" }, "shard", /not a setting/);

@@ -87,6 +87,7 @@ async function runUpdate(opts: { deployed?: DeployedShape; instanceType?: string
       client: settings.client,
       placement: { kind: "create", vpcCidr: ec2.vpcCidr, zones: ["us-east-1a", "us-east-1b", "us-east-1c"] },
       ssm: ssmNames("redis-stack", "prod"),
+      metricsStack: "redis-stack-prod",
       healthReader,
       deployed: opts.deployed,
     },

@@ -15,6 +15,9 @@ import {
   valueOf,
 } from "./support/stackHarness";
 import { planTopology } from "../../components/topology";
+import { alarmSpecs } from "../../components/alarms";
+import { DEFAULT_ALARM_THRESHOLDS } from "../../components/config";
+import { METRIC_NAMES, METRICS_NAMESPACE } from "../../components/metrics";
 
 /** Node names in plan order: masters first, then replicas. */
 const NAMES = planTopology(3, 1, 3).map((n) => n.name);
@@ -63,7 +66,9 @@ describe("prod stack resource graph", () => {
       "aws:iam/rolePolicy:RolePolicy": 1,
       "aws:sns/topic:Topic": 1,
       "aws:sns/topicSubscription:TopicSubscription": 1,
-      "aws:cloudwatch/metricAlarm:MetricAlarm": 12,
+      // per node: recover + reboot (EC2 status checks) and silent; 12 stack-wide on the nodes' metrics
+      "aws:cloudwatch/metricAlarm:MetricAlarm": 6 * 3 + 12,
+      "aws:cloudwatch/dashboard:Dashboard": 1,
     });
     expect(counts["rediscloud:index/subscription:Subscription"]).toBeUndefined();
   });
@@ -284,6 +289,67 @@ describe("prod stack resource graph", () => {
       endpoint: "oncall@example.com",
     });
   });
+
+  test("every metric alarm reads the nodes' namespace and notifies the alert topic: pages with OK too, notices without", () => {
+    const topic = "arn:aws:sns:us-east-1:123456789012:redis-prod-alarms-alerts";
+    const ours = byType(run.resources, "aws:cloudwatch/metricAlarm:MetricAlarm")
+      .map(inputs)
+      .filter((a) => a.namespace === METRICS_NAMESPACE);
+    const expected = alarmSpecs({
+      stackDimension: "redis-stack-prod",
+      nodes: planTopology(3, 1, 3).map((n) => ({ name: n.name, shard: n.shard })),
+      shards: 3,
+      replicasPerShard: 1,
+      periodSeconds: 60,
+      persistence: "aof+rdb",
+      maxmemoryPolicy: "allkeys-lru", // Pulumi.prod.yaml
+      thresholds: DEFAULT_ALARM_THRESHOLDS,
+    });
+    expect(ours).toHaveLength(expected.length);
+    for (const spec of expected) {
+      const a = one("aws:cloudwatch/metricAlarm:MetricAlarm", `-alarms-${spec.id}`);
+      expect(a).toMatchObject({
+        namespace: "RedisStack",
+        metricName: spec.metricName,
+        dimensions: spec.dimensions,
+        statistic: spec.statistic,
+        period: 60,
+        evaluationPeriods: spec.evaluationPeriods,
+        datapointsToAlarm: spec.datapointsToAlarm,
+        threshold: spec.threshold,
+        comparisonOperator: spec.comparison,
+        treatMissingData: spec.treatMissingData,
+        alarmDescription: spec.description,
+        alarmActions: [topic],
+        okActions: spec.severity === "page" ? [topic] : [],
+      });
+      expect(String(a.alarmDescription)).toMatch(/ To do: .+ Runbook: README\.md#monitoring/);
+    }
+    // prod runs allkeys-lru: a full cache is a notice.
+    const notices = ours.filter((a) => (a.okActions as string[]).length === 0).map((a) => a.metricName);
+    expect(notices.sort()).toEqual(["MemoryPercentOfMaxmemory", "RdbSecondsSinceLastSave", "RoleChanged"]);
+    // The silent-node alarms: one per node, on the node's own series.
+    const silent = ours.filter((a) => a.metricName === "Up").map((a) => (a.dimensions as Record<string, string>).Node);
+    expect(silent.sort()).toEqual([...NAMES].sort());
+  });
+
+  test("the dashboard: valid JSON naming only the nodes' metrics, in their namespace and the stack's region", () => {
+    const d = one("aws:cloudwatch/dashboard:Dashboard", "-alarms-dashboard");
+    expect(d.dashboardName).toBe("redis-stack-prod");
+    const body = JSON.parse(String(d.dashboardBody)) as {
+      widgets: { type: string; properties: { region: string; metrics: unknown[][] } }[];
+    };
+    expect(body.widgets.length).toBeGreaterThan(0);
+    for (const w of body.widgets) {
+      expect(w.type).toBe("metric");
+      expect(w.properties.region).toBe("us-east-1");
+      for (const line of w.properties.metrics) {
+        expect(line[0]).toBe(METRICS_NAMESPACE);
+        expect(METRIC_NAMES).toContain(line[1]);
+        expect(line).toEqual(expect.arrayContaining(["Stack", "redis-stack-prod"]));
+      }
+    }
+  });
 });
 
 describe("prod stack outputs", () => {
@@ -311,6 +377,8 @@ describe("prod stack outputs", () => {
     expect(await valueOf(o.clientSecurityGroupId as pulumi.Output<string>)).toBe("redis-prod-client-id");
     expect(await valueOf(o.monitoring)).toEqual({
       alertTopicArn: "arn:aws:sns:us-east-1:123456789012:redis-prod-alarms-alerts",
+      dashboardUrl:
+        "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards:name=redis-stack-prod",
       // A preview never waits for the nodes; `pulumi up` does (tests/unit/health.test.ts).
       healthyAt: "not checked in a preview",
     });

@@ -128,6 +128,7 @@ const spec = {
   persistence: "aof+rdb" as const,
   region: "eu-west-1",
   ssm: ssmNames("redis-stack", "test"),
+  metrics: { stack: "redis-stack-test", intervalSeconds: 60 },
 };
 const scripts = cluster.map((n, i) => renderNodeUserData(spec, cluster, n, `vol-0${i}abcdef`, i % 2 === 0));
 
@@ -140,6 +141,9 @@ test("user-data only installs files and units, then hands over to node.sh first-
     "/etc/systemd/system/redis-node-prepare.service",
     "/etc/systemd/system/redis-node.service",
     "/etc/systemd/system/redis-node-cluster.service",
+    "/usr/local/lib/redis-stack/metrics.py",
+    "/etc/systemd/system/redis-node-metrics.service",
+    "/etc/systemd/system/redis-node-metrics.timer",
   ])
     expect(s).toContain(`cat >${path} <<'REDIS_STACK_FILE_END'`);
   expect(s.trimEnd().split("\n").pop()).toBe("exec /usr/local/lib/redis-stack/node.sh first-boot");
@@ -155,6 +159,7 @@ test("node.env is plain bash that yields the node's facts exactly, and no secret
     redisConf: 'port 6379\nsave ""\n# it\'s quoted',
     nodeTimeoutMs: 2000,
     tls: true,
+    metrics: spec.metrics,
   });
   const r = spawnSync(
     "bash",

@@ -1,0 +1,364 @@
+/**
+ * The CloudWatch alarms of an EC2 stack, as data: what each watches, when it fires, how loud it is and
+ * what the person it reaches should do (README, "Monitoring", has one row per alarm id). Pure:
+ * components/monitoring.ts turns each spec into an `aws.cloudwatch.MetricAlarm`, and lab/alarmReplay.ts
+ * evaluates the same specs against published data points.
+ *
+ * Every alarm reads the metrics the nodes publish (components/metrics.ts) at their collection period, so
+ * one period holds one collection of every node. Stack-wide alarms read the {Stack} series, which
+ * CloudWatch aggregates over every node: Minimum is the worst node for "...Ok" flags and counts,
+ * Maximum the worst node for usage and latency. One alarm per node says that node went silent.
+ *
+ * Evaluation windows are counted in periods ("2 of 2": two consecutive collections), as listed below,
+ * not in wall time: a shorter `metricsIntervalSeconds` is asked for to hear of a problem sooner, and one
+ * collection is what a single bad sample spoils. Where the natural reading is wall time, the metric
+ * carries it: "no RDB save for a day" is RdbSecondsSinceLastSave > 86400 over one period, not a day of
+ * periods. CloudWatch's limits hold for any period: it is 10, 30 or a multiple of 60 (periods below 60
+ * make high-resolution alarms), evaluationPeriods x period <= 86400 (evaluationPeriods is capped to
+ * fit) and datapointsToAlarm <= evaluationPeriods.
+ *
+ * Missing data: ClusterStateOk and Up treat it as breaching (silence is the failure they exist for).
+ * Every other alarm treats it as not breaching: counters and latency are absent when nothing happened,
+ * a node whose Redis does not answer publishes only Up and ClusterStateOk = 0, and one outage should
+ * page through those two rather than through every alarm at once (or flap through INSUFFICIENT_DATA).
+ */
+import { AlarmThresholds, Ec2Settings, EvictionPolicy, Persistence } from "./config";
+import { metricDef } from "./metrics";
+
+/** Where each alarm's description sends the reader: the README section with one row per alarm id. */
+export const RUNBOOK_URL = "README.md#monitoring";
+
+/** CloudWatch: period x evaluationPeriods may not exceed a day (for periods under an hour). */
+export const MAX_EVALUATION_SECONDS = 86400;
+/** The longest alarmDescription CloudWatch accepts. */
+export const MAX_DESCRIPTION_LENGTH = 1024;
+
+export type Statistic = "Minimum" | "Maximum" | "Sum" | "SampleCount" | "Average";
+/** CloudWatch's comparisonOperator values for static thresholds. */
+export type Comparison =
+  "GreaterThanOrEqualToThreshold" | "GreaterThanThreshold" | "LessThanThreshold" | "LessThanOrEqualToThreshold";
+export type TreatMissingData = "breaching" | "notBreaching" | "ignore" | "missing";
+/** page: alarm and OK actions notify the alert topic; notice: the alarm action only (nothing to resolve). */
+export type Severity = "page" | "notice";
+
+export interface AlarmSpec {
+  /** Kebab-case, unique within the stack: the resource name's suffix and the README row. */
+  id: string;
+  metricName: string;
+  dimensions: Record<string, string>;
+  statistic: Statistic;
+  periodSeconds: number;
+  evaluationPeriods: number;
+  datapointsToAlarm: number;
+  threshold: number;
+  comparison: Comparison;
+  treatMissingData: TreatMissingData;
+  severity: Severity;
+  /** What is wrong, what to do, and where the runbook is. */
+  description: string;
+}
+
+/** What the alarms (and the dashboard) of one EC2 stack depend on. */
+export interface MonitoringInput {
+  /** The Stack dimension (metrics.ts stackDimension). */
+  stackDimension: string;
+  nodes: { name: string; shard: number }[];
+  shards: number;
+  replicasPerShard: number;
+  /** The nodes' collection period (metricsIntervalSeconds), which is every alarm's period. */
+  periodSeconds: number;
+  /** RDB alarms exist only with RDB on, the AOF alarm only with AOF on. */
+  persistence: Persistence;
+  /** Whether a full node evicts (allkeys-*: the memory alarm is a notice) or refuses writes (a page). */
+  maxmemoryPolicy: EvictionPolicy;
+  thresholds: AlarmThresholds;
+}
+
+/** The alarms' input for an EC2 stack's settings: the one place the component and the lab build it from. */
+export function monitoringInput(
+  ec2: Ec2Settings,
+  common: { persistence: Persistence; maxmemoryPolicy: EvictionPolicy },
+  stackDimension: string,
+  nodes: { name: string; shard: number }[],
+): MonitoringInput {
+  return {
+    stackDimension,
+    nodes,
+    shards: ec2.shards,
+    replicasPerShard: ec2.replicasPerShard,
+    periodSeconds: ec2.metricsIntervalSeconds,
+    persistence: common.persistence,
+    maxmemoryPolicy: common.maxmemoryPolicy,
+    thresholds: ec2.alarms,
+  };
+}
+
+/** Periods CloudWatch alarms accept: 10 and 30 (high resolution) or whole minutes, up to a day. */
+export function isAlarmPeriod(seconds: number): boolean {
+  return (
+    seconds === 10 ||
+    seconds === 30 ||
+    (Number.isInteger(seconds) && seconds > 0 && seconds % 60 === 0 && seconds <= MAX_EVALUATION_SECONDS)
+  );
+}
+
+/** "M of N" periods, with N capped so N x period stays within CloudWatch's day, and M <= N. */
+export function evaluationWindow(
+  periodSeconds: number,
+  datapointsToAlarm: number,
+  evaluationPeriods: number,
+): { evaluationPeriods: number; datapointsToAlarm: number } {
+  const n = Math.max(1, Math.min(evaluationPeriods, Math.floor(MAX_EVALUATION_SECONDS / periodSeconds)));
+  return { evaluationPeriods: n, datapointsToAlarm: Math.max(1, Math.min(datapointsToAlarm, n)) };
+}
+
+export function nodeDimensions(stack: string, node: { name: string; shard: number }): Record<string, string> {
+  return { Stack: stack, Shard: String(node.shard), Node: node.name };
+}
+
+function seconds(n: number): string {
+  return n % 60 === 0 ? `${n / 60} min` : `${n} s`;
+}
+
+interface Rule {
+  id: string;
+  metricName: string;
+  statistic: Statistic;
+  comparison: Comparison;
+  threshold: number;
+  /** M of N, in periods. */
+  of: [number, number];
+  treatMissingData?: TreatMissingData;
+  severity?: Severity;
+  /** What is wrong (a sentence). */
+  what: string;
+  /** What to do (one or more sentences). */
+  todo: string;
+  /** The README row it points to, when not its id (the per-node alarms share one). */
+  row?: string;
+}
+
+export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
+  const { stackDimension: stack, periodSeconds: period, thresholds: t } = input;
+  if (!isAlarmPeriod(period))
+    throw new Error(`alarm period ${period} s: CloudWatch takes 10, 30 or a multiple of 60 seconds up to a day`);
+  const rdb = input.persistence === "aof+rdb" || input.persistence === "rdb";
+  const aof = input.persistence === "aof+rdb" || input.persistence === "aof";
+  const latencyUs = Math.round(t.latencyP99Ms * 1000);
+
+  const stackWide: Rule[] = [
+    {
+      id: "cluster-state",
+      metricName: "ClusterStateOk",
+      statistic: "Minimum",
+      comparison: "LessThanThreshold",
+      threshold: 1,
+      of: [2, 2],
+      treatMissingData: "breaching",
+      what: "A node sees cluster_state other than ok, its Redis does not answer, or no node reports at all.",
+      todo:
+        "Find the node on the dashboard (Cluster state, Per node: Up), run CLUSTER INFO there (README Runbook: connect to a node) " +
+        "and read /var/log/redis-stack.log; a node cut off from the majority or a shard with no live copy shows here.",
+    },
+    {
+      id: "masters-missing",
+      metricName: "MastersSeen",
+      statistic: "Minimum",
+      comparison: "LessThanThreshold",
+      threshold: input.shards,
+      of: [2, 2],
+      what: `A node sees fewer than ${input.shards} healthy masters serving slots: a master failed and no replica took over.`,
+      todo:
+        "CLUSTER NODES on any node shows the failed master; start its instance or let its replacement rejoin " +
+        "(README Runbook). While a shards change moves slots onto new masters this is expected until the rebalance ends.",
+    },
+    ...(input.replicasPerShard > 0
+      ? [
+          {
+            id: "replica-missing",
+            metricName: "ConnectedReplicas",
+            statistic: "Minimum",
+            comparison: "LessThanThreshold",
+            threshold: input.replicasPerShard,
+            of: [3, 3],
+            what: `A master has fewer than ${input.replicasPerShard} connected replica(s): its shard has less to fail over to.`,
+            todo:
+              "Find the master on the dashboard (Replication), check its replica's instance, its status parameter and " +
+              "journalctl -u 'redis-node*'; a replica that comes back rejoins by itself.",
+          } satisfies Rule,
+        ]
+      : []),
+    {
+      id: "failover",
+      metricName: "RoleChanged",
+      statistic: "Sum",
+      comparison: "GreaterThanOrEqualToThreshold",
+      threshold: 1,
+      of: [1, 1],
+      severity: "notice",
+      what: "A node changed role: a failover, or a planned hand-over (reboot, nodeGeneration roll, instanceType change).",
+      todo:
+        "Nothing if it was planned. Otherwise find why the old master went down: its EC2 status-check alarms, " +
+        "its console output and /var/log/redis-stack.log; it rejoins as a replica.",
+    },
+    {
+      id: "memory",
+      metricName: "MemoryPercentOfMaxmemory",
+      statistic: "Maximum",
+      comparison: "GreaterThanOrEqualToThreshold",
+      threshold: t.memoryPercent,
+      of: [3, 3],
+      // A full cache that evicts (allkeys-*) is working as meant: a notice once it fills, not a page that
+      // stays on; with noeviction or volatile-* a full node refuses writes, which pages.
+      severity: input.maxmemoryPolicy.startsWith("allkeys-") ? "notice" : "page",
+      what: `A node uses ${t.memoryPercent}% or more of its maxmemory (maxmemoryPolicy ${input.maxmemoryPolicy}).`,
+      todo:
+        "Add shards (pulumi config set shards), a larger instanceType or maxmemory, or delete data; at 100% Redis " +
+        "evicts keys (allkeys-* policies) or refuses writes (noeviction). Threshold: alarmMemoryPercent.",
+    },
+    {
+      id: "evictions",
+      metricName: "EvictionsPerSecond",
+      statistic: "Maximum",
+      comparison: "GreaterThanThreshold",
+      threshold: t.evictionsPerSecond,
+      of: [5, 5],
+      what: `A node has evicted more than ${t.evictionsPerSecond} keys/s for 5 periods: the data does not fit in maxmemory.`,
+      todo:
+        "Add shards or memory (instanceType, maxmemory), or shorten TTLs; if this cache is meant to evict, " +
+        "raise alarmEvictionsPerSecond.",
+    },
+    {
+      id: "latency-p99",
+      metricName: "LatencyP99",
+      statistic: "Maximum",
+      comparison: "GreaterThanThreshold",
+      threshold: latencyUs,
+      of: [3, 5],
+      what: `A node's p99 command latency exceeded ${t.latencyP99Ms} ms (${latencyUs} us) in 3 of the last 5 periods.`,
+      todo:
+        "Check the node's CPU and ops/s on the dashboard, SLOWLOG GET for slow commands or big keys, and a fork " +
+        "(BGSAVE, AOF rewrite) at the time; spread hot keys, add shards or a larger instanceType. Threshold: alarmLatencyP99Ms.",
+    },
+    {
+      id: "rejected-connections",
+      metricName: "RejectedConnections",
+      statistic: "Sum",
+      comparison: "GreaterThanThreshold",
+      threshold: 0,
+      of: [1, 1],
+      what: "A node refused client connections: it reached maxclients.",
+      todo:
+        "CLIENT LIST on the node shows who holds the connections: fix a client that leaks connections or shrink " +
+        "pool sizes, or add shards to spread them.",
+    },
+    ...(rdb
+      ? [
+          {
+            id: "rdb-save-failed",
+            metricName: "RdbLastSaveOk",
+            statistic: "Minimum",
+            comparison: "LessThanThreshold",
+            threshold: 1,
+            of: [1, 1],
+            what: "A node's last RDB snapshot failed; Redis refuses writes until a save succeeds (stop-writes-on-bgsave-error).",
+            todo:
+              "Check the data volume (dashboard: Data disk used) and journalctl -u redis-node for the error, free or " +
+              "grow the volume (dataVolumeGb), then run BGSAVE on the node.",
+          } satisfies Rule,
+          {
+            id: "rdb-stale",
+            metricName: "RdbSecondsSinceLastSave",
+            statistic: "Maximum",
+            comparison: "GreaterThanThreshold",
+            threshold: 86400,
+            of: [1, 1],
+            // Redis saves only after writes: a stack that took none for a day fires this too.
+            severity: "notice",
+            what: "A node has had no successful RDB snapshot for over 24 hours.",
+            todo:
+              "INFO persistence on the node: rdb_changes_since_last_save 0 means no writes (nothing to do); " +
+              "otherwise find why saves do not run or fail (journalctl -u redis-node) and run BGSAVE.",
+          } satisfies Rule,
+        ]
+      : []),
+    ...(aof
+      ? [
+          {
+            id: "aof-write-failed",
+            metricName: "AofWriteOk",
+            statistic: "Minimum",
+            comparison: "LessThanThreshold",
+            threshold: 1,
+            of: [1, 1],
+            what: "A node failed to write its append-only file; Redis refuses writes until it can.",
+            todo:
+              "Check the data volume (dashboard: Data disk used) and journalctl -u redis-node for the I/O error; " +
+              "free or grow the volume (pulumi config set dataVolumeGb, grows online).",
+          } satisfies Rule,
+        ]
+      : []),
+    {
+      id: "disk",
+      metricName: "DataDiskUsedPercent",
+      statistic: "Maximum",
+      comparison: "GreaterThanOrEqualToThreshold",
+      threshold: t.diskPercent,
+      of: [2, 2],
+      what: `A node's data volume is ${t.diskPercent}% full or more; an AOF rewrite or RDB save needs room for a full copy.`,
+      todo: "Grow the volumes: pulumi config set dataVolumeGb (online, never shrinks). Threshold: alarmDiskPercent.",
+    },
+  ];
+
+  const perNode: { rule: Rule; dimensions: Record<string, string> }[] = input.nodes.map((node) => ({
+    dimensions: nodeDimensions(stack, node),
+    rule: {
+      id: `${node.name}-silent`,
+      row: "node-silent",
+      metricName: "Up",
+      statistic: "SampleCount",
+      comparison: "LessThanThreshold",
+      threshold: 1,
+      of: [3, 3],
+      treatMissingData: "breaching",
+      what: `${node.name} (shard ${node.shard}) has published no metrics for 3 periods (${seconds(3 * period)}): its instance or its collector is down.`,
+      todo:
+        "Check the instance's EC2 status-check alarms and console output (aws ec2 get-console-output), then on the " +
+        "node systemctl status redis-node-metrics.timer and /var/log/redis-stack-metrics.log.",
+    },
+  }));
+
+  const specs = [
+    ...stackWide.map((rule) => {
+      if (!metricDef(rule.metricName).stackWide)
+        throw new Error(`${rule.id}: ${rule.metricName} is not published with {Stack} alone`);
+      return toSpec(rule, { Stack: stack }, period);
+    }),
+    ...perNode.map(({ rule, dimensions }) => toSpec(rule, dimensions, period)),
+  ];
+  const ids = new Set(specs.map((s) => s.id));
+  if (ids.size !== specs.length) throw new Error("alarm ids must be unique (node names repeat?)");
+  return specs;
+}
+
+function toSpec(rule: Rule, dimensions: Record<string, string>, periodSeconds: number): AlarmSpec {
+  metricDef(rule.metricName); // throws for a metric the nodes do not publish
+  const [m, n] = rule.of;
+  const window = evaluationWindow(periodSeconds, m, n);
+  const description = `${rule.what} To do: ${rule.todo} Runbook: ${RUNBOOK_URL} (${rule.row ?? rule.id}).`;
+  if (description.length > MAX_DESCRIPTION_LENGTH)
+    throw new Error(`${rule.id}: description longer than CloudWatch's ${MAX_DESCRIPTION_LENGTH} characters`);
+  return {
+    id: rule.id,
+    metricName: rule.metricName,
+    dimensions,
+    statistic: rule.statistic,
+    periodSeconds,
+    ...window,
+    threshold: rule.threshold,
+    comparison: rule.comparison,
+    treatMissingData: rule.treatMissingData ?? "notBreaching",
+    severity: rule.severity ?? "page",
+    description,
+  };
+}

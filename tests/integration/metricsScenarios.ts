@@ -1,0 +1,276 @@
+/**
+ * The nodes' metrics, judged from outside: every host's redis-node-metrics.timer runs the collector
+ * under real systemd, which publishes through the real awscli (signed with the instance role's IMDS
+ * credentials) to the lab's CloudWatch stand-in. A load generator in the client namespace knows the
+ * truth (its rate and its hit/miss mix); the published figures must match it. Runs on the cluster
+ * suite's lab (created with a 10 s metrics period) after its other tests: the last scenario kills a master.
+ */
+import { ClusterLab, masterOfSlot, role, tagForSlots } from "../../lab/clusterLab";
+import { MetricDatum } from "../../lab/aws/state";
+import { DataPoint, replayAlarm } from "../../lab/alarmReplay";
+import { AlarmSpec, alarmSpecs, monitoringInput } from "../../components/alarms";
+import { METRICS_NAMESPACE, MetricsInterval, stackDimension } from "../../components/metrics";
+import { NodeAddress } from "../../components/topology";
+
+const IOREDIS = require.resolve("ioredis");
+
+export interface LoadResult {
+  sent: number;
+  hits: number;
+  misses: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+/**
+ * `rate` GETs per second for `seconds` on one master (keys of one hash tag): 3 of every 4 read a key that
+ * exists. Paced against the clock (a late tick sends what it owes), so every period sees the same rate.
+ */
+export async function knownLoad(
+  c: ClusterLab,
+  target: NodeAddress,
+  tag: string,
+  rate: number,
+  seconds: number,
+): Promise<LoadResult> {
+  const script = `
+const Redis = require(${JSON.stringify(IOREDIS)});
+const fs = require("fs");
+const [host, port, user, password, ca, tag, rate, seconds] = process.argv.slice(1);
+const r = new Redis({ host, port: +port, username: user, password, tls: ca ? { ca: fs.readFileSync(ca) } : undefined, enableOfflineQueue: true });
+(async () => {
+  for (let i = 0; i < 300; i++) await r.set("{" + tag + "}:k" + i, "v");
+  const startedAt = Date.now();
+  let sent = 0, hits = 0, misses = 0;
+  while (Date.now() - startedAt < seconds * 1000) {
+    const owed = Math.floor(((Date.now() - startedAt) / 1000) * rate) - sent;
+    const batch = [];
+    for (let j = 0; j < owed; j++, sent++) batch.push(r.get("{" + tag + "}:" + (sent % 4 === 3 ? "miss" + sent : "k" + (sent % 300))));
+    for (const v of await Promise.all(batch)) v === null ? misses++ : hits++;
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  console.log(JSON.stringify({ sent, hits, misses, startedAt, endedAt: Date.now() }));
+  r.disconnect();
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+  const r = await c.lab.client.exec(
+    [
+      "node",
+      "-e",
+      script,
+      target.ip,
+      String(target.port),
+      "app",
+      c.passwords.app,
+      c.clientCa ?? "",
+      tag,
+      String(rate),
+      String(seconds),
+    ],
+    { timeoutMs: (seconds + 60) * 1000 },
+  );
+  if (r.code !== 0) throw new Error(`load generator: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as LoadResult;
+}
+
+const dim = (d: MetricDatum, name: string) => d.dimensions.find((x) => x.name === name)?.value;
+const at = (d: MetricDatum) => Date.parse(d.timestamp ?? "");
+
+/** The per-node series of one metric, oldest first. */
+export function series(all: MetricDatum[], metric: string, node: string): MetricDatum[] {
+  return all
+    .filter((d) => d.metricName === metric && dim(d, "Node") === node && d.dimensions.length === 3)
+    .sort((a, b) => at(a) - at(b));
+}
+
+export async function waitForMetrics(
+  c: ClusterLab,
+  done: (all: MetricDatum[]) => boolean,
+  timeoutMs: number,
+): Promise<MetricDatum[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const all = await c.aws.metrics();
+    if (done(all)) return all;
+    if (Date.now() > deadline) return all;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** The lab stack's own alarms (as the component would create them), at the lab's metrics period. */
+export function labAlarms(c: ClusterLab, periodSeconds: MetricsInterval): AlarmSpec[] {
+  const ec2 = c.settings.ec2;
+  if (!ec2) throw new Error("EC2 settings needed");
+  return alarmSpecs(
+    monitoringInput(
+      { ...ec2, metricsIntervalSeconds: periodSeconds },
+      c.settings,
+      stackDimension("redis-stack", "lab"),
+      c.nodes.map((n) => ({ name: n.node.name, shard: n.node.shard })),
+    ),
+  );
+}
+
+/** The published data as the replay takes it. */
+export function dataPoints(all: MetricDatum[]): DataPoint[] {
+  return all
+    .filter((d) => d.value !== undefined)
+    .map((d) => ({
+      metricName: d.metricName,
+      timestamp: at(d),
+      value: d.value ?? 0,
+      dimensions: Object.fromEntries(d.dimensions.map((x) => [x.name, x.value])),
+    }));
+}
+
+/** Which alarms went to ALARM when replayed over [from, to), each starting once a full window of data exists. */
+export function firedAlarms(specs: AlarmSpec[], all: MetricDatum[], from: number, to: number): string[] {
+  const points = dataPoints(all);
+  return specs
+    .filter((spec) => {
+      const start = from + spec.evaluationPeriods * spec.periodSeconds * 1000;
+      return replayAlarm(spec, points, { from: start, to, initialState: "OK" }).everAlarm;
+    })
+    .map((spec) => spec.id);
+}
+
+export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsInterval): void {
+  const period = periodSeconds * 1000;
+  let recordingFrom = 0;
+
+  test("every node publishes its metrics through awscli, signed as its own instance, to our namespace only", async () => {
+    const c = lab();
+    // Data collected once the cluster is whole (the suite's set-up waited for that).
+    const since = Date.now();
+    const all = await waitForMetrics(
+      c,
+      (m) => c.nodes.every((n) => series(m, "Up", n.node.name).some((d) => at(d) > since)),
+      2 * period + 30_000,
+    );
+    recordingFrom = Math.max(...c.nodes.map((n) => at(series(all, "Up", n.node.name)[0])));
+    for (const [i, n] of c.nodes.entries()) {
+      const up = series(all, "Up", n.node.name);
+      expect(up.length).toBeGreaterThanOrEqual(2);
+      // The endpoint records who signed: the node's own instance (its IMDS role credentials).
+      expect(up.every((d) => d.instanceId === c.hosts[i].instanceId && d.sourceIp === n.ip)).toBe(true);
+      expect(up.every((d) => d.namespace === METRICS_NAMESPACE && d.storageResolution === 1)).toBe(true);
+      expect(dim(up[0], "Shard")).toBe(String(n.node.shard));
+      expect(dim(up[0], "Stack")).toBe("redis-stack-lab");
+    }
+    // Stack-wide copies exist for the alarms, and every node says its cluster is ok.
+    const wide = all.filter((d) => d.metricName === "ClusterStateOk" && d.dimensions.length === 1);
+    expect(wide.length).toBeGreaterThanOrEqual(c.nodes.length);
+    const last = c.nodes.map((n) => series(all, "ClusterStateOk", n.node.name).pop()?.value);
+    expect(last).toEqual(c.nodes.map(() => 1));
+    const masters = c.nodes.map((n) => series(all, "MastersSeen", n.node.name).pop()?.value);
+    expect(masters).toEqual(c.nodes.map(() => 3));
+    // The collector runs as a systemd unit on its timer; nothing it did failed.
+    for (const h of c.hosts) {
+      const r = await h.sh(
+        "systemctl show -p Result --value redis-node-metrics.service; systemctl is-active redis-node-metrics.timer",
+      );
+      expect(r.stdout.trim().split("\n")).toEqual(["success", "active"]);
+    }
+  });
+
+  test("under a known load the published hit rate, ops/s, latency and memory match the truth", async () => {
+    const c = lab();
+    const target = await masterOfSlot(c, 0);
+    const name = target.node.name;
+    const rate = 200;
+    const load = await knownLoad(c, target, tagForSlots(0, 5460, "m"), rate, 3 * periodSeconds + 6);
+    const truthHitRate = (100 * load.hits) / (load.hits + load.misses);
+    const truthRate = load.sent / ((load.endedAt - load.startedAt) / 1000);
+    expect(truthHitRate).toBeCloseTo(75, 0);
+    // Periods that lie wholly inside the load (a period ends at its data point's timestamp).
+    const inside = (d: MetricDatum) => at(d) - period - 1500 >= load.startedAt && at(d) <= load.endedAt;
+    const all = await waitForMetrics(
+      c,
+      (m) => series(m, "Up", name).some((d) => at(d) > load.endedAt),
+      2 * period + 20_000,
+    );
+    const hit = series(all, "HitRate", name).filter(inside);
+    const ops = series(all, "OpsPerSecond", name).filter(inside);
+    console.log(
+      `known load on ${name}: ${load.sent} GETs at ${truthRate.toFixed(1)}/s, hit rate ${truthHitRate.toFixed(2)} %; ` +
+        `published hit rate ${hit.map((d) => d.value).join(", ")} %, ops/s ${ops.map((d) => d.value).join(", ")}`,
+    );
+    expect(hit.length).toBeGreaterThanOrEqual(1);
+    for (const d of hit) expect(Math.abs((d.value ?? 0) - truthHitRate)).toBeLessThanOrEqual(2);
+    expect(ops.length).toBeGreaterThanOrEqual(1);
+    for (const d of ops) expect(Math.abs((d.value ?? 0) - truthRate) / truthRate).toBeLessThanOrEqual(0.1);
+    // Windowed percentiles: present for the load's periods and ordered.
+    const pts = ["LatencyP50", "LatencyP95", "LatencyP99", "LatencyP999"].map((m) =>
+      series(all, m, name).filter(inside).pop(),
+    );
+    const values = pts.map((d) => d?.value ?? NaN);
+    expect(values.every((v) => v > 0)).toBe(true);
+    expect([...values].sort((a, b) => a - b)).toEqual(values);
+    // INFO latencystats carries p95 too (redis.conf), for whoever reads INFO directly.
+    expect((await c.cli(target, ["info", "latencystats"])).stdout).toMatch(
+      /latency_percentiles_usec_get:p50=[\d.]+,p95=/,
+    );
+    // Memory percent is used_memory over maxmemory as INFO tells an outside client.
+    const info = (await c.cli(target, ["info", "memory"])).stdout;
+    const used = Number(/used_memory:(\d+)/.exec(info)?.[1]);
+    const max = Number(/^maxmemory:(\d+)/m.exec(info)?.[1]);
+    const pct = series(all, "MemoryPercentOfMaxmemory", name).pop()?.value ?? NaN;
+    expect(Math.abs(pct - (100 * used) / max)).toBeLessThan(1);
+    // The stack's own alarms, replayed over everything published so far (boot, the tests above, this
+    // load): a healthy cluster fires none of them.
+    const fired = firedAlarms(labAlarms(c, periodSeconds), all, recordingFrom, load.endedAt);
+    console.log(
+      `alarms replayed over ${((load.endedAt - recordingFrom) / 1000).toFixed(0)} s of a healthy cluster: ${fired.join(", ") || "none fired"}`,
+    );
+    expect(fired).toEqual([]);
+  });
+
+  test("a master's instance dies: role, replicas and the dead node's silence show within 2 periods", async () => {
+    const c = lab();
+    const victim = await masterOfSlot(c, 0);
+    const replica = c.nodes.find((n) => n.node.shard === victim.node.shard && n !== victim);
+    if (!replica) throw new Error("no replica in shard 0");
+    const killedAt = Date.now();
+    await c.hosts[c.nodes.indexOf(victim)].powerLoss();
+    const within = killedAt + 2 * period + 5000;
+    const all = await waitForMetrics(
+      c,
+      (m) =>
+        series(m, "RoleChanged", replica.node.name).some((d) => at(d) > killedAt && d.value === 1) &&
+        series(m, "ConnectedReplicas", replica.node.name).some((d) => at(d) > killedAt && d.value === 0),
+      2 * period + 15_000,
+    );
+    expect(await role(c, replica)).toBe("master");
+    const changed = series(all, "RoleChanged", replica.node.name).find((d) => at(d) > killedAt && d.value === 1);
+    expect(changed).toBeDefined();
+    expect(at(changed as MetricDatum)).toBeLessThanOrEqual(within);
+    const isMaster = series(all, "IsMaster", replica.node.name).filter((d) => at(d) > killedAt);
+    expect(isMaster.some((d) => d.value === 1)).toBe(true);
+    const noReplica = series(all, "ConnectedReplicas", replica.node.name).find((d) => at(d) > killedAt);
+    expect(noReplica?.value).toBe(0);
+    expect(at(noReplica as MetricDatum)).toBeLessThanOrEqual(within);
+    // The dead node says nothing after its death (the silence alarm's input).
+    expect(series(all, "Up", victim.node.name).filter((d) => d.receivedAt > killedAt + 2000)).toHaveLength(0);
+
+    // Replayed through the stack's alarms: the failover notice, the shard without its replica and the dead
+    // node's silence fire (each after its M of N periods), and nothing else does.
+    const specs = labAlarms(c, periodSeconds);
+    const longest = Math.max(...specs.map((x) => x.evaluationPeriods)) * period;
+    const later = await waitForMetrics(
+      c,
+      (m) =>
+        Math.min(
+          ...c.nodes.filter((x) => x !== victim).map((n) => at(series(m, "Up", n.node.name).pop() as MetricDatum)),
+        ) >
+        killedAt + longest + period,
+      longest + 3 * period,
+    );
+    // Once the failover is over, the other nodes count three masters again (the replica took over).
+    for (const n of c.nodes.filter((x) => x !== victim))
+      expect(series(later, "MastersSeen", n.node.name).pop()?.value).toBe(3);
+    const end = Math.floor(Date.now() / period) * period - period;
+    const fired = firedAlarms(specs, later, recordingFrom, end);
+    console.log(`alarms replayed after the kill of ${victim.node.name}: ${fired.join(", ")}`);
+    expect(fired.sort()).toEqual(["failover", "replica-missing", `${victim.node.name}-silent`].sort());
+  });
+}
