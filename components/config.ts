@@ -97,6 +97,8 @@ export interface CloudSettings {
   backupPath?: string;
   backupIntervalHours: number;
   clusterApi: boolean;
+  /** The same threshold keys as the EC2 alarms; Redis Cloud alerts on memory and latency (redisCloud.ts cloudAlerts). */
+  alarms: AlarmThresholds;
 }
 
 export interface Settings {
@@ -600,7 +602,6 @@ function isMetricsInterval(n: number): n is MetricsInterval {
 
 /** The metrics' collection period and the alarms' thresholds (EC2). */
 function parseMonitoring(r: Reader): { metricsIntervalSeconds: MetricsInterval; alarms: AlarmThresholds } {
-  const d = DEFAULT_ALARM_THRESHOLDS;
   const interval = r.number(
     "metricsIntervalSeconds",
     DEFAULT_METRICS_INTERVAL,
@@ -608,7 +609,16 @@ function parseMonitoring(r: Reader): { metricsIntervalSeconds: MetricsInterval; 
     `must be one of ${METRICS_INTERVALS.join(", ")}: CloudWatch alarms evaluate periods of 10 s, 30 s or whole minutes (below 60 s the metrics and alarms are high resolution, billed higher)`,
     `pulumi config set metricsIntervalSeconds ${DEFAULT_METRICS_INTERVAL}`,
   );
-  const alarms: AlarmThresholds = {
+  return {
+    metricsIntervalSeconds: isMetricsInterval(interval) ? interval : DEFAULT_METRICS_INTERVAL,
+    alarms: parseAlarmThresholds(r),
+  };
+}
+
+/** The alarms' thresholds: the EC2 alarms use all of them, Redis Cloud's alerts memory and latency. */
+function parseAlarmThresholds(r: Reader): AlarmThresholds {
+  const d = DEFAULT_ALARM_THRESHOLDS;
+  return {
     memoryPercent: r.int(
       "alarmMemoryPercent",
       d.memoryPercent,
@@ -638,7 +648,6 @@ function parseMonitoring(r: Reader): { metricsIntervalSeconds: MetricsInterval; 
       `pulumi config set alarmEvictionsPerSecond ${d.evictionsPerSecond}`,
     ),
   };
-  return { metricsIntervalSeconds: isMetricsInterval(interval) ? interval : DEFAULT_METRICS_INTERVAL, alarms };
 }
 
 function parseCloud(r: Reader, persistence: Persistence, allowedCidrs: string[]): CloudSettings {
@@ -742,6 +751,7 @@ function parseCloud(r: Reader, persistence: Persistence, allowedCidrs: string[])
     backupPath,
     backupIntervalHours,
     clusterApi,
+    alarms: parseAlarmThresholds(r),
   };
 }
 

@@ -34,13 +34,16 @@ export function cloudDataPersistence(p: Persistence): string {
 /**
  * Alerts Redis Cloud mails to the account's users: memory, throughput, latency. The provider (v1.3.5)
  * accepts only the names in reference/rediscloud/validation-v1.3.5.json; its schema text lists more
- * (`connections-limit` among them) that its check rejects.
+ * (`connections-limit` among them) that its check rejects. The thresholds are the EC2 alarms' keys where
+ * they mean the same: `alarmMemoryPercent` (dataset size, percent of the memory limit) and
+ * `alarmLatencyP99Ms` (Redis Cloud compares its own latency figure in whole milliseconds: rounded up).
+ * Values are integers in the provider's schema.
  */
 export function cloudAlerts(s: CloudSettings): { name: string; value: number }[] {
   return [
-    { name: "dataset-size", value: 80 },
+    { name: "dataset-size", value: s.alarms.memoryPercent },
     { name: "throughput-higher-than", value: Math.floor(s.throughputOps * 0.8) },
-    { name: "latency", value: 5 },
+    { name: "latency", value: Math.max(1, Math.ceil(s.alarms.latencyP99Ms)) },
   ];
 }
 

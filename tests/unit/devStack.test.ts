@@ -2,6 +2,8 @@
  * The checked-in `dev` stack (Redis Cloud) under Pulumi mocks: the subscription and database the
  * binding registers, checked against the provider's schema, and the same output contract as EC2.
  */
+import { cloudAlerts } from "../../components/redisCloud";
+import { stackSettings } from "../../local/localCluster";
 import * as pulumi from "@pulumi/pulumi";
 import { byType, countByType, FAKE, runStack, RunResult, unwrapSecrets, valueOf } from "./support/stackHarness";
 import { checkInputsAgainstSchema, checkInputsAgainstValidation, loadSchema, loadValidation } from "./rediscloudSchema";
@@ -124,5 +126,17 @@ test("outputs: the same contract as EC2, single endpoint, rediss URL with the de
     "REDIS_URL",
   ]);
   expect(o.clientSecurityGroupId).toBeUndefined();
-  expect((await valueOf(o.monitoring)).alerts).toContain("dataset-size 80");
+  // The alert thresholds are the EC2 alarms' keys at their defaults (alarmMemoryPercent, alarmLatencyP99Ms).
+  expect((await valueOf(o.monitoring)).alerts).toEqual(["dataset-size 90", "throughput-higher-than 800", "latency 10"]);
+});
+
+test("Redis Cloud's alerts take the same threshold keys as the EC2 alarms (latency in whole ms, rounded up)", () => {
+  const cloud = stackSettings("dev", "redis-stack", { alarmMemoryPercent: "75", alarmLatencyP99Ms: "2.5" }).cloud;
+  if (!cloud) throw new Error("dev is a Redis Cloud stack");
+  expect(cloudAlerts(cloud)).toEqual([
+    { name: "dataset-size", value: 75 },
+    { name: "throughput-higher-than", value: 800 },
+    { name: "latency", value: 3 },
+  ]);
+  expect(() => stackSettings("dev", "redis-stack", { alarmMemoryPercent: "0" })).toThrow(/alarmMemoryPercent/);
 });
