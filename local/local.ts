@@ -7,6 +7,8 @@
  *                            again changes nothing
  *   npm run local -- down    stop it and remove everything it made
  *   npm run local -- status  health of a running local cluster
+ *   npm run local -- top     live per-node view (role, memory %, ops/s, hit rate, p99, replication lag);
+ *                            `top --once` prints one table and exits
  * As root on Linux: six real Debian 12 hosts (systemd-nspawn) booting their EC2 user-data through cloud-init.
  * Otherwise (or with REDIS_LOCAL_MODE=loopback): six processes on 127.0.0.1:7000-7005.
  */
@@ -19,6 +21,7 @@ import { NodeAddress } from "../components/topology";
 import { adminTarget, clusterHealth, CliTarget, Passwords, ROOT, sleep, stackSettings } from "./localCluster";
 import { convergeLoopback, readLoopbackState, startLoopback, stopLoopback } from "./loopback";
 import { hostsDown, hostsUp, canRunHosts, readHostsState } from "./localHosts";
+import { top } from "./top";
 
 export const ENV_FILE = path.join(ROOT, ".local", "redis.env");
 const log = (m: string) => console.log(`[local] ${m}`);
@@ -85,7 +88,8 @@ export function parseConfigArgs(args: string[]): { command: string; config: Reco
     const a = args[i];
     const pair = a === "--config" ? args[++i] : a.startsWith("--config=") ? a.slice("--config=".length) : undefined;
     if (pair === undefined) {
-      command = a;
+      // `top --once` is top's own flag.
+      if (a !== "--once") command = a;
       continue;
     }
     const eq = pair.indexOf("=");
@@ -135,8 +139,8 @@ async function up(mode: Mode, config: Record<string, string>): Promise<void> {
 
 async function main(): Promise<void> {
   const { command: cmd, config } = parseConfigArgs(process.argv.slice(2));
-  if (!["up", "down", "status"].includes(cmd)) {
-    console.error(`usage: npm run local [-- up|down|status] [--config KEY=VALUE ...]`);
+  if (!["up", "down", "status", "top"].includes(cmd)) {
+    console.error(`usage: npm run local [-- up|down|status|top [--once]] [--config KEY=VALUE ...]`);
     process.exit(2);
   }
   if (Object.keys(config).length > 0 && cmd !== "up") {
@@ -151,6 +155,15 @@ async function main(): Promise<void> {
     await hostsDown(log);
     fs.rmSync(path.dirname(ENV_FILE), { recursive: true, force: true });
     log("local cluster removed");
+    return;
+  }
+  if (cmd === "top") {
+    const running = readLoopbackState() ?? readHostsState();
+    if (!running) {
+      log("no local cluster (start one with: npm run local)");
+      process.exit(2);
+    }
+    await top(running, { once: process.argv.includes("--once") });
     return;
   }
   if (cmd === "status") {

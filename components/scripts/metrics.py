@@ -116,7 +116,9 @@ class Redis:
         e = self.env
         argv = ["redis-cli", "-h", self.host, "-p", self.port, "--user", e["ADMIN_USER"]]
         if e.get("TLS") == "yes":
-            argv += ["--tls", "--cacert", e["TLS_CA"], "--cert", e["TLS_CERT"], "--key", e["TLS_KEY"]]
+            argv += ["--tls", "--cacert", e["TLS_CA"]]
+            if e.get("TLS_CERT"):
+                argv += ["--cert", e["TLS_CERT"], "--key", e["TLS_KEY"]]
         if json_out:
             argv.append("--json")
         with open(e["ADMIN_PASS_FILE"], encoding="utf-8") as f:
