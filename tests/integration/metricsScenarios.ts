@@ -7,9 +7,8 @@
  */
 import { ClusterLab, masterOfSlot, role, tagForSlots } from "../../lab/clusterLab";
 import { MetricDatum } from "../../lab/aws/state";
-import { DataPoint, replayAlarm } from "../../lab/alarmReplay";
-import { AlarmSpec, alarmSpecs, monitoringInput } from "../../components/alarms";
-import { METRICS_NAMESPACE, MetricsInterval, stackDimension } from "../../components/metrics";
+import { at, dim, firedAlarms, labAlarms, series, waitForMetrics } from "../../lab/labMetrics";
+import { METRICS_NAMESPACE, MetricsInterval } from "../../components/metrics";
 import { NodeAddress } from "../../components/topology";
 
 const IOREDIS = require.resolve("ioredis");
@@ -71,67 +70,6 @@ const r = new Redis({ host, port: +port, username: user, password, tls: ca ? { c
   );
   if (r.code !== 0) throw new Error(`load generator: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as LoadResult;
-}
-
-const dim = (d: MetricDatum, name: string) => d.dimensions.find((x) => x.name === name)?.value;
-const at = (d: MetricDatum) => Date.parse(d.timestamp ?? "");
-
-/** The per-node series of one metric, oldest first. */
-export function series(all: MetricDatum[], metric: string, node: string): MetricDatum[] {
-  return all
-    .filter((d) => d.metricName === metric && dim(d, "Node") === node && d.dimensions.length === 3)
-    .sort((a, b) => at(a) - at(b));
-}
-
-export async function waitForMetrics(
-  c: ClusterLab,
-  done: (all: MetricDatum[]) => boolean,
-  timeoutMs: number,
-): Promise<MetricDatum[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const all = await c.aws.metrics();
-    if (done(all)) return all;
-    if (Date.now() > deadline) return all;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-/** The lab stack's own alarms (as the component would create them), at the lab's metrics period. */
-export function labAlarms(c: ClusterLab, periodSeconds: MetricsInterval): AlarmSpec[] {
-  const ec2 = c.settings.ec2;
-  if (!ec2) throw new Error("EC2 settings needed");
-  return alarmSpecs(
-    monitoringInput(
-      { ...ec2, metricsIntervalSeconds: periodSeconds },
-      c.settings,
-      stackDimension("redis-stack", "lab"),
-      c.nodes.map((n) => ({ name: n.node.name, shard: n.node.shard })),
-    ),
-  );
-}
-
-/** The published data as the replay takes it. */
-export function dataPoints(all: MetricDatum[]): DataPoint[] {
-  return all
-    .filter((d) => d.value !== undefined)
-    .map((d) => ({
-      metricName: d.metricName,
-      timestamp: at(d),
-      value: d.value ?? 0,
-      dimensions: Object.fromEntries(d.dimensions.map((x) => [x.name, x.value])),
-    }));
-}
-
-/** Which alarms went to ALARM when replayed over [from, to), each starting once a full window of data exists. */
-export function firedAlarms(specs: AlarmSpec[], all: MetricDatum[], from: number, to: number): string[] {
-  const points = dataPoints(all);
-  return specs
-    .filter((spec) => {
-      const start = from + spec.evaluationPeriods * spec.periodSeconds * 1000;
-      return replayAlarm(spec, points, { from: start, to, initialState: "OK" }).everAlarm;
-    })
-    .map((spec) => spec.id);
 }
 
 export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsInterval): void {
