@@ -9,7 +9,7 @@ import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { ClientSettings, Ec2Settings, EvictionPolicy, Persistence } from "./config";
 import { addressedTopology, NodeAddress } from "./topology";
-import { APP_USER, CLUSTER_BUS_OFFSET, REDIS_PORT } from "./redisConf";
+import { APP_USER, CLUSTER_BUS_OFFSET, EXPORTER_PORT, REDIS_PORT } from "./redisConf";
 import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames } from "./userData";
 import { connectionOutputs, ConnectionOutputs } from "./connection";
 import { RedisVpc } from "./network";
@@ -206,8 +206,9 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
   }
 
   /**
-   * Apps carry the client SG; nodes accept 6379 from it, from each other and from allowedCidrs, and the
-   * cluster bus (16379) only from each other. No 0.0.0.0/0 ingress anywhere.
+   * Apps carry the client SG; nodes accept 6379 and the Prometheus exporter's port (9121) from it, from each
+   * other and from allowedCidrs, and the cluster bus (16379) only from each other. No 0.0.0.0/0 ingress
+   * anywhere.
    */
   private securityGroups(vpcId: pulumi.Input<string>): SecurityGroups {
     const name = this.baseName;
@@ -217,39 +218,28 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       { parent: this },
     );
     const busPort = REDIS_PORT + CLUSTER_BUS_OFFSET;
-    const redisFrom = (description: string, source: { self?: boolean; securityGroups?: pulumi.Input<string>[] }) => ({
-      description,
-      protocol: "tcp",
-      fromPort: REDIS_PORT,
-      toPort: REDIS_PORT,
-      ...source,
-    });
+    const tcp = (
+      port: number,
+      description: string,
+      source: { self?: boolean; securityGroups?: pulumi.Input<string>[]; cidrBlocks?: string[] },
+    ) => ({ description, protocol: "tcp", fromPort: port, toPort: port, ...source });
+    // Redis and the exporter: from the nodes, the client group and allowedCidrs alike.
+    const fromClients = (port: number, what: string) => [
+      tcp(port, `${what} from cluster nodes`, { self: true }),
+      tcp(port, `${what} from apps with the client security group`, { securityGroups: [client.id] }),
+      ...(this.args.allowedCidrs.length > 0
+        ? [tcp(port, `${what} from allowedCidrs`, { cidrBlocks: this.args.allowedCidrs })]
+        : []),
+    ];
     const nodes = new aws.ec2.SecurityGroup(
       `${name}-nodes`,
       {
         vpcId,
         description: "Redis Cluster nodes",
         ingress: [
-          redisFrom("redis from cluster nodes", { self: true }),
-          {
-            description: "cluster bus from cluster nodes",
-            protocol: "tcp",
-            fromPort: busPort,
-            toPort: busPort,
-            self: true,
-          },
-          redisFrom("redis from apps with the client security group", { securityGroups: [client.id] }),
-          ...(this.args.allowedCidrs.length > 0
-            ? [
-                {
-                  description: "redis from allowedCidrs",
-                  protocol: "tcp",
-                  fromPort: REDIS_PORT,
-                  toPort: REDIS_PORT,
-                  cidrBlocks: this.args.allowedCidrs,
-                },
-              ]
-            : []),
+          ...fromClients(REDIS_PORT, "redis"),
+          tcp(busPort, "cluster bus from cluster nodes", { self: true }),
+          ...fromClients(EXPORTER_PORT, "prometheus exporter"),
         ],
         egress: [
           {
@@ -264,21 +254,26 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    // A group Pulumi manages loses AWS's default allow-all egress: without this rule an app that holds only
-    // the client group could not open a connection to the nodes.
-    new aws.vpc.SecurityGroupEgressRule(
-      `${name}-client-to-redis`,
-      {
-        securityGroupId: client.id,
-        description: "redis on the cluster nodes",
-        ipProtocol: "tcp",
-        fromPort: REDIS_PORT,
-        toPort: REDIS_PORT,
-        referencedSecurityGroupId: nodes.id,
-        tags: this.tags("client-to-redis"),
-      },
-      { parent: this },
-    );
+    // A group Pulumi manages loses AWS's default allow-all egress: without these rules an app (or a
+    // Prometheus) that holds only the client group could not open a connection to the nodes.
+    for (const [id, port, description] of [
+      ["client-to-redis", REDIS_PORT, "redis on the cluster nodes"],
+      ["client-to-exporter", EXPORTER_PORT, "prometheus exporter on the cluster nodes"],
+    ] as const) {
+      new aws.vpc.SecurityGroupEgressRule(
+        `${name}-${id}`,
+        {
+          securityGroupId: client.id,
+          description,
+          ipProtocol: "tcp",
+          fromPort: port,
+          toPort: port,
+          referencedSecurityGroupId: nodes.id,
+          tags: this.tags(id),
+        },
+        { parent: this },
+      );
+    }
     return { client, nodes };
   }
 
@@ -312,12 +307,24 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       { length: 32, special: false },
       { parent: this },
     );
+    // Alphanumeric like the others: the exporter's password file is JSON that node.sh writes verbatim.
+    const monitorPassword = new random.RandomPassword(
+      `${name}-monitor-password`,
+      { length: 32, special: false },
+      { parent: this },
+    );
     this.secureParam("app-password", ssm.appPassword, appPassword.result, "Redis password of the app user");
     this.secureParam(
       "admin-password",
       ssm.adminPassword,
       adminPassword.result,
       "Redis password of the admin user (tooling, replication)",
+    );
+    this.secureParam(
+      "monitor-password",
+      ssm.monitorPassword,
+      monitorPassword.result,
+      "Redis password of the monitor user (each node's Prometheus exporter)",
     );
     return { appPassword };
   }

@@ -9,13 +9,28 @@ import { liveSettings, renderSettingsConf } from "./desired";
 export const REDIS_PORT = 6379;
 /** The cluster bus always listens on the data port + 10000. */
 export const CLUSTER_BUS_OFFSET = 10000;
+/** Every node's Prometheus exporter (Debian's prometheus-redis-exporter; its own default port). */
+export const EXPORTER_PORT = 9121;
 
-/** Users the node defines: `default` is switched off, apps use `app`, tooling and replication use `admin`. */
+/**
+ * Users the node defines: `default` is switched off, apps use `app`, tooling and replication use `admin`,
+ * the node's Prometheus exporter uses `monitor`.
+ */
 export const APP_USER = "app";
 export const ADMIN_USER = "admin";
+export const MONITOR_USER = "monitor";
 /** App may run any data command, none of the admin ones (CONFIG, DEBUG, SHUTDOWN, REPLICAOF, ACL, cluster admin). */
 export const APP_ACL_RULES = "~* &* +@all -@admin";
 export const ADMIN_ACL_RULES = "~* &* +@all";
+/**
+ * Exactly what prometheus-redis-exporter 1.45 sends with the node's flags (node.sh write_exporter_config;
+ * exporter/exporter.go scrapeRedisHost at v1.45.0): INFO ALL, CLUSTER INFO, LATENCY LATEST, SLOWLOG LEN and
+ * SLOWLOG GET 1. No key, no channel. Not CONFIG GET: `CONFIG GET *` returns masterauth, the admin password
+ * (the exporter is pointed at INFO instead, `--config-command=INFO`); not CLIENT SETNAME
+ * (`--set-client-name=false`). A refused command would add an ACL LOG entry at every scrape and push real
+ * events out of its 128 entries, so what the exporter sends is allowed and the rest is not sent at all.
+ */
+export const MONITOR_ACL_RULES = "-@all +info +cluster|info +latency|latest +slowlog|len +slowlog|get";
 
 /** Where things live on a node. EC2 uses the defaults; the non-root local mode points them into a work dir. */
 export interface NodePaths {
@@ -145,7 +160,7 @@ export function renderRedisConf(c: RedisConfInput): string {
     "# latency: INFO latencystats with p95 (the metrics collector windows LATENCY HISTOGRAM itself)",
     'latency-tracking-info-percentiles "50 95 99 99.9"',
     "",
-    "# auth: ACL users (default off, app, admin) with hashed passwords; replication authenticates as admin",
+    "# auth: ACL users (default off) with hashed passwords; replication authenticates as admin",
     `aclfile ${f.acl}`,
     `masteruser ${ADMIN_USER}`,
     `include ${f.secrets}`,

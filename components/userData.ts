@@ -19,6 +19,9 @@ import {
   APP_ACL_RULES,
   APP_USER,
   EC2_PATHS,
+  EXPORTER_PORT,
+  MONITOR_ACL_RULES,
+  MONITOR_USER,
   nodeFiles,
   renderRedisConf,
 } from "./redisConf";
@@ -52,6 +55,8 @@ export interface SsmNames {
   prefix: string;
   appPassword: string;
   adminPassword: string;
+  /** The password of the nodes' Prometheus exporter (ACL user `monitor`). */
+  monitorPassword: string;
   tlsKey(nodeName: string): string;
   tlsCert(nodeName: string): string;
   tlsCa: string;
@@ -68,6 +73,7 @@ export function ssmNames(project: string, stack: string): SsmNames {
     prefix,
     appPassword: `${prefix}/app-password`,
     adminPassword: `${prefix}/admin-password`,
+    monitorPassword: `${prefix}/monitor-password`,
     tlsKey: (nodeName) => `${prefix}/tls/${nodeName}.key`,
     tlsCert: (nodeName) => `${prefix}/tls/${nodeName}.crt`,
     tlsCa: `${prefix}/tls/ca.crt`,
@@ -245,14 +251,19 @@ export function renderMetricsUnit(): string {
   ].join("\n");
 }
 
+/**
+ * On the wall clock's period boundaries (every 10 s, 30 s or minute), not "N s after the last run": each
+ * CloudWatch period then gets exactly one collection per node, however long a run takes (a relative timer
+ * drifted to one run per 12.6 s at 10 s on a loaded lab).
+ */
 export function renderMetricsTimer(intervalSeconds: number): string {
+  if (60 % intervalSeconds !== 0) throw new Error(`the metrics interval must divide a minute (got ${intervalSeconds})`);
   return [
     "[Unit]",
     "Description=Redis node: collect metrics every period (redis-stack)",
     "",
     "[Timer]",
-    `OnActiveSec=${intervalSeconds}`,
-    `OnUnitActiveSec=${intervalSeconds}`,
+    `OnCalendar=*-*-* *:*:${intervalSeconds >= 60 ? "00" : `00/${intervalSeconds}`}`,
     "AccuracySec=1s",
     "",
     "[Install]",
@@ -304,6 +315,7 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["DATA_VOLUME_ID", u.dataVolumeId],
     ["SSM_APP_PASSWORD", u.ssm.appPassword],
     ["SSM_ADMIN_PASSWORD", u.ssm.adminPassword],
+    ["SSM_MONITOR_PASSWORD", u.ssm.monitorPassword],
     ["SSM_TLS_KEY", u.tls ? u.ssm.tlsKey(node.name) : ""],
     ["SSM_TLS_CERT", u.tls ? u.ssm.tlsCert(node.name) : ""],
     ["SSM_TLS_CA", u.tls ? u.ssm.tlsCa : ""],
@@ -316,6 +328,9 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["ADMIN_USER", ADMIN_USER],
     ["APP_ACL_RULES", APP_ACL_RULES],
     ["ADMIN_ACL_RULES", ADMIN_ACL_RULES],
+    ["MONITOR_USER", MONITOR_USER],
+    ["MONITOR_ACL_RULES", MONITOR_ACL_RULES],
+    ["EXPORTER_PORT", String(EXPORTER_PORT)],
     ["ADMIN_PASS_FILE", `${EC2_PATHS.confDir}/admin.pass`],
     ["TLS", u.tls ? "yes" : "no"],
     ["TLS_CA", f.caCert],

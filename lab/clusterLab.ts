@@ -194,7 +194,8 @@ async function buildClusterLab(
     }));
   const nodes: NodeAddress[] = planFor(settings);
   const ssm = ssmNames("redis-stack", LAB_STACK);
-  const passwords = opts.passwords ?? generatePasswords();
+  // A lab recorded before the monitor user existed has no monitor password (it gets one below).
+  const passwords: Passwords = { ...generatePasswords(), ...opts.passwords };
   const pkiDir = opts.pkiDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "redis-pki-"));
   const pki = settings.tls
     ? makePki(
@@ -296,9 +297,13 @@ async function buildClusterLab(
     await aws.putRole(LAB_ROLE, [nodeRolePolicy(ec2.region, LAB_ACCOUNT, ssm.prefix, ssm.statusPrefix)]);
     await aws.putParameter(ssm.appPassword, "SecureString", passwords.app);
     await aws.putParameter(ssm.adminPassword, "SecureString", passwords.admin);
+    await aws.putParameter(ssm.monitorPassword, "SecureString", passwords.monitor);
     await aws.putParameter(ssm.settings, "String", desiredFor(settings, 0, nodes));
     if (pki) await putTls(pki, nodes);
     for (let i = 0; i < nodes.length; i++) await register(i);
+  } else if (!(await aws.parameters()).some((p) => p.name === ssm.monitorPassword)) {
+    // Recorded before the monitor user existed: the hosts a deploy adds read it at boot.
+    await aws.putParameter(ssm.monitorPassword, "SecureString", passwords.monitor);
   }
 
   const clientCa = pki?.caCertFile;

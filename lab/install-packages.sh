@@ -11,6 +11,7 @@ readonly NEEDED=(
   systemd-nspawn:systemd-container debootstrap:debootstrap dpkg-scanpackages:dpkg-dev gpg:gnupg
   /usr/bin/aws:awscli update-ca-certificates:ca-certificates
   /usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring
+  promtool:prometheus
 )
 
 missing=()

@@ -51,6 +51,8 @@ export function stackSettings(
 export interface Passwords {
   app: string;
   admin: string;
+  /** The nodes' Prometheus exporter (ACL user `monitor`). */
+  monitor: string;
 }
 
 export function generatePasswords(): Passwords {
@@ -61,10 +63,13 @@ export function generatePasswords(): Passwords {
       .replace(/[^A-Za-z0-9]/g, "")
       .slice(0, 32)
       .padEnd(32, "0");
-  return { app: pw(), admin: pw() };
+  return { app: pw(), admin: pw(), monitor: pw() };
 }
 
-/** The ACL file a node writes at boot (bootstrap.sh write_secrets), for nodes started without user-data. */
+/**
+ * The ACL file a node writes at boot (bootstrap.sh write_secrets), for nodes started without user-data;
+ * without the `monitor` user, since no exporter runs beside them.
+ */
 export function renderAclFile(p: Passwords): string {
   const sha = (s: string) => crypto.createHash("sha256").update(s).digest("hex");
   return [

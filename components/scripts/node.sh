@@ -5,7 +5,8 @@
 #
 #   node.sh first-boot  run once per instance by cloud-init (the user-data): packages, units, start
 #   node.sh prepare     every boot, before Redis (redis-node-prepare.service): host tuning, the data
-#                       volume, secrets and TLS material refreshed from SSM, the SSM agent present
+#                       volume, secrets and TLS material refreshed from SSM, the Prometheus exporter's
+#                       config, the SSM agent present
 #   node.sh converge    every boot, after Redis (redis-node-cluster.service): form or join the cluster,
 #                       then publish this node's status to SSM
 #   node.sh settings    every 20 s on a running node (redis-node-settings.timer): apply the stack's desired
@@ -25,6 +26,8 @@ readonly UNIT=redis-node
 readonly DESIRED_FILE=$CONF_DIR/desired
 readonly SETTINGS_CONF=$CONF_DIR/settings.conf
 readonly GENERATION_FILE=$CONF_DIR/generation
+# Debian's Prometheus exporter for Redis (write_exporter_config).
+readonly EXPORTER=prometheus-redis-exporter
 
 # shellcheck source=/dev/null
 . "$CONF_DIR/node.env"
@@ -104,6 +107,7 @@ install_packages() {
   command -v redis-cli >/dev/null || missing+=(redis-tools)
   command -v aws >/dev/null || missing+=(awscli)
   command -v python3 >/dev/null || missing+=(python3)
+  command -v "$EXPORTER" >/dev/null || missing+=("$EXPORTER")
   if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -217,20 +221,25 @@ ssm_to_file() {
   printf '%s\n' "$value" | write_file "$2" "$3" root:redis >/dev/null
 }
 
+# acl_user NAME PASSWORD RULES: the user's line of the ACL file, with the password's SHA-256 only.
+acl_user() { printf 'user %s on #%s %s\n' "$1" "$(printf '%s' "$2" | sha256sum | cut -d' ' -f1)" "$3"; }
+
 # Passwords and TLS material come from SSM Parameter Store at every boot, so renewed certificates and
 # rotated passwords reach a node by restarting it. /etc/redis-stack belongs to no package, so no
 # upgrade resets its modes (Debian's redis-tools resets /etc/redis).
 refresh_secrets() {
-  local app_pass admin_pass
+  local app_pass admin_pass monitor_pass
   install -d -m 0750 -o root -g redis "$CONF_DIR"
   app_pass=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$SSM_APP_PASSWORD") ||
     fail_with "cannot read $SSM_APP_PASSWORD from SSM (instance role, region $AWS_REGION)"
   admin_pass=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$SSM_ADMIN_PASSWORD") || fail_with "cannot read $SSM_ADMIN_PASSWORD from SSM"
+  monitor_pass=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$SSM_MONITOR_PASSWORD") || fail_with "cannot read $SSM_MONITOR_PASSWORD from SSM"
   printf '%s' "$admin_pass" | write_file "$ADMIN_PASS_FILE" 0600 root:root >/dev/null
   {
     echo "user default off"
-    printf 'user %s on #%s %s\n' "$APP_USER" "$(printf '%s' "$app_pass" | sha256sum | cut -d' ' -f1)" "$APP_ACL_RULES"
-    printf 'user %s on #%s %s\n' "$ADMIN_USER" "$(printf '%s' "$admin_pass" | sha256sum | cut -d' ' -f1)" "$ADMIN_ACL_RULES"
+    acl_user "$APP_USER" "$app_pass" "$APP_ACL_RULES"
+    acl_user "$ADMIN_USER" "$admin_pass" "$ADMIN_ACL_RULES"
+    acl_user "$MONITOR_USER" "$monitor_pass" "$MONITOR_ACL_RULES"
   } | write_file "$CONF_DIR/users.acl" 0640 root:redis >/dev/null
   printf 'masterauth "%s"\n' "$admin_pass" | write_file "$CONF_DIR/secrets.conf" 0640 root:redis >/dev/null
   if [ "$TLS" = yes ]; then
@@ -239,7 +248,32 @@ refresh_secrets() {
     ssm_to_file "$SSM_TLS_CERT" "$TLS_CERT" 0644
     ssm_to_file "$SSM_TLS_KEY" "$TLS_KEY" 0640
   fi
+  write_exporter_config "$monitor_pass"
   log "secrets and TLS material refreshed from SSM"
+}
+
+# write_exporter_config PASSWORD: Debian's exporter unit reads its flags (ARGS) from its default file and
+# runs as user prometheus, which cannot enter $CONF_DIR: the CA copy and the monitor password live in a
+# directory of its own. It scrapes this node's Redis at its own address (the name its certificate
+# carries) as the monitor user, checking the server against the stack's CA; no client certificate (Redis
+# asks for none: tls-auth-clients optional), so the node's key stays out of its reach. The password file
+# is the exporter's format, a JSON map from the address to the password (the stack's passwords are
+# alphanumeric), readable by its user only. `--config-command=INFO` and `--set-client-name=false` keep it
+# from sending CONFIG GET and CLIENT SETNAME (redisConf.ts MONITOR_ACL_RULES). It reads its files at
+# start only: restarted at every run, it never serves stale ones.
+write_exporter_config() {
+  local d=/etc/redis-stack-exporter u=redis a="--config-command=INFO --set-client-name=false"
+  install -d -m 0750 -o root -g prometheus "$d"
+  if [ "$TLS" = yes ]; then
+    u=rediss
+    a+=" --tls-ca-cert-file=$d/ca.crt"
+    write_file "$d/ca.crt" 0644 root:root <"$TLS_CA" >/dev/null
+  fi
+  u=$u://$NODE_IP:$REDIS_PORT
+  printf '{"%s":"%s"}\n' "$u" "$1" | write_file "$d/pass.json" 0600 prometheus:prometheus >/dev/null
+  echo "ARGS=\"--redis.addr=$u --redis.user=$MONITOR_USER --redis.password-file=$d/pass.json $a --web.listen-address=:$EXPORTER_PORT\"" |
+    write_file "/etc/default/$EXPORTER" 0644 root:root >/dev/null
+  systemctl restart --no-block "$EXPORTER" || log "warning: could not restart $EXPORTER"
 }
 
 write_config() {

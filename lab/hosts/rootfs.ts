@@ -54,7 +54,12 @@ export const AMI_PACKAGES: readonly string[] = [
   "openssh-server",
 ];
 /** Packages the user-data installs: the local mirror holds them with their dependency closure. */
-export const MIRROR_PACKAGES: readonly string[] = ["redis-server", "redis-tools", "awscli"];
+export const MIRROR_PACKAGES: readonly string[] = [
+  "redis-server",
+  "redis-tools",
+  "awscli",
+  "prometheus-redis-exporter",
+];
 
 const BUILD_SCRIPT = path.join(__dirname, "build-rootfs.sh");
 

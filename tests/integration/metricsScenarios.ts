@@ -9,6 +9,7 @@ import { ClusterLab, masterOfSlot, role, tagForSlots } from "../../lab/clusterLa
 import { MetricDatum } from "../../lab/aws/state";
 import { at, dim, firedAlarms, labAlarms, series, waitForMetrics } from "../../lab/labMetrics";
 import { METRICS_NAMESPACE, MetricsInterval } from "../../components/metrics";
+import { EXPORTER_PORT } from "../../components/redisConf";
 import { NodeAddress } from "../../components/topology";
 
 const IOREDIS = require.resolve("ioredis");
@@ -161,6 +162,66 @@ export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsIn
       `alarms replayed over ${((load.endedAt - recordingFrom) / 1000).toFixed(0)} s of a healthy cluster: ${fired.join(", ") || "none fired"}`,
     );
     expect(fired).toEqual([]);
+  });
+
+  test("every node's Prometheus exporter (9121) agrees with INFO, as the least-privileged monitor user", async () => {
+    const c = lab();
+    /** An unlabelled series' value in the exposition text. */
+    const metric = (text: string, name: string): number | undefined => {
+      const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+      return line === undefined ? undefined : Number(line.split(" ").pop());
+    };
+    for (const [i, n] of c.nodes.entries()) {
+      const scrape = await c.lab.client.exec([
+        "curl",
+        "-fsS",
+        "--max-time",
+        "10",
+        `http://${n.ip}:${EXPORTER_PORT}/metrics`,
+      ]);
+      expect(scrape.code).toBe(0);
+      const text = scrape.stdout;
+      expect(metric(text, "redis_up")).toBe(1);
+      expect(metric(text, "redis_cluster_state")).toBe(1);
+      expect(metric(text, "redis_cluster_slots_assigned")).toBe(16384);
+      expect(metric(text, "redis_cluster_known_nodes")).toBe(c.nodes.length);
+      const info = (await c.cli(n, ["info"])).stdout;
+      const field = (k: string) => Number(new RegExp(`^${k}:(\\d+)`, "m").exec(info)?.[1]);
+      expect(metric(text, "redis_memory_max_bytes")).toBe(field("maxmemory"));
+      expect(metric(text, "redis_connected_slaves")).toBe(field("connected_slaves"));
+      const role = /^role:(\w+)/m.exec(info)?.[1];
+      expect(text).toMatch(new RegExp(`^redis_instance_info\\{[^}]*role="${role}"`, "m"));
+      // The exporter runs as its package's user and reads its password from a file only it can read.
+      const own = await c.hosts[i].sh(
+        "systemctl is-active prometheus-redis-exporter; stat -c '%U %a' /etc/redis-stack-exporter/pass.json; " +
+          "ps -o user= -p $(systemctl show -p MainPID --value prometheus-redis-exporter)",
+      );
+      expect(own.stdout.trim().split("\n")).toEqual(["active", "prometheus 600", "prometheus"]);
+    }
+    // The monitor user cannot read data or the config (CONFIG GET would show masterauth).
+    const monitorPass = (await c.aws.parameters()).find((p) => p.name === c.ssm.monitorPassword)?.value ?? "";
+    expect(monitorPass).not.toBe("");
+    const asMonitor = (args: string[]) =>
+      c.lab.client.exec(
+        [
+          "redis-cli",
+          "-h",
+          c.nodes[0].ip,
+          "-p",
+          String(c.nodes[0].port),
+          "--user",
+          "monitor",
+          "--tls",
+          "--cacert",
+          c.clientCa ?? "",
+          ...args,
+        ],
+        { env: { REDISCLI_AUTH: monitorPass } },
+      );
+    // The exporters' scrapes (every node was scraped above, and by itself) were refused nothing.
+    for (const n of c.nodes) expect((await c.cli(n, ["acl", "log"])).stdout.trim()).toBe("");
+    expect((await asMonitor(["get", "k"])).stdout).toMatch(/NOPERM/);
+    expect((await asMonitor(["config", "get", "masterauth"])).stdout).toMatch(/NOPERM/);
   });
 
   test("a master's instance dies: role, replicas and the dead node's silence show within 2 periods", async () => {

@@ -18,6 +18,7 @@ import { planTopology } from "../../components/topology";
 import { alarmSpecs } from "../../components/alarms";
 import { DEFAULT_ALARM_THRESHOLDS } from "../../components/config";
 import { METRIC_NAMES, METRICS_NAMESPACE } from "../../components/metrics";
+import { CLUSTER_BUS_OFFSET, EXPORTER_PORT, REDIS_PORT } from "../../components/redisConf";
 
 /** Node names in plan order: masters first, then replicas. */
 const NAMES = planTopology(3, 1, 3).map((n) => n.name);
@@ -49,14 +50,14 @@ describe("prod stack resource graph", () => {
       "aws:ec2/subnet:Subnet": 6,
       "aws:ec2/natGateway:NatGateway": 1,
       "aws:ec2/securityGroup:SecurityGroup": 2,
-      "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": 1,
+      "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": 2,
       "aws:ec2/networkInterface:NetworkInterface": 6,
       "aws:ebs/volume:Volume": 6,
       "aws:ec2/volumeAttachment:VolumeAttachment": 6,
       "aws:ec2/instance:Instance": 6,
-      "random:index/randomPassword:RandomPassword": 2,
-      // passwords, CA, per-node key + certificate, desired settings
-      "aws:ssm/parameter:Parameter": 2 + 1 + 6 * 2 + 1,
+      "random:index/randomPassword:RandomPassword": 3,
+      // passwords (app, admin, monitor), CA, per-node key + certificate, desired settings
+      "aws:ssm/parameter:Parameter": 3 + 1 + 6 * 2 + 1,
       "pulumi:pulumi:StackReference": 1,
       "tls:index/selfSignedCert:SelfSignedCert": 1,
       "tls:index/locallySignedCert:LocallySignedCert": 6,
@@ -123,40 +124,49 @@ describe("prod stack resource graph", () => {
     expect(run.calls).toContain("aws:ec2/getAmi:getAmi");
   });
 
-  test("security groups: 6379 from nodes, the client SG and allowedCidrs; the bus only between nodes; never 0.0.0.0/0 in", () => {
+  test("security groups: 6379 and the exporter's 9121 from nodes, the client SG and allowedCidrs; the bus only between nodes; never 0.0.0.0/0 in", () => {
     const sgs = byType(run.resources, "aws:ec2/securityGroup:SecurityGroup").map(inputs);
     const nodes = sgs.find((s) => String(s.description).startsWith("Redis Cluster nodes"));
     const client = sgs.find((s) => String(s.description).startsWith("Attach to apps"));
     expect(nodes).toBeDefined();
     expect(client).toBeDefined();
     const ingress = (nodes?.ingress ?? []) as Array<Record<string, unknown>>;
-    expect(ingress).toHaveLength(4);
+    expect(ingress).toHaveLength(7);
     for (const rule of ingress) {
       expect(rule.protocol).toBe("tcp");
-      expect([6379, 16379]).toContain(rule.fromPort);
+      expect([REDIS_PORT, REDIS_PORT + CLUSTER_BUS_OFFSET, EXPORTER_PORT]).toContain(rule.fromPort);
       expect(rule.toPort).toBe(rule.fromPort);
       expect(rule.cidrBlocks ?? []).not.toContain("0.0.0.0/0");
     }
     const bus = ingress.filter((r) => r.fromPort === 16379);
     expect(bus).toEqual([expect.objectContaining({ self: true })]);
-    expect(ingress).toContainEqual(
-      expect.objectContaining({ fromPort: 6379, securityGroups: ["redis-prod-client-id"] }),
-    );
-    expect(ingress).toContainEqual(expect.objectContaining({ fromPort: 6379, cidrBlocks: ["10.0.0.0/16"] }));
+    // Redis and the Prometheus exporter: each from exactly the nodes, the client group and allowedCidrs.
+    for (const port of [6379, 9121]) {
+      const sources = ingress
+        .filter((r) => r.fromPort === port)
+        .map((r) => ({ self: r.self, securityGroups: r.securityGroups, cidrBlocks: r.cidrBlocks }));
+      expect(sources).toEqual([
+        { self: true, securityGroups: undefined, cidrBlocks: undefined },
+        { self: undefined, securityGroups: ["redis-prod-client-id"], cidrBlocks: undefined },
+        { self: undefined, securityGroups: undefined, cidrBlocks: ["10.0.0.0/16"] },
+      ]);
+    }
     expect(client?.ingress ?? []).toEqual([]);
-    // A Pulumi-managed group has no default egress: the client group gets exactly 6379 to the nodes.
+    // A Pulumi-managed group has no default egress: the client group gets exactly 6379 and 9121 to the nodes.
     expect(client?.egress).toBeUndefined();
     const egress = byType(run.resources, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule").map(inputs);
-    expect(egress).toEqual([
-      expect.objectContaining({
-        securityGroupId: "redis-prod-client-id",
-        referencedSecurityGroupId: "redis-prod-nodes-id",
-        ipProtocol: "tcp",
-        fromPort: 6379,
-        toPort: 6379,
-      }),
-    ]);
-    expect(egress[0].cidrIpv4).toBeUndefined();
+    expect(egress).toEqual(
+      [6379, 9121].map((port): unknown =>
+        expect.objectContaining({
+          securityGroupId: "redis-prod-client-id",
+          referencedSecurityGroupId: "redis-prod-nodes-id",
+          ipProtocol: "tcp",
+          fromPort: port,
+          toPort: port,
+        }),
+      ),
+    );
+    for (const rule of egress) expect(rule.cidrIpv4).toBeUndefined();
   });
 
   test("passwords and TLS keys are SSM SecureStrings, and the role reads only this stack's parameters", () => {
@@ -170,6 +180,7 @@ describe("prod stack resource graph", () => {
       [
         "/redis-stack/prod/admin-password",
         "/redis-stack/prod/app-password",
+        "/redis-stack/prod/monitor-password",
         ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.key`),
       ].sort(),
     );
@@ -235,6 +246,7 @@ describe("prod stack resource graph", () => {
     const secrets = [
       FAKE.password("redis-prod-app-password"),
       FAKE.password("redis-prod-admin-password"),
+      FAKE.password("redis-prod-monitor-password"),
       "KEYredis-prod",
     ];
     for (let i = 0; i < 6; i++) {
@@ -257,6 +269,7 @@ describe("prod stack resource graph", () => {
       // Set once at boot from the parameter, and live afterwards: never fixed in the user-data.
       for (const d of LIVE_DIRECTIVES) expect(ud).not.toMatch(new RegExp(`^${d} `, "m"));
       expect(ud).toContain("SSM_APP_PASSWORD='/redis-stack/prod/app-password'");
+      expect(ud).toContain("SSM_MONITOR_PASSWORD='/redis-stack/prod/monitor-password'");
       expect(ud).toContain(`SSM_TLS_KEY='/redis-stack/prod/tls/${NAMES[i]}.key'`);
       expect(ud).toMatch(/DATA_VOLUME_ID='vol-0[0-9a-f]{16}'/);
       expect(ud).toContain(`SSM_TLS_CERT='/redis-stack/prod/tls/${NAMES[i]}.crt'`);

@@ -14,7 +14,9 @@ import {
   ssmNames,
   encodeUserData,
   decodeUserData,
+  renderMetricsTimer,
 } from "../../components/userData";
+import { METRICS_INTERVALS } from "../../components/metrics";
 
 const base = {
   announceIp: "10.0.0.10",
@@ -208,4 +210,19 @@ if (!hasShellcheck)
     })();
     expect(out).toBe("");
   }
+});
+
+test("the metrics timer fires on the wall clock's period boundaries (systemd's own calendar parser)", () => {
+  for (const interval of METRICS_INTERVALS) {
+    const spec = /^OnCalendar=(.*)$/m.exec(renderMetricsTimer(interval))?.[1] ?? "";
+    const r = spawnSync("systemd-analyze", ["calendar", spec, "--iterations=3"], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    const times = [...r.stdout.matchAll(/(?:Next elapse|Iter\. #\d): \w+ (\S+ \S+) UTC/g)].map((m) =>
+      Date.parse(`${m[1].replace(" ", "T")}Z`),
+    );
+    expect(times).toHaveLength(3);
+    expect(times.every((t) => (t / 1000) % interval === 0)).toBe(true);
+    expect(times[1] - times[0]).toBe(interval * 1000);
+  }
+  expect(() => renderMetricsTimer(45)).toThrow(/divide a minute/);
 });
