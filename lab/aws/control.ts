@@ -40,6 +40,10 @@ export class AwsEndpointControl {
       const req = http.request(
         {
           socketPath: this.socketPath,
+          // A new connection per request: Node 20's global agent keeps sockets alive, and a request sent on
+          // one just as the endpoint's server closes it for idleness (its 5 s keepAliveTimeout) fails with
+          // EPIPE (seen in CI after a ~5 s pause between two control calls).
+          agent: false,
           method,
           path: urlPath,
           headers: payload ? { "content-type": "application/json", "content-length": payload.length } : {},
