@@ -47,9 +47,6 @@ export function shippedScript(name: ScriptName): string {
     .join("\n");
 }
 
-/** The metrics collector on the instance (run by Debian's python3, which cloud-init itself needs). */
-export const METRICS_SCRIPT = "/usr/local/lib/redis-stack/metrics.py";
-
 /** Names of the SSM parameters a stack writes; the instance role may read only these. */
 export interface SsmNames {
   prefix: string;
@@ -108,6 +105,8 @@ export function restartDelaySeconds(nodeTimeoutMs: number): number {
 export const NODE_LIB_DIR = "/usr/local/lib/redis-stack";
 export const NODE_ENV_FILE = "/etc/redis-stack/node.env";
 export const NODE_SCRIPT = `${NODE_LIB_DIR}/node.sh`;
+/** The metrics collector on the instance (run by Debian's python3, which cloud-init itself needs). */
+export const METRICS_SCRIPT = `${NODE_LIB_DIR}/metrics.py`;
 /**
  * The units that hold at every boot: prepare (volume, secrets), the server, the cluster step; and the
  * settings timer that keeps a running node at the stack's desired settings (day 2).

@@ -12,7 +12,7 @@ import * as path from "path";
 import { ADMIN_USER } from "../components/redisConf";
 import { NodeAddress } from "../components/topology";
 import { METRICS_NAMESPACE } from "../components/metrics";
-import { SCRIPTS_DIR } from "../components/userData";
+import { SCRIPTS_DIR, shq } from "../components/userData";
 import { Passwords, sleep } from "./localCluster";
 
 /** One MetricData entry as the collector prints it. */
@@ -91,7 +91,6 @@ interface Running {
 
 /** The collector's node.env for a node seen from this machine (no data volume here: no disk figure). */
 function nodeEnv(n: NodeAddress, passFile: string, caFile: string | undefined): string {
-  const q = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
   return Object.entries({
     NODE_NAME: n.node.name,
     NODE_SHARD: String(n.node.shard),
@@ -107,7 +106,7 @@ function nodeEnv(n: NodeAddress, passFile: string, caFile: string | undefined): 
     METRICS_STACK: "redis-stack-local",
     METRICS_INTERVAL_SECONDS: "1",
   })
-    .map(([k, v]) => `${k}=${q(v)}`)
+    .map(([k, v]) => `${k}=${shq(v)}`)
     .join("\n");
 }
 
