@@ -6,7 +6,7 @@
 import { ClusterLab } from "./clusterLab";
 import { MetricDatum } from "./aws/state";
 import { DataPoint, replayAlarm } from "./alarmReplay";
-import { AlarmSpec, alarmSpecs, monitoringInput } from "../components/alarms";
+import { AlarmSpec, alarmSpecs, monitoringInput, nodeDimensions } from "../components/alarms";
 import { MetricsInterval, stackDimension } from "../components/metrics";
 
 export const dim = (d: MetricDatum, name: string) => d.dimensions.find((x) => x.name === name)?.value;
@@ -68,4 +68,25 @@ export function firedAlarms(specs: AlarmSpec[], all: MetricDatum[], from: number
       return replayAlarm(spec, points, { from: start, to, initialState: "OK" }).everAlarm;
     })
     .map((spec) => spec.id);
+}
+
+/**
+ * Which nodes' own values make an alarm fire: a stack-wide alarm replayed over each node's per-node series
+ * (its {Stack, Shard, Node} copy) instead of the {Stack} aggregate, with missing data not breaching (a
+ * silent node is the silence alarm's, not every alarm's). A per-node alarm names its own node when it fires.
+ */
+export function culprits(c: ClusterLab, spec: AlarmSpec, all: MetricDatum[], from: number, to: number): string[] {
+  if (spec.dimensions.Node !== undefined)
+    return firedAlarms([spec], all, from, to).length ? [spec.dimensions.Node] : [];
+  return c.nodes
+    .map((n) => n.node)
+    .filter((node) => {
+      const perNode: AlarmSpec = {
+        ...spec,
+        dimensions: nodeDimensions(spec.dimensions.Stack, node),
+        treatMissingData: "notBreaching",
+      };
+      return firedAlarms([perNode], all, from, to).length > 0;
+    })
+    .map((node) => node.name);
 }

@@ -7,7 +7,7 @@
  */
 import { ClusterLab, masterOfSlot, role, tagForSlots } from "../../lab/clusterLab";
 import { MetricDatum } from "../../lab/aws/state";
-import { at, dim, firedAlarms, labAlarms, series, waitForMetrics } from "../../lab/labMetrics";
+import { at, culprits, dim, firedAlarms, labAlarms, series, waitForMetrics } from "../../lab/labMetrics";
 import { METRICS_NAMESPACE, MetricsInterval } from "../../components/metrics";
 import { EXPORTER_PORT } from "../../components/redisConf";
 import { NodeAddress } from "../../components/topology";
@@ -71,6 +71,66 @@ const r = new Redis({ host, port: +port, username: user, password, tls: ca ? { c
   );
   if (r.code !== 0) throw new Error(`load generator: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as LoadResult;
+}
+
+/**
+ * Writes `valueBytes` values on one master (keys of one hash tag, never the same key twice): `burst` of
+ * them first (16 at a time), then `rate` per second for `seconds`. Each value is made by SETRANGE at its
+ * last offset: a large value in memory for a command of a few bytes, so neither the AOF on the lab's small
+ * data volume nor the replication backlog (counted in used_memory) grows with it. Errors are counted.
+ */
+export async function writeLoad(
+  c: ClusterLab,
+  target: NodeAddress,
+  tag: string,
+  o: { valueBytes: number; burst: number; rate: number; seconds: number },
+): Promise<{ written: number; errors: number; lastError: string }> {
+  const script = `
+const Redis = require(${JSON.stringify(IOREDIS)});
+const fs = require("fs");
+const [host, port, user, password, ca, tag, valueBytes, burst, rate, seconds] = process.argv.slice(1);
+const r = new Redis({ host, port: +port, username: user, password, tls: ca ? { ca: fs.readFileSync(ca) } : undefined });
+let written = 0, errors = 0, i = 0, lastError = "";
+const set = () => r.setrange("{" + tag + "}:fill" + i++, +valueBytes - 1, "x").then(() => written++, (e) => { errors++; lastError = e.message; });
+(async () => {
+  for (let b = 0; b < +burst; b += 16) await Promise.all(Array.from({ length: Math.min(16, +burst - b) }, set));
+  const startedAt = Date.now();
+  let sent = 0;
+  while (Date.now() - startedAt < seconds * 1000) {
+    const owed = Math.floor(((Date.now() - startedAt) / 1000) * rate) - sent;
+    const batch = [];
+    for (let j = 0; j < owed; j++, sent++) batch.push(set());
+    await Promise.all(batch);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  console.log(JSON.stringify({ written, errors, lastError }));
+  r.disconnect();
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+  const r = await c.lab.client.exec(
+    [
+      "node",
+      "-e",
+      script,
+      target.ip,
+      String(target.port),
+      "app",
+      c.passwords.app,
+      c.clientCa ?? "",
+      tag,
+      String(o.valueBytes),
+      String(o.burst),
+      String(o.rate),
+      String(o.seconds),
+    ],
+    { timeoutMs: (o.seconds + 60) * 1000 },
+  );
+  if (r.code !== 0) throw new Error(`write load: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as {
+    written: number;
+    errors: number;
+    lastError: string;
+  };
 }
 
 export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsInterval): void {
@@ -225,6 +285,98 @@ export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsIn
     expect((await asMonitor(["config", "get", "masterauth"])).stdout).toMatch(/NOPERM/);
   });
 
+  test("each failure fires its own alarm, from the node that has it, and nothing else fires", async () => {
+    const c = lab();
+    const before = c.settings;
+    const ec2 = before.ec2;
+    if (!ec2) throw new Error("EC2 settings needed");
+    const host = (n: NodeAddress) => c.hosts[c.nodes.indexOf(n)];
+    const [m0, m1, m2] = [await masterOfSlot(c, 0), await masterOfSlot(c, 5461), await masterOfSlot(c, 10923)];
+    const replicaOf = (m: NodeAddress) => {
+      const r = c.nodes.find((n) => n.node.shard === m.node.shard && n !== m);
+      if (!r) throw new Error(`no replica in shard ${m.node.shard}`);
+      return r;
+    };
+    const [r0, r1, r2] = [replicaOf(m0), replicaOf(m1), replicaOf(m2)];
+    const dataDir = "/var/lib/redis";
+
+    // The smallest maxmemory the stack accepts, changed the way a user would (the desired-settings
+    // parameter; no restart), so a burst of writes fills a node.
+    const small = 256 * 1024 * 1024;
+    await c.deploy({ ...before, ec2: { ...ec2, maxmemoryBytes: small } }, { timeoutMs: 120_000 });
+    expect((await c.cli(m2, ["config", "get", "maxmemory"])).stdout).toContain(String(small));
+
+    // Five failures at once, each on its own node (scenario: the alarms it must fire):
+    const faultsAt = Date.now();
+    // Fill memory on shard 2's master, then keep writing: memory, evictions.
+    const load = writeLoad(c, m2, tagForSlots(10923, 16383, "fill"), {
+      valueBytes: 1024 * 1024,
+      burst: 272,
+      rate: 8,
+      seconds: 120,
+    });
+    // Stop shard 2's replica's publisher (its Redis stays up): that node's silence.
+    await host(r2).sh("systemctl stop redis-node-metrics.timer");
+    // Lose shard 0's replica (its Redis stops; the instance runs on): replica-missing, and the node says
+    // its Redis does not answer (cluster-state).
+    await host(r0).sh("systemctl stop redis-node");
+    // Make shard 1's master's RDB snapshot fail (the redis user may not create files in its data dir): rdb-save-failed.
+    const mode = (await host(m1).sh(`stat -c %a ${dataDir}`)).stdout.trim();
+    await host(m1).sh(`chmod 0500 ${dataDir}`);
+    expect((await c.cli(m1, ["bgsave"])).stdout).toMatch(/Background saving started/);
+    // Fill shard 1's replica's data volume to 88 % (what an AOF or RDB growing there would do): disk.
+    const fill = await host(r1).sh(
+      // df's percent, like the collector's, is used / (used + available to non-root).
+      `set -e; read -r used avail < <(df -B1 --output=used,avail ${dataDir} | tail -1); ` +
+        `fallocate -l $(( (used + avail) * 88 / 100 - used )) ${dataDir}/lab-disk-fill; df --output=pcent ${dataDir} | tail -1`,
+    );
+    expect(fill.code).toBe(0);
+
+    const expected: Record<string, string[]> = {
+      memory: [m2.node.name],
+      evictions: [m2.node.name],
+      [`${r2.node.name}-silent`]: [r2.node.name],
+      "replica-missing": [m0.node.name],
+      "cluster-state": [r0.node.name],
+      "rdb-save-failed": [m1.node.name],
+      disk: [r1.node.name],
+    };
+    const specs = labAlarms(c, periodSeconds);
+    const from = Math.ceil(faultsAt / period) * period;
+    const deadline = Date.now() + 115_000;
+    let fired: string[] = [];
+    let all: MetricDatum[] = [];
+    let to = from;
+    do {
+      await new Promise((r) => setTimeout(r, period));
+      all = await c.aws.metrics();
+      to = Math.floor(Date.now() / period) * period - period;
+      fired = firedAlarms(specs, all, from, to).sort();
+    } while (!Object.keys(expected).every((id) => fired.includes(id)) && Date.now() < deadline);
+    const who = Object.fromEntries(
+      specs.filter((s) => fired.includes(s.id)).map((s) => [s.id, culprits(c, s, all, from, to)]),
+    );
+    const written = await load;
+    console.log(
+      `five failures at once (${((to - from) / 1000).toFixed(0)} s replayed): ${JSON.stringify(who)}; ` +
+        `fill on ${m2.node.name}: ${written.written} values of 1 MiB, ${written.errors} errors ${written.lastError}; ${r1.node.name} disk ${fill.stdout.trim()}`,
+    );
+
+    // Put everything back, then the stack's own maxmemory (the deploy waits until every node is ok).
+    await host(r2).sh("systemctl start redis-node-metrics.timer");
+    await host(r0).sh("systemctl start redis-node");
+    await host(m1).sh(`chmod ${mode} ${dataDir}`);
+    await host(r1).sh(`rm -f ${dataDir}/lab-disk-fill`);
+    expect((await c.cli(m1, ["bgsave"])).stdout).toMatch(/Background saving started/);
+    await c.waitConverged(120_000);
+    await c.deploy(before, { timeoutMs: 180_000 });
+
+    expect(written.errors).toBe(0);
+    expect(who).toEqual(expected);
+    // The failed save was seen by an outside client too, and the retried one succeeded.
+    expect((await c.cli(m1, ["info", "persistence"])).stdout).toMatch(/rdb_last_bgsave_status:ok/);
+  }, 600_000);
+
   test("a master's instance dies: role, replicas and the dead node's silence show within 2 periods", async () => {
     const c = lab();
     const victim = await masterOfSlot(c, 0);
@@ -260,13 +412,14 @@ export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsIn
     // longer than the period on the loaded lab) restarts the count, as it would in CloudWatch. So the
     // replay is repeated on fresh data until the expected alarms are in, within a bound.
     const expected = ["failover", "replica-missing", `${victim.node.name}-silent`].sort();
+    const from = Math.floor(killedAt / period) * period;
     const deadline = Date.now() + longest + 12 * period;
     let fired: string[] = [];
     let later: MetricDatum[] = [];
     do {
       await new Promise((r) => setTimeout(r, period));
       later = await c.aws.metrics();
-      fired = firedAlarms(specs, later, recordingFrom, Math.floor(Date.now() / period) * period - period).sort();
+      fired = firedAlarms(specs, later, from, Math.floor(Date.now() / period) * period - period).sort();
     } while (!expected.every((id) => fired.includes(id)) && Date.now() < deadline);
     const gaps = (name: string) =>
       series(later, "ConnectedReplicas", name)
