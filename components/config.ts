@@ -8,6 +8,10 @@
  */
 import { describeInstanceType, defaultMaxmemoryBytes, Architecture, InstanceTypeInfo } from "./instanceTypes";
 import { DEFAULT_METRICS_INTERVAL, METRICS_INTERVALS, MetricsInterval } from "./metrics";
+import { REPL_BACKLOG_BYTES } from "./redisConf";
+
+/** The smallest maxmemory a node may have: 4 replication backlogs (found when a lab node at 16 MB refused writes). */
+export const MIN_MAXMEMORY_BYTES = 4 * REPL_BACKLOG_BYTES;
 
 export type Target = "cloud" | "ec2";
 export const PERSISTENCE_MODES = ["aof+rdb", "aof", "rdb", "none"] as const;
@@ -460,6 +464,14 @@ function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts?: Inst
         mmRaw,
         "is not a memory size",
         "use a size with a unit, e.g. pulumi config set maxmemory 10gb",
+      );
+    } else if (parsed < MIN_MAXMEMORY_BYTES) {
+      r.fail(
+        "maxmemory",
+        mmRaw,
+        `is below ${formatBytes(MIN_MAXMEMORY_BYTES)}: the ${formatBytes(REPL_BACKLOG_BYTES)} replication backlog counts against ` +
+          "maxmemory, and a node whose backlog fills it has nothing left to evict and refuses writes",
+        `pulumi config set maxmemory ${formatBytes(MIN_MAXMEMORY_BYTES)} (or more)`,
       );
     } else if (info.memoryBytes !== undefined && parsed > info.memoryBytes) {
       r.fail(

@@ -9,6 +9,11 @@ import { liveSettings, renderSettingsConf } from "./desired";
 export const REDIS_PORT = 6379;
 /** The cluster bus always listens on the data port + 10000. */
 export const CLUSTER_BUS_OFFSET = 10000;
+/**
+ * The replication backlog: room for a replica that reconnects within it to catch up without a full sync.
+ * Redis 7 counts it in used_memory, so maxmemory must leave room for it (config.ts MIN_MAXMEMORY_BYTES).
+ */
+export const REPL_BACKLOG_BYTES = 64 * 1024 * 1024;
 /** Every node's Prometheus exporter (Debian's prometheus-redis-exporter; its own default port). */
 export const EXPORTER_PORT = 9121;
 
@@ -129,7 +134,7 @@ export function renderRedisConf(c: RedisConfInput): string {
     "cluster-replica-validity-factor 10",
     "cluster-migration-barrier 1",
     "replica-read-only yes",
-    "repl-backlog-size 64mb",
+    `repl-backlog-size ${REPL_BACKLOG_BYTES / (1024 * 1024)}mb`,
     "repl-diskless-sync yes",
     // One replica per master joins at a time: no reason to wait 5 s for company before a sync.
     "repl-diskless-sync-delay 0",

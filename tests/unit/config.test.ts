@@ -134,6 +134,11 @@ describe("each bad input names the key, the value and the fix", () => {
     );
     expect(p.fix).toContain("10649mb");
   });
+  test("maxmemory too small to hold the replication backlog (Redis 7 counts it in used_memory)", () => {
+    const p = expectProblem({ ...EC2, maxmemory: "100mb" }, "maxmemory", /below 256mb: the 64mb replication backlog/);
+    expect(p.fix).toBe("pulumi config set maxmemory 256mb (or more)");
+    expect(parseSettings({ ...EC2, maxmemory: "256mb" }).problems).toEqual([]);
+  });
   test("an instance type the stack cannot size, without maxmemory", () => {
     const p = expectProblem(
       { ...EC2, instanceType: "x2iedn.xlarge" },
