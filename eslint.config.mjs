@@ -3,7 +3,9 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "client/dist/", "bin/", ".local/", "bench-results/", "coverage/", "**/*.js", "**/*.mjs"] },
+  {
+    ignores: ["node_modules/", "client/dist/", "bin/", ".local/", "bench-results/", "coverage/", "**/*.js", "**/*.mjs"],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
