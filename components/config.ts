@@ -194,7 +194,8 @@ export const CONFIG_TYPES: Record<ConfigKey, PulumiConfigType> = {
   healthTimeoutMinutes: "integer",
   nodeGeneration: "integer",
   amiId: "string",
-  dataVolumeGb: "integer",
+  // A string: its default is derived (3 x maxmemory), and a declared key needs a literal default ("").
+  dataVolumeGb: "string",
   vpcId: "string",
   subnetIds: "array",
   vpcCidr: "string",
@@ -220,6 +221,26 @@ export const CONFIG_TYPES: Record<ConfigKey, PulumiConfigType> = {
   rediscloudApiKey: "string",
   rediscloudSecretKey: "string",
 };
+
+/**
+ * The `default:` each key has in Pulumi.yaml. The CLI refuses to run a stack that lacks a value for a
+ * declared key with no default ("Stack 'prod' is missing configuration values ...": pulumi's
+ * ValidateStackConfigAndApplyProjectConfig), so every key gets one: the literal default where CONFIG_KEYS
+ * has one, and "" or [] (read as unset) where the default is derived or absent.
+ */
+export function projectDefault(key: ConfigKey): string | number | boolean | string[] {
+  const documented: string = CONFIG_KEYS[key];
+  switch (CONFIG_TYPES[key]) {
+    case "array":
+      return [];
+    case "integer":
+      return Number(documented);
+    case "boolean":
+      return documented === "true";
+    case "string":
+      return /^[\w.+:/-]+$/.test(documented) ? documented : "";
+  }
+}
 
 /** Keys held as Pulumi secrets (`pulumi config set --secret`), never as plain config. */
 export const SECRET_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>(["rediscloudApiKey", "rediscloudSecretKey"]);
@@ -337,7 +358,9 @@ class Reader {
     if (v.trim().startsWith("[")) {
       try {
         const parsed: unknown = JSON.parse(v);
-        if (Array.isArray(parsed) && parsed.every((x) => typeof x === "string")) return parsed.map((s) => s.trim());
+        // An empty list is unset (Pulumi.yaml's default for list keys).
+        if (Array.isArray(parsed) && parsed.every((x) => typeof x === "string"))
+          return parsed.length === 0 ? undefined : parsed.map((s) => s.trim());
       } catch {
         // fall through to the problem below
       }

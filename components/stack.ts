@@ -47,9 +47,9 @@ export function readRawConfig(project: string): Record<string, string> {
     if (fullKey === "aws:region") raw[fullKey] = value;
     const prefix = `${project}:`;
     if (fullKey.startsWith(prefix))
-      raw[fullKey.slice(prefix.length)] = SECRET_KEYS.has(fullKey.slice(prefix.length) as ConfigKey)
-        ? "(secret)"
-        : value;
+      // A secret is never read into settings, only whether it is set ("" is Pulumi.yaml's default: unset).
+      raw[fullKey.slice(prefix.length)] =
+        SECRET_KEYS.has(fullKey.slice(prefix.length) as ConfigKey) && value !== "" ? "(secret)" : value;
   }
   return raw;
 }
@@ -238,8 +238,11 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
   const cloud = settings.cloud;
   if (!cloud) throw new Error("settings carry neither ec2 nor cloud");
   const config = new pulumi.Config(project);
-  const apiKey = config.getSecret("rediscloudApiKey");
-  const secretKey = config.getSecret("rediscloudSecretKey");
+  const raw = readRawConfig(project);
+  const secret = (key: "rediscloudApiKey" | "rediscloudSecretKey") =>
+    (raw[key] ?? "") === "" ? undefined : config.requireSecret(key);
+  const apiKey = secret("rediscloudApiKey");
+  const secretKey = secret("rediscloudSecretKey");
   const provider = apiKey && secretKey ? new rediscloud.Provider("rediscloud", { apiKey, secretKey }) : undefined;
   const db = new RedisCloudDatabase(
     `redis-${stack}`,

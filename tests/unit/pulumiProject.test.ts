@@ -7,13 +7,14 @@ import * as fs from "fs";
 import * as path from "path";
 import * as yaml from "js-yaml";
 import Ajv2020 from "ajv/dist/2020";
-import { CONFIG_KEYS, CONFIG_TYPES, ConfigKey, SECRET_KEYS } from "../../components/config";
+import { CONFIG_KEYS, CONFIG_TYPES, ConfigKey, parseSettings, projectDefault } from "../../components/config";
 
 const ROOT = path.resolve(__dirname, "../..");
 const PROJECT = "redis-stack";
 
 interface Declaration {
   type: string;
+  default?: unknown;
   items?: { type: string };
   description?: string;
   secret?: boolean;
@@ -49,7 +50,11 @@ test("Pulumi.yaml declares exactly the keys config.ts reads, with their types, s
   for (const [key, d] of Object.entries(declared)) {
     expect({ key, type: d.type }).toEqual({ key, type: CONFIG_TYPES[key as ConfigKey] });
     if (d.type === "array") expect(d.items).toEqual({ type: "string" });
-    expect({ key, secret: d.secret === true }).toEqual({ key, secret: SECRET_KEYS.has(key as ConfigKey) });
+    // The CLI validates a defaulted value like a stack value: a plain default of a `secret: true` key fails
+    // ("must be encrypted as it's secret"), so no key is declared secret (the stack reads those as secrets).
+    expect({ key, secret: d.secret }).toEqual({ key, secret: undefined });
+    expect({ key, default: d.default }).toEqual({ key, default: projectDefault(key as ConfigKey) });
+    expect({ key, defaultPasses: passesCliTypeCheck(d, d.default) }).toEqual({ key, defaultPasses: true });
     expect(d.description?.length ?? 0).toBeGreaterThan(10);
   }
 });
@@ -64,7 +69,40 @@ function passesCliTypeCheck(d: Declaration, value: unknown): boolean {
   return true;
 }
 
+/**
+ * What the CLI hands the program (pulumi's workspace.mergeConfig): the stack file's values, plus each
+ * declared key's default where the stack sets none; a declared key with neither is an error ("Stack 'x' is
+ * missing configuration value ..."). Primitives become their text, arrays their JSON.
+ */
+function cliMergedConfig(stack: Record<string, unknown>): { raw: Record<string, string>; missing: string[] } {
+  const raw: Record<string, string> = {};
+  const text = (v: unknown) => (Array.isArray(v) ? JSON.stringify(v) : String(v));
+  for (const [k, v] of Object.entries(stack))
+    raw[k.startsWith(`${PROJECT}:`) ? k.slice(PROJECT.length + 1) : k] = text(v);
+  const missing: string[] = [];
+  for (const [key, d] of Object.entries(declared)) {
+    if (key in raw) continue;
+    if (d.default === undefined) missing.push(key);
+    else raw[key] = text(d.default);
+  }
+  return { raw, missing };
+}
+
 for (const stack of ["dev", "prod"]) {
+  test(`the CLI can run Pulumi.${stack}.yaml: no declared key is missing, and the defaults it fills in mean what config.ts does without them`, () => {
+    const config = load(`Pulumi.${stack}.yaml`).config as Record<string, unknown>;
+    const merged = cliMergedConfig(config);
+    expect(merged.missing).toEqual([]);
+    const withDefaults = parseSettings(merged.raw);
+    expect(withDefaults.problems).toEqual([]);
+    const own: Record<string, string> = {};
+    for (const [k, v] of Object.entries(config))
+      own[k.startsWith(`${PROJECT}:`) ? k.slice(PROJECT.length + 1) : k] = Array.isArray(v)
+        ? JSON.stringify(v)
+        : String(v);
+    expect(withDefaults.settings).toEqual(parseSettings(own).settings);
+  });
+
   test(`Pulumi.${stack}.yaml sets only declared keys, each of its declared type`, () => {
     const config = load(`Pulumi.${stack}.yaml`).config as Record<string, unknown>;
     const ours = Object.entries(config).filter(([k]) => k.startsWith(`${PROJECT}:`));
