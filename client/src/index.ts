@@ -1,0 +1,363 @@
+/**
+ * redis-stack-client: `createClient(env)` reads the stack's env contract and returns a node-redis client
+ * (cluster or single) that verifies TLS against the contract's CA, applies credentials and TLS to every
+ * node it discovers, reconnects with capped, jittered backoff, retries idempotent commands across a
+ * failover after a topology refresh, and fails non-idempotent writes with a typed error rather than
+ * dropping or repeating them. Two opt-in layers: an in-memory fallback for reads (and, if asked, buffered
+ * writes) while Redis is unreachable, and gzip compression of large values (FORMAT.md).
+ */
+import { createClient as createNodeClient, createCluster, RESP_TYPES } from "redis";
+import { backoffDelay, BackoffOptions, reconnectStrategy } from "./backoff";
+import { CodecOptions, decodeValue, encodeValue } from "./codec";
+import { Contract, readContract } from "./contract";
+import { ClientCounters, newCounters } from "./counters";
+import {
+  isTransientRedisError,
+  RetryBudgetExceededError,
+  WriteFailedError,
+  WriteOutcomeUnknownError,
+  wasSent,
+} from "./errors";
+import { FallbackCache, FallbackOptions, OutageWriteBuffer } from "./fallback";
+import { withRetry } from "./retry";
+
+export { readContract, ContractError, CONTRACT_ENV } from "./contract";
+export type { Contract } from "./contract";
+export * from "./errors";
+export { compressionRatio } from "./counters";
+export type { ClientCounters } from "./counters";
+export { COMPRESSION_MAGIC, decodeValue, encodeValue } from "./codec";
+
+export interface FallbackLayerOptions extends FallbackOptions {
+  /** During an outage: refuse writes at once (the default) or buffer them and replay them in order. */
+  writes?: "fail-fast" | "buffer";
+  /** Bounds of the write buffer (writes beyond them fail with WriteFailedError). */
+  bufferMaxEntries?: number;
+  bufferMaxBytes?: number;
+}
+
+export interface CreateClientOptions {
+  /** How long an idempotent command (or a write that surely did not reach Redis) keeps retrying. */
+  retryBudgetMs?: number;
+  /** How long a command may wait to be written (node-redis queues commands while it reconnects). */
+  commandTimeoutMs?: number;
+  /**
+   * A connection silent this long is dropped and redialled: a dead instance answers nothing, and node-redis
+   * has no timeout for a command already written. Idle connections PING every `pingIntervalMs` to stay
+   * below it.
+   */
+  socketTimeoutMs?: number;
+  pingIntervalMs?: number;
+  /** Backoff between command retries and between reconnect attempts. */
+  backoff?: Omit<BackoffOptions, "random">;
+  /** Opt-in: serve reads from memory (flagged stale) while Redis is unreachable. */
+  fallback?: FallbackLayerOptions;
+  /** Opt-in: gzip values above a threshold (FORMAT.md); `{}` takes the defaults (1 KiB). */
+  compression?: CodecOptions | Partial<CodecOptions>;
+  /** node-redis's connection errors (they never reach a caller's promise); default: ignored. */
+  onError?: (e: Error) => void;
+}
+
+export const CLIENT_DEFAULTS = {
+  retryBudgetMs: 10_000,
+  commandTimeoutMs: 2_000,
+  socketTimeoutMs: 3_000,
+  pingIntervalMs: 1_000,
+  backoff: { baseMs: 50, capMs: 1_000 },
+  /** How often an unreachable Redis is probed to end the outage. */
+  probeMs: 500,
+  compressionThresholdBytes: 1024,
+} as const;
+
+export interface ReadResult {
+  value: string | null;
+  /** True when the value came from the in-memory fallback because Redis was unreachable. */
+  stale: boolean;
+}
+
+type Arg = string | Buffer;
+type Reply = unknown;
+
+/** The one thing that differs between a cluster and a single endpoint: how a command is sent. */
+export interface Backend {
+  send(key: string | undefined, readonly: boolean, args: Arg[], timeoutMs: number): Promise<Reply>;
+  refresh(): Promise<void>;
+  connect(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
+
+function nodeRedisBackend(c: Contract, o: CreateClientOptions, counters: ClientCounters): Backend {
+  const onError = o.onError ?? (() => undefined);
+  const reconnect = reconnectStrategy({ ...(o.backoff ?? CLIENT_DEFAULTS.backoff), maxRetries: c.maxRetries });
+  const socket = {
+    connectTimeout: c.connectTimeoutMs,
+    socketTimeout: o.socketTimeoutMs ?? CLIENT_DEFAULTS.socketTimeoutMs,
+    reconnectStrategy: (retries: number, cause: Error) => {
+      counters.reconnects++;
+      return reconnect(retries, cause);
+    },
+    // Verification is never off: the contract's CA, and node's default hostname/IP SAN check.
+    ...(c.tls ? { tls: true as const, ca: c.caPem, rejectUnauthorized: true } : {}),
+  };
+  const auth = {
+    username: c.username,
+    password: c.password,
+    pingInterval: o.pingIntervalMs ?? CLIENT_DEFAULTS.pingIntervalMs,
+  };
+  if (c.clusterMode) {
+    const cluster = createCluster({
+      rootNodes: c.nodes.map((n) => ({ socket: { host: n.host, port: n.port } })),
+      // node-redis builds the discovered nodes' connections from `defaults` only: credentials and TLS
+      // must be here, or a discovered node is dialled without them.
+      defaults: { ...auth, socket },
+      maxCommandRedirections: 16,
+      // Refresh the slots soon after a node starts reconnecting (node-redis waits 5 s by default).
+      topologyRefreshOnReconnectionAttemptStrategy: 500,
+    });
+    cluster.on("error", onError);
+    return {
+      send: (key, readonly, args, timeout) =>
+        cluster.sendCommand(key, readonly, args, { timeout, typeMapping: BUFFERS }),
+      refresh: () => cluster._slots.rediscover(),
+      connect: async () => void (await cluster.connect()),
+      close: async () => cluster.destroy(),
+    };
+  }
+  const client = createNodeClient({ ...auth, socket: { ...socket, host: c.nodes[0].host, port: c.nodes[0].port } });
+  client.on("error", onError);
+  return {
+    send: (_key, _readonly, args, timeout) => client.sendCommand(args, { timeout, typeMapping: BUFFERS }),
+    refresh: async () => undefined,
+    connect: async () => void (await client.connect()),
+    close: async () => client.destroy(),
+  };
+}
+
+const text = (v: Reply): string | null => {
+  const d = decodeValue(v as Buffer | null, "string");
+  return d === null ? null : String(d);
+};
+
+export class StackClient {
+  readonly counters: ClientCounters = newCounters();
+  readonly contract: Contract;
+  private readonly backend: Backend;
+  private readonly o: CreateClientOptions;
+  private readonly cache?: FallbackCache;
+  private readonly buffer?: OutageWriteBuffer;
+  private down = false;
+  private probe?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(contract: Contract, options: CreateClientOptions = {}, backend?: Backend) {
+    this.contract = contract;
+    this.o = options;
+    this.backend = backend ?? nodeRedisBackend(contract, options, this.counters);
+    if (options.fallback) {
+      this.cache = new FallbackCache(options.fallback);
+      if (options.fallback.writes === "buffer")
+        this.buffer = new OutageWriteBuffer({
+          maxEntries: options.fallback.bufferMaxEntries ?? 10_000,
+          maxBytes: options.fallback.bufferMaxBytes ?? 16 * 1024 * 1024,
+        });
+    }
+  }
+
+  async connect(): Promise<this> {
+    await this.backend.connect();
+    return this;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.probe) clearInterval(this.probe);
+    await this.backend.close();
+  }
+
+  /** Whether the client currently treats Redis as unreachable (the fallback serves reads). */
+  get unreachable(): boolean {
+    return this.down;
+  }
+
+  async get(key: string): Promise<string | null> {
+    return (await this.read(key)).value;
+  }
+
+  /** GET, with whether the value is stale (served by the fallback during an outage). */
+  async read(key: string): Promise<ReadResult> {
+    if (this.down && this.cache) {
+      const hit = this.cache.recall(key);
+      if (hit) return this.stale(hit.value);
+    }
+    try {
+      const raw = await this.run(key, true, ["GET", key], true);
+      const value = text(raw);
+      this.cache?.remember(key, value);
+      return { value, stale: false };
+    } catch (e) {
+      const hit = this.cache && isTransientRedisError(rootCause(e)) ? this.cache.recall(key) : undefined;
+      if (hit) return this.stale(hit.value);
+      throw e;
+    }
+  }
+
+  /** SET (idempotent: retried across a failover). With compression, large values are stored gzip'd. */
+  async set(key: string, value: string | Buffer, opts: { ttlSeconds?: number } = {}): Promise<void> {
+    const stored = this.encode(value);
+    const args: Arg[] = ["SET", key, stored];
+    if (opts.ttlSeconds !== undefined) args.push("EX", String(opts.ttlSeconds));
+    await this.write(key, args, true);
+    this.cache?.remember(key, typeof value === "string" ? value : value.toString("utf8"));
+  }
+
+  async del(key: string): Promise<void> {
+    await this.write(key, ["DEL", key], true);
+    this.cache?.forget(key);
+  }
+
+  /** INCRBY: not idempotent, so it is never repeated once it may have reached Redis. */
+  async incrBy(key: string, by: number): Promise<number> {
+    return Number(await this.write(key, ["INCRBY", key, String(by)], false));
+  }
+
+  /** Any command: `idempotent` decides whether it may be repeated after it may have been applied. */
+  async command(args: string[], o: { key?: string; readonly?: boolean; idempotent: boolean }): Promise<Reply> {
+    return this.run(o.key, o.readonly ?? false, args, o.idempotent);
+  }
+
+  private stale(value: Buffer | string): ReadResult {
+    this.counters.fallbackHits++;
+    this.counters.staleReads++;
+    return { value: typeof value === "string" ? value : value.toString("utf8"), stale: true };
+  }
+
+  private encode(value: string | Buffer): string | Buffer {
+    if (!this.o.compression) return value;
+    const r = encodeValue(value, {
+      thresholdBytes: CLIENT_DEFAULTS.compressionThresholdBytes,
+      ...this.o.compression,
+    });
+    if (r.compressed) {
+      this.counters.compressedValues++;
+      this.counters.compressionInBytes += r.inBytes;
+      this.counters.compressionOutBytes += r.outBytes;
+    }
+    return r.stored;
+  }
+
+  private async write(key: string, args: Arg[], idempotent: boolean): Promise<Reply> {
+    const command = String(args[0]);
+    if (this.down && this.cache) {
+      if (this.buffer) return this.enqueue(key, args, command);
+      throw new WriteFailedError(command, "Redis is unreachable (fallback: writes fail fast)");
+    }
+    try {
+      return await this.run(key, false, args, idempotent);
+    } catch (e) {
+      if (this.buffer && this.down && (idempotent || e instanceof WriteFailedError))
+        return this.enqueue(key, args, command);
+      throw e;
+    }
+  }
+
+  private enqueue(key: string, args: Arg[], command: string): Reply {
+    if (!this.buffer?.push({ command, key, args }))
+      throw new WriteFailedError(command, "Redis is unreachable and the write buffer is full");
+    this.counters.bufferedWrites++;
+    return null;
+  }
+
+  /** One command through the retry policy; marks the outage when the budget runs out on a dead connection. */
+  private async run(key: string | undefined, readonly: boolean, args: Arg[], idempotent: boolean): Promise<Reply> {
+    const budgetMs = this.o.retryBudgetMs ?? CLIENT_DEFAULTS.retryBudgetMs;
+    const timeout = this.o.commandTimeoutMs ?? CLIENT_DEFAULTS.commandTimeoutMs;
+    const command = String(args[0]);
+    try {
+      const reply = await withRetry(() => this.backend.send(key, readonly, args, timeout), {
+        budgetMs,
+        backoff: this.o.backoff ?? CLIENT_DEFAULTS.backoff,
+        // A command that may have been applied is repeated only when repeating it is harmless. One that
+        // never reached Redis, or that Redis refused (READONLY, TRYAGAIN, CLUSTERDOWN...), was not applied.
+        isRetryable: (e) => isTransientRedisError(e) && (idempotent || wasSent(e) !== "unknown"),
+        beforeRetry: async () => {
+          await this.backend.refresh().catch(() => undefined);
+        },
+        onRetry: () => void this.counters.retries++,
+      });
+      this.markUp();
+      return reply;
+    } catch (e) {
+      const cause = rootCause(e);
+      if (e instanceof RetryBudgetExceededError && isTransientRedisError(cause)) this.markDown();
+      if (readonly || !isTransientRedisError(cause)) throw e;
+      if (wasSent(cause) === "unknown")
+        throw new WriteOutcomeUnknownError(command, "the connection failed after the command was sent", cause);
+      throw new WriteFailedError(command, `not applied within the ${budgetMs} ms retry budget`, cause);
+    }
+  }
+
+  private markDown(): void {
+    if (this.down || this.closed || !this.cache) return;
+    this.down = true;
+    this.probe = setInterval(() => void this.probeOnce(), CLIENT_DEFAULTS.probeMs);
+    this.probe.unref();
+  }
+
+  private markUp(): void {
+    if (!this.down) return;
+    this.down = false;
+    if (this.probe) clearInterval(this.probe);
+    this.probe = undefined;
+    void this.replay();
+  }
+
+  private probing = false;
+  private async probeOnce(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
+    try {
+      await this.backend.refresh().catch(() => undefined);
+      await this.backend.send(undefined, true, ["PING"], this.o.commandTimeoutMs ?? CLIENT_DEFAULTS.commandTimeoutMs);
+      this.markUp();
+    } catch {
+      // still down
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  /** Buffered writes, in order; one that fails stays first in the buffer for the next recovery. */
+  private async replay(): Promise<void> {
+    if (!this.buffer || this.buffer.length === 0) return;
+    const r = await this.buffer.drain(async (op) => {
+      await this.run(op.key, false, op.args, true);
+    });
+    this.counters.replayedWrites += r.applied;
+  }
+
+  /** Resolves once every buffered write has been replayed (or Redis went away again). */
+  async flushed(timeoutMs = 30_000): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (this.buffer && this.buffer.length > 0 && Date.now() < until) {
+      if (!this.down) await this.replay();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return !this.buffer || this.buffer.length === 0;
+  }
+}
+
+function rootCause(e: unknown): unknown {
+  return e instanceof RetryBudgetExceededError ? e.cause : e;
+}
+
+/** Reads the contract from `env` (default: this process's) and connects. */
+export async function createClient(
+  env: Record<string, string | undefined> = process.env,
+  options: CreateClientOptions = {},
+): Promise<StackClient> {
+  return new StackClient(readContract(env), options).connect();
+}
+
+export { backoffDelay };
