@@ -6,6 +6,7 @@
  * the bad value and the fix. `index.ts` throws on problems before registering any resource, so bad
  * configuration fails at `pulumi preview`.
  */
+import { X509Certificate } from "crypto";
 import { describeInstanceType, defaultMaxmemoryBytes, Architecture, InstanceTypeInfo } from "./instanceTypes";
 import { DEFAULT_METRICS_INTERVAL, METRICS_INTERVALS, MetricsInterval } from "./metrics";
 import { REPL_BACKLOG_BYTES } from "./redisConf";
@@ -89,6 +90,36 @@ export interface Ec2Settings {
   alarms: AlarmThresholds;
 }
 
+/**
+ * Where Redis Cloud says how to download its CA bundle (`redis_ca.pem`): the provider does not export the
+ * CA, so `cloudCaCertificate` carries it. Cited by the config problem and the README.
+ */
+export const REDIS_CLOUD_CA_DOCS =
+  "https://redis.io/docs/latest/operate/rc/security/database-security/tls-ssl/#download-certificates";
+
+/** The peering config keys: all of them or none (a VPC peering between the subscription and the app's VPC). */
+export const CLOUD_PEER_KEYS = [
+  "cloudPeerVpcId",
+  "cloudPeerVpcCidrs",
+  "cloudPeerSubnetIds",
+  "cloudPeerRouteTableIds",
+] as const;
+
+/**
+ * A VPC peering between the Redis Cloud subscription and the app's VPC (redisCloud.ts RedisCloudPeering).
+ * The VPC is in the account of the stack's AWS credentials and in the subscription's region.
+ */
+export interface CloudPeeringSettings {
+  /** cloudPeerVpcId: the app's VPC. */
+  vpcId: string;
+  /** cloudPeerVpcCidrs: its CIDR blocks (Redis Cloud routes them into the peering). */
+  vpcCidrs: string[];
+  /** cloudPeerSubnetIds: where the apps run (the stack's `subnetIds` output). */
+  subnetIds: string[];
+  /** cloudPeerRouteTableIds: each gets a route to cloudDeploymentCidr through the peering. */
+  routeTableIds: string[];
+}
+
 export interface CloudSettings {
   region: string;
   memoryGb: number;
@@ -101,6 +132,10 @@ export interface CloudSettings {
   backupPath?: string;
   backupIntervalHours: number;
   clusterApi: boolean;
+  /** cloudCaCertificate: Redis Cloud's CA bundle (PEM); present whenever TLS is on (validated). */
+  caCertificate?: string;
+  /** Present when the cloudPeer* keys are set: apps then connect to the database's private endpoint. */
+  peering?: CloudPeeringSettings;
   /** The same threshold keys as the EC2 alarms; Redis Cloud alerts on memory and latency (redisCloud.ts cloudAlerts). */
   alarms: AlarmThresholds;
 }
@@ -169,6 +204,11 @@ export const CONFIG_KEYS = {
   cloudBackupPath: "(none)",
   cloudBackupIntervalHours: "6",
   cloudClusterApi: "false",
+  cloudCaCertificate: "(none; required with tls)",
+  cloudPeerVpcId: "(none: no peering)",
+  cloudPeerVpcCidrs: "(none)",
+  cloudPeerSubnetIds: "(none)",
+  cloudPeerRouteTableIds: "(none)",
   rediscloudApiKey: "(env REDISCLOUD_ACCESS_KEY)",
   rediscloudSecretKey: "(env REDISCLOUD_SECRET_KEY)",
 } as const;
@@ -218,6 +258,12 @@ export const CONFIG_TYPES: Record<ConfigKey, PulumiConfigType> = {
   cloudBackupPath: "string",
   cloudBackupIntervalHours: "integer",
   cloudClusterApi: "boolean",
+  // PEM text (a public certificate, not a secret): pulumi config set cloudCaCertificate -- "$(cat redis_ca.pem)"
+  cloudCaCertificate: "string",
+  cloudPeerVpcId: "string",
+  cloudPeerVpcCidrs: "array",
+  cloudPeerSubnetIds: "array",
+  cloudPeerRouteTableIds: "array",
   rediscloudApiKey: "string",
   rediscloudSecretKey: "string",
 };
@@ -295,6 +341,53 @@ export function isCidr(text: string): boolean {
   const addr = octets.reduce((acc, o) => acc * 256 + o, 0);
   const hostBits = 2 ** (32 - prefix);
   return addr % hostBits === 0;
+}
+
+/** The first and last address of an IPv4 CIDR block (as 32-bit numbers); the text must pass isCidr. */
+function cidrRange(cidr: string): [number, number] {
+  const [ip, prefix] = cidr.split("/");
+  const start = ip.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+  return [start, start + 2 ** (32 - Number(prefix)) - 1];
+}
+
+/** Whether two IPv4 CIDR blocks share an address (both must pass isCidr). */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const [aStart, aEnd] = cidrRange(a);
+  const [bStart, bEnd] = cidrRange(b);
+  return aStart <= bEnd && bStart <= aEnd;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Why a CA bundle (PEM text, one or more certificates) cannot verify servers, or undefined when it can:
+ * it must hold at least one PEM certificate block, every block must be an X.509 certificate, each a CA,
+ * and no private key may ride along. Pure (parsing only, no clock: bundles carry retired CAs too).
+ */
+export function caBundleProblem(text: string): string | undefined {
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text))
+    return "holds a private key: a CA bundle is public certificates only, and config is no place for a key";
+  const blocks = text.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0)
+    return "is not PEM text: it has no -----BEGIN CERTIFICATE----- ... -----END CERTIFICATE----- block";
+  for (const [i, block] of blocks.entries()) {
+    const which = `certificate ${i + 1} of ${blocks.length}`;
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(block);
+    } catch {
+      return `${which} is not a valid X.509 certificate (was it cut or re-wrapped when copied?)`;
+    }
+    if (!cert.ca)
+      return `${which} (${cert.subject.replace(/\n/g, ", ")}) is not a CA certificate: the bundle must hold the CAs that sign the database's certificate, not a server certificate`;
+  }
+  return undefined;
+}
+
+/** A long value shortened for a problem line (PEM bundles run to kilobytes). */
+function abbreviate(text: string): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > 60 ? `${flat.slice(0, 57)}...` : flat;
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -453,7 +546,7 @@ export function parseSettings(
 
   const settings: Settings = { target, persistence, maxmemoryPolicy, tls, allowedCidrs, alertEmail, client };
   if (target === "ec2") settings.ec2 = parseEc2(r, raw["aws:region"], instanceFacts);
-  else settings.cloud = parseCloud(r, persistence, allowedCidrs);
+  else settings.cloud = parseCloud(r, persistence, tls, allowedCidrs, raw["aws:region"]);
 
   return r.problems.length > 0 ? { problems: r.problems } : { settings, problems: [] };
 }
@@ -685,7 +778,13 @@ function parseAlarmThresholds(r: Reader): AlarmThresholds {
   };
 }
 
-function parseCloud(r: Reader, persistence: Persistence, allowedCidrs: string[]): CloudSettings {
+function parseCloud(
+  r: Reader,
+  persistence: Persistence,
+  tls: boolean,
+  allowedCidrs: string[],
+  awsRegion: string | undefined,
+): CloudSettings {
   const region = r.get("cloudRegion") ?? "us-east-1";
   if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) {
     r.fail("cloudRegion", region, "is not an AWS region name", "pulumi config set cloudRegion us-east-1");
@@ -766,6 +865,8 @@ function parseCloud(r: Reader, persistence: Persistence, allowedCidrs: string[])
     "pulumi config set cloudBackupIntervalHours 6",
   );
   const clusterApi = r.bool("cloudClusterApi", false);
+  const caCertificate = parseCloudCa(r, tls);
+  const peering = parsePeering(r, { region, deploymentCidr, allowedCidrs, awsRegion });
   if (allowedCidrs.length === 0) {
     r.fail(
       "allowedCidrs",
@@ -786,8 +887,141 @@ function parseCloud(r: Reader, persistence: Persistence, allowedCidrs: string[])
     backupPath,
     backupIntervalHours,
     clusterApi,
+    caCertificate,
+    peering,
     alarms: parseAlarmThresholds(r),
   };
+}
+
+/**
+ * cloudCaCertificate: Redis Cloud's CA bundle, which apps need to verify the database's certificate
+ * (REDIS_CA_PEM) and the provider does not export. Required with TLS; checked as PEM whenever set.
+ */
+function parseCloudCa(r: Reader, tls: boolean): string | undefined {
+  const fix = 'pulumi config set cloudCaCertificate -- "$(cat redis_ca.pem)"';
+  const pem = r.get("cloudCaCertificate");
+  if (pem === undefined) {
+    if (tls)
+      r.fail(
+        "cloudCaCertificate",
+        undefined,
+        "TLS is on, and apps verify the database's certificate against Redis Cloud's CA (REDIS_CA_PEM), which the " +
+          "rediscloud provider does not export: download the CA bundle (redis_ca.pem) from the Redis Cloud console " +
+          `as ${REDIS_CLOUD_CA_DOCS} describes`,
+        `${fix} (or pulumi config set tls false)`,
+      );
+    return undefined;
+  }
+  const problem = caBundleProblem(pem);
+  if (problem !== undefined) {
+    r.fail(
+      "cloudCaCertificate",
+      abbreviate(pem),
+      `${problem}; it must be Redis Cloud's CA bundle (redis_ca.pem, ${REDIS_CLOUD_CA_DOCS})`,
+      fix,
+    );
+    return undefined;
+  }
+  return pem.trim() + "\n";
+}
+
+/** How to set each peering key, for the problem that names it missing. */
+const PEER_KEY_FIX: Record<(typeof CLOUD_PEER_KEYS)[number], string> = {
+  cloudPeerVpcId: "pulumi config set cloudPeerVpcId vpc-0123456789abcdef0 (the VPC your apps run in)",
+  cloudPeerVpcCidrs: "pulumi config set --path 'cloudPeerVpcCidrs[0]' 10.60.0.0/16 (that VPC's CIDR block)",
+  cloudPeerSubnetIds:
+    "pulumi config set --path 'cloudPeerSubnetIds[0]' subnet-0123456789abcdef0 (the subnets your apps run in)",
+  cloudPeerRouteTableIds:
+    "pulumi config set --path 'cloudPeerRouteTableIds[0]' rtb-0123456789abcdef0 (the route tables of those subnets)",
+};
+
+/** /24 blocks offered as a deployment CIDR when the configured one overlaps the peered VPC. */
+const SPARE_DEPLOYMENT_CIDRS = ["10.99.0.0/24", "10.254.0.0/24", "172.31.254.0/24", "192.168.254.0/24"];
+
+/**
+ * The cloudPeer* keys: all four or none. The peered VPC's CIDRs must not overlap the subscription's
+ * deployment CIDR, must be allowed in by allowedCidrs (the database's source-IP list), and the AWS side
+ * (accepter, routes) is created in aws:region, which must be the subscription's region.
+ */
+function parsePeering(
+  r: Reader,
+  c: { region: string; deploymentCidr: string; allowedCidrs: string[]; awsRegion: string | undefined },
+): CloudPeeringSettings | undefined {
+  const nonEmpty = (list: string[] | undefined) => (list !== undefined && list.length > 0 ? list : undefined);
+  const given = {
+    cloudPeerVpcId: r.get("cloudPeerVpcId"),
+    cloudPeerVpcCidrs: nonEmpty(r.list("cloudPeerVpcCidrs")),
+    cloudPeerSubnetIds: nonEmpty(r.list("cloudPeerSubnetIds")),
+    cloudPeerRouteTableIds: nonEmpty(r.list("cloudPeerRouteTableIds")),
+  };
+  const set = CLOUD_PEER_KEYS.filter((k) => given[k] !== undefined);
+  if (set.length === 0) return undefined;
+  for (const key of CLOUD_PEER_KEYS.filter((k) => given[k] === undefined)) {
+    r.fail(
+      key,
+      undefined,
+      `VPC peering needs ${CLOUD_PEER_KEYS.join(", ")} together, and only ${set.join(", ")} ${set.length === 1 ? "is" : "are"} set`,
+      `${PEER_KEY_FIX[key]}; or, for no peering, pulumi config rm ${set.join(" / ")}`,
+    );
+  }
+  const { cloudPeerVpcId: vpcId, cloudPeerVpcCidrs: vpcCidrs } = given;
+  const { cloudPeerSubnetIds: subnetIds, cloudPeerRouteTableIds: routeTableIds } = given;
+  if (vpcId !== undefined && !/^vpc-[0-9a-f]+$/.test(vpcId))
+    r.fail("cloudPeerVpcId", vpcId, "is not a VPC id", PEER_KEY_FIX.cloudPeerVpcId);
+  for (const id of subnetIds ?? [])
+    if (!/^subnet-[0-9a-f]+$/.test(id))
+      r.fail("cloudPeerSubnetIds", id, "is not a subnet id", PEER_KEY_FIX.cloudPeerSubnetIds);
+  for (const id of routeTableIds ?? [])
+    if (!/^rtb-[0-9a-f]+$/.test(id))
+      r.fail("cloudPeerRouteTableIds", id, "is not a route table id", PEER_KEY_FIX.cloudPeerRouteTableIds);
+  const deploymentOk = isCidr(c.deploymentCidr);
+  for (const cidr of vpcCidrs ?? []) {
+    if (!isCidr(cidr)) {
+      r.fail(
+        "cloudPeerVpcCidrs",
+        cidr,
+        "is not an IPv4 CIDR block like 10.60.0.0/16 (no host bits set)",
+        PEER_KEY_FIX.cloudPeerVpcCidrs,
+      );
+      continue;
+    }
+    if (deploymentOk && cidrsOverlap(cidr, c.deploymentCidr)) {
+      const spare = SPARE_DEPLOYMENT_CIDRS.find((s) =>
+        (vpcCidrs ?? []).every((v) => !isCidr(v) || !cidrsOverlap(s, v)),
+      );
+      r.fail(
+        "cloudPeerVpcCidrs",
+        cidr,
+        `overlaps cloudDeploymentCidr ${c.deploymentCidr}, the CIDR of Redis Cloud's VPC: peered networks must not ` +
+          "overlap (AWS refuses to peer overlapping VPCs, and the routes would be ambiguous)",
+        `choose a cloudDeploymentCidr outside your VPC before the subscription exists, e.g. pulumi config set ` +
+          `cloudDeploymentCidr ${spare ?? "<a /24 outside your VPC>"} (changing it later replaces the subscription and its data)`,
+      );
+    }
+  }
+  // The database's source-IP list applies to peered apps too: at least part of the VPC must be in it
+  // (listing only the apps' subnets is a deliberate narrowing, so one overlap is enough).
+  const peerCidrs = (vpcCidrs ?? []).filter(isCidr);
+  const allowed = c.allowedCidrs.filter(isCidr);
+  if (allowed.length > 0 && peerCidrs.length > 0 && !peerCidrs.some((p) => allowed.some((a) => cidrsOverlap(a, p)))) {
+    r.fail(
+      "allowedCidrs",
+      c.allowedCidrs.join(","),
+      `lets none of the peered VPC (${peerCidrs.join(", ")}) in: the database accepts only the source IPs listed here, peered apps included`,
+      `pulumi config set --path 'allowedCidrs[${c.allowedCidrs.length}]' ${peerCidrs[0]}`,
+    );
+  }
+  if (c.awsRegion !== c.region) {
+    r.fail(
+      "aws:region",
+      c.awsRegion,
+      `peering creates its AWS side (the accepter and the routes) in aws:region, and the peered VPC must be in the subscription's region (cloudRegion ${c.region})`,
+      `pulumi config set aws:region ${c.region}`,
+    );
+  }
+  if (vpcId === undefined || vpcCidrs === undefined || subnetIds === undefined || routeTableIds === undefined)
+    return undefined;
+  return { vpcId, vpcCidrs, subnetIds, routeTableIds };
 }
 
 /** Suggests the closest known key for a typo (edit distance <= 3). */

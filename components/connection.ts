@@ -1,7 +1,8 @@
 /**
  * The output contract apps deploy against, identical for both targets (docs/architecture.md).
  * `connectionContract` is pure (also used by the local mode); `connectionOutputs` wraps it in
- * Pulumi outputs and marks the URL and the env map secret.
+ * Pulumi outputs and marks the URL and the env map secret. Besides the contract, a stack exports where an
+ * app must run to reach the database (`ReachabilityOutputs`).
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ClientSettings, Target } from "./config";
@@ -14,19 +15,9 @@ export interface ConnectionFacts {
   password: string;
   tls: boolean;
   clusterMode: boolean;
-  /** PEM of the CA when the stack made one. */
+  /** PEM of the CA that signed the servers' certificates (with TLS): the stack's own (EC2) or Redis Cloud's. */
   caCertificate?: string;
   client: ClientSettings;
-}
-
-export interface ConnectionContract {
-  target: Target;
-  redisUrl: string;
-  clusterMode: boolean;
-  nodes: string[];
-  tls: boolean;
-  caCertificate: string;
-  env: Record<string, string>;
 }
 
 /** The env names apps read. */
@@ -37,7 +28,28 @@ export const ENV_NAMES = [
   "REDIS_TLS",
   "REDIS_MAX_RETRIES",
   "REDIS_CONNECT_TIMEOUT",
+  "REDIS_CA_PEM",
 ] as const;
+export type EnvName = (typeof ENV_NAMES)[number];
+
+/** Names present only sometimes: REDIS_CA_PEM is there exactly when TLS is on (absent, never empty, without). */
+export const CONDITIONAL_ENV_NAMES = ["REDIS_CA_PEM"] as const satisfies readonly EnvName[];
+
+/** The env map apps get: every name of ENV_NAMES, the conditional ones optional. */
+export type ContractEnv = { [K in Exclude<EnvName, (typeof CONDITIONAL_ENV_NAMES)[number]>]: string } & {
+  [K in (typeof CONDITIONAL_ENV_NAMES)[number]]?: string;
+};
+
+export interface ConnectionContract {
+  target: Target;
+  redisUrl: string;
+  clusterMode: boolean;
+  nodes: string[];
+  tls: boolean;
+  /** The CA's PEM with TLS; "" without. */
+  caCertificate: string;
+  env: ContractEnv;
+}
 
 export function redisUrl(f: Pick<ConnectionFacts, "tls" | "username" | "password" | "nodes">): string {
   if (f.nodes.length === 0) throw new Error("a connection needs at least one node");
@@ -47,13 +59,16 @@ export function redisUrl(f: Pick<ConnectionFacts, "tls" | "username" | "password
 
 export function connectionContract(f: ConnectionFacts): ConnectionContract {
   const url = redisUrl(f);
-  const env: Record<(typeof ENV_NAMES)[number], string> = {
+  // The CA only with TLS: a plain-text connection has nothing to verify.
+  const ca = f.tls && f.caCertificate ? f.caCertificate : undefined;
+  const env: ContractEnv = {
     REDIS_URL: url,
     REDIS_CLUSTER_MODE: String(f.clusterMode),
     REDIS_CLUSTER_NODES: f.nodes.join(","),
     REDIS_TLS: String(f.tls),
     REDIS_MAX_RETRIES: String(f.client.maxRetries),
     REDIS_CONNECT_TIMEOUT: String(f.client.connectTimeoutMs),
+    ...(ca !== undefined ? { REDIS_CA_PEM: ca } : {}),
   };
   return {
     target: f.target,
@@ -61,36 +76,54 @@ export function connectionContract(f: ConnectionFacts): ConnectionContract {
     clusterMode: f.clusterMode,
     nodes: f.nodes,
     tls: f.tls,
-    caCertificate: f.caCertificate ?? "",
+    caCertificate: ca ?? "",
     env,
   };
 }
 
-/** Renders the env map as a dotenv file (values quoted; the URL is a secret, so is the file). */
-export function toDotenv(env: Record<string, string>): string {
+/**
+ * Renders the env map as a dotenv file that bash can source (`set -a; . file`): values double-quoted with
+ * `\\`, `"`, `$` and backquotes escaped, so a multi-line value (REDIS_CA_PEM) keeps its real newlines.
+ * The URL is a secret, so is the file.
+ */
+export function toDotenv(env: Readonly<Record<string, string | undefined>>): string {
   return Object.entries(env)
-    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .filter((entry): entry is [string, string] => entry[1] !== undefined)
+    .map(([k, v]) => `${k}="${v.replace(/[\\"$`]/g, "\\$&")}"`)
     .join("\n")
     .concat("\n");
 }
 
 export type ConnectionOutputs = { [K in keyof ConnectionContract]: pulumi.Output<ConnectionContract[K]> };
 
-export interface ConnectionFactsInput {
+/**
+ * Where an app must run to reach the database: top-level stack outputs beside the contract, read by an app's
+ * deploy (a StackReference). EC2: the cluster's VPC, its private subnets and the client security group.
+ * Redis Cloud: the peered VPC and its subnets when peered; nothing otherwise (the public endpoint).
+ */
+export interface ReachabilityOutputs {
+  vpcId?: pulumi.Output<string>;
+  subnetIds?: pulumi.Output<string[]>;
+  clientSecurityGroupId?: pulumi.Output<string>;
+}
+
+/** TLS and the CA go together: a component with TLS on must say which CA signed its servers. */
+export type TlsFacts = { tls: true; caCertificate: pulumi.Input<string> } | { tls: false };
+
+export type ConnectionFactsInput = TlsFacts & {
   target: Target;
   nodes: pulumi.Input<string[]>;
   username: string;
   password: pulumi.Input<string>;
-  tls: boolean;
   clusterMode: boolean;
-  caCertificate?: pulumi.Input<string>;
   client: ClientSettings;
-}
+};
 
 /** Both components call this: one contract, URL and env secret, everything else plain. */
 export function connectionOutputs(i: ConnectionFactsInput): ConnectionOutputs {
+  const ca = pulumi.output(i.tls ? i.caCertificate : "");
   const contract = pulumi
-    .all([pulumi.output(i.nodes), pulumi.output(i.password), pulumi.output(i.caCertificate ?? "")])
+    .all([pulumi.output(i.nodes), pulumi.output(i.password), ca])
     .apply(([nodes, password, caCertificate]) =>
       connectionContract({ ...i, nodes, password, caCertificate: caCertificate === "" ? undefined : caCertificate }),
     );
@@ -100,7 +133,7 @@ export function connectionOutputs(i: ConnectionFactsInput): ConnectionOutputs {
     clusterMode: pulumi.output(i.clusterMode),
     nodes: pulumi.output(i.nodes),
     tls: pulumi.output(i.tls),
-    caCertificate: pulumi.output(i.caCertificate ?? ""),
+    caCertificate: ca,
     env: pulumi.secret(contract.env),
   };
 }

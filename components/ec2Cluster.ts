@@ -11,7 +11,7 @@ import { ClientSettings, Ec2Settings, EvictionPolicy, Persistence } from "./conf
 import { addressedTopology, NodeAddress } from "./topology";
 import { APP_USER, CLUSTER_BUS_OFFSET, EXPORTER_PORT, REDIS_PORT } from "./redisConf";
 import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames } from "./userData";
-import { connectionOutputs, ConnectionOutputs } from "./connection";
+import { connectionOutputs, ConnectionOutputs, TlsFacts } from "./connection";
 import { RedisVpc } from "./network";
 import { NodeAlarms } from "./monitoring";
 import { monitoringInput } from "./alarms";
@@ -76,6 +76,10 @@ interface NodeInstance {
 export class RedisEc2Cluster extends pulumi.ComponentResource {
   readonly connection: ConnectionOutputs;
   readonly clientSecurityGroupId: pulumi.Output<string>;
+  /** The VPC the nodes are in (created or given): apps deploy into it (the stack's `vpcId` output). */
+  readonly vpcId: pulumi.Output<string>;
+  /** The private subnets the nodes are in, one per AZ (the stack's `subnetIds` output). */
+  readonly subnetIds: pulumi.Output<string[]>;
   readonly alertTopicArn: pulumi.Output<string>;
   /** The stack's CloudWatch dashboard (components/dashboard.ts). */
   readonly dashboardUrl: pulumi.Output<string | undefined>;
@@ -99,7 +103,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     this.nodes = addressedTopology(s.shards, s.replicasPerShard, network.cidrs, s.ipHostOffset, REDIS_PORT);
     const groups = this.securityGroups(network.vpcId);
     const secrets = this.secrets();
-    const caCertPem = args.tls ? this.tlsMaterial() : undefined;
+    const trust: TlsFacts = args.tls ? { tls: true, caCertificate: this.tlsMaterial() } : { tls: false };
     const profile = this.identity();
     this.deployment = deploymentOf(s, args.tls);
     const desired = this.desiredSettings();
@@ -133,17 +137,20 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       nodes: this.nodes.map((n) => `${n.ip}:${n.port}`),
       username: APP_USER,
       password: secrets.appPassword.result,
-      tls: args.tls,
+      ...trust,
       clusterMode: true,
-      caCertificate: caCertPem,
       client: args.client,
     });
     this.clientSecurityGroupId = groups.client.id;
+    this.vpcId = pulumi.output(network.vpcId);
+    this.subnetIds = pulumi.all(network.subnetIds);
     this.alertTopicArn = alarms.topicArn;
     this.dashboardUrl = alarms.dashboardUrl;
     this.registerOutputs({
       connection: this.connection,
       clientSecurityGroupId: this.clientSecurityGroupId,
+      vpcId: this.vpcId,
+      subnetIds: this.subnetIds,
       alertTopicArn: this.alertTopicArn,
       dashboardUrl: this.dashboardUrl,
       healthyAt: this.healthyAt,

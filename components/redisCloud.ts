@@ -1,13 +1,22 @@
 /**
  * Redis Cloud (Pro) subscription + database: replication on, AOF every second,
- * periodic RDB backups to your bucket, TLS, a generated password, a source-IP allowlist and alerts.
+ * periodic RDB backups to your bucket, TLS (apps verify it against Redis Cloud's CA from config), a
+ * generated password, a source-IP allowlist and alerts; optionally a VPC peering with the app's VPC, and
+ * then apps connect to the database's private endpoint.
  * Talks to the `rediscloud` provider through the typed binding `@rediscloud/pulumi-rediscloud`.
  */
 import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
 import * as random from "@pulumi/random";
 import * as rediscloud from "@rediscloud/pulumi-rediscloud";
-import { CloudSettings, ClientSettings, EvictionPolicy, Persistence } from "./config";
-import { connectionOutputs, ConnectionOutputs } from "./connection";
+import { CloudPeeringSettings, CloudSettings, ClientSettings, EvictionPolicy, Persistence } from "./config";
+import { connectionOutputs, ConnectionOutputs, TlsFacts } from "./connection";
+
+/** The peered VPC as the stack resolved it: the config's VPC, in the account of the stack's AWS credentials. */
+export interface CloudPeer extends CloudPeeringSettings {
+  /** The account the VPC lives in (aws.getCallerIdentity: the accepter and routes run with those credentials). */
+  awsAccountId: string;
+}
 
 export interface RedisCloudDatabaseArgs {
   settings: CloudSettings;
@@ -16,6 +25,9 @@ export interface RedisCloudDatabaseArgs {
   tls: boolean;
   allowedCidrs: string[];
   client: ClientSettings;
+  /** A VPC peering with the app's VPC (settings.peering with its account); apps then use the private endpoint. */
+  peer?: CloudPeer;
+  tags?: Record<string, string>;
 }
 
 /** Stack persistence -> Redis Cloud's `dataPersistence` (RDB backups go through `remoteBackup`). */
@@ -59,10 +71,81 @@ export function cloudRemoteBackup(
   };
 }
 
+export interface RedisCloudPeeringArgs {
+  /** The subscription to peer (Redis Cloud's numeric id). */
+  subscriptionId: pulumi.Input<string>;
+  /** The subscription's region: the peered VPC's too. */
+  region: string;
+  /** The subscription's networking deployment CIDR: the app's route tables send it into the peering. */
+  deploymentCidr: string;
+  peer: CloudPeer;
+  tags?: Record<string, string>;
+}
+
+/**
+ * A VPC peering between a Redis Cloud subscription and the app's VPC: Redis Cloud requests it
+ * (SubscriptionPeering, which also routes the VPC's CIDRs on its side), AWS accepts it in the app's
+ * account, and each of the app's route tables sends the subscription's deployment CIDR through it.
+ */
+export class RedisCloudPeering extends pulumi.ComponentResource {
+  /** The AWS peering connection (`pcx-...`), once accepted. */
+  readonly peeringConnectionId: pulumi.Output<string>;
+  /** Resolves once every route to the subscription exists: the private endpoint is reachable from then on. */
+  readonly routed: pulumi.Output<string[]>;
+
+  constructor(name: string, args: RedisCloudPeeringArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("redis-stack:cloud:RedisCloudPeering", name, {}, opts);
+    const child = { parent: this };
+    const p = args.peer;
+    const request = new rediscloud.SubscriptionPeering(
+      `${name}-request`,
+      {
+        subscriptionId: args.subscriptionId,
+        providerName: "AWS",
+        region: args.region,
+        awsAccountId: p.awsAccountId,
+        vpcId: p.vpcId,
+        // The provider takes exactly one of vpcCidr and vpcCidrs; the list covers VPCs with secondary CIDRs.
+        vpcCidrs: p.vpcCidrs,
+      },
+      child,
+    );
+    const accepter = new aws.ec2.VpcPeeringConnectionAccepter(
+      `${name}-accept`,
+      {
+        vpcPeeringConnectionId: request.awsPeeringId,
+        autoAccept: true,
+        tags: { Name: name, ...args.tags },
+      },
+      child,
+    );
+    // Named after the route table, so reordering the config list changes nothing.
+    const routes = p.routeTableIds.map(
+      (routeTableId) =>
+        new aws.ec2.Route(
+          `${name}-${routeTableId}`,
+          {
+            routeTableId,
+            destinationCidrBlock: args.deploymentCidr,
+            vpcPeeringConnectionId: accepter.vpcPeeringConnectionId,
+          },
+          child,
+        ),
+    );
+    this.peeringConnectionId = accepter.vpcPeeringConnectionId;
+    this.routed = pulumi.all(routes.map((r) => r.id));
+    this.registerOutputs({ peeringConnectionId: this.peeringConnectionId, routed: this.routed });
+  }
+}
+
 export class RedisCloudDatabase extends pulumi.ComponentResource {
   readonly connection: ConnectionOutputs;
   readonly subscriptionId: pulumi.Output<string>;
   readonly alerts: pulumi.Output<string[]>;
+  /** The peered VPC (`vpcId` output) when peered. */
+  readonly vpcId?: pulumi.Output<string>;
+  /** The peered VPC's subnets the apps run in (`subnetIds` output) when peered. */
+  readonly subnetIds?: pulumi.Output<string[]>;
 
   constructor(name: string, args: RedisCloudDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("redis-stack:cloud:RedisCloudDatabase", name, {}, opts);
@@ -123,17 +206,47 @@ export class RedisCloudDatabase extends pulumi.ComponentResource {
       child,
     );
 
+    // Peered: apps reach the private endpoint through the peering, handed out once the routes exist.
+    const peering = args.peer
+      ? new RedisCloudPeering(
+          `${name}-peering`,
+          {
+            subscriptionId: subscription.id,
+            region: s.region,
+            deploymentCidr: s.deploymentCidr,
+            peer: args.peer,
+            tags: args.tags,
+          },
+          child,
+        )
+      : undefined;
+    const endpoint = peering
+      ? pulumi.all([database.privateEndpoint, peering.routed]).apply(([e]) => e)
+      : database.publicEndpoint;
+    // config.ts requires cloudCaCertificate with TLS: apps verify the database against Redis Cloud's CA.
+    if (args.tls && s.caCertificate === undefined) throw new Error("TLS on Redis Cloud needs cloudCaCertificate");
+    const trust: TlsFacts = args.tls ? { tls: true, caCertificate: s.caCertificate ?? "" } : { tls: false };
     this.connection = connectionOutputs({
       target: "cloud",
-      nodes: database.publicEndpoint.apply((endpoint) => [endpoint]),
+      nodes: endpoint.apply((e) => [e]),
       username: "default",
       password: password.result,
-      tls: args.tls,
+      ...trust,
       clusterMode: s.clusterApi,
       client: args.client,
     });
     this.subscriptionId = subscription.id;
     this.alerts = pulumi.output(alerts.map((a) => `${a.name} ${a.value}`));
-    this.registerOutputs({ connection: this.connection, subscriptionId: this.subscriptionId, alerts: this.alerts });
+    if (args.peer) {
+      this.vpcId = pulumi.output(args.peer.vpcId);
+      this.subnetIds = pulumi.output(args.peer.subnetIds);
+    }
+    this.registerOutputs({
+      connection: this.connection,
+      subscriptionId: this.subscriptionId,
+      alerts: this.alerts,
+      vpcId: this.vpcId,
+      subnetIds: this.subnetIds,
+    });
   }
 }

@@ -7,6 +7,7 @@ import { stackDimension } from "./metrics";
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import {
+  CloudPeeringSettings,
   ConfigKey,
   ConfigProblem,
   DEFAULT_INSTANCE_TYPE,
@@ -20,8 +21,8 @@ import { factsFromAws, InstanceTypeInfo } from "./instanceTypes";
 import { checkSubnets } from "./topology";
 import { ssmNames } from "./userData";
 import { Placement, RedisEc2Cluster } from "./ec2Cluster";
-import { RedisCloudDatabase } from "./redisCloud";
-import { ConnectionOutputs } from "./connection";
+import { CloudPeer, RedisCloudDatabase } from "./redisCloud";
+import { ConnectionOutputs, ReachabilityOutputs } from "./connection";
 import * as rediscloud from "@rediscloud/pulumi-rediscloud";
 import { checkDeployedChange, DeployedShape, deploymentOf, isDeployedShape, nodeChange } from "./day2";
 
@@ -169,6 +170,15 @@ export async function resolvePlacement(settings: Settings, project: string): Pro
   };
 }
 
+/**
+ * The peered VPC's account: the one the stack's AWS credentials are in, which must also own the VPC (they
+ * accept the peering and add the routes there), so config does not repeat it.
+ */
+async function resolvePeer(peering: CloudPeeringSettings): Promise<CloudPeer> {
+  const identity = await aws.getCallerIdentity({});
+  return { ...peering, awsAccountId: identity.accountId };
+}
+
 /** The `monitoring` output: the alert topic, dashboard and health wait (EC2), or Redis Cloud's alerts. */
 export interface MonitoringOutput {
   alertTopicArn?: string;
@@ -177,11 +187,16 @@ export interface MonitoringOutput {
   alerts?: string[];
 }
 
-export type StackOutputs = ConnectionOutputs & {
-  clientSecurityGroupId?: pulumi.Output<string>;
-  [DEPLOYMENT_OUTPUT]?: DeployedShape;
-  monitoring: pulumi.Output<MonitoringOutput>;
-};
+/**
+ * The stack's outputs: the connection contract (connection.ts), where an app must run to reach it (`vpcId`,
+ * `subnetIds`, `clientSecurityGroupId`), what runs and how it is watched. App deploys read `env`, `vpcId`,
+ * `subnetIds` and `clientSecurityGroupId` through a StackReference: keep these names.
+ */
+export type StackOutputs = ConnectionOutputs &
+  ReachabilityOutputs & {
+    [DEPLOYMENT_OUTPUT]?: DeployedShape;
+    monitoring: pulumi.Output<MonitoringOutput>;
+  };
 
 /** Builds the component for `settings.target` and returns the output contract. */
 export async function deploy(project: string, stack: string): Promise<StackOutputs> {
@@ -224,6 +239,8 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
     if (leaving.length > 0) void pulumi.log.info(`nodes leaving after their slots are drained: ${leaving.join(", ")}`);
     return {
       ...cluster.connection,
+      vpcId: cluster.vpcId,
+      subnetIds: cluster.subnetIds,
       clientSecurityGroupId: cluster.clientSecurityGroupId,
       [DEPLOYMENT_OUTPUT]: cluster.deployment,
       monitoring: pulumi
@@ -244,6 +261,7 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
   const apiKey = secret("rediscloudApiKey");
   const secretKey = secret("rediscloudSecretKey");
   const provider = apiKey && secretKey ? new rediscloud.Provider("rediscloud", { apiKey, secretKey }) : undefined;
+  const peer = cloud.peering ? await resolvePeer(cloud.peering) : undefined;
   const db = new RedisCloudDatabase(
     `redis-${stack}`,
     {
@@ -253,8 +271,14 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
       tls: settings.tls,
       allowedCidrs: settings.allowedCidrs,
       client: settings.client,
+      peer,
+      tags,
     },
     provider ? { providers: [provider] } : undefined,
   );
-  return { ...db.connection, monitoring: db.alerts.apply((alerts): { alerts?: string[] } => ({ alerts })) };
+  return {
+    ...db.connection,
+    ...(db.vpcId && db.subnetIds ? { vpcId: db.vpcId, subnetIds: db.subnetIds } : {}),
+    monitoring: db.alerts.apply((alerts): { alerts?: string[] } => ({ alerts })),
+  };
 }

@@ -71,7 +71,12 @@ function publish(contract: ConnectionContract): void {
   const shown = {
     ...contract,
     redisUrl: mask(contract.redisUrl),
-    env: { ...contract.env, REDIS_URL: mask(contract.env.REDIS_URL) },
+    // The CA's PEM goes to the env file and ca.crt: the console names the file instead.
+    env: {
+      ...contract.env,
+      REDIS_URL: mask(contract.env.REDIS_URL),
+      ...(contract.env.REDIS_CA_PEM !== undefined ? { REDIS_CA_PEM: `(${path.relative(process.cwd(), caFile)})` } : {}),
+    },
     caCertificate: caFile ? path.relative(process.cwd(), caFile) : "",
   };
   console.log(JSON.stringify(shown, null, 2));

@@ -1,5 +1,6 @@
 // Thin typed binding of the Redis Cloud Pulumi provider (`rediscloud`, schema v1.3.5), covering what
-// this project uses: Subscription, SubscriptionDatabase, the provider resource and getPaymentMethod.
+// this project uses: Subscription, SubscriptionDatabase, SubscriptionPeering, the provider resource and
+// getPaymentMethod.
 // It mirrors the layout and behaviour of the tfgen-generated TypeScript SDK, so a real `pulumi up`
 // registers the same type tokens and installs the same plugin (see utilities.ts).
 
@@ -8,6 +9,7 @@ import { getPaymentMethodToken } from "./getPaymentMethod";
 import { Provider } from "./provider";
 import { Subscription } from "./subscription";
 import { SubscriptionDatabase } from "./subscriptionDatabase";
+import { SubscriptionPeering } from "./subscriptionPeering";
 import * as types from "./types";
 import { version } from "./utilities";
 
@@ -23,6 +25,12 @@ export type {
   SubscriptionDatabaseLookupOptions,
   SubscriptionDatabaseState,
 } from "./subscriptionDatabase";
+export { SubscriptionPeering } from "./subscriptionPeering";
+export type {
+  SubscriptionPeeringArgs,
+  SubscriptionPeeringLookupOptions,
+  SubscriptionPeeringState,
+} from "./subscriptionPeering";
 export { pluginDownloadURL, resourceOptsDefaults, version, withInvokeDefaults, withPluginDefaults } from "./utilities";
 export { types };
 
@@ -34,6 +42,7 @@ export const tokens = {
   provider: `pulumi:providers:${Provider.__pulumiType}`,
   subscription: Subscription.__pulumiType,
   subscriptionDatabase: SubscriptionDatabase.__pulumiType,
+  subscriptionPeering: SubscriptionPeering.__pulumiType,
   getPaymentMethod: getPaymentMethodToken,
 } as const;
 
@@ -47,6 +56,8 @@ const _module: pulumi.runtime.ResourceModule = {
         return new Subscription(name, undefined, { urn });
       case tokens.subscriptionDatabase:
         return new SubscriptionDatabase(name, undefined, { urn });
+      case tokens.subscriptionPeering:
+        return new SubscriptionPeering(name, undefined, { urn });
       default:
         throw new Error(`unknown resource type ${type}`);
     }
@@ -54,6 +65,7 @@ const _module: pulumi.runtime.ResourceModule = {
 };
 pulumi.runtime.registerResourceModule(packageName, "index/subscription", _module);
 pulumi.runtime.registerResourceModule(packageName, "index/subscriptionDatabase", _module);
+pulumi.runtime.registerResourceModule(packageName, "index/subscriptionPeering", _module);
 pulumi.runtime.registerResourcePackage(packageName, {
   version,
   constructProvider: (name: string, type: string, urn: string): pulumi.ProviderResource => {

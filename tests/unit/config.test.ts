@@ -2,8 +2,25 @@
  * Stack config validation: defaults, and every bad input failing with the key, the value and the fix,
  * all problems at once. Pure: parseSettings is called with raw values as Pulumi hands them over.
  */
-import { ConfigProblem, parseSettings, parseMemorySize, isCidr } from "../../components/config";
+import * as fs from "fs";
+import * as path from "path";
+import {
+  caBundleProblem,
+  cidrsOverlap,
+  ConfigProblem,
+  formatProblems,
+  parseSettings,
+  parseMemorySize,
+  isCidr,
+  REDIS_CLOUD_CA_DOCS,
+} from "../../components/config";
 import { describeInstanceType, defaultMaxmemoryBytes } from "../../components/instanceTypes";
+import { stackConfig } from "../../local/localCluster";
+
+/** Redis Cloud's CA bundle (five CA certificates) as the dev stack file holds it. */
+const CLOUD_CA = stackConfig("dev")["redis-stack:cloudCaCertificate"];
+/** A server (leaf) certificate: CA:FALSE. */
+const SERVER_CERT = fs.readFileSync(path.join(__dirname, "fixtures/server-certificate.pem"), "utf8");
 
 const EC2 = { "aws:region": "us-east-1" };
 const CLOUD = {
@@ -11,6 +28,17 @@ const CLOUD = {
   cloudPaymentCardLast4: "4242",
   cloudBackupPath: "s3://acme-backups/redis",
   allowedCidrs: '["203.0.113.0/24"]',
+  cloudCaCertificate: CLOUD_CA,
+};
+/** A complete peering with the app's VPC 10.60.0.0/16 (let in by allowedCidrs). */
+const PEERED = {
+  ...CLOUD,
+  "aws:region": "us-east-1",
+  allowedCidrs: '["10.60.0.0/16"]',
+  cloudPeerVpcId: "vpc-0a9b8c7d6e5f40312",
+  cloudPeerVpcCidrs: '["10.60.0.0/16"]',
+  cloudPeerSubnetIds: '["subnet-0a", "subnet-0b"]',
+  cloudPeerRouteTableIds: '["rtb-0a", "rtb-0b"]',
 };
 
 function problems(raw: Record<string, string>): ConfigProblem[] {
@@ -230,6 +258,165 @@ describe("each bad input names the key, the value and the fix", () => {
   test("a typo'd key is reported with a suggestion", () => {
     const p = expectProblem({ ...EC2, shard: "3" }, "shard", /not a setting/);
     expect(p.fix).toContain("did you mean 'shards'");
+  });
+});
+
+describe("Redis Cloud: the CA apps verify against (cloudCaCertificate)", () => {
+  test("with TLS, the CA bundle is required: the problem says what it is, where to download it and the command", () => {
+    const { cloudCaCertificate: _omit, ...withoutCa } = CLOUD;
+    const p = expectProblem(withoutCa, "cloudCaCertificate", /TLS is on.*Redis Cloud's CA.*REDIS_CA_PEM/);
+    expect(p.value).toBeUndefined();
+    expect(p.problem).toContain(REDIS_CLOUD_CA_DOCS);
+    expect(p.problem).toContain("redis_ca.pem");
+    expect(p.fix).toBe(
+      'pulumi config set cloudCaCertificate -- "$(cat redis_ca.pem)" (or pulumi config set tls false)',
+    );
+    // Pulumi.yaml's default for an unset key is "": the same.
+    expectProblem({ ...withoutCa, cloudCaCertificate: "" }, "cloudCaCertificate", /TLS is on/);
+    // Without TLS there is nothing to verify.
+    const plain = parseSettings({ ...withoutCa, tls: "false" });
+    expect(plain.problems).toEqual([]);
+    expect(plain.settings?.cloud?.caCertificate).toBeUndefined();
+  });
+
+  test("the bundle is kept as given (one trailing newline)", () => {
+    const { settings, problems: p } = parseSettings({ ...CLOUD, cloudCaCertificate: `\n${CLOUD_CA.trim()}` });
+    expect(p).toEqual([]);
+    expect(settings?.cloud?.caCertificate).toBe(CLOUD_CA);
+  });
+
+  test("a value that is not PEM, a damaged block, a server certificate or a private key is refused", () => {
+    const cases: [string, RegExp][] = [
+      ["redis_ca.pem", /is not PEM text: it has no -----BEGIN CERTIFICATE-----/],
+      ["-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", /certificate 1 of 1 is not a valid X\.509/],
+      [SERVER_CERT, /certificate 1 of 1 \(CN=redis-12345\..*\) is not a CA certificate/],
+      [`${CLOUD_CA}-----BEGIN PRIVATE KEY-----\nMIG\n-----END PRIVATE KEY-----\n`, /holds a private key/],
+    ];
+    for (const [value, about] of cases) {
+      const p = expectProblem({ ...CLOUD, cloudCaCertificate: value }, "cloudCaCertificate", about);
+      expect(p.problem).toContain(REDIS_CLOUD_CA_DOCS);
+      expect(p.fix).toBe('pulumi config set cloudCaCertificate -- "$(cat redis_ca.pem)"');
+      // The value is shown shortened: a bundle runs to kilobytes.
+      expect(String(p.value).length).toBeLessThanOrEqual(60);
+    }
+    // Checked whenever set, TLS or not.
+    expectProblem({ ...CLOUD, tls: "false", cloudCaCertificate: "nope" }, "cloudCaCertificate", /not PEM/);
+    expect(caBundleProblem(CLOUD_CA)).toBeUndefined();
+    expect(caBundleProblem(`${CLOUD_CA}${SERVER_CERT}`)).toMatch(/certificate 6 of 6/);
+  });
+});
+
+describe("Redis Cloud: VPC peering with the app's VPC (cloudPeer*)", () => {
+  test("all four keys make a peering; none is no peering", () => {
+    const { settings, problems: p } = parseSettings(PEERED);
+    expect(p).toEqual([]);
+    expect(settings?.cloud?.peering).toEqual({
+      vpcId: "vpc-0a9b8c7d6e5f40312",
+      vpcCidrs: ["10.60.0.0/16"],
+      subnetIds: ["subnet-0a", "subnet-0b"],
+      routeTableIds: ["rtb-0a", "rtb-0b"],
+    });
+    expect(parseSettings(CLOUD).settings?.cloud?.peering).toBeUndefined();
+    // Pulumi.yaml's defaults ("" and []) are no peering too.
+    const defaults = {
+      cloudPeerVpcId: "",
+      cloudPeerVpcCidrs: "[]",
+      cloudPeerSubnetIds: "[]",
+      cloudPeerRouteTableIds: "[]",
+    };
+    expect(parseSettings({ ...CLOUD, ...defaults }).settings?.cloud?.peering).toBeUndefined();
+  });
+
+  test("a partial peering names each missing key with the command that sets it", () => {
+    const { cloudPeerSubnetIds: _s, cloudPeerRouteTableIds: _r, ...partial } = PEERED;
+    const p = problems(partial);
+    expect(p.map((x) => x.key)).toEqual(["cloudPeerSubnetIds", "cloudPeerRouteTableIds"]);
+    for (const x of p) {
+      expect(x.value).toBeUndefined();
+      expect(x.problem).toBe(
+        "VPC peering needs cloudPeerVpcId, cloudPeerVpcCidrs, cloudPeerSubnetIds, cloudPeerRouteTableIds together, " +
+          "and only cloudPeerVpcId, cloudPeerVpcCidrs are set",
+      );
+      expect(x.fix).toContain(`pulumi config set --path '${x.key}[0]'`);
+      expect(x.fix).toContain("pulumi config rm cloudPeerVpcId / cloudPeerVpcCidrs");
+    }
+    const alone = expectProblem(
+      { ...CLOUD, cloudPeerVpcId: "vpc-0a9b8c7d6e5f40312" },
+      "cloudPeerVpcCidrs",
+      /only cloudPeerVpcId is set/,
+    );
+    expect(alone.fix).toContain("pulumi config set --path 'cloudPeerVpcCidrs[0]' 10.60.0.0/16");
+  });
+
+  test("ids and CIDRs are checked", () => {
+    expectProblem({ ...PEERED, cloudPeerVpcId: "app-vpc" }, "cloudPeerVpcId", /not a VPC id/);
+    expectProblem({ ...PEERED, cloudPeerSubnetIds: '["subnet-0a", "sn-1"]' }, "cloudPeerSubnetIds", /not a subnet id/);
+    expectProblem(
+      { ...PEERED, cloudPeerRouteTableIds: '["rtb-0a", "main"]' },
+      "cloudPeerRouteTableIds",
+      /not a route table/,
+    );
+    const p = expectProblem(
+      { ...PEERED, cloudPeerVpcCidrs: '["10.60.0.1/16"]' },
+      "cloudPeerVpcCidrs",
+      /not an IPv4 CIDR/,
+    );
+    expect(p.value).toBe("10.60.0.1/16");
+  });
+
+  test("the peered VPC must not overlap the subscription's deployment CIDR: the fix offers a free /24", () => {
+    const p = expectProblem(
+      { ...PEERED, cloudPeerVpcCidrs: '["10.0.0.0/8"]', allowedCidrs: '["10.0.0.0/8"]' },
+      "cloudPeerVpcCidrs",
+      /overlaps cloudDeploymentCidr 10\.0\.0\.0\/24, the CIDR of Redis Cloud's VPC/,
+    );
+    expect(p.value).toBe("10.0.0.0/8");
+    // 10.99.0.0/24 and 10.254.0.0/24 are inside 10/8: the first spare outside it.
+    expect(p.fix).toContain("pulumi config set cloudDeploymentCidr 172.31.254.0/24");
+    expect(p.fix).toContain("replaces the subscription");
+    // A deployment CIDR elsewhere is fine.
+    expect(
+      parseSettings({
+        ...PEERED,
+        cloudPeerVpcCidrs: '["10.0.0.0/8"]',
+        allowedCidrs: '["10.0.0.0/8"]',
+        cloudDeploymentCidr: "172.31.254.0/24",
+      }).problems,
+    ).toEqual([]);
+    expect(cidrsOverlap("10.0.0.0/24", "10.0.0.128/25")).toBe(true);
+    expect(cidrsOverlap("10.0.0.0/24", "10.0.1.0/24")).toBe(false);
+  });
+
+  test("allowedCidrs must let the peered VPC in, and the AWS side goes to the subscription's region", () => {
+    const p = expectProblem(
+      { ...PEERED, allowedCidrs: '["203.0.113.0/24"]' },
+      "allowedCidrs",
+      /lets none of the peered VPC \(10\.60\.0\.0\/16\) in/,
+    );
+    expect(p.fix).toBe("pulumi config set --path 'allowedCidrs[1]' 10.60.0.0/16");
+    // A part of the VPC is enough (a deliberate narrowing to the apps' subnets).
+    expect(parseSettings({ ...PEERED, allowedCidrs: '["10.60.4.0/24"]' }).problems).toEqual([]);
+    const twoCidrs = { ...PEERED, cloudPeerVpcCidrs: '["10.60.0.0/16", "10.61.0.0/16"]' };
+    expect(parseSettings(twoCidrs).problems).toEqual([]);
+    const region = expectProblem({ ...PEERED, "aws:region": "eu-west-1" }, "aws:region", /cloudRegion us-east-1/);
+    expect(region.fix).toBe("pulumi config set aws:region us-east-1");
+    const { "aws:region": _r, ...noRegion } = PEERED;
+    expectProblem(noRegion, "aws:region", /accepter and the routes/);
+  });
+
+  test("the message names every problem of a bad peering at once, under its namespaced key", () => {
+    const text = formatProblems(
+      problems({ ...PEERED, cloudPeerVpcId: "x", cloudPeerVpcCidrs: '["10.0.0.0/16"]', "aws:region": "eu-west-1" }),
+      "redis-stack",
+    );
+    expect(text).toMatch(/^invalid stack configuration \(4 problems\):/);
+    for (const key of [
+      "redis-stack:cloudPeerVpcId",
+      "redis-stack:cloudPeerVpcCidrs",
+      "redis-stack:allowedCidrs",
+      "aws:region",
+    ])
+      expect(text).toContain(key);
   });
 });
 

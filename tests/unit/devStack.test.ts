@@ -3,12 +3,14 @@
  * binding registers, checked against the provider's schema, and the same output contract as EC2.
  */
 import { cloudAlerts } from "../../components/redisCloud";
-import { stackSettings } from "../../local/localCluster";
+import { stackConfig, stackSettings } from "../../local/localCluster";
 import * as pulumi from "@pulumi/pulumi";
 import { byType, countByType, FAKE, runStack, RunResult, unwrapSecrets, valueOf } from "./support/stackHarness";
 import { checkInputsAgainstSchema, checkInputsAgainstValidation, loadSchema, loadValidation } from "./rediscloudSchema";
 
 const SUBSCRIPTION = "rediscloud:index/subscription:Subscription";
+/** Redis Cloud's CA bundle as Pulumi.dev.yaml holds it (cloudCaCertificate). */
+const CLOUD_CA = stackConfig("dev")["redis-stack:cloudCaCertificate"];
 const DATABASE = "rediscloud:index/subscriptionDatabase:SubscriptionDatabase";
 
 let run: RunResult;
@@ -23,10 +25,12 @@ beforeAll(async () => {
   if (run.error) throw run.error;
 });
 
-test("creates one subscription and one database, and nothing on AWS", () => {
+test("creates one subscription and one database, and nothing on AWS (no peering configured)", () => {
   const counts = countByType(run.resources);
   expect(counts[SUBSCRIPTION]).toBe(1);
   expect(counts[DATABASE]).toBe(1);
+  expect(counts["rediscloud:index/subscriptionPeering:SubscriptionPeering"]).toBeUndefined();
+  expect(counts["redis-stack:cloud:RedisCloudPeering"]).toBeUndefined();
   expect(counts["random:index/randomPassword:RandomPassword"]).toBe(1);
   expect(Object.keys(counts).filter((t) => t.startsWith("aws:"))).toEqual([]);
   expect(run.calls).toEqual(["rediscloud:index/getPaymentMethod:getPaymentMethod"]);
@@ -54,7 +58,7 @@ test("subscription: AWS region, multi-AZ, /24 deployment CIDR, the card looked u
 test("database: replication, AOF every second, RDB backups to S3, allkeys-lru, TLS, password, allowlist, alerts", () => {
   const db = inputsOf(DATABASE);
   expect(db).toMatchObject({
-    subscriptionId: "redis-dev-subscription-id",
+    subscriptionId: FAKE.subscriptionId,
     replication: true,
     dataPersistence: "aof-every-1-second",
     remoteBackup: { interval: "every-6-hours", storageType: "aws-s3", storagePath: "s3://acme-redis-backups/dev" },
@@ -104,20 +108,24 @@ test("the validation checker rejects what the provider rejects", () => {
   ]);
 });
 
-test("outputs: the same contract as EC2, single endpoint, rediss URL with the default user", async () => {
+test("outputs: the same contract as EC2, the public endpoint, rediss URL with the default user, Redis Cloud's CA", async () => {
   const o = run.outputs;
   if (!o) throw new Error("no outputs");
   expect(await valueOf(o.target)).toBe("cloud");
   expect(await valueOf(o.clusterMode)).toBe(false);
   expect(await valueOf(o.nodes)).toEqual([FAKE.endpoint]);
   expect(await valueOf(o.tls)).toBe(true);
-  expect(await valueOf(o.caCertificate)).toBe("");
+  expect(CLOUD_CA).toMatch(/^-----BEGIN CERTIFICATE-----\n/);
+  // The CA from config, plain (a public certificate) and in the secret env map.
+  expect(await valueOf(o.caCertificate)).toBe(CLOUD_CA);
+  expect(await pulumi.isSecret(o.caCertificate)).toBe(false);
   const url = await valueOf(o.redisUrl);
   expect(url).toBe(`rediss://default:${FAKE.password("redis-dev-password")}@${FAKE.endpoint}`);
   expect(await pulumi.isSecret(o.redisUrl)).toBe(true);
   expect(await pulumi.isSecret(o.env)).toBe(true);
   expect(await pulumi.isSecret(o.nodes)).toBe(false);
   expect(Object.keys(await valueOf(o.env)).sort()).toEqual([
+    "REDIS_CA_PEM",
     "REDIS_CLUSTER_MODE",
     "REDIS_CLUSTER_NODES",
     "REDIS_CONNECT_TIMEOUT",
@@ -125,7 +133,11 @@ test("outputs: the same contract as EC2, single endpoint, rediss URL with the de
     "REDIS_TLS",
     "REDIS_URL",
   ]);
+  expect((await valueOf(o.env)).REDIS_CA_PEM).toBe(CLOUD_CA);
+  // Reached over the internet (allowedCidrs): no network to deploy apps into.
   expect(o.clientSecurityGroupId).toBeUndefined();
+  expect(o.vpcId).toBeUndefined();
+  expect(o.subnetIds).toBeUndefined();
   // The alert thresholds are the EC2 alarms' keys at their defaults (alarmMemoryPercent, alarmLatencyP99Ms).
   expect((await valueOf(o.monitoring)).alerts).toEqual(["dataset-size 90", "throughput-higher-than 800", "latency 10"]);
 });

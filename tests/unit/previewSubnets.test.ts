@@ -1,9 +1,9 @@
 /**
  * With `vpcId`/`subnetIds`, the subnets are looked up at preview and checked against the topology:
  * subnets all in one AZ fail before any resource exists; subnets in 3 AZs get the nodes, each at its
- * fixed address in its AZ's subnet, and no VPC is created.
+ * fixed address in its AZ's subnet, no VPC is created, and the outputs name that VPC and those subnets.
  */
-import { byType, runStack, SubnetFixture, unwrapSecrets } from "./support/stackHarness";
+import { byType, runStack, SubnetFixture, unwrapSecrets, valueOf } from "./support/stackHarness";
 
 const subnet = (id: string, az: string, cidr: string): SubnetFixture => ({
   id,
@@ -42,4 +42,9 @@ test("nodes are placed at fixed addresses in the given subnets", async () => {
     "subnet-0c 10.1.3.13",
     "subnet-0c 10.1.3.14",
   ]);
+  // Apps deploy next to the nodes: the given VPC and the subnets the nodes are in.
+  const o = run.outputs;
+  if (!o?.vpcId || !o.subnetIds) throw new Error("no vpcId/subnetIds outputs");
+  expect(await valueOf(o.vpcId)).toBe("vpc-0aaa");
+  expect(await valueOf(o.subnetIds)).toEqual(["subnet-0a", "subnet-0b", "subnet-0c"]);
 });

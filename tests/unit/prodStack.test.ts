@@ -386,8 +386,18 @@ describe("prod stack outputs", () => {
       REDIS_TLS: "true",
       REDIS_MAX_RETRIES: "10",
       REDIS_CONNECT_TIMEOUT: "5000",
+      // The stack's own CA, in the env apps read as well as in caCertificate.
+      REDIS_CA_PEM: FAKE.cert("redis-prod-ca"),
     });
     expect(await valueOf(o.clientSecurityGroupId as pulumi.Output<string>)).toBe("redis-prod-client-id");
+    // Where an app deploy sits: the VPC the stack created and its private subnets, the nodes' own.
+    expect(await valueOf(o.vpcId as pulumi.Output<string>)).toBe("redis-prod-net-vpc-id");
+    const subnetIds = await valueOf(o.subnetIds as pulumi.Output<string[]>);
+    expect(subnetIds).toEqual([0, 1, 2].map((i) => `redis-prod-net-private-${i}-id`));
+    const nodeSubnets = byType(run.resources, "aws:ec2/networkInterface:NetworkInterface").map((r) =>
+      String(inputs(r).subnetId),
+    );
+    expect([...new Set(nodeSubnets)].sort()).toEqual(subnetIds);
     expect(await valueOf(o.monitoring)).toEqual({
       alertTopicArn: "arn:aws:sns:us-east-1:123456789012:redis-prod-alarms-alerts",
       dashboardUrl:
@@ -402,7 +412,17 @@ describe("prod stack outputs", () => {
     if (!o) throw new Error("no outputs");
     expect(await pulumi.isSecret(o.redisUrl)).toBe(true);
     expect(await pulumi.isSecret(o.env)).toBe(true);
-    for (const key of ["target", "clusterMode", "nodes", "tls", "caCertificate", "monitoring"] as const) {
+    for (const key of [
+      "target",
+      "clusterMode",
+      "nodes",
+      "tls",
+      "caCertificate",
+      "vpcId",
+      "subnetIds",
+      "clientSecurityGroupId",
+      "monitoring",
+    ] as const) {
       expect(await pulumi.isSecret(o[key] as pulumi.Output<unknown>)).toBe(false);
       const text = JSON.stringify(await valueOf(o[key] as pulumi.Output<unknown>));
       expect(text).not.toContain(FAKE.password("redis-prod-app-password"));

@@ -3,15 +3,25 @@
 // (a) checkInputsAgainstSchema against the real provider schema (skipped with a logged reason when the
 //     schema file is absent, except on CI where its absence is a failure), plus an inline mini-schema so
 //     the checker's logic is covered everywhere;
-// (b) the binding under Pulumi mocks: tokens, inputs, secrets, plugin options, required arguments.
+// (b) the binding under Pulumi mocks: tokens, inputs, secrets, plugin options, required arguments;
+// (c) SubscriptionPeering against the full schema (reference/rediscloud/schema-v1.3.5-full.json) and the
+//     provider's check-time validation lists.
 
 import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 import * as rediscloud from "@rediscloud/pulumi-rediscloud";
-import { checkInputsAgainstSchema, loadSchema, ProviderSchema } from "./rediscloudSchema";
+import {
+  checkInputsAgainstSchema,
+  checkInputsAgainstValidation,
+  FULL_SCHEMA_RELATIVE_PATH,
+  loadSchema,
+  loadValidation,
+  ProviderSchema,
+} from "./rediscloudSchema";
 
 const SUBSCRIPTION = "rediscloud:index/subscription:Subscription";
 const DATABASE = "rediscloud:index/subscriptionDatabase:SubscriptionDatabase";
+const PEERING = "rediscloud:index/subscriptionPeering:SubscriptionPeering";
 const PLUGIN_URL = "github://api.github.com/RedisLabs/pulumi-rediscloud";
 
 // ---------------------------------------------------------------------------------------------------
@@ -24,10 +34,11 @@ void pulumi.runtime.setMocks(
   {
     newResource: (args: pulumi.runtime.MockResourceArgs): pulumi.runtime.MockResourceResult => {
       registered.push(args);
-      return {
-        id: args.name + "_id",
-        state: { ...(args.inputs as Record<string, unknown>), publicEndpoint: "redis-123.example.cloud:12345" },
-      };
+      const computed =
+        args.type === PEERING
+          ? { awsPeeringId: "pcx-0123456789abcdef0", status: "pending-acceptance" }
+          : { publicEndpoint: "redis-123.example.cloud:12345" };
+      return { id: args.name + "_id", state: { ...(args.inputs as Record<string, unknown>), ...computed } };
     },
     call: (args: pulumi.runtime.MockCallArgs): pulumi.runtime.MockCallResult => {
       invoked.push(args);
@@ -421,6 +432,7 @@ describe("Redis Cloud binding", () => {
       provider: "pulumi:providers:rediscloud",
       subscription: SUBSCRIPTION,
       subscriptionDatabase: DATABASE,
+      subscriptionPeering: PEERING,
       getPaymentMethod: "rediscloud:index/getPaymentMethod:getPaymentMethod",
     });
   });
@@ -453,5 +465,98 @@ describe("Redis Cloud binding", () => {
       { cardType: "Visa" },
       { cardType: "Visa", lastFourNumbers: "4242" },
     ]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// (c) SubscriptionPeering, against the provider's full schema (the subset file predates the peering)
+
+describe("SubscriptionPeering binding (full schema v1.3.5)", () => {
+  const full = loadSchema(FULL_SCHEMA_RELATIVE_PATH);
+  const spec = full.resources[PEERING];
+  const awsArgs = {
+    subscriptionId: "1234567",
+    providerName: "AWS",
+    region: "eu-west-1",
+    awsAccountId: "123456789012",
+    vpcId: "vpc-01234567890",
+    vpcCidrs: ["10.60.0.0/16", "10.61.0.0/16"],
+  } satisfies rediscloud.SubscriptionPeeringArgs;
+
+  test("the full schema is a superset of the subset file: the resources the stack started with are identical", () => {
+    for (const [token, resource] of Object.entries(schema.resources)) expect(full.resources[token]).toEqual(resource);
+    expect(spec).toBeDefined();
+    expect(spec.requiredInputs).toEqual(["subscriptionId"]);
+  });
+
+  test("registers the token with every schema input under its schema name, and nothing else", async () => {
+    const everyInput: Required<rediscloud.SubscriptionPeeringArgs> = {
+      ...awsArgs,
+      vpcCidr: "10.60.0.0/16",
+      gcpProjectId: "project",
+      gcpNetworkName: "network",
+    };
+    const peering = new rediscloud.SubscriptionPeering("peering-all", everyInput);
+    expect(await valueOf(peering.id)).toBe("peering-all_id");
+    const sent = inputsOf(PEERING, "peering-all");
+    expect(Object.keys(sent).sort()).toEqual(Object.keys(spec.inputProperties ?? {}).sort());
+    // Type-correct against the schema (the provider's own ExactlyOneOf on vpcCidr/vpcCidrs is not a type).
+    expect(checkInputsAgainstSchema(full, PEERING, sent)).toEqual([]);
+  });
+
+  test("every schema property is an Output of the resource; awsPeeringId (what AWS accepts) comes from the provider", async () => {
+    const peering = new rediscloud.SubscriptionPeering("peering-aws", awsArgs);
+    const props = peering as unknown as Record<string, unknown>;
+    for (const key of Object.keys(spec.properties ?? {}))
+      expect({ key, output: pulumi.Output.isInstance(props[key]) }).toEqual({ key, output: true });
+    expect(await valueOf(peering.awsPeeringId)).toBe("pcx-0123456789abcdef0");
+    expect(await valueOf(peering.status)).toBe("pending-acceptance");
+    expect(await valueOf(peering.vpcCidrs)).toEqual(["10.60.0.0/16", "10.61.0.0/16"]);
+    // Output-only properties are not sent as inputs.
+    const sent = inputsOf(PEERING, "peering-aws");
+    expect(sent).toEqual(awsArgs);
+    expect(checkInputsAgainstSchema(full, PEERING, sent)).toEqual([]);
+    expect(checkInputsAgainstValidation(loadValidation(), PEERING, sent)).toEqual([]);
+  });
+
+  test("the provider's check-time rules: a numeric subscription id, AWS or GCP, CIDRs", () => {
+    expect(
+      checkInputsAgainstValidation(loadValidation(), PEERING, {
+        ...awsArgs,
+        subscriptionId: "sub_id",
+        providerName: "Azure",
+        vpcCidrs: ["10.60.0.0/33"],
+      }),
+    ).toEqual([
+      'subscriptionId: "sub_id" does not match ^\\d+$',
+      'providerName: "Azure" is not one of AWS, GCP',
+      'vpcCidrs[]: "10.60.0.0/33" is not a CIDR',
+    ]);
+  });
+
+  test("options: plugin defaults, and every input replaces the peering (schema willReplaceOnChanges)", () => {
+    const capture = optionsCapture();
+    new rediscloud.SubscriptionPeering("peering-opts", awsArgs, capture.opts);
+    const replacing = Object.entries(spec.inputProperties ?? {})
+      .filter(([, p]) => p.willReplaceOnChanges === true)
+      .map(([k]) => k)
+      .sort();
+    expect(capture.captured()).toEqual(
+      expect.objectContaining({ version: "1.3.5", pluginDownloadURL: PLUGIN_URL, replaceOnChanges: replacing }),
+    );
+  });
+
+  test("subscriptionId is required; get() reads by id; isInstance tells the classes apart", async () => {
+    expect(() => new rediscloud.SubscriptionPeering("peering-bad", {} as rediscloud.SubscriptionPeeringArgs)).toThrow(
+      "Missing required property 'subscriptionId'",
+    );
+    const existing = rediscloud.SubscriptionPeering.get("peering-existing", "1234567/42");
+    expect(await valueOf(existing.id)).toBe("1234567/42");
+    expect(registered.find((r) => r.name === "peering-existing")).toEqual(
+      expect.objectContaining({ type: PEERING, id: "1234567/42" }),
+    );
+    expect(rediscloud.SubscriptionPeering.isInstance(existing)).toBe(true);
+    expect(rediscloud.Subscription.isInstance(existing)).toBe(false);
+    expect(rediscloud.tokens.subscriptionPeering).toBe(PEERING);
   });
 });

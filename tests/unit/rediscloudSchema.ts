@@ -80,22 +80,24 @@ export interface ProviderSchema {
 
 /** Where the provider's schema lives, relative to the project root (vendored: reference/README.md). */
 export const SCHEMA_RELATIVE_PATH = "reference/rediscloud/schema-v1.3.5.json";
+/** The same provider's full schema: every resource (SubscriptionPeering among them); the above is its subset. */
+export const FULL_SCHEMA_RELATIVE_PATH = "reference/rediscloud/schema-v1.3.5-full.json";
 /** The values the provider accepts at check time, beyond the schema's types (vendored likewise). */
 export const VALIDATION_RELATIVE_PATH = "reference/rediscloud/validation-v1.3.5.json";
 
 const PROJECT_ROOT = path.resolve(__dirname, "../..");
 
-/** Absolute location of the schema. */
-export function schemaPath(): string {
-  return path.join(PROJECT_ROOT, SCHEMA_RELATIVE_PATH);
+/** Absolute location of a schema (the subset the stack started with, unless told). */
+export function schemaPath(relativePath: string = SCHEMA_RELATIVE_PATH): string {
+  return path.join(PROJECT_ROOT, relativePath);
 }
 
-/** Reads the provider schema; a file that is not a package schema is an error. */
-export function loadSchema(): ProviderSchema {
-  const file = schemaPath();
+/** Reads a provider schema; a file that is not a package schema is an error. */
+export function loadSchema(relativePath: string = SCHEMA_RELATIVE_PATH): ProviderSchema {
+  const file = schemaPath(relativePath);
   const parsed: unknown = JSON.parse(fs.readFileSync(file, "utf8"));
   if (!isPlainObject(parsed) || typeof parsed["name"] !== "string" || !isPlainObject(parsed["resources"])) {
-    throw new Error(`${SCHEMA_RELATIVE_PATH} is not a Pulumi package schema (no name / resources)`);
+    throw new Error(`${relativePath} is not a Pulumi package schema (no name / resources)`);
   }
   return parsed as unknown as ProviderSchema;
 }

@@ -13,6 +13,8 @@ export interface Registered {
   type: string;
   name: string;
   inputs: Record<string, unknown>;
+  /** The explicit provider (`urn::id`) the resource was registered with, inherited from its parents. */
+  provider?: string;
 }
 
 /** Deterministic fake values the mocks hand out; tests scan outputs and user-data for them. */
@@ -21,6 +23,10 @@ export const FAKE = {
   privateKey: (name: string) => `-----BEGIN PRIVATE KEY-----\nKEY${name}\n-----END PRIVATE KEY-----\n`,
   cert: (name: string) => `-----BEGIN CERTIFICATE-----\nCERT${name}\n-----END CERTIFICATE-----\n`,
   endpoint: "redis-12345.c1.us-east-1-2.ec2.cloud.redislabs.com:12345",
+  /** Redis Cloud's ids are numbers (the peering's subscriptionId must be one: validation-v1.3.5.json). */
+  subscriptionId: "2170513",
+  /** The AWS peering connection Redis Cloud requests (SubscriptionPeering's awsPeeringId). */
+  peeringConnectionId: "pcx-0a1b2c3d4e5f67890",
   azs: ["us-east-1a", "us-east-1b", "us-east-1c"],
   /** What getInstanceType answers (memory in MiB, architectures); any other type is unknown to "AWS". */
   instanceTypes: {
@@ -78,6 +84,10 @@ function computedState(type: string, name: string): Record<string, unknown> {
       return { name, arn: `arn:aws:iam::123456789012:role/${name}` };
     case "aws:iam/instanceProfile:InstanceProfile":
       return { name };
+    case "rediscloud:index/subscription:Subscription":
+      return { id: FAKE.subscriptionId };
+    case "rediscloud:index/subscriptionPeering:SubscriptionPeering":
+      return { id: `${FAKE.subscriptionId}/42`, awsPeeringId: FAKE.peeringConnectionId, status: "pending-acceptance" };
     case "rediscloud:index/subscriptionDatabase:SubscriptionDatabase":
       return {
         publicEndpoint: FAKE.endpoint,
@@ -130,7 +140,7 @@ export async function runStack(
     {
       newResource: (args) => {
         const inputs = args.inputs as Record<string, unknown>;
-        resources.push({ type: args.type, name: args.name, inputs });
+        resources.push({ type: args.type, name: args.name, inputs, provider: args.provider });
         const state: Record<string, unknown> =
           args.type === "pulumi:pulumi:StackReference"
             ? { ...inputs, outputs: deployedOutputs, secretOutputNames: [] }
