@@ -6,7 +6,15 @@
  * dropping or repeating them. Two opt-in layers: an in-memory fallback for reads (and, if asked, buffered
  * writes) while Redis is unreachable, and gzip compression of large values (FORMAT.md).
  */
-import { createClient as createNodeClient, createCluster, RESP_TYPES } from "redis";
+import {
+  AbortError,
+  ClientClosedError,
+  createClient as createNodeClient,
+  createCluster,
+  DisconnectsClientError,
+  RESP_TYPES,
+  TimeoutError,
+} from "redis";
 import { backoffDelay, BackoffOptions, reconnectStrategy } from "./backoff";
 import { CodecOptions, decodeValue, encodeValue } from "./codec";
 import { Contract, readContract } from "./contract";
@@ -39,12 +47,17 @@ export interface FallbackLayerOptions extends FallbackOptions {
 export interface CreateClientOptions {
   /** How long an idempotent command (or a write that surely did not reach Redis) keeps retrying. */
   retryBudgetMs?: number;
-  /** How long a command may wait to be written (node-redis queues commands while it reconnects). */
+  /**
+   * Each attempt's limit, from queueing to the reply. A command still queued then (node-redis holds them
+   * while it redials a node) is aborted, surely unsent, and retried. node-redis has no timeout for a
+   * command already written, and a socket that keeps being written to never times out, so a frozen or
+   * powered-off node would hold it: the attempt gives up instead (outcome unknown: idempotent commands
+   * retry, others fail with WriteOutcomeUnknownError).
+   */
   commandTimeoutMs?: number;
   /**
-   * A connection silent this long is dropped and redialled: a dead instance answers nothing, and node-redis
-   * has no timeout for a command already written. Idle connections PING every `pingIntervalMs` to stay
-   * below it.
+   * An idle connection silent this long is dropped and redialled; idle connections PING every
+   * `pingIntervalMs` to stay below it.
    */
   socketTimeoutMs?: number;
   pingIntervalMs?: number;
@@ -80,11 +93,15 @@ type Reply = unknown;
 
 /** The one thing that differs between a cluster and a single endpoint: how a command is sent. */
 export interface Backend {
-  send(key: string | undefined, readonly: boolean, args: Arg[], timeoutMs: number): Promise<Reply>;
+  /** `signal` aborts the command while it still waits to be written (node-redis: AbortError, never sent). */
+  send(key: string | undefined, readonly: boolean, args: Arg[], signal: AbortSignal): Promise<Reply>;
   refresh(): Promise<void>;
   connect(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** How long after aborting an attempt its own rejection may take before the attempt gives up on it. */
+const ABORT_GRACE_MS = 50;
 
 const BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
 
@@ -118,8 +135,8 @@ function nodeRedisBackend(c: Contract, o: CreateClientOptions, counters: ClientC
     });
     cluster.on("error", onError);
     return {
-      send: (key, readonly, args, timeout) =>
-        cluster.sendCommand(key, readonly, args, { timeout, typeMapping: BUFFERS }),
+      send: (key, readonly, args, abortSignal) =>
+        cluster.sendCommand(key, readonly, args, { abortSignal, typeMapping: BUFFERS }),
       refresh: () => cluster._slots.rediscover(),
       connect: async () => void (await cluster.connect()),
       close: async () => cluster.destroy(),
@@ -128,7 +145,7 @@ function nodeRedisBackend(c: Contract, o: CreateClientOptions, counters: ClientC
   const client = createNodeClient({ ...auth, socket: { ...socket, host: c.nodes[0].host, port: c.nodes[0].port } });
   client.on("error", onError);
   return {
-    send: (_key, _readonly, args, timeout) => client.sendCommand(args, { timeout, typeMapping: BUFFERS }),
+    send: (_key, _readonly, args, abortSignal) => client.sendCommand(args, { abortSignal, typeMapping: BUFFERS }),
     refresh: async () => undefined,
     connect: async () => void (await client.connect()),
     close: async () => client.destroy(),
@@ -148,6 +165,8 @@ export class StackClient {
   private readonly cache?: FallbackCache;
   private readonly buffer?: OutageWriteBuffer;
   private down = false;
+  /** Keys with buffered writes not yet replayed, and how many. */
+  private readonly pending = new Map<string, number>();
   private probe?: NodeJS.Timeout;
   private closed = false;
 
@@ -187,7 +206,9 @@ export class StackClient {
 
   /** GET, with whether the value is stale (served by the fallback during an outage). */
   async read(key: string): Promise<ReadResult> {
-    if (this.down && this.cache) {
+    // A key with a buffered write not yet replayed: Redis still holds the older value, so the app's own
+    // acknowledged write (remembered in memory) is the answer until the replay applies it.
+    if ((this.down || this.pending.has(key)) && this.cache) {
       const hit = this.cache.recall(key);
       if (hit) return this.stale(hit.value);
     }
@@ -197,7 +218,7 @@ export class StackClient {
       this.cache?.remember(key, value);
       return { value, stale: false };
     } catch (e) {
-      const hit = this.cache && isTransientRedisError(rootCause(e)) ? this.cache.recall(key) : undefined;
+      const hit = this.cache && this.transient(rootCause(e)) ? this.cache.recall(key) : undefined;
       if (hit) return this.stale(hit.value);
       throw e;
     }
@@ -266,6 +287,7 @@ export class StackClient {
     if (!this.buffer?.push({ command, key, args }))
       throw new WriteFailedError(command, "Redis is unreachable and the write buffer is full");
     this.counters.bufferedWrites++;
+    this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
     return null;
   }
 
@@ -275,14 +297,16 @@ export class StackClient {
     const timeout = this.o.commandTimeoutMs ?? CLIENT_DEFAULTS.commandTimeoutMs;
     const command = String(args[0]);
     try {
-      const reply = await withRetry(() => this.backend.send(key, readonly, args, timeout), {
+      const reply = await withRetry(() => this.attempt(key, readonly, args, timeout), {
         budgetMs,
         backoff: this.o.backoff ?? CLIENT_DEFAULTS.backoff,
         // A command that may have been applied is repeated only when repeating it is harmless. One that
         // never reached Redis, or that Redis refused (READONLY, TRYAGAIN, CLUSTERDOWN...), was not applied.
-        isRetryable: (e) => isTransientRedisError(e) && (idempotent || wasSent(e) !== "unknown"),
+        isRetryable: (e) => this.transient(e) && (idempotent || wasSent(e) !== "unknown"),
+        // A refresh asks the nodes for the slots: bounded like an attempt, or a frozen node would hold
+        // the retry loop past its budget.
         beforeRetry: async () => {
-          await this.backend.refresh().catch(() => undefined);
+          await withTimeout(this.backend.refresh(), timeout).catch(() => undefined);
         },
         onRetry: () => void this.counters.retries++,
       });
@@ -290,11 +314,40 @@ export class StackClient {
       return reply;
     } catch (e) {
       const cause = rootCause(e);
-      if (e instanceof RetryBudgetExceededError && isTransientRedisError(cause)) this.markDown();
-      if (readonly || !isTransientRedisError(cause)) throw e;
+      if (e instanceof RetryBudgetExceededError && this.transient(cause)) this.markDown();
+      if (readonly || !this.transient(cause)) throw e;
       if (wasSent(cause) === "unknown")
         throw new WriteOutcomeUnknownError(command, "the connection failed after the command was sent", cause);
       throw new WriteFailedError(command, `not applied within the ${budgetMs} ms retry budget`, cause);
+    }
+  }
+
+  /**
+   * Transient, or a node connection node-redis closed by itself: a cluster node whose reconnects ran out
+   * (a dead master) is destroyed and its queued commands fail with ClientClosedError or
+   * DisconnectsClientError; the cluster then dials a fresh one. Only our own close() is final.
+   */
+  private transient(e: unknown): boolean {
+    return (
+      isTransientRedisError(e) ||
+      // Our own attempt's abort: the command was never written.
+      e instanceof AbortError ||
+      (!this.closed && (e instanceof ClientClosedError || e instanceof DisconnectsClientError))
+    );
+  }
+
+  /**
+   * One attempt, limited to `timeout`: a command still queued then (node-redis holds commands while it
+   * redials a node) is aborted and surely not sent (AbortError: retryable even when not idempotent); one
+   * already written that has no reply a moment later gives up with TimeoutError (outcome unknown).
+   */
+  private async attempt(key: string | undefined, readonly: boolean, args: Arg[], timeout: number): Promise<Reply> {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeout);
+    try {
+      return await withTimeout(this.backend.send(key, readonly, args, abort.signal), timeout + ABORT_GRACE_MS);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -318,8 +371,9 @@ export class StackClient {
     if (this.probing) return;
     this.probing = true;
     try {
-      await this.backend.refresh().catch(() => undefined);
-      await this.backend.send(undefined, true, ["PING"], this.o.commandTimeoutMs ?? CLIENT_DEFAULTS.commandTimeoutMs);
+      const timeout = this.o.commandTimeoutMs ?? CLIENT_DEFAULTS.commandTimeoutMs;
+      await withTimeout(this.backend.refresh(), timeout).catch(() => undefined);
+      await this.attempt(undefined, true, ["PING"], timeout);
       this.markUp();
     } catch {
       // still down
@@ -333,6 +387,10 @@ export class StackClient {
     if (!this.buffer || this.buffer.length === 0) return;
     const r = await this.buffer.drain(async (op) => {
       await this.run(op.key, false, op.args, true);
+      const key = op.key ?? "";
+      const left = (this.pending.get(key) ?? 1) - 1;
+      if (left > 0) this.pending.set(key, left);
+      else this.pending.delete(key);
     });
     this.counters.replayedWrites += r.applied;
   }
@@ -346,6 +404,16 @@ export class StackClient {
     }
     return !this.buffer || this.buffer.length === 0;
   }
+}
+
+/** The attempt's promise, or node-redis's TimeoutError after `ms` (the command may still be applied later). */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError("no reply within the command timeout")), ms);
+  });
+  p.catch(() => undefined); // a late failure of an abandoned attempt is nobody's to handle
+  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }
 
 function rootCause(e: unknown): unknown {

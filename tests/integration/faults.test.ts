@@ -5,6 +5,7 @@
  * isolated-master scenario, whose loss is measured and reported).
  */
 import { describeLab } from "../../lab/hosts/hostLab";
+import { clientScenarios } from "./clientScenarios";
 import { stackSettings } from "../../local/localCluster";
 import {
   ClusterLab,
@@ -279,4 +280,7 @@ describeLab("fault tolerance", () => {
     report.processCrash = { promotedInMs: promotedIn, restartSec, healedInMs: healedIn };
     await expectNoneLost(w, res);
   });
+
+  // The app side, on the same lab once the faults above are over.
+  clientScenarios(() => c);
 });

@@ -3,7 +3,7 @@
  * in tests/integration/clientScenarios.ts): what is retried, what surfaces as which typed error, when the
  * fallback serves and when buffered writes replay. The errors are node-redis's own classes.
  */
-import { ConnectionTimeoutError, SimpleError, SocketClosedUnexpectedlyError } from "redis";
+import { ClientClosedError, ConnectionTimeoutError, SimpleError, SocketClosedUnexpectedlyError } from "redis";
 import {
   Backend,
   COMPRESSION_MAGIC,
@@ -24,8 +24,11 @@ class ScriptedBackend implements Backend {
   readonly failures: Error[] = [];
   refreshes = 0;
   down?: () => Error;
+  /** While set, SETs wait for it (a replay caught mid-way). */
+  gate?: Promise<void>;
   async send(_key: string | undefined, _ro: boolean, args: Arg[]): Promise<unknown> {
     if (this.down) throw this.down();
+    if (this.gate && String(args[0]) === "SET") await this.gate;
     const next = this.failures.shift();
     const [cmd, key, value] = args.map((a) => (Buffer.isBuffer(a) ? a : Buffer.from(a)));
     this.sent.push(args.map((a) => (Buffer.isBuffer(a) ? `<${a.length} bytes>` : a)));
@@ -175,4 +178,33 @@ test("compression: large values are stored with the marker and read back; small 
   expect(await c.get("foreign")).toBe("written by another app");
   expect(c.counters.compressedValues).toBe(1);
   expect(c.counters.compressionInBytes).toBe(Buffer.byteLength(doc));
+});
+
+test("after an outage, a key whose buffered write is not replayed yet reads the app's own write, not Redis's older value", async () => {
+  const { b, c } = make({ fallback: { maxEntries: 100, maxBytes: 10_000, ttlMs: 60_000, writes: "buffer" } });
+  await c.set("a", "1");
+  b.down = () => new SocketClosedUnexpectedlyError();
+  await c.get("a");
+  await c.set("a", "2");
+  let open = () => undefined as void;
+  b.gate = new Promise<void>((r) => (open = r));
+  b.down = undefined;
+  while (c.unreachable) await new Promise((r) => setTimeout(r, 20));
+  // Redis answers again and the replay has begun, but the buffered SET is held at the gate.
+  expect(b.data.get("a")?.toString()).toBe("1");
+  expect(await c.read("a")).toEqual({ value: "2", stale: true });
+  open();
+  expect(await c.flushed(5_000)).toBe(true);
+  expect(await c.read("a")).toEqual({ value: "2", stale: false });
+  await c.close();
+});
+
+test("a node connection node-redis closed by itself (reconnects ran out) is retried; after close() nothing is", async () => {
+  const { b, c } = make();
+  b.failures.push(new ClientClosedError());
+  await c.set("k", "v");
+  expect(c.counters.retries).toBe(1);
+  await c.close();
+  b.failures.push(new ClientClosedError());
+  await expect(c.get("k")).rejects.toBeInstanceOf(ClientClosedError);
 });

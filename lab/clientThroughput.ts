@@ -1,0 +1,83 @@
+/**
+ * Throughput of one client on the lab's client network: THROUGHPUT_CLIENT=plain (node-redis's own
+ * createCluster, configured by hand from the contract as an app without our package would) or stack
+ * (redis-stack-client's createClient, layers off). THROUGHPUT_WORKERS loops each run GET/SET (half each,
+ * 100-byte values over 1,000 keys) back to back for THROUGHPUT_SECONDS. Prints one JSON line: ops, ops/s,
+ * p50/p99/max latency in ms. Run by `npm run bench:client`.
+ */
+import { createCluster } from "redis";
+import { createClient, readContract } from "../client/src/index";
+
+interface Ops {
+  get(key: string): Promise<unknown>;
+  set(key: string, value: string): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+async function plain(): Promise<Ops> {
+  const c = readContract(process.env);
+  const cluster = createCluster({
+    rootNodes: c.nodes.map((n) => ({ socket: { host: n.host, port: n.port } })),
+    defaults: {
+      username: c.username,
+      password: c.password,
+      socket: c.tls ? { tls: true as const, ca: c.caPem } : {},
+    },
+  });
+  cluster.on("error", () => undefined);
+  await cluster.connect();
+  return {
+    get: (k) => cluster.get(k),
+    set: (k, v) => cluster.set(k, v),
+    close: async () => cluster.destroy(),
+  };
+}
+
+async function stack(): Promise<Ops> {
+  const client = await createClient(process.env);
+  return { get: (k) => client.get(k), set: (k, v) => client.set(k, v), close: () => client.close() };
+}
+
+async function main(): Promise<void> {
+  const kind = process.env.THROUGHPUT_CLIENT === "stack" ? "stack" : "plain";
+  const seconds = Number(process.env.THROUGHPUT_SECONDS ?? "15");
+  const workers = Number(process.env.THROUGHPUT_WORKERS ?? "32");
+  const ops = kind === "stack" ? await stack() : await plain();
+  const value = "v".repeat(100);
+  for (let i = 0; i < 1000; i++) await ops.set(`tp:${i}`, value);
+  const latencies: number[] = [];
+  const until = Date.now() + seconds * 1000;
+  let n = 0;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (Date.now() < until) {
+        const key = `tp:${(n * 7919) % 1000}`;
+        const t0 = process.hrtime.bigint();
+        await (n++ % 2 === 0 ? ops.get(key) : ops.set(key, value));
+        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }),
+  );
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  await ops.close();
+  latencies.sort((a, b) => a - b);
+  const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+  console.log(
+    JSON.stringify({
+      client: kind,
+      ops: latencies.length,
+      opsPerSecond: latencies.length / elapsed,
+      p50: at(0.5),
+      p99: at(0.99),
+      max: latencies[latencies.length - 1],
+    }),
+  );
+}
+
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
