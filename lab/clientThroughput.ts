@@ -1,11 +1,12 @@
 /**
  * Throughput of one client on the lab's client network: THROUGHPUT_CLIENT=plain (node-redis's own
- * createCluster, configured by hand from the contract as an app without our package would) or stack
- * (redis-stack-client's createClient, layers off). THROUGHPUT_WORKERS loops each run GET/SET (half each,
+ * createCluster, configured by hand from the contract as an app without our package would),
+ * plain-no-timeout (the same with node-redis's per-command timeout off) or stack (redis-stack-client's
+ * createClient, layers off). THROUGHPUT_WORKERS loops each run GET/SET (half each,
  * 100-byte values over 1,000 keys) back to back for THROUGHPUT_SECONDS. Prints one JSON line: ops, ops/s,
  * p50/p99/max latency in ms. Run by `npm run bench:client`.
  */
-import { createCluster } from "redis";
+import { createClient as createNodeClient, createCluster } from "redis";
 import { createClient, readContract } from "../client/src/index";
 
 interface Ops {
@@ -14,8 +15,19 @@ interface Ops {
   close(): Promise<void>;
 }
 
-async function plain(): Promise<Ops> {
+/** node-redis configured by hand; `noTimeout` turns off its per-command timeout (cluster default 5 s). */
+async function plain(noTimeout = false): Promise<Ops> {
   const c = readContract(process.env);
+  if (!c.clusterMode) {
+    const client = createNodeClient({
+      username: c.username,
+      password: c.password,
+      socket: { host: c.nodes[0].host, port: c.nodes[0].port, ...(c.tls ? { tls: true as const, ca: c.caPem } : {}) },
+    });
+    client.on("error", () => undefined);
+    await client.connect();
+    return { get: (k) => client.get(k), set: (k, v) => client.set(k, v), close: async () => client.destroy() };
+  }
   const cluster = createCluster({
     rootNodes: c.nodes.map((n) => ({ socket: { host: n.host, port: n.port } })),
     defaults: {
@@ -23,6 +35,7 @@ async function plain(): Promise<Ops> {
       password: c.password,
       socket: c.tls ? { tls: true as const, ca: c.caPem } : {},
     },
+    ...(noTimeout ? { commandOptions: { timeout: 0 } } : {}),
   });
   cluster.on("error", () => undefined);
   await cluster.connect();
@@ -39,10 +52,10 @@ async function stack(): Promise<Ops> {
 }
 
 async function main(): Promise<void> {
-  const kind = process.env.THROUGHPUT_CLIENT === "stack" ? "stack" : "plain";
+  const kind = process.env.THROUGHPUT_CLIENT ?? "plain";
   const seconds = Number(process.env.THROUGHPUT_SECONDS ?? "15");
   const workers = Number(process.env.THROUGHPUT_WORKERS ?? "32");
-  const ops = kind === "stack" ? await stack() : await plain();
+  const ops = kind === "stack" ? await stack() : await plain(kind === "plain-no-timeout");
   const value = "v".repeat(100);
   for (let i = 0; i < 1000; i++) await ops.set(`tp:${i}`, value);
   const latencies: number[] = [];

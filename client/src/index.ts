@@ -26,6 +26,7 @@ import {
   WriteOutcomeUnknownError,
   wasSent,
 } from "./errors";
+import { Deadlines } from "./deadlines";
 import { FallbackCache, FallbackOptions, OutageWriteBuffer } from "./fallback";
 import { withRetry } from "./retry";
 
@@ -94,14 +95,14 @@ type Reply = unknown;
 /** The one thing that differs between a cluster and a single endpoint: how a command is sent. */
 export interface Backend {
   /** `signal` aborts the command while it still waits to be written (node-redis: AbortError, never sent). */
-  send(key: string | undefined, readonly: boolean, args: Arg[], signal: AbortSignal): Promise<Reply>;
+  send(key: string | undefined, readonly: boolean, args: Arg[], signal?: AbortSignal): Promise<Reply>;
   refresh(): Promise<void>;
   connect(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** How long after aborting an attempt its own rejection may take before the attempt gives up on it. */
-const ABORT_GRACE_MS = 50;
+/** How long after a transient failure attempts keep carrying abort signals (a failover lasts seconds). */
+const DEGRADED_MS = 30_000;
 
 const BUFFERS = { [RESP_TYPES.BLOB_STRING]: Buffer } as const;
 
@@ -130,22 +131,33 @@ function nodeRedisBackend(c: Contract, o: CreateClientOptions, counters: ClientC
       // must be here, or a discovered node is dialled without them.
       defaults: { ...auth, socket },
       maxCommandRedirections: 16,
+      // Values as Buffers (compressed ones are bytes), set once: per-command options cost node-redis time.
+      // No node-redis command timeout (its cluster default is 5 s, an AbortSignal.timeout per command):
+      // the attempt deadlines above replace it.
+      commandOptions: { typeMapping: BUFFERS, timeout: 0 },
       // Refresh the slots soon after a node starts reconnecting (node-redis waits 5 s by default).
       topologyRefreshOnReconnectionAttemptStrategy: 500,
     });
     cluster.on("error", onError);
     return {
       send: (key, readonly, args, abortSignal) =>
-        cluster.sendCommand(key, readonly, args, { abortSignal, typeMapping: BUFFERS }),
+        abortSignal
+          ? cluster.sendCommand(key, readonly, args, { abortSignal })
+          : cluster.sendCommand(key, readonly, args),
       refresh: () => cluster._slots.rediscover(),
       connect: async () => void (await cluster.connect()),
       close: async () => cluster.destroy(),
     };
   }
-  const client = createNodeClient({ ...auth, socket: { ...socket, host: c.nodes[0].host, port: c.nodes[0].port } });
+  const client = createNodeClient({
+    ...auth,
+    socket: { ...socket, host: c.nodes[0].host, port: c.nodes[0].port },
+    commandOptions: { typeMapping: BUFFERS },
+  });
   client.on("error", onError);
   return {
-    send: (_key, _readonly, args, abortSignal) => client.sendCommand(args, { abortSignal, typeMapping: BUFFERS }),
+    send: (_key, _readonly, args, abortSignal) =>
+      abortSignal ? client.sendCommand(args, { abortSignal }) : client.sendCommand(args),
     refresh: async () => undefined,
     connect: async () => void (await client.connect()),
     close: async () => client.destroy(),
@@ -162,6 +174,7 @@ export class StackClient {
   readonly contract: Contract;
   private readonly backend: Backend;
   private readonly o: CreateClientOptions;
+  private readonly deadlines: Deadlines;
   private readonly cache?: FallbackCache;
   private readonly buffer?: OutageWriteBuffer;
   private down = false;
@@ -174,6 +187,7 @@ export class StackClient {
     this.contract = contract;
     this.o = options;
     this.backend = backend ?? nodeRedisBackend(contract, options, this.counters);
+    this.deadlines = new Deadlines({ timeoutMs: options.commandTimeoutMs ?? CLIENT_DEFAULTS.commandTimeoutMs });
     if (options.fallback) {
       this.cache = new FallbackCache(options.fallback);
       if (options.fallback.writes === "buffer")
@@ -293,11 +307,37 @@ export class StackClient {
 
   /** One command through the retry policy; marks the outage when the budget runs out on a dead connection. */
   private async run(key: string | undefined, readonly: boolean, args: Arg[], idempotent: boolean): Promise<Reply> {
+    // The common case first, without the retry machinery's allocations.
+    try {
+      const reply = await this.attempt(key, readonly, args);
+      if (this.down) this.markUp();
+      return reply;
+    } catch (first) {
+      return this.retry(first, key, readonly, args, idempotent);
+    }
+  }
+
+  /** After a first attempt failed with `first`: the retry policy, within the budget from now. */
+  private async retry(
+    first: unknown,
+    key: string | undefined,
+    readonly: boolean,
+    args: Arg[],
+    idempotent: boolean,
+  ): Promise<Reply> {
     const budgetMs = this.o.retryBudgetMs ?? CLIENT_DEFAULTS.retryBudgetMs;
     const timeout = this.o.commandTimeoutMs ?? CLIENT_DEFAULTS.commandTimeoutMs;
     const command = String(args[0]);
+    let failed: unknown = first;
+    const op = () => {
+      if (failed === undefined) return this.attempt(key, readonly, args);
+      const e = failed;
+      failed = undefined;
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the first attempt's own rejection
+      return Promise.reject(e);
+    };
     try {
-      const reply = await withRetry(() => this.attempt(key, readonly, args, timeout), {
+      const reply = await withRetry(op, {
         budgetMs,
         backoff: this.o.backoff ?? CLIENT_DEFAULTS.backoff,
         // A command that may have been applied is repeated only when repeating it is harmless. One that
@@ -308,7 +348,10 @@ export class StackClient {
         beforeRetry: async () => {
           await withTimeout(this.backend.refresh(), timeout).catch(() => undefined);
         },
-        onRetry: () => void this.counters.retries++,
+        onRetry: () => {
+          this.counters.retries++;
+          this.degradedUntil = Date.now() + DEGRADED_MS;
+        },
       });
       this.markUp();
       return reply;
@@ -341,15 +384,15 @@ export class StackClient {
    * redials a node) is aborted and surely not sent (AbortError: retryable even when not idempotent); one
    * already written that has no reply a moment later gives up with TimeoutError (outcome unknown).
    */
-  private async attempt(key: string | undefined, readonly: boolean, args: Arg[], timeout: number): Promise<Reply> {
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), timeout);
-    try {
-      return await withTimeout(this.backend.send(key, readonly, args, abort.signal), timeout + ABORT_GRACE_MS);
-    } finally {
-      clearTimeout(timer);
-    }
+  private attempt(key: string | undefined, readonly: boolean, args: Arg[]): Promise<Reply> {
+    // Abort signals only while degraded: node-redis adds and removes a listener per command that carries
+    // one, a cost every command would pay for what matters only around a failure.
+    const degraded = Date.now() < this.degradedUntil;
+    return this.deadlines.run((signal) => this.backend.send(key, readonly, args, signal), degraded);
   }
+
+  /** Until when attempts carry abort signals: DEGRADED_MS after the last transient failure. */
+  private degradedUntil = 0;
 
   private markDown(): void {
     if (this.down || this.closed || !this.cache) return;
@@ -373,7 +416,7 @@ export class StackClient {
     try {
       const timeout = this.o.commandTimeoutMs ?? CLIENT_DEFAULTS.commandTimeoutMs;
       await withTimeout(this.backend.refresh(), timeout).catch(() => undefined);
-      await this.attempt(undefined, true, ["PING"], timeout);
+      await this.attempt(undefined, true, ["PING"]);
       this.markUp();
     } catch {
       // still down
