@@ -5,6 +5,9 @@
  * truth (its rate and its hit/miss mix); the published figures must match it. Runs on the cluster
  * suite's lab (created with a 10 s metrics period) after its other tests: the last scenario kills a master.
  */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { ClusterLab, masterOfSlot, role, tagForSlots } from "../../lab/clusterLab";
 import { MetricDatum } from "../../lab/aws/state";
 import { at, culprits, dim, firedAlarms, labAlarms, series, waitForMetrics } from "../../lab/labMetrics";
@@ -16,6 +19,8 @@ const IOREDIS = require.resolve("ioredis");
 
 export interface LoadResult {
   sent: number;
+  /** GETs sent in each second (epoch second -> count): the truth for any period, however paced. */
+  perSecond: Record<string, number>;
   hits: number;
   misses: number;
   startedAt: number;
@@ -42,14 +47,17 @@ const r = new Redis({ host, port: +port, username: user, password, tls: ca ? { c
   for (let i = 0; i < 300; i++) await r.set("{" + tag + "}:k" + i, "v");
   const startedAt = Date.now();
   let sent = 0, hits = 0, misses = 0;
+  const perSecond = {};
   while (Date.now() - startedAt < seconds * 1000) {
     const owed = Math.floor(((Date.now() - startedAt) / 1000) * rate) - sent;
+    const second = Math.floor(Date.now() / 1000);
+    if (owed > 0) perSecond[second] = (perSecond[second] || 0) + owed;
     const batch = [];
     for (let j = 0; j < owed; j++, sent++) batch.push(r.get("{" + tag + "}:" + (sent % 4 === 3 ? "miss" + sent : "k" + (sent % 300))));
     for (const v of await Promise.all(batch)) v === null ? misses++ : hits++;
     await new Promise((res) => setTimeout(res, 5));
   }
-  console.log(JSON.stringify({ sent, hits, misses, startedAt, endedAt: Date.now() }));
+  console.log(JSON.stringify({ sent, perSecond, hits, misses, startedAt, endedAt: Date.now() }));
   r.disconnect();
 })().catch((e) => { console.error(e); process.exit(1); });
 `;
@@ -75,7 +83,7 @@ const r = new Redis({ host, port: +port, username: user, password, tls: ca ? { c
 
 /**
  * Writes `valueBytes` values on one master (keys of one hash tag, never the same key twice): `burst` of
- * them first (16 at a time), then `rate` per second for `seconds`. Each value is made by SETRANGE at its
+ * them first (16 at a time), then `rate` per second for up to `seconds` (less once `stopFile` exists). Each value is made by SETRANGE at its
  * last offset: a large value in memory for a command of a few bytes, so neither the AOF on the lab's small
  * data volume nor the replication backlog (counted in used_memory) grows with it. Errors are counted.
  */
@@ -83,12 +91,12 @@ export async function writeLoad(
   c: ClusterLab,
   target: NodeAddress,
   tag: string,
-  o: { valueBytes: number; burst: number; rate: number; seconds: number },
+  o: { valueBytes: number; burst: number; rate: number; seconds: number; stopFile: string },
 ): Promise<{ written: number; errors: number; lastError: string }> {
   const script = `
 const Redis = require(${JSON.stringify(IOREDIS)});
 const fs = require("fs");
-const [host, port, user, password, ca, tag, valueBytes, burst, rate, seconds] = process.argv.slice(1);
+const [host, port, user, password, ca, tag, valueBytes, burst, rate, seconds, stopFile] = process.argv.slice(1);
 const r = new Redis({ host, port: +port, username: user, password, tls: ca ? { ca: fs.readFileSync(ca) } : undefined });
 let written = 0, errors = 0, i = 0, lastError = "";
 const set = () => r.setrange("{" + tag + "}:fill" + i++, +valueBytes - 1, "x").then(() => written++, (e) => { errors++; lastError = e.message; });
@@ -96,7 +104,7 @@ const set = () => r.setrange("{" + tag + "}:fill" + i++, +valueBytes - 1, "x").t
   for (let b = 0; b < +burst; b += 16) await Promise.all(Array.from({ length: Math.min(16, +burst - b) }, set));
   const startedAt = Date.now();
   let sent = 0;
-  while (Date.now() - startedAt < seconds * 1000) {
+  while (Date.now() - startedAt < seconds * 1000 && !fs.existsSync(stopFile)) {
     const owed = Math.floor(((Date.now() - startedAt) / 1000) * rate) - sent;
     const batch = [];
     for (let j = 0; j < owed; j++, sent++) batch.push(set());
@@ -122,6 +130,7 @@ const set = () => r.setrange("{" + tag + "}:fill" + i++, +valueBytes - 1, "x").t
       String(o.burst),
       String(o.rate),
       String(o.seconds),
+      o.stopFile,
     ],
     { timeoutMs: (o.seconds + 60) * 1000 },
   );
@@ -197,7 +206,15 @@ export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsIn
     expect(hit.length).toBeGreaterThanOrEqual(1);
     for (const d of hit) expect(Math.abs((d.value ?? 0) - truthHitRate)).toBeLessThanOrEqual(2);
     expect(ops.length).toBeGreaterThanOrEqual(1);
-    for (const d of ops) expect(Math.abs((d.value ?? 0) - truthRate) / truthRate).toBeLessThanOrEqual(0.1);
+    // Each period against what was sent in that period (a generator starved for CPU sends late, in bursts).
+    const sentIn = (d: MetricDatum) => {
+      let n = 0;
+      for (let sec = Math.floor((at(d) - period) / 1000); sec < Math.floor(at(d) / 1000); sec++)
+        n += load.perSecond[String(sec)] ?? 0;
+      return n / periodSeconds;
+    };
+    console.log(`GETs/s sent in those periods: ${ops.map((d) => sentIn(d).toFixed(1)).join(", ")}`);
+    for (const d of ops) expect(Math.abs((d.value ?? 0) - sentIn(d)) / sentIn(d)).toBeLessThanOrEqual(0.1);
     // Windowed percentiles: present for the load's periods and ordered.
     const pts = ["LatencyP50", "LatencyP95", "LatencyP99", "LatencyP999"].map((m) =>
       series(all, m, name).filter(inside).pop(),
@@ -308,12 +325,14 @@ export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsIn
 
     // Five failures at once, each on its own node (scenario: the alarms it must fire):
     const faultsAt = Date.now();
-    // Fill memory on shard 2's master, then keep writing: memory, evictions.
+    // Fill memory on shard 2's master, then keep writing until the alarms are in: memory, evictions.
+    const stopFile = path.join(os.tmpdir(), `lab-fill-stop-${faultsAt}`);
     const load = writeLoad(c, m2, tagForSlots(10923, 16383, "fill"), {
       valueBytes: 1024 * 1024,
       burst: 272,
       rate: 8,
-      seconds: 120,
+      seconds: 240,
+      stopFile,
     });
     // Stop shard 2's replica's publisher (its Redis stays up): that node's silence.
     await host(r2).sh("systemctl stop redis-node-metrics.timer");
@@ -343,7 +362,9 @@ export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsIn
     };
     const specs = labAlarms(c, periodSeconds);
     const from = Math.ceil(faultsAt / period) * period;
-    const deadline = Date.now() + 115_000;
+    // evictions needs 5 consecutive periods of data: a collection that misses its period on the loaded
+    // lab restarts its count, as it would in CloudWatch, so the bound leaves room for a few.
+    const deadline = Date.now() + 200_000;
     let fired: string[] = [];
     let all: MetricDatum[] = [];
     let to = from;
@@ -356,20 +377,23 @@ export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsIn
     const who = Object.fromEntries(
       specs.filter((s) => fired.includes(s.id)).map((s) => [s.id, culprits(c, s, all, from, to)]),
     );
+    fs.writeFileSync(stopFile, "");
     const written = await load;
+    fs.rmSync(stopFile, { force: true });
     console.log(
       `five failures at once (${((to - from) / 1000).toFixed(0)} s replayed): ${JSON.stringify(who)}; ` +
         `fill on ${m2.node.name}: ${written.written} values of 1 MiB, ${written.errors} errors ${written.lastError}; ${r1.node.name} disk ${fill.stdout.trim()}`,
     );
 
-    // Put everything back, then the stack's own maxmemory (the deploy waits until every node is ok).
+    // Put everything back (the filled shard emptied: the kill scenario that follows must not see a full
+    // node; the small maxmemory can stay).
     await host(r2).sh("systemctl start redis-node-metrics.timer");
     await host(r0).sh("systemctl start redis-node");
     await host(m1).sh(`chmod ${mode} ${dataDir}`);
     await host(r1).sh(`rm -f ${dataDir}/lab-disk-fill`);
     expect((await c.cli(m1, ["bgsave"])).stdout).toMatch(/Background saving started/);
+    expect((await c.cli(m2, ["flushall", "sync"])).stdout).toMatch(/OK/);
     await c.waitConverged(120_000);
-    await c.deploy(before, { timeoutMs: 180_000 });
 
     expect(written.errors).toBe(0);
     expect(who).toEqual(expected);
