@@ -293,6 +293,13 @@ export interface UserDataInput {
   metrics: MetricsSpec;
 }
 
+/**
+ * How awscli on a node reaches IMDS for its role credentials. Its defaults (one attempt, 1 s) fail a call
+ * whenever IMDS answers late on a busy instance (a CI run lost a metrics period to it); these bound a
+ * credential fetch at 3 x 2 s, inside the shortest metrics period. node.sh and metrics.py pass them on.
+ */
+export const AWS_CLI_IMDS = { AWS_METADATA_SERVICE_TIMEOUT: "2", AWS_METADATA_SERVICE_NUM_ATTEMPTS: "3" } as const;
+
 /** Single-quotes a value for bash. */
 export function shq(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
@@ -311,6 +318,7 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["NODE_IP", u.self.ip],
     ["REDIS_PORT", String(u.self.port)],
     ["AWS_REGION", u.region],
+    ...Object.entries(AWS_CLI_IMDS),
     ["DATA_VOLUME_ID", u.dataVolumeId],
     ["SSM_APP_PASSWORD", u.ssm.appPassword],
     ["SSM_ADMIN_PASSWORD", u.ssm.adminPassword],

@@ -394,6 +394,8 @@ def publish(env: Dict[str, str], data: List[Dict[str, object]]) -> None:
                 "aws", "cloudwatch", "put-metric-data", "--region", env["AWS_REGION"],
                 "--namespace", env["METRICS_NAMESPACE"], "--metric-data", f"file://{path}",
             ],
+            # node.env's AWS_* settings (region, IMDS patience) on top of the unit's environment.
+            env={**os.environ, **{k: v for k, v in env.items() if k.startswith("AWS_")}},
             capture_output=True,
             text=True,
             timeout=60,

@@ -31,6 +31,8 @@ readonly EXPORTER=prometheus-redis-exporter
 
 # shellcheck source=/dev/null
 . "$CONF_DIR/node.env"
+# awscli's IMDS patience (node.env) applies to every aws call this script makes.
+export AWS_METADATA_SERVICE_TIMEOUT AWS_METADATA_SERVICE_NUM_ATTEMPTS
 # shellcheck source=components/scripts/lib-cluster.sh
 . "$LIB_DIR/lib-cluster.sh"
 # shellcheck disable=SC2154  # variables come from node.env

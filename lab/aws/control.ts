@@ -111,6 +111,11 @@ export class AwsEndpointControl {
     await this.request("PUT", "/apt", { reachable });
   }
 
+  /** Every IMDS answer waits `delayMs` (0: answer at once), as on a busy instance. */
+  async setImdsDelay(delayMs: number): Promise<void> {
+    await this.request("PUT", "/imds", { delayMs });
+  }
+
   requests(): Promise<RequestLogEntry[]> {
     return this.request("GET", "/requests");
   }

@@ -207,6 +207,12 @@ export class Endpoint {
 
   // ---------------------------------------------------------------- IMDS
 
+  /**
+   * A slow IMDS (a fault, like apt's reachability; not persisted): every answer waits this long. A busy
+   * instance sees the same, and awscli's defaults give up after one attempt of 1 s.
+   */
+  private imdsDelayMs = 0;
+
   private handleImds(req: http.IncomingMessage, res: http.ServerResponse): void {
     const ip = normalizeIp(req.socket.remoteAddress);
     req.resume();
@@ -219,7 +225,9 @@ export class Endpoint {
       decision: a.decision,
       status: a.status,
     });
-    send(res, req.method === "HEAD" ? { ...a, body: "" } : a);
+    const answer = () => send(res, req.method === "HEAD" ? { ...a, body: "" } : a);
+    if (this.imdsDelayMs > 0) setTimeout(answer, this.imdsDelayMs);
+    else answer();
   }
 
   // ---------------------------------------------------------------- AWS APIs
@@ -496,6 +504,11 @@ export class Endpoint {
         return undefined;
       case "GET /apt":
         return this.state.apt;
+      case "PUT /imds":
+        if (typeof input.delayMs !== "number" || input.delayMs < 0 || input.delayMs > 60_000)
+          throw new ControlError(400, "delayMs must be a number of milliseconds in [0, 60000]");
+        this.imdsDelayMs = input.delayMs;
+        return undefined;
       case "GET /requests":
         return readRequestLog(this.dir);
       case "GET /metrics":

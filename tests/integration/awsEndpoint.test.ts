@@ -12,6 +12,7 @@ import { spawnSync } from "child_process";
 import { AwsEndpointControl, startAwsEndpoint, stopAwsEndpoint } from "../../lab/aws/control";
 import type { EndpointConfig } from "../../lab/aws/state";
 import { makeEndpointTls } from "../../lab/aws/tls";
+import { AWS_CLI_IMDS } from "../../components/userData";
 
 /** Debian's package, which the nodes run; a pip/pyenv `aws` earlier on PATH is not the same client. */
 const AWS = "/usr/bin/aws";
@@ -244,6 +245,20 @@ describeAws("AWS endpoint with the real awscli", () => {
       imds.some((e) => e.resources[0] === `/latest/meta-data/iam/security-credentials/${ROLE}` && e.status === 200),
     ).toBe(true);
     expect(imds.every((e) => e.status === 200)).toBe(true);
+  });
+
+  test("a slow IMDS (1.5 s an answer): awscli's defaults find no credentials, the node's IMDS settings do", async () => {
+    await control.setImdsDelay(1500);
+    try {
+      const plain = aws(["sts", "get-caller-identity", "--output", "json"]);
+      expect(plain.code).not.toBe(0);
+      expect(plain.stderr).toMatch(/Unable to locate credentials/);
+      const patient = aws(["sts", "get-caller-identity", "--output", "json"], { ...AWS_CLI_IMDS });
+      expect(JSON.parse(ok(patient))).toMatchObject({ Account: ACCOUNT });
+    } finally {
+      await control.setImdsDelay(0);
+    }
+    expect(JSON.parse(ok(aws(["sts", "get-caller-identity", "--output", "json"])))).toMatchObject({ Account: ACCOUNT });
   });
 
   test("get-parameter --with-decryption returns the SecureString, and --output text prints exactly the value", () => {

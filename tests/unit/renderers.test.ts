@@ -11,6 +11,8 @@ import {
   renderPrepareUnit,
   renderClusterUnit,
   renderNodeEnv,
+  AWS_CLI_IMDS,
+  readScript,
   ssmNames,
   encodeUserData,
   decodeUserData,
@@ -180,6 +182,25 @@ test("node.env is plain bash that yields the node's facts exactly, and no secret
   for (const line of env.split("\n").filter((l) => /^SSM_[A-Z_]+=/.test(l)))
     expect(line).toMatch(/^SSM_[A-Z_]+='\/redis-stack\/test\//);
   expect(env).not.toMatch(/BEGIN .*PRIVATE KEY|masterauth|requirepass/i);
+});
+
+test("every awscli call on a node gets the IMDS settings: node.env sets them, node.sh exports them by name", () => {
+  const env = renderNodeEnv({
+    self: cluster[0],
+    cluster,
+    region: "eu-west-1",
+    dataVolumeId: "vol-0abc",
+    ssm: spec.ssm,
+    redisConf: "port 6379",
+    nodeTimeoutMs: 2000,
+    tls: false,
+    metrics: spec.metrics,
+  });
+  for (const [k, v] of Object.entries(AWS_CLI_IMDS)) expect(env.split("\n")).toContain(`${k}='${v}'`);
+  const exported = readScript("node.sh")
+    .match(/^export (AWS_[A-Z_ ]+)$/m)?.[1]
+    .split(" ");
+  expect(exported?.sort()).toEqual(Object.keys(AWS_CLI_IMDS).sort());
 });
 
 test("user-data round-trips through gzip+base64 unchanged", () => {
