@@ -84,18 +84,15 @@ export function day2Scenarios(lab: () => ClusterLab): void {
       await c.waitConverged(120_000);
     }, 180_000);
 
-    test("a live setting change (maxmemory-policy, then maxmemory) reaches every node within the bound, without a restart", async () => {
+    test("a live setting change (maxmemory-policy and maxmemory) reaches every node within the bound, without a restart", async () => {
       const before = await runIds();
       const writers = await writersOnEveryShard("live");
-      current = { ...current, maxmemoryPolicy: "allkeys-lfu" };
-      const policy = await c.deploy(current);
-      expect(await configOf("maxmemory-policy")).toEqual(Array(6).fill("allkeys-lfu"));
       const bytes = 48 * 1024 * 1024;
-      current = withEc2(current, { maxmemoryBytes: bytes });
-      const memory = await c.deploy(current);
+      current = withEc2({ ...current, maxmemoryPolicy: "allkeys-lfu" }, { maxmemoryBytes: bytes });
+      const change = await c.deploy(current);
+      expect(await configOf("maxmemory-policy")).toEqual(Array(6).fill("allkeys-lfu"));
       expect(await configOf("maxmemory")).toEqual(Array(6).fill(String(bytes)));
-      expect(policy.convergedMs).toBeLessThan(LIVE_BOUND_MS);
-      expect(memory.convergedMs).toBeLessThan(LIVE_BOUND_MS);
+      expect(change.convergedMs).toBeLessThan(LIVE_BOUND_MS);
       // No restart: the same process on every node, and the next boot starts with the new values.
       expect(await runIds()).toEqual(before);
       const conf = (await c.hosts[4].sh("cat /etc/redis-stack/settings.conf")).stdout;
@@ -104,7 +101,7 @@ export function day2Scenarios(lab: () => ClusterLab): void {
       const { results, lost } = await stopAndCheck(writers);
       expect(lost).toEqual(results.map(() => []));
       console.log(
-        `live settings: maxmemory-policy on every node ${(policy.convergedMs / 1000).toFixed(1)} s, maxmemory ${(memory.convergedMs / 1000).toFixed(1)} s after the parameter changed; run_id unchanged`,
+        `live settings: maxmemory-policy and maxmemory on every node ${(change.convergedMs / 1000).toFixed(1)} s after the parameter changed; run_id unchanged`,
       );
     }, 600_000);
 
