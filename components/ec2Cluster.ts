@@ -10,7 +10,7 @@ import * as tls from "@pulumi/tls";
 import { ClientSettings, Ec2Settings, EvictionPolicy, Persistence } from "./config";
 import { addressedTopology, NodeAddress } from "./topology";
 import { APP_USER, CLUSTER_BUS_OFFSET, EXPORTER_PORT, REDIS_PORT } from "./redisConf";
-import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames } from "./userData";
+import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames, ssmShippedScripts } from "./userData";
 import { connectionOutputs, ConnectionOutputs, TlsFacts } from "./connection";
 import { RedisVpc } from "./network";
 import { NodeAlarms } from "./monitoring";
@@ -107,7 +107,8 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     const profile = this.identity();
     this.deployment = deploymentOf(s, args.tls);
     const desired = this.desiredSettings();
-    const instances = this.nodeInstances(network, groups.nodes, profile);
+    const scripts = this.shippedScripts();
+    const instances = this.nodeInstances(network, groups.nodes, profile, scripts);
     const { leaving } = nodeChange(args.deployed, this.deployment);
     // Leaving shards are drained before Pulumi deletes their nodes (deletes run after the program ends,
     // and the program ends only once this wait has), whatever healthTimeoutMinutes says.
@@ -282,6 +283,20 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       );
     }
     return { client, nodes };
+  }
+
+  /** The scripts that reach the nodes through SSM (too big for the user-data), written before any node boots. */
+  private shippedScripts(): aws.ssm.Parameter[] {
+    return ssmShippedScripts(this.args.ssm).flatMap((script) =>
+      script.chunks.map((c, i) =>
+        this.publicParam(
+          `script-${script.name}-${i}`,
+          c.parameter,
+          c.value,
+          `${script.path} on the Redis nodes, part ${i + 1} of ${script.chunks.length} (gzip+base64; sha256 ${script.sha256})`,
+        ),
+      ),
+    );
   }
 
   private secureParam(id: string, paramName: string, value: pulumi.Input<string>, description: string) {
@@ -485,6 +500,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     network: Network,
     nodesSg: aws.ec2.SecurityGroup,
     profile: aws.iam.InstanceProfile,
+    scripts: aws.ssm.Parameter[],
   ): NodeInstance[] {
     const name = this.baseName;
     const s = this.args.settings;
@@ -575,7 +591,8 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           deleteBeforeReplace: true,
           ignoreChanges: s.amiId ? ["userDataBase64"] : ["ami", "userDataBase64"],
           // The first boot installs packages: it must find the NAT route in place (see RedisVpc).
-          dependsOn: [...network.egressRoutes, ...(previous ? [previous.instance] : [])],
+          // and, in SSM, the scripts its user-data names by checksum.
+          dependsOn: [...network.egressRoutes, ...scripts, ...(previous ? [previous.instance] : [])],
         },
       );
       new aws.ec2.VolumeAttachment(

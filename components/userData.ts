@@ -11,6 +11,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as zlib from "zlib";
+import { createHash } from "crypto";
 import { NodeAddress } from "./topology";
 import { EvictionPolicy, Persistence } from "./config";
 import {
@@ -47,6 +48,56 @@ export function shippedScript(name: ScriptName): string {
     .join("\n");
 }
 
+/**
+ * Scripts that reach the node through SSM instead of the user-data, which EC2 caps at 16 KB: each is the
+ * shipped text, gzipped, base64'd and cut into Standard-tier parameters (4 KB each, no charge). node.sh
+ * (prepare, at every boot) installs one whenever the file on the node does not have the SHA-256 that
+ * the user-data names. Only what runs after the packages are in may live here (node.sh needs awscli).
+ */
+export const SSM_SHIPPED_SCRIPTS = [{ name: "metrics.py", mode: "0755" }] as const satisfies ReadonlyArray<{
+  name: ScriptName;
+  mode: string;
+}>;
+
+/** The largest value of a Standard-tier SSM parameter (characters). */
+export const SSM_STANDARD_VALUE_MAX = 4096;
+
+export interface SsmShippedScript {
+  name: ScriptName;
+  /** Where the node installs it. */
+  path: string;
+  mode: string;
+  /** SHA-256 of the installed text (hex). */
+  sha256: string;
+  /** Parameter names and values, in order: their values concatenated are base64(gzip(text)). */
+  chunks: Array<{ parameter: string; value: string }>;
+}
+
+export function ssmShippedScripts(ssm: SsmNames): SsmShippedScript[] {
+  return SSM_SHIPPED_SCRIPTS.map(({ name, mode }) => {
+    const text = shippedScript(name);
+    const packed = zlib.gzipSync(Buffer.from(text, "utf8"), { level: 9 }).toString("base64");
+    const chunks: SsmShippedScript["chunks"] = [];
+    for (let i = 0; i * SSM_STANDARD_VALUE_MAX < packed.length; i++)
+      chunks.push({
+        parameter: ssm.script(name, i),
+        value: packed.slice(i * SSM_STANDARD_VALUE_MAX, (i + 1) * SSM_STANDARD_VALUE_MAX),
+      });
+    return {
+      name,
+      path: `${NODE_LIB_DIR}/${name}`,
+      mode,
+      sha256: createHash("sha256").update(text, "utf8").digest("hex"),
+      chunks,
+    };
+  });
+}
+
+/** node.env's SHIPPED_SCRIPTS: one line per script, "path mode sha256 parameter...". */
+export function renderShippedScriptsList(scripts: SsmShippedScript[]): string {
+  return scripts.map((s) => [s.path, s.mode, s.sha256, ...s.chunks.map((c) => c.parameter)].join(" ")).join("\n");
+}
+
 /** Names of the SSM parameters a stack writes; the instance role may read only these. */
 export interface SsmNames {
   prefix: string;
@@ -62,6 +113,8 @@ export interface SsmNames {
   /** Where each node publishes its state (`ok`, `starting`, `failed` and why); nodes may write only here. */
   statusPrefix: string;
   status(nodeName: string): string;
+  /** Chunk `index` of a script shipped through SSM (ssmShippedScripts). */
+  script(name: ScriptName, index: number): string;
 }
 
 export function ssmNames(project: string, stack: string): SsmNames {
@@ -77,6 +130,7 @@ export function ssmNames(project: string, stack: string): SsmNames {
     settings: `${prefix}/settings`,
     statusPrefix: `${prefix}/status`,
     status: (nodeName) => `${prefix}/status/${nodeName}`,
+    script: (name, index) => `${prefix}/scripts/${name}/${index}`,
   };
 }
 
@@ -235,6 +289,8 @@ export function renderMetricsUnit(): string {
     "[Unit]",
     "Description=Redis node: publish its metrics to CloudWatch (redis-stack)",
     `After=${UNITS.prepare}`,
+    // Installed from SSM by prepare (ssmShippedScripts): until then a trigger is skipped, not failed.
+    `ConditionPathExists=${METRICS_SCRIPT}`,
     "",
     "[Service]",
     "Type=oneshot",
@@ -348,6 +404,7 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["METRICS_NAMESPACE", METRICS_NAMESPACE],
     ["METRICS_STACK", u.metrics.stack],
     ["METRICS_INTERVAL_SECONDS", String(u.metrics.intervalSeconds)],
+    ["SHIPPED_SCRIPTS", renderShippedScriptsList(ssmShippedScripts(u.ssm))],
     ["CLUSTER_PLAN", renderClusterPlan(u.cluster)],
     ["REDIS_CONF", u.redisConf.trimEnd()],
   ];
@@ -381,7 +438,6 @@ export function renderUserData(u: UserDataInput): string {
     writeFileStep(NODE_ENV_FILE, "0644", renderNodeEnv(u)),
     writeFileStep(`${NODE_LIB_DIR}/lib-cluster.sh`, "0644", shippedScript("lib-cluster.sh")),
     writeFileStep(NODE_SCRIPT, "0755", shippedScript("node.sh")),
-    writeFileStep(METRICS_SCRIPT, "0755", shippedScript("metrics.py")),
     writeFileStep(`/etc/systemd/system/${UNITS.prepare}`, "0644", renderPrepareUnit()),
     writeFileStep(`/etc/systemd/system/${UNITS.server}`, "0644", renderSystemdUnit(u.nodeTimeoutMs)),
     writeFileStep(`/etc/systemd/system/${UNITS.cluster}`, "0644", renderClusterUnit(peerWait)),

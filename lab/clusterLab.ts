@@ -24,7 +24,7 @@ import { nodeRolePolicy } from "../components/iam";
 import { DEFAULT_METRICS_INTERVAL, MetricsInterval, stackDimension } from "../components/metrics";
 import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/redisConf";
 import { planTopology, NodeAddress } from "../components/topology";
-import { renderNodeUserData, ssmNames, ClusterSpec, SsmNames } from "../components/userData";
+import { renderNodeUserData, ssmNames, ssmShippedScripts, ClusterSpec, SsmNames } from "../components/userData";
 import { generatePasswords, Passwords } from "../local/localCluster";
 import { makePki, Pki } from "./pki";
 
@@ -305,6 +305,11 @@ async function buildClusterLab(
     // Recorded before the monitor user existed: the hosts a deploy adds read it at boot.
     await aws.putParameter(ssm.monitorPassword, "SecureString", passwords.monitor);
   }
+  // The scripts the user-data names by checksum, as this code renders them (what `pulumi up` writes).
+  const stored = new Map((await aws.parameters()).map((p) => [p.name, p.value]));
+  for (const script of ssmShippedScripts(ssm))
+    for (const c of script.chunks)
+      if (stored.get(c.parameter) !== c.value) await aws.putParameter(c.parameter, "String", c.value);
 
   const clientCa = pki?.caCertFile;
   const byName = (n: NodeAddress | string) =>

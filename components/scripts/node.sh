@@ -223,6 +223,38 @@ ssm_to_file() {
   printf '%s\n' "$value" | write_file "$2" "$3" root:redis >/dev/null
 }
 
+# install_shipped_scripts: the scripts that do not fit in EC2's 16 KB of user-data come from SSM
+# (components/userData.ts ssmShippedScripts): SHIPPED_SCRIPTS lists "path mode sha256 parameter..." per
+# script, the parameters' values concatenated being base64(gzip(script)). A file that already has its
+# SHA-256 is left alone, so a reboot reads nothing; anything else is fetched, checked and installed.
+install_shipped_scripts() {
+  local path mode sum params p chunk packed got tmp
+  while read -r path mode sum params; do
+    [ -n "$path" ] || continue
+    if [ -f "$path" ] && [ "$(sha256sum <"$path" | cut -d' ' -f1)" = "$sum" ]; then
+      continue
+    fi
+    packed=""
+    for p in $params; do
+      chunk=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$p") || fail_with "cannot read $p from SSM (instance role, region $AWS_REGION)"
+      packed+=$chunk
+    done
+    tmp=$(mktemp "$path.XXXXXX")
+    if ! printf '%s' "$packed" | base64 -d 2>/dev/null | gunzip >"$tmp" 2>/dev/null; then
+      rm -f "$tmp"
+      fail_with "$path: its SSM parameters ($params) are not gzip+base64; run pulumi up again to rewrite them"
+    fi
+    got=$(sha256sum <"$tmp" | cut -d' ' -f1)
+    if [ "$got" != "$sum" ]; then
+      rm -f "$tmp"
+      fail_with "$path from SSM has SHA-256 $got, this node's user-data expects $sum: the stack's scripts changed since this instance was launched; run pulumi up again, or replace the node"
+    fi
+    write_file "$path" "$mode" root:root <"$tmp" >/dev/null
+    rm -f "$tmp"
+    log "installed $path from SSM ($sum)"
+  done <<<"$SHIPPED_SCRIPTS"
+}
+
 # acl_user NAME PASSWORD RULES: the user's line of the ACL file, with the password's SHA-256 only.
 acl_user() { printf 'user %s on #%s %s\n' "$1" "$(printf '%s' "$2" | sha256sum | cut -d' ' -f1)" "$3"; }
 
@@ -556,6 +588,7 @@ prepare() {
   tune_host
   mount_data_volume
   refresh_secrets
+  install_shipped_scripts
   retry "$SECRETS_WAIT_SECONDS" fetch_desired >/dev/null || fail_with "cannot read $SSM_SETTINGS from SSM (instance role, region $AWS_REGION)"
   write_settings_conf >/dev/null
   write_config
@@ -632,4 +665,7 @@ main() {
   esac
 }
 
-main "$@"
+# Sourced (the lab's tests call single functions on a node), it only defines them.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

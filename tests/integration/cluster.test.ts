@@ -16,6 +16,7 @@ import {
   waitHealthyFromClient,
 } from "../../lab/clusterLab";
 import { metricsScenarios } from "./metricsScenarios";
+import { NODE_SCRIPT, ssmShippedScripts } from "../../components/userData";
 import { MetricsInterval } from "../../components/metrics";
 
 const settings = stackSettings("prod");
@@ -138,6 +139,34 @@ describeLab("prod cluster from rendered user-data", () => {
       expect(ud).not.toContain("PRIVATE KEY");
       for (const k of keys) expect(ud).not.toContain(k);
     }
+  });
+
+  test("metrics.py came from SSM, checked against the user-data's SHA-256; a wrong checksum is refused, naming the fix", async () => {
+    const [script] = ssmShippedScripts(c.ssm);
+    for (const [i, h] of c.hosts.entries()) {
+      expect(c.userData[i]).not.toContain("def main(argv: List[str])");
+      expect((await h.sh(`sha256sum <${script.path} | cut -d' ' -f1`)).stdout.trim()).toBe(script.sha256);
+      expect((await h.sh(`grep -c 'installed ${script.path} from SSM' /var/log/redis-stack.log`)).stdout.trim()).toBe(
+        "1",
+      );
+    }
+    // node.sh's installer alone (sourced, so no status is published), into a scratch path.
+    const install = (sha: string) =>
+      c.hosts[0].sh(
+        `rm -f /tmp/probe; . ${NODE_SCRIPT}; SHIPPED_SCRIPTS="/tmp/probe 0755 ${sha} ${script.chunks.map((k) => k.parameter).join(" ")}"; install_shipped_scripts`,
+      );
+    const wrong = await install("0".repeat(64));
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stdout).toContain(
+      `FATAL: /tmp/probe from SSM has SHA-256 ${script.sha256}, this node's user-data expects ${"0".repeat(64)}`,
+    );
+    expect(wrong.stdout).toMatch(/run pulumi up again, or replace the node/);
+    expect((await c.hosts[0].sh("test -e /tmp/probe")).code).not.toBe(0);
+    const right = await install(script.sha256);
+    expect(right.code).toBe(0);
+    expect((await c.hosts[0].sh(`stat -c %a /tmp/probe; cmp /tmp/probe ${script.path} && echo same`)).stdout).toBe(
+      "755\nsame\n",
+    );
   });
 
   test("secrets on the node are readable by root and redis only, and stay out of the boot log", async () => {

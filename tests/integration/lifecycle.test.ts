@@ -135,6 +135,8 @@ describeLab("node lifecycle on real hosts", () => {
       const after = (await h.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
       expect(after).not.toBe(pid);
       expect((await h.sh("grep -c 'prepare: ' /var/log/redis-stack.log")).stdout.trim()).toBe("2");
+      // The scripts from SSM are still the ones the user-data names: the second prepare read nothing.
+      expect((await h.sh("grep -c 'installed .* from SSM' /var/log/redis-stack.log")).stdout.trim()).toBe("1");
       // A planned stop of a master (its ExecStop) makes its replica take over before Redis stops.
       if (wasMaster) {
         expect((await h.sh("grep 'handoff:' /var/log/redis-stack.log | tail -n 1")).stdout).toMatch(

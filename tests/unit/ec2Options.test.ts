@@ -7,7 +7,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { RedisEc2Cluster } from "../../components/ec2Cluster";
-import { ssmNames } from "../../components/userData";
+import { ssmNames, ssmShippedScripts } from "../../components/userData";
 import { stackSettings } from "../../local/localCluster";
 import { rollOrder, versionOf } from "../../components/desired";
 import { DeployedShape } from "../../components/day2";
@@ -125,6 +125,10 @@ test("an update waits for every node's health and settings; instances: deleteBef
         "redis-prod-net-private-0",
         "redis-prod-net-private-1",
         "redis-prod-net-private-2",
+        // The scripts its user-data names by checksum are in SSM before it boots.
+        ...ssmShippedScripts(ssmNames("redis-stack", "prod")).flatMap((sc) =>
+          sc.chunks.map((_, j) => `redis-prod-script-${sc.name}-${j}`),
+        ),
         ...(k > 0 ? [`redis-prod-${order[k - 1]}`] : []),
       ].sort(),
     );

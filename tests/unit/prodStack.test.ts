@@ -22,7 +22,13 @@ import { CLUSTER_BUS_OFFSET, EXPORTER_PORT, REDIS_PORT } from "../../components/
 
 /** Node names in plan order: masters first, then replicas. */
 const NAMES = planTopology(3, 1, 3).map((n) => n.name);
-import { decodeUserData, USER_DATA_LIMIT_BYTES } from "../../components/userData";
+import {
+  decodeUserData,
+  ssmNames,
+  ssmShippedScripts,
+  SSM_STANDARD_VALUE_MAX,
+  USER_DATA_LIMIT_BYTES,
+} from "../../components/userData";
 
 let run: RunResult;
 const inputs = (r: Registered) => unwrapSecrets(r.inputs) as Record<string, unknown>;
@@ -56,8 +62,9 @@ describe("prod stack resource graph", () => {
       "aws:ec2/volumeAttachment:VolumeAttachment": 6,
       "aws:ec2/instance:Instance": 6,
       "random:index/randomPassword:RandomPassword": 3,
-      // passwords (app, admin, monitor), CA, per-node key + certificate, desired settings
-      "aws:ssm/parameter:Parameter": 3 + 1 + 6 * 2 + 1,
+      // passwords (app, admin, monitor), CA, per-node key + certificate, desired settings, shipped scripts
+      "aws:ssm/parameter:Parameter":
+        3 + 1 + 6 * 2 + 1 + ssmShippedScripts(ssmNames("redis-stack", "prod")).flatMap((sc) => sc.chunks).length,
       "pulumi:pulumi:StackReference": 1,
       "tls:index/selfSignedCert:SelfSignedCert": 1,
       "tls:index/locallySignedCert:LocallySignedCert": 6,
@@ -185,14 +192,24 @@ describe("prod stack resource graph", () => {
       ].sort(),
     );
     // Certificates are public: plain String parameters, so renewals reach nodes at their next boot.
+    const isScript = (p: Record<string, unknown>) => String(p.name).startsWith("/redis-stack/prod/scripts/");
     const plain = params
       .filter((p) => p.inputs.type === "String")
       .map(inputs)
-      .filter((p) => p.name !== "/redis-stack/prod/settings");
+      .filter((p) => p.name !== "/redis-stack/prod/settings" && !isScript(p));
     expect(plain.map((p) => p.name).sort()).toEqual(
       ["/redis-stack/prod/tls/ca.crt", ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.crt`)].sort(),
     );
     for (const p of plain) expect(String(p.value)).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    // The scripts too big for the user-data: plain Standard-tier parameters within that tier's 4 KB.
+    const shipped = params.map(inputs).filter(isScript);
+    expect(shipped.map((p) => p.name)).toEqual(
+      ssmShippedScripts(ssmNames("redis-stack", "prod")).flatMap((sc) => sc.chunks.map((k) => k.parameter)),
+    );
+    for (const p of shipped) {
+      expect(p).toMatchObject({ type: "String", tier: "Standard" });
+      expect(String(p.value).length).toBeLessThanOrEqual(SSM_STANDARD_VALUE_MAX);
+    }
     const policy = JSON.parse(String(one("aws:iam/rolePolicy:RolePolicy", "-node").policy)) as {
       Statement: Array<{ Sid: string; Effect: string; Action: string[]; Resource: string }>;
     };

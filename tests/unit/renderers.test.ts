@@ -3,6 +3,8 @@
  * script checked statically (bash -n, shellcheck). The same script runs for real in tests/integration.
  */
 import { execFileSync, spawnSync } from "child_process";
+import { createHash } from "crypto";
+import * as zlib from "zlib";
 import { renderRedisConf, EC2_PATHS } from "../../components/redisConf";
 import { addressedTopology } from "../../components/topology";
 import {
@@ -11,6 +13,9 @@ import {
   renderPrepareUnit,
   renderClusterUnit,
   renderNodeEnv,
+  ssmShippedScripts,
+  SSM_STANDARD_VALUE_MAX,
+  shippedScript,
   AWS_CLI_IMDS,
   readScript,
   ssmNames,
@@ -145,7 +150,6 @@ test("user-data only installs files and units, then hands over to node.sh first-
     "/etc/systemd/system/redis-node-prepare.service",
     "/etc/systemd/system/redis-node.service",
     "/etc/systemd/system/redis-node-cluster.service",
-    "/usr/local/lib/redis-stack/metrics.py",
     "/etc/systemd/system/redis-node-metrics.service",
     "/etc/systemd/system/redis-node-metrics.timer",
   ])
@@ -201,6 +205,24 @@ test("every awscli call on a node gets the IMDS settings: node.env sets them, no
     .match(/^export (AWS_[A-Z_ ]+)$/m)?.[1]
     .split(" ");
   expect(exported?.sort()).toEqual(Object.keys(AWS_CLI_IMDS).sort());
+});
+
+test("metrics.py ships through SSM: Standard-tier chunks that reassemble to it, named with its SHA-256 in node.env", () => {
+  const shipped = ssmShippedScripts(spec.ssm);
+  expect(shipped.map((s) => s.path)).toEqual(["/usr/local/lib/redis-stack/metrics.py"]);
+  for (const s of shipped) {
+    expect(s.chunks.length).toBeGreaterThan(0);
+    for (const c of s.chunks) {
+      expect(c.value.length).toBeLessThanOrEqual(SSM_STANDARD_VALUE_MAX);
+      expect(c.parameter.startsWith(`${spec.ssm.prefix}/scripts/`)).toBe(true);
+    }
+    const text = zlib.gunzipSync(Buffer.from(s.chunks.map((c) => c.value).join(""), "base64")).toString("utf8");
+    expect(text).toBe(shippedScript(s.name));
+    expect(createHash("sha256").update(text).digest("hex")).toBe(s.sha256);
+    // The user-data names it (path, mode, checksum, parameters) and does not carry it.
+    expect(scripts[0]).toContain([s.path, s.mode, s.sha256, ...s.chunks.map((c) => c.parameter)].join(" "));
+    expect(scripts[0]).not.toContain(shippedScript(s.name).split("\n").slice(1, 20).join("\n"));
+  }
 });
 
 test("user-data round-trips through gzip+base64 unchanged", () => {
