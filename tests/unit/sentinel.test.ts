@@ -1,0 +1,202 @@
+/**
+ * The Sentinel topology's pure parts (components/sentinel.ts), and its rendered sentinel.conf loaded by
+ * this machine's real redis-server 7.0 in sentinel mode, monitoring a real Redis as the ACL user the
+ * stack defines for it.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { ChildProcess, spawn, spawnSync } from "child_process";
+import { makePki } from "../../lab/pki";
+import {
+  MIN_SENTINELS,
+  planSentinelTopology,
+  renderSentinelConf,
+  SENTINEL_ACL_RULES,
+  SENTINEL_PORT,
+  SENTINEL_USER,
+  sentinelQuorum,
+  sentinelTimings,
+} from "../../components/sentinel";
+
+test("quorum is a majority of at least three Sentinels", () => {
+  expect([3, 4, 5, 6, 7].map(sentinelQuorum)).toEqual([2, 3, 3, 4, 4]);
+  expect(() => sentinelQuorum(2)).toThrow(/at least 3 Sentinels, got 2/);
+  expect(MIN_SENTINELS).toBe(3);
+});
+
+test("timings derive from the node timeout: detection equal to it, writes refused a few seconds after it", () => {
+  expect(sentinelTimings(2000)).toEqual({ downAfterMs: 2000, failoverTimeoutMs: 10_000, minReplicasMaxLagSeconds: 4 });
+  expect(sentinelTimings(5000)).toEqual({ downAfterMs: 5000, failoverTimeoutMs: 25_000, minReplicasMaxLagSeconds: 7 });
+});
+
+test("one primary and its replicas, each in its own availability zone", () => {
+  const plan = planSentinelTopology(2, 3);
+  expect(plan.map((n) => [n.name, n.role, n.azIndex])).toEqual([
+    ["shard0-0", "master", 0],
+    ["shard0-1", "replica", 1],
+    ["shard0-2", "replica", 2],
+  ]);
+  expect(() => planSentinelTopology(1, 3)).toThrow(/at least 2 replicas, got 1/);
+  expect(() => planSentinelTopology(3, 3)).toThrow(/4 Sentinel nodes need 4 availability zones, got 3/);
+});
+
+test("a bad master name is refused before it reaches a config file", () => {
+  const base = {
+    announceIp: "10.0.1.10",
+    primaryIp: "10.0.1.10",
+    redisPort: 6379,
+    sentinels: 3,
+    nodeTimeoutMs: 2000,
+    tls: false as const,
+    dir: "/var/lib/redis-sentinel",
+  };
+  expect(() => renderSentinelConf({ ...base, masterName: "a b" })).toThrow(/not a Sentinel master name/);
+  expect(renderSentinelConf({ ...base, masterName: "redis-prod" })).toContain(
+    "sentinel monitor redis-prod 10.0.1.10 6379 2\n",
+  );
+});
+
+const hasRedis = spawnSync("redis-server", ["--version"]).status === 0;
+const describeRedis = hasRedis || process.env.CI === "true" ? describe : describe.skip;
+
+describeRedis.each([false, true])(
+  "real redis-server in sentinel mode loads the rendered sentinel.conf (TLS %s)",
+  (tls) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sentinel-"));
+    const pki = tls
+      ? makePki(path.join(dir, "pki"), [
+          { name: "data", ip: "127.0.0.1" },
+          { name: "sentinel", ip: "127.0.0.2" },
+        ])
+      : undefined;
+    /** Each process's certificate and key on disk, and the CA. */
+    const tlsFiles = (name: string) => {
+      const node = pki?.nodes.get(name);
+      if (!pki || !node) throw new Error(`no certificate for ${name}`);
+      const [cert, key] = [path.join(dir, `${name}.crt`), path.join(dir, `${name}.key`)];
+      fs.writeFileSync(cert, node.certPem);
+      fs.writeFileSync(key, node.keyPem, { mode: 0o600 });
+      return { caCert: pki.caCertFile, cert, key };
+    };
+    const password = "s3ntinel-test-pass";
+    const procs: ChildProcess[] = [];
+    // The data node on 127.0.0.1, Sentinel on 127.0.0.2 (its own loopback address, so the fixed port is free).
+    const redisPort = 20000 + (process.pid % 5000);
+    const cli = (host: string, port: number, ...args: string[]) => as(SENTINEL_USER, host, port, ...args);
+    const as = (user: string, host: string, port: number, ...args: string[]) =>
+      spawnSync(
+        "redis-cli",
+        [
+          "-h",
+          host,
+          "-p",
+          String(port),
+          ...(pki ? ["--tls", "--cacert", pki.caCertFile] : []),
+          "--user",
+          user,
+          "--no-auth-warning",
+          ...args,
+        ],
+        {
+          env: { ...process.env, REDISCLI_AUTH: password },
+          encoding: "utf8",
+        },
+      );
+
+    beforeAll(async () => {
+      const dataTls = tls ? tlsFiles("data") : undefined;
+      fs.writeFileSync(
+        path.join(dir, "redis.conf"),
+        [
+          ...(dataTls
+            ? [
+                "port 0",
+                `tls-port ${redisPort}`,
+                `tls-cert-file ${dataTls.cert}`,
+                `tls-key-file ${dataTls.key}`,
+                `tls-ca-cert-file ${dataTls.caCert}`,
+                "tls-auth-clients optional",
+              ]
+            : [`port ${redisPort}`]),
+          "bind 127.0.0.1",
+          `dir ${dir}`,
+          "user default off",
+          `user ${SENTINEL_USER} on >${password} ${SENTINEL_ACL_RULES}`,
+          `user admin on >${password} ~* &* +@all`,
+        ].join("\n") + "\n",
+      );
+      const conf = renderSentinelConf({
+        masterName: "redis-test",
+        announceIp: "127.0.0.2",
+        primaryIp: "127.0.0.1",
+        redisPort,
+        sentinels: 3,
+        nodeTimeoutMs: 2000,
+        tls: tls ? tlsFiles("sentinel") : false,
+        dir,
+      });
+      // The secret lines the node appends at boot.
+      fs.writeFileSync(
+        path.join(dir, "sentinel.conf"),
+        conf +
+          [
+            `sentinel auth-pass redis-test ${password}`,
+            `sentinel sentinel-pass ${password}`,
+            "user default off",
+            `user ${SENTINEL_USER} on >${password} +@all`,
+          ].join("\n") +
+          "\n",
+      );
+      procs.push(spawn("redis-server", [path.join(dir, "redis.conf")], { stdio: "ignore" }));
+      procs.push(
+        spawn("redis-server", [path.join(dir, "sentinel.conf"), "--sentinel"], {
+          stdio: ["ignore", fs.openSync(path.join(dir, "sentinel.log"), "w"), "ignore"],
+        }),
+      );
+      for (let t = 0; t < 100; t++) {
+        const r = cli("127.0.0.2", SENTINEL_PORT, "sentinel", "master", "redis-test");
+        if (r.status === 0 && /\nflags\nmaster\n/.test(r.stdout) && /\ninfo-refresh\n\d+\n/.test(r.stdout)) break;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }, 30_000);
+
+    afterAll(() => {
+      for (const p of procs) p.kill("SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    test("Sentinel monitors the primary with the derived quorum and timings, and asks nothing its ACL user may not run", () => {
+      const r = cli("127.0.0.2", SENTINEL_PORT, "sentinel", "master", "redis-test");
+      expect(r.status).toBe(0);
+      const lines = r.stdout.trim().split("\n");
+      const field = (k: string) => lines[lines.indexOf(k) + 1];
+      expect(field("ip")).toBe("127.0.0.1");
+      expect(field("port")).toBe(String(redisPort));
+      expect(field("flags")).toBe("master");
+      expect(field("quorum")).toBe("2");
+      expect(field("down-after-milliseconds")).toBe("2000");
+      expect(field("failover-timeout")).toBe("10000");
+      // Sentinel's INFO, PING, ROLE and hello PUBLISH/SUBSCRIBE on the data node all went through as its
+      // ACL user: the node's ACL log (read as admin) has no refusal, and the node saw Sentinel's hellos.
+      expect(as("admin", "127.0.0.1", redisPort, "acl", "log").stdout.trim()).toBe("");
+      const clients = as("admin", "127.0.0.1", redisPort, "client", "list").stdout;
+      expect(clients).toMatch(new RegExp(`cmd=(info|ping|subscribe|publish) user=${SENTINEL_USER} `));
+      // An unauthenticated client gets nothing from Sentinel.
+      const anon = spawnSync(
+        "redis-cli",
+        [
+          "-h",
+          "127.0.0.2",
+          "-p",
+          String(SENTINEL_PORT),
+          ...(pki ? ["--tls", "--cacert", pki.caCertFile] : []),
+          "sentinel",
+          "masters",
+        ],
+        { encoding: "utf8" },
+      );
+      expect(anon.stdout).toMatch(/NOAUTH|WRONGPASS|NOPERM/);
+    });
+  },
+);
