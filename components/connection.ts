@@ -18,6 +18,8 @@ export interface ConnectionFacts {
   /** PEM of the CA that signed the servers' certificates (with TLS): the stack's own (EC2) or Redis Cloud's. */
   caCertificate?: string;
   client: ClientSettings;
+  /** The Sentinel topology (issue 12): the name apps ask for and every Sentinel's `host:port`. */
+  sentinel?: { masterName: string; sentinels: string[] };
 }
 
 /** The env names apps read. */
@@ -29,11 +31,20 @@ export const ENV_NAMES = [
   "REDIS_MAX_RETRIES",
   "REDIS_CONNECT_TIMEOUT",
   "REDIS_CA_PEM",
+  "REDIS_SENTINELS",
+  "REDIS_SENTINEL_MASTER",
 ] as const;
 export type EnvName = (typeof ENV_NAMES)[number];
 
-/** Names present only sometimes: REDIS_CA_PEM is there exactly when TLS is on (absent, never empty, without). */
-export const CONDITIONAL_ENV_NAMES = ["REDIS_CA_PEM"] as const satisfies readonly EnvName[];
+/**
+ * Names present only sometimes (absent, never empty, otherwise): REDIS_CA_PEM exactly when TLS is on; the
+ * REDIS_SENTINEL* pair exactly with the Sentinel topology.
+ */
+export const CONDITIONAL_ENV_NAMES = [
+  "REDIS_CA_PEM",
+  "REDIS_SENTINELS",
+  "REDIS_SENTINEL_MASTER",
+] as const satisfies readonly EnvName[];
 
 /** The env map apps get: every name of ENV_NAMES, the conditional ones optional. */
 export type ContractEnv = { [K in Exclude<EnvName, (typeof CONDITIONAL_ENV_NAMES)[number]>]: string } & {
@@ -58,6 +69,8 @@ export function redisUrl(f: Pick<ConnectionFacts, "tls" | "username" | "password
 }
 
 export function connectionContract(f: ConnectionFacts): ConnectionContract {
+  if (f.sentinel && f.clusterMode) throw new Error("a Sentinel topology is not a cluster: clusterMode must be false");
+  if (f.sentinel && f.sentinel.sentinels.length === 0) throw new Error("a Sentinel topology needs its Sentinels");
   const url = redisUrl(f);
   // The CA only with TLS: a plain-text connection has nothing to verify.
   const ca = f.tls && f.caCertificate ? f.caCertificate : undefined;
@@ -69,6 +82,9 @@ export function connectionContract(f: ConnectionFacts): ConnectionContract {
     REDIS_MAX_RETRIES: String(f.client.maxRetries),
     REDIS_CONNECT_TIMEOUT: String(f.client.connectTimeoutMs),
     ...(ca !== undefined ? { REDIS_CA_PEM: ca } : {}),
+    ...(f.sentinel
+      ? { REDIS_SENTINELS: f.sentinel.sentinels.join(","), REDIS_SENTINEL_MASTER: f.sentinel.masterName }
+      : {}),
   };
   return {
     target: f.target,

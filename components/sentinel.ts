@@ -20,6 +20,18 @@ export const SENTINEL_USER = "sentinel";
 export const SENTINEL_ACL_RULES =
   "-@all +multi +slaveof +replicaof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill &*";
 
+/**
+ * Sentinel's own users (sentinel.conf; Sentinel's default user is off). Sentinels log in to each other as
+ * SENTINEL_USER with only what Sentinel sends a peer; apps (the app user, its password) only discover the
+ * primary and follow its changes: what node-redis's Sentinel client sends (redis@6 sentinel/index.js:
+ * SENTINEL MASTER/REPLICAS/SENTINELS and a PSUBSCRIBE to the failover events). No CLIENT SETINFO: Redis
+ * 7.0 does not know it, and one unknown command in a user's rules refuses the whole file.
+ */
+export const SENTINEL_PEER_ACL_RULES =
+  "-@all +auth +hello +ping +role +command +client|getname +client|id +client|setname +sentinel|get-master-addr-by-name +sentinel|master +sentinel|myid +sentinel|replicas +sentinel|sentinels +sentinel|is-master-down-by-addr +subscribe +psubscribe +publish &*";
+export const SENTINEL_APP_ACL_RULES =
+  "-@all +auth +hello +ping +client|setname +sentinel|get-master-addr-by-name +sentinel|master +sentinel|replicas +sentinel|sentinels +subscribe +psubscribe +unsubscribe +punsubscribe &*";
+
 /** Majority of the Sentinels: the quorum for "the primary is down", and what a failover needs anyway. */
 export function sentinelQuorum(sentinels: number): number {
   if (!Number.isInteger(sentinels) || sentinels < MIN_SENTINELS)
@@ -87,7 +99,7 @@ export function renderSentinelConf(c: SentinelConfInput): string {
   const m = c.masterName;
   const lines = [
     `# Rendered by components/sentinel.ts (${MIN_SENTINELS}+ Sentinels, quorum = majority). Sentinel rewrites this file.`,
-    `bind ${c.announceIp} 127.0.0.1`,
+    `bind ${c.announceIp}`,
     "protected-mode no",
     ...(c.tls
       ? [

@@ -14,6 +14,8 @@ export const CONTRACT_ENV = {
   maxRetries: "REDIS_MAX_RETRIES",
   connectTimeout: "REDIS_CONNECT_TIMEOUT",
   caPem: "REDIS_CA_PEM",
+  sentinels: "REDIS_SENTINELS",
+  sentinelMaster: "REDIS_SENTINEL_MASTER",
 } as const;
 
 export interface NodeEndpoint {
@@ -30,6 +32,11 @@ export interface Contract {
   clusterMode: boolean;
   /** Where discovery starts: every node of a cluster, or the one endpoint. */
   nodes: NodeEndpoint[];
+  /**
+   * The Sentinel topology: the primary is whichever node these Sentinels name for `masterName`
+   * (REDIS_SENTINELS, REDIS_SENTINEL_MASTER); absent for a cluster or a single endpoint.
+   */
+  sentinel?: { masterName: string; sentinels: NodeEndpoint[] };
   /** Reconnect attempts per connection before it gives up (REDIS_MAX_RETRIES). */
   maxRetries: number;
   connectTimeoutMs: number;
@@ -104,14 +111,32 @@ export function readContract(env: Env): Contract {
   const nodes = nodesText
     ? nodesText.split(",").map((s) => parseEndpoint(s, CONTRACT_ENV.nodes))
     : [parseEndpoint(`${url.hostname}:${url.port || "6379"}`, CONTRACT_ENV.url)];
+  const clusterMode = parseBool(env, CONTRACT_ENV.clusterMode) ?? false;
+  const sentinel = readSentinel(env, clusterMode);
   return {
     username: decodeURIComponent(url.username) || "default",
     password: decodeURIComponent(url.password),
     tls,
     ...(caPem ? { caPem } : {}),
-    clusterMode: parseBool(env, CONTRACT_ENV.clusterMode) ?? false,
+    clusterMode,
     nodes,
+    ...(sentinel ? { sentinel } : {}),
     maxRetries: parseInt(env, CONTRACT_ENV.maxRetries, 0) ?? CONTRACT_DEFAULTS.maxRetries,
     connectTimeoutMs: parseInt(env, CONTRACT_ENV.connectTimeout, 1) ?? CONTRACT_DEFAULTS.connectTimeoutMs,
   };
+}
+
+/** REDIS_SENTINELS and REDIS_SENTINEL_MASTER: both or neither, and never with cluster mode. */
+function readSentinel(env: Env, clusterMode: boolean): Contract["sentinel"] {
+  const list = env[CONTRACT_ENV.sentinels]?.trim();
+  const masterName = env[CONTRACT_ENV.sentinelMaster]?.trim();
+  if (!list && !masterName) return undefined;
+  if (!list) throw new ContractError(CONTRACT_ENV.sentinels, `is not set, but ${CONTRACT_ENV.sentinelMaster} is`);
+  if (!masterName) throw new ContractError(CONTRACT_ENV.sentinelMaster, `is not set, but ${CONTRACT_ENV.sentinels} is`);
+  if (clusterMode)
+    throw new ContractError(
+      CONTRACT_ENV.clusterMode,
+      "is true, but a Sentinel topology (REDIS_SENTINELS) is not a cluster",
+    );
+  return { masterName, sentinels: list.split(",").map((t) => parseEndpoint(t, CONTRACT_ENV.sentinels)) };
 }

@@ -1,6 +1,6 @@
 /**
  * redis-stack-client: `createClient(env)` reads the stack's env contract and returns a node-redis client
- * (cluster or single) that verifies TLS against the contract's CA, applies credentials and TLS to every
+ * (cluster, Sentinel or single) that verifies TLS against the contract's CA, applies credentials and TLS to every
  * node it discovers, reconnects with capped, jittered backoff, retries idempotent commands across a
  * failover after a topology refresh, and fails non-idempotent writes with a typed error rather than
  * dropping or repeating them. Two opt-in layers: an in-memory fallback for reads (and, if asked, buffered
@@ -11,6 +11,7 @@ import {
   ClientClosedError,
   createClient as createNodeClient,
   createCluster,
+  createSentinel,
   DisconnectsClientError,
   RESP_TYPES,
   TimeoutError,
@@ -147,6 +148,27 @@ function nodeRedisBackend(c: Contract, o: CreateClientOptions, counters: ClientC
       refresh: () => cluster._slots.rediscover(),
       connect: async () => void (await cluster.connect()),
       close: async () => cluster.destroy(),
+    };
+  }
+  if (c.sentinel) {
+    // The primary is whichever node the Sentinels name: node-redis asks them, follows their failover
+    // events and redials. Sentinels take the same credentials and TLS as the data nodes.
+    const sentinel = createSentinel({
+      name: c.sentinel.masterName,
+      sentinelRootNodes: c.sentinel.sentinels.map((n) => ({ host: n.host, port: n.port })),
+      nodeClientOptions: { ...auth, socket },
+      sentinelClientOptions: { username: c.username, password: c.password, socket },
+      commandOptions: { typeMapping: BUFFERS },
+      // Reads from the primary too: a replica may lag, and this client promises read-your-writes.
+      replicaPoolSize: 0,
+    });
+    sentinel.on("error", onError);
+    return {
+      send: (_key, readonly, args, abortSignal) =>
+        abortSignal ? sentinel.sendCommand(readonly, args, { abortSignal }) : sentinel.sendCommand(readonly, args),
+      refresh: async () => undefined,
+      connect: async () => void (await sentinel.connect()),
+      close: async () => sentinel.destroy(),
     };
   }
   const client = createNodeClient({

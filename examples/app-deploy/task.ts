@@ -21,6 +21,8 @@ export const PLAIN_ENV_NAMES: readonly string[] = [
   "REDIS_MAX_RETRIES",
   "REDIS_CONNECT_TIMEOUT",
   "REDIS_CA_PEM",
+  "REDIS_SENTINELS",
+  "REDIS_SENTINEL_MASTER",
 ];
 
 /** Env names that hold a credential (the URL carries the app user's password): each goes to SSM. */

@@ -26,9 +26,11 @@ const facts: ConnectionFacts = {
   client: { maxRetries: 10, connectTimeoutMs: 5000 },
 };
 
-test("with TLS the env carries every name of ENV_NAMES, the CA among them", () => {
+const SENTINEL_NAMES: readonly string[] = ["REDIS_SENTINELS", "REDIS_SENTINEL_MASTER"];
+
+test("with TLS the env carries every name of ENV_NAMES but the Sentinel pair, the CA among them", () => {
   const c = connectionContract(facts);
-  expect(Object.keys(c.env).sort()).toEqual([...ENV_NAMES].sort());
+  expect(Object.keys(c.env).sort()).toEqual(ENV_NAMES.filter((n) => !SENTINEL_NAMES.includes(n)).sort());
   expect(c.env.REDIS_CA_PEM).toBe(CA);
   expect(c.caCertificate).toBe(CA);
   expect(c.env.REDIS_URL).toBe("rediss://app:pw0123456789@10.40.0.10:6379");
@@ -37,10 +39,28 @@ test("with TLS the env carries every name of ENV_NAMES, the CA among them", () =
 test("without TLS there is no CA to verify against: REDIS_CA_PEM is absent (not empty), caCertificate empty", () => {
   const c = connectionContract({ ...facts, tls: false });
   expect("REDIS_CA_PEM" in c.env).toBe(false);
-  expect(Object.keys(c.env).sort()).toEqual(ENV_NAMES.filter((n) => n !== "REDIS_CA_PEM").sort());
+  expect(Object.keys(c.env).sort()).toEqual(
+    ENV_NAMES.filter((n) => n !== "REDIS_CA_PEM" && !SENTINEL_NAMES.includes(n)).sort(),
+  );
   expect(c.caCertificate).toBe("");
   expect(c.env.REDIS_URL).toMatch(/^redis:\/\//);
-  expect(CONDITIONAL_ENV_NAMES).toEqual(["REDIS_CA_PEM"]);
+  expect(CONDITIONAL_ENV_NAMES).toEqual(["REDIS_CA_PEM", ...SENTINEL_NAMES]);
+});
+
+test("the Sentinel topology adds its pair (every Sentinel, the master name) and is never cluster mode", () => {
+  const sentinel = {
+    masterName: "redis-prod",
+    sentinels: ["10.40.0.10:26379", "10.40.1.10:26379", "10.40.2.10:26379"],
+  };
+  const c = connectionContract({ ...facts, clusterMode: false, sentinel });
+  expect(Object.keys(c.env).sort()).toEqual([...ENV_NAMES].sort());
+  expect(c.env.REDIS_SENTINELS).toBe("10.40.0.10:26379,10.40.1.10:26379,10.40.2.10:26379");
+  expect(c.env.REDIS_SENTINEL_MASTER).toBe("redis-prod");
+  expect(c.env.REDIS_CLUSTER_MODE).toBe("false");
+  expect(() => connectionContract({ ...facts, sentinel })).toThrow(/clusterMode must be false/);
+  expect(() => connectionContract({ ...facts, clusterMode: false, sentinel: { ...sentinel, sentinels: [] } })).toThrow(
+    /needs its Sentinels/,
+  );
 });
 
 test("the dotenv file keeps a multi-line CA and shell characters intact when bash sources it", () => {

@@ -13,6 +13,7 @@ import {
   planSentinelTopology,
   renderSentinelConf,
   SENTINEL_ACL_RULES,
+  SENTINEL_PEER_ACL_RULES,
   SENTINEL_PORT,
   SENTINEL_USER,
   sentinelQuorum,
@@ -144,7 +145,7 @@ describeRedis.each([false, true])(
             `sentinel auth-pass redis-test ${password}`,
             `sentinel sentinel-pass ${password}`,
             "user default off",
-            `user ${SENTINEL_USER} on >${password} +@all`,
+            `user ${SENTINEL_USER} on >${password} ${SENTINEL_PEER_ACL_RULES}`,
           ].join("\n") +
           "\n",
       );
