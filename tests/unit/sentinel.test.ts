@@ -68,7 +68,7 @@ describeRedis.each([false, true])(
     const pki = tls
       ? makePki(path.join(dir, "pki"), [
           { name: "data", ip: "127.0.0.1" },
-          { name: "sentinel", ip: "127.0.0.2" },
+          { name: "sentinel", ip: "127.0.0.5" },
         ])
       : undefined;
     /** Each process's certificate and key on disk, and the CA. */
@@ -82,7 +82,8 @@ describeRedis.each([false, true])(
     };
     const password = "s3ntinel-test-pass";
     const procs: ChildProcess[] = [];
-    // The data node on 127.0.0.1, Sentinel on 127.0.0.2 (its own loopback address, so the fixed port is free).
+    // The data node on 127.0.0.1, Sentinel on 127.0.0.5: its own loopback address, so the fixed port is free
+    // (the client suite runs its three Sentinels on 127.0.0.2-4, maybe at the same time).
     const redisPort = 20000 + (process.pid % 5000);
     const cli = (host: string, port: number, ...args: string[]) => as(SENTINEL_USER, host, port, ...args);
     const as = (user: string, host: string, port: number, ...args: string[]) =>
@@ -129,7 +130,7 @@ describeRedis.each([false, true])(
       );
       const conf = renderSentinelConf({
         masterName: "redis-test",
-        announceIp: "127.0.0.2",
+        announceIp: "127.0.0.5",
         primaryIp: "127.0.0.1",
         redisPort,
         sentinels: 3,
@@ -156,7 +157,7 @@ describeRedis.each([false, true])(
         }),
       );
       for (let t = 0; t < 100; t++) {
-        const r = cli("127.0.0.2", SENTINEL_PORT, "sentinel", "master", "redis-test");
+        const r = cli("127.0.0.5", SENTINEL_PORT, "sentinel", "master", "redis-test");
         if (r.status === 0 && /\nflags\nmaster\n/.test(r.stdout) && /\ninfo-refresh\n\d+\n/.test(r.stdout)) break;
         await new Promise((res) => setTimeout(res, 100));
       }
@@ -168,7 +169,7 @@ describeRedis.each([false, true])(
     });
 
     test("Sentinel monitors the primary with the derived quorum and timings, and asks nothing its ACL user may not run", () => {
-      const r = cli("127.0.0.2", SENTINEL_PORT, "sentinel", "master", "redis-test");
+      const r = cli("127.0.0.5", SENTINEL_PORT, "sentinel", "master", "redis-test");
       expect(r.status).toBe(0);
       const lines = r.stdout.trim().split("\n");
       const field = (k: string) => lines[lines.indexOf(k) + 1];
@@ -188,7 +189,7 @@ describeRedis.each([false, true])(
         "redis-cli",
         [
           "-h",
-          "127.0.0.2",
+          "127.0.0.5",
           "-p",
           String(SENTINEL_PORT),
           ...(pki ? ["--tls", "--cacert", pki.caCertFile] : []),
