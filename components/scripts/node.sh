@@ -86,12 +86,22 @@ imds() {
   curl -fsS --max-time 5 -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
 }
 
-# on_exit: a failed run publishes why (the last FATAL line), so nobody has to log in to find out.
+# on_exit: a failed run publishes why (the last FATAL line), so nobody has to log in to find out. Then
+# the log's tee gets its end of file and is waited for (at most 5 s): a unit's run ends with every line
+# written, and leaves no process behind for systemd to stop (a leftover tee put the settings unit in
+# stop-sigterm until TimeoutStopSec on the lab's hosts, holding a live change for 90 s).
 on_exit() {
   local rc=$?
   if [ "$rc" -ne 0 ]; then
     [ -n "$FAILURE" ] || FAILURE=$(grep -o 'FATAL: .*' "$BOOT_LOG" 2>/dev/null | tail -n 1 | cut -c8-)
     publish_status failed "${FAILURE:-$1 exited with $rc; see $BOOT_LOG}"
+  fi
+  if [ -n "${LOG_PID:-}" ]; then
+    exec >&- 2>&-
+    for _ in {1..50}; do
+      kill -0 "$LOG_PID" 2>/dev/null || break
+      sleep 0.1
+    done
   fi
 }
 
@@ -648,6 +658,7 @@ main() {
   COMMAND=${1:-}
   mkdir -p "$(dirname "$BOOT_LOG")"
   exec > >(tee -a "$BOOT_LOG") 2>&1
+  LOG_PID=$!
   trap 'on_exit "$COMMAND"' EXIT
   # Anything that fails unexpectedly says what and where, instead of a silent `set -e` exit.
   set -E
