@@ -38,8 +38,9 @@ export function readScript(name: ScriptName): string {
 }
 
 /**
- * A script as the user-data ships it: without its full-line comments (EC2 takes 16 KB of user-data and
- * the scripts' comments are a third of it), the shebang kept. The repository's copy is the documented one.
+ * A script as a node gets it (in the user-data, or through SSM: ssmShippedScripts): without its full-line
+ * comments (EC2 takes 16 KB of user-data and the scripts' comments are a third of it), the shebang kept.
+ * The repository's copy is the documented one.
  */
 export function shippedScript(name: ScriptName): string {
   return readScript(name)

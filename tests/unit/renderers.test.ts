@@ -189,17 +189,8 @@ test("node.env is plain bash that yields the node's facts exactly, and no secret
 });
 
 test("every awscli call on a node gets the IMDS settings: node.env sets them, node.sh exports them by name", () => {
-  const env = renderNodeEnv({
-    self: cluster[0],
-    cluster,
-    region: "eu-west-1",
-    dataVolumeId: "vol-0abc",
-    ssm: spec.ssm,
-    redisConf: "port 6379",
-    nodeTimeoutMs: 2000,
-    tls: false,
-    metrics: spec.metrics,
-  });
+  // node.env as the user-data writes it.
+  const env = scripts[0];
   for (const [k, v] of Object.entries(AWS_CLI_IMDS)) expect(env.split("\n")).toContain(`${k}='${v}'`);
   const exported = readScript("node.sh")
     .match(/^export (AWS_[A-Z_ ]+)$/m)?.[1]

@@ -6,7 +6,8 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ChildProcess, spawn, spawnSync } from "child_process";
+import { ChildProcess, spawn } from "child_process";
+import { describeRedis, redisCli } from "./support/redisCli";
 import { makePki } from "../../lab/pki";
 import {
   MIN_SENTINELS,
@@ -58,9 +59,6 @@ test("a bad master name is refused before it reaches a config file", () => {
   );
 });
 
-const hasRedis = spawnSync("redis-server", ["--version"]).status === 0;
-const describeRedis = hasRedis || process.env.CI === "true" ? describe : describe.skip;
-
 describeRedis.each([false, true])(
   "real redis-server in sentinel mode loads the rendered sentinel.conf (TLS %s)",
   (tls) => {
@@ -85,26 +83,9 @@ describeRedis.each([false, true])(
     // The data node on 127.0.0.1, Sentinel on 127.0.0.5: its own loopback address, so the fixed port is free
     // (the client suite runs its three Sentinels on 127.0.0.2-4, maybe at the same time).
     const redisPort = 20000 + (process.pid % 5000);
-    const cli = (host: string, port: number, ...args: string[]) => as(SENTINEL_USER, host, port, ...args);
     const as = (user: string, host: string, port: number, ...args: string[]) =>
-      spawnSync(
-        "redis-cli",
-        [
-          "-h",
-          host,
-          "-p",
-          String(port),
-          ...(pki ? ["--tls", "--cacert", pki.caCertFile] : []),
-          "--user",
-          user,
-          "--no-auth-warning",
-          ...args,
-        ],
-        {
-          env: { ...process.env, REDISCLI_AUTH: password },
-          encoding: "utf8",
-        },
-      );
+      redisCli(host, port, { user, password, caFile: pki?.caCertFile }, ...args);
+    const cli = (host: string, port: number, ...args: string[]) => as(SENTINEL_USER, host, port, ...args);
 
     beforeAll(async () => {
       const dataTls = tls ? tlsFiles("data") : undefined;
@@ -185,19 +166,7 @@ describeRedis.each([false, true])(
       const clients = as("admin", "127.0.0.1", redisPort, "client", "list").stdout;
       expect(clients).toMatch(new RegExp(`cmd=(info|ping|subscribe|publish) user=${SENTINEL_USER} `));
       // An unauthenticated client gets nothing from Sentinel.
-      const anon = spawnSync(
-        "redis-cli",
-        [
-          "-h",
-          "127.0.0.5",
-          "-p",
-          String(SENTINEL_PORT),
-          ...(pki ? ["--tls", "--cacert", pki.caCertFile] : []),
-          "sentinel",
-          "masters",
-        ],
-        { encoding: "utf8" },
-      );
+      const anon = redisCli("127.0.0.5", SENTINEL_PORT, { caFile: pki?.caCertFile }, "sentinel", "masters");
       expect(anon.stdout).toMatch(/NOAUTH|WRONGPASS|NOPERM/);
     });
   },

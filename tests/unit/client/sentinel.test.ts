@@ -7,7 +7,8 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ChildProcess, spawn, spawnSync } from "child_process";
+import { ChildProcess, spawn } from "child_process";
+import { describeRedis, redisCli } from "../support/redisCli";
 import { createClient, StackClient } from "../../../client/src";
 import { readContract } from "../../../client/src/contract";
 import {
@@ -20,8 +21,6 @@ import {
 } from "../../../components/sentinel";
 import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../../../components/redisConf";
 
-const hasRedis = spawnSync("redis-server", ["--version"]).status === 0;
-const describeRedis = hasRedis || process.env.CI === "true" ? describe : describe.skip;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const MASTER = "redis-test";
@@ -36,11 +35,7 @@ describeRedis("the client on a real Sentinel topology", () => {
   let client: StackClient;
 
   const cli = (ip: string, p: number, user: string, ...args: string[]) =>
-    spawnSync("redis-cli", ["-h", ip, "-p", String(p), "--user", user, "--no-auth-warning", ...args], {
-      env: { ...process.env, REDISCLI_AUTH: PASSWORD },
-      encoding: "utf8",
-      timeout: 5000,
-    });
+    redisCli(ip, p, { user, password: PASSWORD }, ...args);
   const primaryPerSentinel = (i: number) =>
     cli(IPS[i], SENTINEL_PORT, ADMIN_USER, "sentinel", "get-master-addr-by-name", MASTER).stdout.trim();
 

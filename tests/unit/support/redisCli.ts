@@ -1,0 +1,40 @@
+/** This machine's redis-server and redis-cli, for the suites that run real Redis processes locally. */
+import { spawnSync, SpawnSyncReturns } from "child_process";
+
+export const hasRedis = spawnSync("redis-server", ["--version"]).status === 0;
+/** A suite of real redis-server processes: skipped without one, except in CI (which must have it). */
+export const describeRedis = hasRedis || process.env.CI === "true" ? describe : describe.skip;
+
+export interface RedisCliLogin {
+  user?: string;
+  /** Passed in REDISCLI_AUTH, never on the command line. */
+  password?: string;
+  /** TLS, verifying the server against this CA file. */
+  caFile?: string;
+}
+
+/** redis-cli against host:port as `login`, with `args`. */
+export function redisCli(
+  host: string,
+  port: number,
+  login: RedisCliLogin,
+  ...args: string[]
+): SpawnSyncReturns<string> {
+  return spawnSync(
+    "redis-cli",
+    [
+      "-h",
+      host,
+      "-p",
+      String(port),
+      ...(login.caFile ? ["--tls", "--cacert", login.caFile] : []),
+      ...(login.user ? ["--user", login.user, "--no-auth-warning"] : []),
+      ...args,
+    ],
+    {
+      env: { ...process.env, ...(login.password !== undefined ? { REDISCLI_AUTH: login.password } : {}) },
+      encoding: "utf8",
+      timeout: 5000,
+    },
+  );
+}
