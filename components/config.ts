@@ -10,11 +10,15 @@ import { X509Certificate } from "crypto";
 import { describeInstanceType, defaultMaxmemoryBytes, Architecture, InstanceTypeInfo } from "./instanceTypes";
 import { DEFAULT_METRICS_INTERVAL, METRICS_INTERVALS, MetricsInterval } from "./metrics";
 import { REPL_BACKLOG_BYTES } from "./redisConf";
+import { MIN_SENTINELS, SENTINEL_DEFAULT_REPLICAS } from "./sentinel";
 
 /** The smallest maxmemory a node may have: 4 replication backlogs (found when a lab node at 16 MB refused writes). */
 export const MIN_MAXMEMORY_BYTES = 4 * REPL_BACKLOG_BYTES;
 
 export type Target = "cloud" | "ec2";
+/** The EC2 layout: a Redis Cluster (shards), or one primary with replicas and Sentinel (components/sentinel.ts). */
+export const TOPOLOGIES = ["cluster", "sentinel"] as const;
+export type Topology = (typeof TOPOLOGIES)[number];
 export const PERSISTENCE_MODES = ["aof+rdb", "aof", "rdb", "none"] as const;
 export type Persistence = (typeof PERSISTENCE_MODES)[number];
 export const EVICTION_POLICIES = [
@@ -64,6 +68,8 @@ export interface ClientSettings {
 
 export interface Ec2Settings {
   region: string;
+  topology: Topology;
+  /** Masters (cluster); always 1 in the Sentinel topology. */
   shards: number;
   replicasPerShard: number;
   instanceType: string;
@@ -175,8 +181,9 @@ export const CONFIG_KEYS = {
   alertEmail: "(none)",
   clientMaxRetries: "10",
   clientConnectTimeoutMs: "5000",
-  shards: "3",
-  replicasPerShard: "1",
+  topology: "cluster",
+  shards: "3 (cluster), 1 (sentinel)",
+  replicasPerShard: "1 (cluster), 2 (sentinel)",
   instanceType: DEFAULT_INSTANCE_TYPE,
   maxmemory: "65% of the instance's RAM",
   nodeTimeoutMs: String(DEFAULT_NODE_TIMEOUT_MS),
@@ -226,8 +233,10 @@ export const CONFIG_TYPES: Record<ConfigKey, PulumiConfigType> = {
   alertEmail: "string",
   clientMaxRetries: "integer",
   clientConnectTimeoutMs: "integer",
-  shards: "integer",
-  replicasPerShard: "integer",
+  topology: "string",
+  // Strings: their defaults depend on the topology, and a declared key needs a literal default ("").
+  shards: "string",
+  replicasPerShard: "string",
   instanceType: "string",
   maxmemory: "string",
   nodeTimeoutMs: "integer",
@@ -555,14 +564,7 @@ function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts?: Inst
   if (awsRegion === undefined || awsRegion === "") {
     r.fail("aws:region", undefined, "the EC2 target needs an AWS region", "pulumi config set aws:region us-east-1");
   }
-  const shards = r.int("shards", 3, 3, 500, "Redis Cluster needs at least 3 masters to hold a failover majority");
-  const replicasPerShard = r.int(
-    "replicasPerShard",
-    1,
-    1,
-    5,
-    "at least one replica per master, or there is nothing to fail over to",
-  );
+  const { topology, shards, replicasPerShard } = parseLayout(r);
 
   const instanceType = r.get("instanceType") ?? DEFAULT_INSTANCE_TYPE;
   if (!INSTANCE_TYPE_PATTERN.test(instanceType)) {
@@ -704,6 +706,7 @@ function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts?: Inst
 
   return {
     region: awsRegion ?? "",
+    topology,
     shards,
     replicasPerShard,
     instanceType,
@@ -722,6 +725,45 @@ function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts?: Inst
     metricsIntervalSeconds,
     alarms,
   };
+}
+
+/**
+ * topology, shards and replicasPerShard. Their defaults follow the topology: a cluster of 3 masters with a
+ * replica each, or one primary with 2 replicas (3 nodes, 3 Sentinels).
+ */
+function parseLayout(r: Reader): Pick<Ec2Settings, "topology" | "shards" | "replicasPerShard"> {
+  const topology = r.oneOf("topology", TOPOLOGIES, "cluster");
+  if (topology === "cluster") {
+    const shards = r.int("shards", 3, 3, 500, "Redis Cluster needs at least 3 masters to hold a failover majority");
+    const replicasPerShard = r.int(
+      "replicasPerShard",
+      1,
+      1,
+      5,
+      "at least one replica per master, or there is nothing to fail over to",
+    );
+    return { topology, shards, replicasPerShard };
+  }
+  const shardsRaw = r.get("shards");
+  if (shardsRaw !== undefined && shardsRaw !== "1")
+    r.fail(
+      "shards",
+      shardsRaw,
+      "the Sentinel topology runs one primary and its replicas: it does not shard the data",
+      "pulumi config rm shards (or pulumi config set topology cluster to spread the data over shards)",
+    );
+  const replicasRaw = r.get("replicasPerShard");
+  const replicas = replicasRaw === undefined ? SENTINEL_DEFAULT_REPLICAS : Number(replicasRaw);
+  if (!Number.isInteger(replicas) || replicas < MIN_SENTINELS - 1 || replicas > 5) {
+    r.fail(
+      "replicasPerShard",
+      replicasRaw,
+      `the Sentinel topology runs a Sentinel on every node, and needs at least ${MIN_SENTINELS} of them (2 replicas) so that a majority can tell a dead primary from a partition; at most 5 replicas`,
+      `pulumi config set replicasPerShard ${SENTINEL_DEFAULT_REPLICAS}`,
+    );
+    return { topology, shards: 1, replicasPerShard: SENTINEL_DEFAULT_REPLICAS };
+  }
+  return { topology, shards: 1, replicasPerShard: replicas };
 }
 
 function isMetricsInterval(n: number): n is MetricsInterval {

@@ -3,12 +3,14 @@
  * what it deployed last (its own `deployment` output) at preview, and the lab and the local mode apply
  * changes through the same rules.
  */
-import { ConfigProblem, Ec2Settings } from "./config";
+import { ConfigProblem, Ec2Settings, Topology } from "./config";
 import { planTopology } from "./topology";
 
 /** What the stack exports about the cluster it runs (the `deployment` output), read back at the next update. */
 export interface DeployedShape {
   target: "ec2";
+  /** Absent in the deployments of stacks older than the Sentinel topology: those run a cluster. */
+  topology?: Topology;
   shards: number;
   replicasPerShard: number;
   tls: boolean;
@@ -21,6 +23,7 @@ export interface DeployedShape {
 export function deploymentOf(ec2: Ec2Settings, tls: boolean): DeployedShape {
   return {
     target: "ec2",
+    topology: ec2.topology,
     shards: ec2.shards,
     replicasPerShard: ec2.replicasPerShard,
     tls,
@@ -35,6 +38,7 @@ export function isDeployedShape(value: unknown): value is DeployedShape {
     typeof v === "object" &&
     v !== null &&
     v.target === "ec2" &&
+    (v.topology === undefined || v.topology === "cluster" || v.topology === "sentinel") &&
     typeof v.shards === "number" &&
     typeof v.replicasPerShard === "number" &&
     typeof v.tls === "boolean" &&
@@ -51,6 +55,14 @@ export function isDeployedShape(value: unknown): value is DeployedShape {
 export function checkDeployedChange(deployed: DeployedShape | undefined, next: DeployedShape): ConfigProblem[] {
   if (!deployed) return [];
   const problems: ConfigProblem[] = [];
+  const deployedTopology = deployed.topology ?? "cluster";
+  if ((next.topology ?? "cluster") !== deployedTopology)
+    problems.push({
+      key: "topology",
+      value: next.topology,
+      problem: `the deployed stack runs a ${deployedTopology}; its nodes, their data and every app's client follow from it, so it cannot change in place`,
+      fix: `pulumi config set topology ${deployedTopology} (for the other topology deploy a new stack and move the data to it)`,
+    });
   if (next.replicasPerShard !== deployed.replicasPerShard)
     problems.push({
       key: "replicasPerShard",

@@ -439,3 +439,38 @@ test("every problem is listed at once", () => {
     "shards",
   ]);
 });
+
+describe("the Sentinel topology (topology=sentinel)", () => {
+  test("defaults to one primary and 2 replicas: 3 nodes, 3 Sentinels; the cluster stays the default", () => {
+    expect(parseSettings(EC2).settings?.ec2).toMatchObject({ topology: "cluster", shards: 3, replicasPerShard: 1 });
+    const ec2 = parseSettings({ ...EC2, topology: "sentinel" }).settings?.ec2;
+    expect(ec2).toMatchObject({ topology: "sentinel", shards: 1, replicasPerShard: 2 });
+    // Pulumi.yaml's defaults for shards and replicasPerShard are "" (unset), as the CLI hands them over.
+    expect(parseSettings({ ...EC2, topology: "sentinel", shards: "", replicasPerShard: "" }).settings?.ec2).toEqual(
+      ec2,
+    );
+    expect(
+      parseSettings({ ...EC2, topology: "sentinel", shards: "1", replicasPerShard: "4" }).settings?.ec2,
+    ).toMatchObject({ shards: 1, replicasPerShard: 4 });
+  });
+
+  test("shards other than 1 fail, naming shards and how to fix it", () => {
+    const p = expectProblem({ ...EC2, topology: "sentinel", shards: "3" }, "shards", /one primary.*does not shard/);
+    expect(p.fix).toMatch(/pulumi config rm shards/);
+  });
+
+  test("fewer than 3 Sentinels (replicasPerShard below 2) fail, naming replicasPerShard", () => {
+    for (const replicas of ["1", "0", "two", "6"]) {
+      const p = expectProblem(
+        { ...EC2, topology: "sentinel", replicasPerShard: replicas },
+        "replicasPerShard",
+        /at least 3 of them/,
+      );
+      expect(p.fix).toBe("pulumi config set replicasPerShard 2");
+    }
+  });
+
+  test("an unknown topology fails with the choices", () => {
+    expectProblem({ ...EC2, topology: "sentinels" }, "topology", /cluster, sentinel/);
+  });
+});

@@ -82,6 +82,12 @@ test("deployed changes: shards may grow and shrink; replicas, TLS and a smaller 
     "replicasPerShard",
   ]);
   expect(checkDeployedChange(deployed, { ...deployed, tls: false }).map((p) => p.key)).toEqual(["tls"]);
+  // A deployment recorded before the topology key runs a cluster: staying one is no change, leaving it is refused.
+  expect(checkDeployedChange(deployed, { ...deployed, topology: "cluster" })).toEqual([]);
+  const toSentinel = checkDeployedChange(deployed, { ...deployed, topology: "sentinel" });
+  expect(toSentinel.map((p) => [p.key, p.fix])).toEqual([
+    ["topology", expect.stringMatching(/^pulumi config set topology cluster /)],
+  ]);
   const smaller = checkDeployedChange(deployed, { ...deployed, dataVolumeGb: 20 });
   expect(smaller.map((p) => p.key)).toEqual(["dataVolumeGb"]);
   expect(smaller[0].fix).toContain("pulumi config set dataVolumeGb 40");
