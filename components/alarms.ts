@@ -22,7 +22,7 @@
  * a node whose Redis does not answer publishes only Up and ClusterStateOk = 0, and one outage should
  * page through those two rather than through every alarm at once (or flap through INSUFFICIENT_DATA).
  */
-import { AlarmThresholds, Ec2Settings, EvictionPolicy, Persistence } from "./config";
+import { AlarmThresholds, Ec2Settings, EvictionPolicy, Persistence, Topology } from "./config";
 import { metricDef } from "./metrics";
 
 /** Where each alarm's description sends the reader: the README section with one row per alarm id. */
@@ -63,6 +63,8 @@ export interface MonitoringInput {
   /** The Stack dimension (metrics.ts stackDimension). */
   stackDimension: string;
   nodes: { name: string; shard: number }[];
+  /** The Sentinel topology reads ClusterStateOk and MastersSeen from the node's Sentinel (metrics.py). */
+  topology: Topology;
   shards: number;
   replicasPerShard: number;
   /** The nodes' collection period (metricsIntervalSeconds), which is every alarm's period. */
@@ -84,6 +86,7 @@ export function monitoringInput(
   return {
     stackDimension,
     nodes,
+    topology: ec2.topology,
     shards: ec2.shards,
     replicasPerShard: ec2.replicasPerShard,
     periodSeconds: ec2.metricsIntervalSeconds,
@@ -145,6 +148,7 @@ export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
   const rdb = input.persistence === "aof+rdb" || input.persistence === "rdb";
   const aof = input.persistence === "aof+rdb" || input.persistence === "aof";
   const latencyUs = Math.round(t.latencyP99Ms * 1000);
+  const sentinel = input.topology === "sentinel";
 
   const stackWide: Rule[] = [
     {
@@ -155,10 +159,14 @@ export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
       threshold: 1,
       of: [2, 2],
       treatMissingData: "breaching",
-      what: "A node sees cluster_state other than ok, its Redis does not answer, or no node reports at all.",
-      todo:
-        "Find the node on the dashboard (Cluster state, Per node: Up), run CLUSTER INFO there (README Runbook: connect to a node) " +
-        "and read /var/log/redis-stack.log; a node cut off from the majority or a shard with no live copy shows here.",
+      what: sentinel
+        ? "A node's Sentinel names no healthy primary, cannot reach a quorum, or names another primary than the one its Redis follows (the Sentinels disagree); or its Redis does not answer, or no node reports."
+        : "A node sees cluster_state other than ok, its Redis does not answer, or no node reports at all.",
+      todo: sentinel
+        ? "Find the node on the dashboard (Per node: Up), run SENTINEL MASTER <name> and SENTINEL CKQUORUM <name> on port 26379 there " +
+          "(README Runbook: connect to a node) and read /var/log/redis-stack.log; a node cut off from the majority shows here."
+        : "Find the node on the dashboard (Cluster state, Per node: Up), run CLUSTER INFO there (README Runbook: connect to a node) " +
+          "and read /var/log/redis-stack.log; a node cut off from the majority or a shard with no live copy shows here.",
     },
     {
       id: "masters-missing",
@@ -167,10 +175,14 @@ export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
       comparison: "LessThanThreshold",
       threshold: input.shards,
       of: [2, 2],
-      what: `A node sees fewer than ${input.shards} healthy masters serving slots: a master failed and no replica took over.`,
-      todo:
-        "CLUSTER NODES on any node shows the failed master; start its instance or let its replacement rejoin " +
-        "(README Runbook). While a shards change moves slots onto new masters this is expected until the rebalance ends.",
+      what: sentinel
+        ? "A node's Sentinel sees no healthy primary: the primary failed and no replica was promoted (yet)."
+        : `A node sees fewer than ${input.shards} healthy masters serving slots: a master failed and no replica took over.`,
+      todo: sentinel
+        ? "SENTINEL MASTER <name> and SENTINEL REPLICAS <name> on any node show why no replica was promoted (none in sync, " +
+          "no quorum); start the primary's instance or let its replacement rejoin (README Runbook)."
+        : "CLUSTER NODES on any node shows the failed master; start its instance or let its replacement rejoin " +
+          "(README Runbook). While a shards change moves slots onto new masters this is expected until the rebalance ends.",
     },
     ...(input.replicasPerShard > 0
       ? [

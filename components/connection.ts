@@ -133,6 +133,7 @@ export type ConnectionFactsInput = TlsFacts & {
   password: pulumi.Input<string>;
   clusterMode: boolean;
   client: ClientSettings;
+  sentinel?: ConnectionFacts["sentinel"];
 };
 
 /** Both components call this: one contract, URL and env secret, everything else plain. */

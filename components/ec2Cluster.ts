@@ -19,6 +19,7 @@ import { nodeRolePolicy } from "./iam";
 import { ExpectedNode, ParameterReader, ssmReader, waitForCluster } from "./health";
 import { renderDesiredSettings, rollOrder, versionOf } from "./desired";
 import { DeployedShape, deploymentOf, nodeChange } from "./day2";
+import { SENTINEL_PORT } from "./sentinel";
 
 /** Debian's official AMIs (Debian 12 ships Redis 7.0.15, the version the integration tests run). */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -41,6 +42,8 @@ export interface RedisEc2ClusterArgs {
   ssm: SsmNames;
   /** The Stack dimension of the nodes' metrics (metrics.ts stackDimension). */
   metricsStack: string;
+  /** The Sentinel topology's master name (REDIS_SENTINEL_MASTER; sentinel.ts sentinelMasterName). */
+  sentinelMaster: string;
   /** How the health wait reads node status (default: SSM with the deployer's credentials). */
   healthReader?: ParameterReader;
   /** What this stack deployed last (its `deployment` output), if anything: day-2 changes roll and drain. */
@@ -92,12 +95,15 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
 
   private readonly baseName: string;
   private readonly args: RedisEc2ClusterArgs;
+  /** The Sentinel topology (one primary, replicas, a Sentinel on every node) instead of a cluster. */
+  private readonly sentinel: boolean;
 
   constructor(name: string, args: RedisEc2ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("redis-stack:ec2:RedisCluster", name, {}, opts);
     this.baseName = name;
     this.args = args;
     const s = args.settings;
+    this.sentinel = s.topology === "sentinel";
 
     const network = this.network();
     this.nodes = addressedTopology(s.shards, s.replicasPerShard, network.cidrs, s.ipHostOffset, REDIS_PORT);
@@ -139,7 +145,10 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       username: APP_USER,
       password: secrets.appPassword.result,
       ...trust,
-      clusterMode: true,
+      clusterMode: !this.sentinel,
+      sentinel: this.sentinel
+        ? { masterName: args.sentinelMaster, sentinels: this.nodes.map((n) => `${n.ip}:${SENTINEL_PORT}`) }
+        : undefined,
       client: args.client,
     });
     this.clientSecurityGroupId = groups.client.id;
@@ -239,14 +248,17 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         ? [tcp(port, `${what} from allowedCidrs`, { cidrBlocks: this.args.allowedCidrs })]
         : []),
     ];
+    // Sentinel topology: Sentinels talk to each other and answer apps on 26379; no cluster bus.
     const nodes = new aws.ec2.SecurityGroup(
       `${name}-nodes`,
       {
         vpcId,
-        description: "Redis Cluster nodes",
+        description: this.sentinel ? "Redis nodes with Sentinel" : "Redis Cluster nodes",
         ingress: [
           ...fromClients(REDIS_PORT, "redis"),
-          tcp(busPort, "cluster bus from cluster nodes", { self: true }),
+          ...(this.sentinel
+            ? fromClients(SENTINEL_PORT, "sentinel")
+            : [tcp(busPort, "cluster bus from cluster nodes", { self: true })]),
           ...fromClients(EXPORTER_PORT, "prometheus exporter"),
         ],
         egress: [
@@ -267,6 +279,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     for (const [id, port, description] of [
       ["client-to-redis", REDIS_PORT, "redis on the cluster nodes"],
       ["client-to-exporter", EXPORTER_PORT, "prometheus exporter on the cluster nodes"],
+      ...(this.sentinel ? ([["client-to-sentinel", SENTINEL_PORT, "sentinel on the nodes"]] as const) : []),
     ] as const) {
       new aws.vpc.SecurityGroupEgressRule(
         `${name}-${id}`,
@@ -348,6 +361,19 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       monitorPassword.result,
       "Redis password of the monitor user (each node's Prometheus exporter)",
     );
+    if (this.sentinel) {
+      const sentinelPassword = new random.RandomPassword(
+        `${name}-sentinel-password`,
+        { length: 32, special: false },
+        { parent: this },
+      );
+      this.secureParam(
+        "sentinel-password",
+        ssm.sentinelPassword,
+        sentinelPassword.result,
+        "Redis password of the sentinel user (Sentinels on the data nodes and on each other)",
+      );
+    }
     return { appPassword };
   }
 
@@ -526,6 +552,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       region: s.region,
       ssm: this.args.ssm,
       metrics: { stack: this.args.metricsStack, intervalSeconds: s.metricsIntervalSeconds },
+      sentinel: this.sentinel ? { masterName: this.args.sentinelMaster } : undefined,
     };
     // Nodes change one at a time in the roll order (replicas first): each instance waits for the previous
     // one's update and for that node to report healthy again (rollGate).

@@ -4,6 +4,7 @@
  * the ACL file and `secrets.conf`, which the node writes at boot from SSM Parameter Store.
  */
 import { EvictionPolicy, Persistence } from "./config";
+import { SentinelReplication } from "./sentinel";
 import { liveSettings, renderSettingsConf } from "./desired";
 
 export const REDIS_PORT = 6379;
@@ -67,6 +68,12 @@ export interface RedisConfInput {
    * their settings.conf, which node.sh rewrites from the stack's desired settings at each boot and change.
    */
   settingsFile?: string;
+  /**
+   * The Sentinel topology (components/sentinel.ts): no cluster; the node announces its own address to its
+   * primary, a primary refuses writes without a replica in reach, and whom it replicates is decided at each
+   * boot (node.sh writes the role file, included here).
+   */
+  sentinel?: SentinelReplication;
 }
 
 export function nodeFiles(paths: NodePaths) {
@@ -75,6 +82,8 @@ export function nodeFiles(paths: NodePaths) {
     acl: `${paths.confDir}/users.acl`,
     settings: `${paths.confDir}/settings.conf`,
     secrets: `${paths.confDir}/secrets.conf`,
+    /** Sentinel topology: `replicaof <primary>` or nothing, written by node.sh before Redis starts. */
+    role: `${paths.confDir}/role.conf`,
     caCert: `${paths.confDir}/tls/ca.crt`,
     cert: `${paths.confDir}/tls/node.crt`,
     key: `${paths.confDir}/tls/node.key`,
@@ -124,15 +133,26 @@ export function renderRedisConf(c: RedisConfInput): string {
     `logfile ${f.log}`,
     "loglevel notice",
     "",
-    "# cluster",
-    "cluster-enabled yes",
-    `cluster-config-file ${f.nodesConf}`,
-    ...inline("cluster-node-timeout"),
-    `cluster-announce-ip ${c.announceIp}`,
-    "cluster-require-full-coverage no",
-    "cluster-allow-reads-when-down no",
-    "cluster-replica-validity-factor 10",
-    "cluster-migration-barrier 1",
+    ...(c.sentinel
+      ? [
+          "# replication (Sentinel topology): a primary cut off from every replica stops taking writes",
+          `replica-announce-ip ${c.announceIp}`,
+          `min-replicas-to-write ${c.sentinel.minReplicasToWrite}`,
+          `min-replicas-max-lag ${c.sentinel.minReplicasMaxLagSeconds}`,
+          "replica-priority 100",
+          `include ${f.role}`,
+        ]
+      : [
+          "# cluster",
+          "cluster-enabled yes",
+          `cluster-config-file ${f.nodesConf}`,
+          ...inline("cluster-node-timeout"),
+          `cluster-announce-ip ${c.announceIp}`,
+          "cluster-require-full-coverage no",
+          "cluster-allow-reads-when-down no",
+          "cluster-replica-validity-factor 10",
+          "cluster-migration-barrier 1",
+        ]),
     "replica-read-only yes",
     `repl-backlog-size ${REPL_BACKLOG_BYTES / (1024 * 1024)}mb`,
     "repl-diskless-sync yes",

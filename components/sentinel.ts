@@ -32,6 +32,34 @@ export const SENTINEL_PEER_ACL_RULES =
 export const SENTINEL_APP_ACL_RULES =
   "-@all +auth +hello +ping +client|setname +sentinel|get-master-addr-by-name +sentinel|master +sentinel|replicas +sentinel|sentinels +subscribe +psubscribe +unsubscribe +punsubscribe &*";
 
+/** Where a node's Sentinel keeps its config file (it rewrites it) on the root volume; node.sh regenerates it at each boot. */
+export const SENTINEL_DIR = "/var/lib/redis-stack-sentinel";
+
+/** The master name of a stack's Sentinels (REDIS_SENTINEL_MASTER): `<project>-<stack>`, in Sentinel's alphabet. */
+export function sentinelMasterName(project: string, stack: string): string {
+  const name = `${project}-${stack}`.replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 64);
+  if (!MASTER_NAME_PATTERN.test(name)) throw new Error(`no Sentinel master name can be made from ${project}/${stack}`);
+  return name;
+}
+
+/** What a data node's redis.conf carries in the Sentinel topology (components/redisConf.ts). */
+export interface SentinelReplication {
+  /** min-replicas-to-write: 1 whenever there are at least 2 replicas (always, in this topology). */
+  minReplicasToWrite: number;
+  minReplicasMaxLagSeconds: number;
+}
+
+/**
+ * The split-brain bound: a primary refuses writes once no replica has acknowledged for max-lag seconds.
+ * On with at least 2 replicas (a primary with one replica would refuse writes whenever that one restarts).
+ */
+export function sentinelReplication(replicas: number, nodeTimeoutMs: number): SentinelReplication {
+  return {
+    minReplicasToWrite: replicas >= 2 ? 1 : 0,
+    minReplicasMaxLagSeconds: sentinelTimings(nodeTimeoutMs).minReplicasMaxLagSeconds,
+  };
+}
+
 /** Majority of the Sentinels: the quorum for "the primary is down", and what a failover needs anyway. */
 export function sentinelQuorum(sentinels: number): number {
   if (!Number.isInteger(sentinels) || sentinels < MIN_SENTINELS)

@@ -20,6 +20,7 @@ import {
 import { factsFromAws, InstanceTypeInfo } from "./instanceTypes";
 import { checkSubnets } from "./topology";
 import { ssmNames } from "./userData";
+import { sentinelMasterName } from "./sentinel";
 import { Placement, RedisEc2Cluster } from "./ec2Cluster";
 import { CloudPeer, RedisCloudDatabase } from "./redisCloud";
 import { ConnectionOutputs, ReachabilityOutputs } from "./connection";
@@ -232,6 +233,7 @@ export async function deploy(project: string, stack: string): Promise<StackOutpu
       placement,
       ssm: ssmNames(project, stack),
       metricsStack: stackDimension(project, stack),
+      sentinelMaster: sentinelMasterName(project, stack),
       deployed,
       tags,
     });

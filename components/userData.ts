@@ -28,10 +28,20 @@ import {
 } from "./redisConf";
 
 import { METRICS_NAMESPACE } from "./metrics";
+import {
+  renderSentinelConf,
+  SENTINEL_ACL_RULES,
+  SENTINEL_APP_ACL_RULES,
+  SENTINEL_DIR,
+  SENTINEL_PEER_ACL_RULES,
+  SENTINEL_PORT,
+  SENTINEL_USER,
+  sentinelReplication,
+} from "./sentinel";
 
 export const SCRIPTS_DIR = path.join(__dirname, "scripts");
 
-export type ScriptName = "lib-cluster.sh" | "node.sh" | "metrics.py";
+export type ScriptName = "lib-cluster.sh" | "lib-sentinel.sh" | "node.sh" | "metrics.py";
 
 export function readScript(name: ScriptName): string {
   return fs.readFileSync(path.join(SCRIPTS_DIR, name), "utf8");
@@ -106,6 +116,8 @@ export interface SsmNames {
   adminPassword: string;
   /** The password of the nodes' Prometheus exporter (ACL user `monitor`). */
   monitorPassword: string;
+  /** Sentinel topology: the password of the Sentinels' user, on the data nodes and on each other. */
+  sentinelPassword: string;
   tlsKey(nodeName: string): string;
   tlsCert(nodeName: string): string;
   tlsCa: string;
@@ -125,6 +137,7 @@ export function ssmNames(project: string, stack: string): SsmNames {
     appPassword: `${prefix}/app-password`,
     adminPassword: `${prefix}/admin-password`,
     monitorPassword: `${prefix}/monitor-password`,
+    sentinelPassword: `${prefix}/sentinel-password`,
     tlsKey: (nodeName) => `${prefix}/tls/${nodeName}.key`,
     tlsCert: (nodeName) => `${prefix}/tls/${nodeName}.crt`,
     tlsCa: `${prefix}/tls/ca.crt`,
@@ -174,6 +187,8 @@ export const UNITS = {
   settingsTimer: "redis-node-settings.timer",
   metrics: "redis-node-metrics.service",
   metricsTimer: "redis-node-metrics.timer",
+  /** Sentinel topology only: the node's Sentinel. */
+  sentinel: "redis-node-sentinel.service",
 } as const;
 
 /** How often a running node checks the desired settings (the bound on a live change is about twice this). */
@@ -205,6 +220,34 @@ export function renderSystemdUnit(nodeTimeoutMs: number): string {
     "Restart=always",
     `RestartSec=${restartSec}`,
     "TimeoutStopSec=60",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+  ].join("\n");
+}
+
+/**
+ * The node's Sentinel (Sentinel topology). Its config file is node.sh's (prepare regenerates it at each
+ * boot, with the primary the other Sentinels name), and Sentinel rewrites it as it learns; restarted
+ * quickly, since the other Sentinels keep the quorum meanwhile.
+ */
+export function renderSentinelUnit(): string {
+  return [
+    "[Unit]",
+    "Description=Redis node: Sentinel (redis-stack)",
+    `Requires=${UNITS.prepare}`,
+    `After=${UNITS.prepare} network-online.target`,
+    "Wants=network-online.target",
+    "",
+    "[Service]",
+    "Type=simple",
+    "User=redis",
+    "Group=redis",
+    "UMask=0077",
+    `ExecStart=/usr/bin/redis-server ${SENTINEL_DIR}/sentinel.conf --sentinel`,
+    "LimitNOFILE=65535",
+    "Restart=always",
+    "RestartSec=2",
     "",
     "[Install]",
     "WantedBy=multi-user.target",
@@ -348,6 +391,14 @@ export interface UserDataInput {
   /** How long the first boot retries apt (the NAT may still be coming up), seconds. */
   aptWaitSeconds?: number;
   metrics: MetricsSpec;
+  /** The Sentinel topology (absent: a Redis Cluster node). */
+  sentinel?: SentinelSpec;
+}
+
+/** What a node of the Sentinel topology needs beyond a cluster node's facts. */
+export interface SentinelSpec {
+  /** REDIS_SENTINEL_MASTER (sentinel.ts sentinelMasterName). */
+  masterName: string;
 }
 
 /**
@@ -408,8 +459,46 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["SHIPPED_SCRIPTS", renderShippedScriptsList(ssmShippedScripts(u.ssm))],
     ["CLUSTER_PLAN", renderClusterPlan(u.cluster)],
     ["REDIS_CONF", u.redisConf.trimEnd()],
+    ...sentinelEnv(u),
   ];
   return vars.map(([k, v]) => `${k}=${shq(v)}`).join("\n");
+}
+
+/**
+ * node.env's Sentinel facts: TOPOLOGY, the users and rules, and the non-secret sentinel.conf as rendered for
+ * the planned primary (node.sh points its monitor line at the current one, and appends the secret lines).
+ */
+function sentinelEnv(u: UserDataInput): Array<[string, string]> {
+  if (!u.sentinel) return [["TOPOLOGY", "cluster"]];
+  const f = nodeFiles(EC2_PATHS);
+  const primary = u.cluster.find((n) => n.node.role === "master");
+  if (!primary) throw new Error("a Sentinel topology needs its planned primary");
+  return [
+    ["TOPOLOGY", "sentinel"],
+    ["SENTINEL_MASTER", u.sentinel.masterName],
+    ["SENTINEL_PORT", String(SENTINEL_PORT)],
+    ["SENTINEL_DIR", SENTINEL_DIR],
+    ["SENTINEL_USER", SENTINEL_USER],
+    ["SENTINEL_ACL_RULES", SENTINEL_ACL_RULES],
+    ["SENTINEL_PEER_ACL_RULES", SENTINEL_PEER_ACL_RULES],
+    ["SENTINEL_APP_ACL_RULES", SENTINEL_APP_ACL_RULES],
+    ["SSM_SENTINEL_PASSWORD", u.ssm.sentinelPassword],
+    ["SENTINEL_PASS_FILE", `${EC2_PATHS.confDir}/sentinel.pass`],
+    ["ROLE_CONF", f.role],
+    [
+      "SENTINEL_CONF",
+      renderSentinelConf({
+        masterName: u.sentinel.masterName,
+        announceIp: u.self.ip,
+        primaryIp: primary.ip,
+        redisPort: primary.port,
+        sentinels: u.cluster.length,
+        nodeTimeoutMs: u.nodeTimeoutMs,
+        tls: u.tls ? { caCert: f.caCert, cert: f.cert, key: f.key } : false,
+        dir: SENTINEL_DIR,
+      }).trimEnd(),
+    ],
+  ];
 }
 
 const HEREDOC_END = "REDIS_STACK_FILE_END";
@@ -438,6 +527,12 @@ export function renderUserData(u: UserDataInput): string {
     `install -d -m 0755 ${NODE_LIB_DIR} /etc/redis-stack`,
     writeFileStep(NODE_ENV_FILE, "0644", renderNodeEnv(u)),
     writeFileStep(`${NODE_LIB_DIR}/lib-cluster.sh`, "0644", shippedScript("lib-cluster.sh")),
+    ...(u.sentinel
+      ? [
+          writeFileStep(`${NODE_LIB_DIR}/lib-sentinel.sh`, "0644", shippedScript("lib-sentinel.sh")),
+          writeFileStep(`/etc/systemd/system/${UNITS.sentinel}`, "0644", renderSentinelUnit()),
+        ]
+      : []),
     writeFileStep(NODE_SCRIPT, "0755", shippedScript("node.sh")),
     writeFileStep(`/etc/systemd/system/${UNITS.prepare}`, "0644", renderPrepareUnit()),
     writeFileStep(`/etc/systemd/system/${UNITS.server}`, "0644", renderSystemdUnit(u.nodeTimeoutMs)),
@@ -462,6 +557,7 @@ export interface ClusterSpec {
   peerWaitSeconds?: number;
   aptWaitSeconds?: number;
   metrics: MetricsSpec;
+  sentinel?: SentinelSpec;
 }
 
 /** One node's user-data from the cluster's spec: the single path used by the component and the tests. */
@@ -482,6 +578,7 @@ export function renderNodeUserData(
     tls,
     paths: EC2_PATHS,
     settingsFile: nodeFiles(EC2_PATHS).settings,
+    sentinel: spec.sentinel ? sentinelReplication(cluster.length - 1, spec.nodeTimeoutMs) : undefined,
   });
   return renderUserData({
     self,
@@ -495,6 +592,7 @@ export function renderNodeUserData(
     peerWaitSeconds: spec.peerWaitSeconds,
     aptWaitSeconds: spec.aptWaitSeconds,
     metrics: spec.metrics,
+    sentinel: spec.sentinel,
   });
 }
 

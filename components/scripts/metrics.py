@@ -223,6 +223,59 @@ def disk_used_percent(path: str) -> Optional[float]:
     return 100.0 * used / (used + st.f_bavail * st.f_frsize)
 
 
+def cluster_health(redis: "Redis", role: str, values: Dict[str, float]) -> str:
+    """Redis Cluster: the node's CLUSTER INFO and the masters it sees. Returns its role for RoleChanged."""
+    try:
+        cluster = parse_info(redis.cli("cluster", "info"))
+        values["ClusterStateOk"] = 1.0 if cluster.get("cluster_state") == "ok" else 0.0
+        for metric, key in (
+            ("ClusterSlotsOk", "cluster_slots_ok"),
+            ("ClusterSlotsPfail", "cluster_slots_pfail"),
+            ("ClusterSlotsFail", "cluster_slots_fail"),
+            ("ClusterKnownNodes", "cluster_known_nodes"),
+        ):
+            values[metric] = float(cluster.get(key, "0") or 0)
+        nodes_text = redis.cli("cluster", "nodes")
+        values["MastersSeen"] = float(masters_seen(nodes_text))
+        # A failover swaps a master that serves slots and a replica. A node that boots, or joins as a new
+        # shard, is an empty master first: becoming a replica (or getting slots) from there is no failover.
+        if role == "master" and not serves_slots(nodes_text):
+            role = "empty"
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        log(f"cluster view unknown: {e}")
+        values["ClusterStateOk"] = 0.0
+    return role
+
+
+def sentinel_health(env: Dict[str, str], info: Dict[str, str], values: Dict[str, float]) -> None:
+    """The Sentinel topology's reading of ClusterStateOk and MastersSeen: this node's Sentinel names a
+    primary that is not down and can reach a quorum, and this node's Redis agrees (it is that primary, or
+    replicates it). A Sentinel that names another primary than the others shows as 0 on the nodes that
+    follow the others."""
+    sentinel = Redis(env, env["NODE_IP"], env["SENTINEL_PORT"])
+    name = env["SENTINEL_MASTER"]
+    try:
+        reply = sentinel.cli("sentinel", "master", name).splitlines()
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
+        log(f"sentinel view unknown: {e}")
+        values["ClusterStateOk"] = 0.0
+        return
+    master = dict(zip(reply[0::2], reply[1::2]))
+    try:
+        quorum = sentinel.cli("sentinel", "ckquorum", name).startswith("OK")
+    except (RuntimeError, subprocess.TimeoutExpired, OSError):
+        quorum = False
+    flags = set(master.get("flags", "").split(","))
+    primary_ok = "master" in flags and not flags & {"s_down", "o_down", "disconnected"}
+    named = (master.get("ip"), master.get("port"))
+    if info.get("role") == "master":
+        follows = named == (env["NODE_IP"], env["REDIS_PORT"])
+    else:
+        follows = named == (info.get("master_host"), info.get("master_port"))
+    values["MastersSeen"] = 1.0 if primary_ok else 0.0
+    values["ClusterStateOk"] = 1.0 if primary_ok and quorum and follows else 0.0
+
+
 def collect(env: Dict[str, str], state: Dict[str, object], now: float) -> Tuple[Dict[str, float], Dict[str, object]]:
     values: Dict[str, float] = {"Up": 1.0}
     disk = disk_used_percent(env.get("DATA_DIR", "/var/lib/redis"))
@@ -271,25 +324,10 @@ def collect(env: Dict[str, str], state: Dict[str, object], now: float) -> Tuple[
     values["AofWriteOk"] = 1.0 if info.get("aof_last_write_status", "ok") == "ok" else 0.0
     values["AofRewriteInProgress"] = num("aof_rewrite_in_progress")
 
-    try:
-        cluster = parse_info(redis.cli("cluster", "info"))
-        values["ClusterStateOk"] = 1.0 if cluster.get("cluster_state") == "ok" else 0.0
-        for metric, key in (
-            ("ClusterSlotsOk", "cluster_slots_ok"),
-            ("ClusterSlotsPfail", "cluster_slots_pfail"),
-            ("ClusterSlotsFail", "cluster_slots_fail"),
-            ("ClusterKnownNodes", "cluster_known_nodes"),
-        ):
-            values[metric] = float(cluster.get(key, "0") or 0)
-        nodes_text = redis.cli("cluster", "nodes")
-        values["MastersSeen"] = float(masters_seen(nodes_text))
-        # A failover swaps a master that serves slots and a replica. A node that boots, or joins as a new
-        # shard, is an empty master first: becoming a replica (or getting slots) from there is no failover.
-        if role == "master" and not serves_slots(nodes_text):
-            role = "empty"
-    except (RuntimeError, subprocess.TimeoutExpired) as e:
-        log(f"cluster view unknown: {e}")
-        values["ClusterStateOk"] = 0.0
+    if env.get("TOPOLOGY") == "sentinel":
+        sentinel_health(env, info, values)
+    else:
+        role = cluster_health(redis, role, values)
     before_role = state.get("role")
     changed = before_role in ("master", "replica") and role in ("master", "replica") and before_role != role
     values["RoleChanged"] = 1.0 if changed else 0.0

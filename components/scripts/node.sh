@@ -279,11 +279,13 @@ refresh_secrets() {
   admin_pass=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$SSM_ADMIN_PASSWORD") || fail_with "cannot read $SSM_ADMIN_PASSWORD from SSM"
   monitor_pass=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$SSM_MONITOR_PASSWORD") || fail_with "cannot read $SSM_MONITOR_PASSWORD from SSM"
   printf '%s' "$admin_pass" | write_file "$ADMIN_PASS_FILE" 0600 root:root >/dev/null
+  topology_secrets
   {
     echo "user default off"
     acl_user "$APP_USER" "$app_pass" "$APP_ACL_RULES"
     acl_user "$ADMIN_USER" "$admin_pass" "$ADMIN_ACL_RULES"
     acl_user "$MONITOR_USER" "$monitor_pass" "$MONITOR_ACL_RULES"
+    topology_acl_users
   } | write_file "$CONF_DIR/users.acl" 0640 root:redis >/dev/null
   printf 'masterauth "%s"\n' "$admin_pass" | write_file "$CONF_DIR/secrets.conf" 0640 root:redis >/dev/null
   if [ "$TLS" = yes ]; then
@@ -510,7 +512,7 @@ roll() {
     [ "$SECONDS" -ge "$deadline" ] && return 0
     sleep 3
   done
-  until [ "$(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_state)" = ok ]; do
+  until topology_ready; do
     [ "$SECONDS" -ge "$deadline" ] && return 0
     sleep 1
   done
@@ -546,8 +548,7 @@ settings_tick() {
   fi
   apply_live
   grow_filesystem
-  forget_departed
-  reshard
+  topology_tick
   roll
   [ -n "$changed" ] && publish_status ok "settings $(applied_version) applied"
   # A drained master publishes its empty slot count (the deploy deletes its shard after that).
@@ -556,10 +557,10 @@ settings_tick() {
   fi
 }
 
-# handoff: before Redis stops on purpose, a master makes an in-sync replica take over (CLUSTER FAILOVER run
+# topology_handoff: before Redis stops on purpose, a master makes an in-sync replica take over (CLUSTER FAILOVER run
 # on the replica: the master pauses writes until the replica has them all, then they switch roles), so a
 # planned stop costs no failover timeout and loses no acknowledged write.
-handoff() {
+topology_handoff() {
   node_alive "$NODE_IP" "$REDIS_PORT" || return 0
   local nodes me myid replica ip port deadline started=$SECONDS
   nodes=$(cluster_nodes)
@@ -591,6 +592,27 @@ handoff() {
   publish_status stopping "Redis stopping without a handoff"
 }
 
+# ------------------------------------------------------------------------- topology steps (Redis Cluster)
+# What differs between the topologies, as Redis Cluster does it. lib-sentinel.sh redefines these for the
+# Sentinel topology; everything else in this file is shared.
+
+topology_units() { :; }
+topology_secrets() { :; }
+topology_acl_users() { :; }
+topology_prepare() { :; }
+# topology_converge: form or join the cluster; sets CONVERGED, the status detail of a healthy node.
+topology_converge() {
+  cluster_converge
+  wait_cluster_ok
+  wait_replica_synced
+  CONVERGED="cluster_state:ok"
+}
+topology_ready() { [ "$(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_state)" = ok ]; }
+topology_tick() {
+  forget_departed
+  reshard
+}
+
 # ------------------------------------------------------------------------------------------ commands
 
 prepare() {
@@ -602,6 +624,7 @@ prepare() {
   retry "$SECRETS_WAIT_SECONDS" fetch_desired >/dev/null || fail_with "cannot read $SSM_SETTINGS from SSM (instance role, region $AWS_REGION)"
   write_settings_conf >/dev/null
   write_config
+  topology_prepare
   grow_filesystem
   install_ssm_agent
 }
@@ -627,16 +650,14 @@ wait_replica_synced() {
 }
 
 converge() {
-  publish_status starting "joining the cluster"
-  cluster_converge
-  wait_cluster_ok
-  wait_replica_synced
+  publish_status starting "joining the ${TOPOLOGY:-cluster}"
+  topology_converge
   # A new instance (no generation recorded on its root volume) has today's packages and material: it
   # starts at the desired roll generation.
   if [ ! -f "$GENERATION_FILE" ]; then
     printf '%s\n' "$(desired_field generation)" | write_file "$GENERATION_FILE" 0644 root:root >/dev/null
   fi
-  publish_status ok "cluster_state:ok"
+  publish_status ok "$CONVERGED"
 }
 
 first_boot() {
@@ -644,7 +665,8 @@ first_boot() {
   install_ssm_agent
   install_packages
   systemctl daemon-reload
-  systemctl enable redis-node-prepare.service "$UNIT.service" redis-node-cluster.service redis-node-settings.timer redis-node-metrics.timer >/dev/null 2>&1
+  # shellcheck disable=SC2046  # a list of unit names
+  systemctl enable redis-node-prepare.service "$UNIT.service" redis-node-cluster.service redis-node-settings.timer redis-node-metrics.timer $(topology_units) >/dev/null 2>&1
   # Metrics from the start: a node that never forms its cluster shows up on the dashboard and alarms.
   systemctl start redis-node-metrics.timer
   # Starting the last unit of the chain starts the others (Requires=) and waits for the cluster.
@@ -668,13 +690,18 @@ main() {
   prepare) prepare ;;
   converge) converge ;;
   settings) settings_tick ;;
-  handoff) handoff || log "warning: handoff failed; Redis stops anyway" ;;
+  handoff) topology_handoff || log "warning: handoff failed; Redis stops anyway" ;;
   *)
     echo "usage: node.sh first-boot|prepare|converge|settings|handoff" >&2
     exit 2
     ;;
   esac
 }
+
+if [ "${TOPOLOGY:-cluster}" = sentinel ]; then
+  # shellcheck source=components/scripts/lib-sentinel.sh
+  . "$LIB_DIR/lib-sentinel.sh"
+fi
 
 # Sourced (the lab's tests call single functions on a node), it only defines them.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

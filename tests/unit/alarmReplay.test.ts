@@ -14,6 +14,7 @@ const NODES = planTopology(3, 1, 3).map((n) => ({ name: n.name, shard: n.shard }
 const specs = alarmSpecs({
   stackDimension: STACK,
   nodes: NODES,
+  topology: "cluster",
   shards: 3,
   replicasPerShard: 1,
   periodSeconds: 60,

@@ -23,6 +23,7 @@ const STACK = stackDimension("redis-stack", "prod");
 const input = (over: Partial<MonitoringInput> = {}): MonitoringInput => ({
   stackDimension: STACK,
   nodes: planTopology(3, 1, 3).map((n) => ({ name: n.name, shard: n.shard })),
+  topology: "cluster",
   shards: 3,
   replicasPerShard: 1,
   periodSeconds: 60,

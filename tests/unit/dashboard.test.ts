@@ -11,6 +11,7 @@ import { planTopology } from "../../components/topology";
 const STACK = stackDimension("redis-stack", "prod");
 const NODES = planTopology(3, 1, 3).map((n) => ({ name: n.name, shard: n.shard }));
 const input = (over: Partial<MonitoringInput> = {}): DashboardInput => ({
+  topology: "cluster",
   region: "eu-west-1",
   maxmemoryPolicy: "allkeys-lru",
   stackDimension: STACK,

@@ -5,6 +5,7 @@
  * roll order, each after the previous node is healthy again; data volumes survive deletes; every child
  * parented under the component.
  */
+import { sentinelMasterName } from "../../components/sentinel";
 import * as pulumi from "@pulumi/pulumi";
 import { RedisEc2Cluster } from "../../components/ec2Cluster";
 import { ssmNames, ssmShippedScripts } from "../../components/userData";
@@ -88,6 +89,7 @@ async function runUpdate(opts: { deployed?: DeployedShape; instanceType?: string
       placement: { kind: "create", vpcCidr: ec2.vpcCidr, zones: ["us-east-1a", "us-east-1b", "us-east-1c"] },
       ssm: ssmNames("redis-stack", "prod"),
       metricsStack: "redis-stack-prod",
+      sentinelMaster: sentinelMasterName("redis-stack", "prod"),
       healthReader,
       deployed: opts.deployed,
     },

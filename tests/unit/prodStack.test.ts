@@ -328,6 +328,7 @@ describe("prod stack resource graph", () => {
     const expected = alarmSpecs({
       stackDimension: "redis-stack-prod",
       nodes: planTopology(3, 1, 3).map((n) => ({ name: n.name, shard: n.shard })),
+      topology: "cluster",
       shards: 3,
       replicasPerShard: 1,
       periodSeconds: 60,
