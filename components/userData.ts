@@ -237,6 +237,8 @@ export function renderSentinelUnit(): string {
     "Description=Redis node: Sentinel (redis-stack)",
     `Requires=${UNITS.prepare}`,
     `After=${UNITS.prepare} network-online.target`,
+    // Stopped after the server (the reverse order): a primary's handoff asks this Sentinel to fail over.
+    `Before=${UNITS.server}`,
     "Wants=network-online.target",
     "",
     "[Service]",

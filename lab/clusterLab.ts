@@ -25,15 +25,18 @@ import { DEFAULT_METRICS_INTERVAL, MetricsInterval, stackDimension } from "../co
 import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/redisConf";
 import { planTopology, NodeAddress } from "../components/topology";
 import { renderNodeUserData, ssmNames, ssmShippedScripts, ClusterSpec, SsmNames } from "../components/userData";
-import { generatePasswords, Passwords } from "../local/localCluster";
+import { generatePasswords, LAB_STACK, Passwords } from "../local/localCluster";
 import { makePki, Pki } from "./pki";
+import { SENTINEL_PORT, sentinelMasterName } from "../components/sentinel";
 
 /** The tests' lab subnet (a /24 on a bridge of their own); the local mode uses another. */
 export const TEST_SUBNET = "10.77.0";
 export const AZS = ["us-east-1a", "us-east-1b", "us-east-1c"];
 export const LAB_ACCOUNT = "123456789012";
 export const LAB_ROLE = "redis-stack-lab-node";
-export const LAB_STACK = "lab";
+export { LAB_STACK };
+/** The lab stack's Sentinel master name, as the stack derives it. */
+export const LAB_SENTINEL_MASTER = sentinelMasterName("redis-stack", LAB_STACK);
 
 export interface ClusterLab {
   lab: HostLab;
@@ -57,6 +60,13 @@ export interface ClusterLab {
     as?: "admin" | "app" | "none",
     timeoutMs?: number,
   ): Promise<ExecResult>;
+  /** redis-cli against a node's Sentinel (Sentinel topology) from the client namespace, as admin. */
+  sentinelCli(node: NodeAddress, args: string[], timeoutMs?: number): Promise<ExecResult>;
+  /**
+   * Sentinel topology: "ip:port" of the primary each of `nodes`' Sentinels names ("" when one does not
+   * answer), in the order given.
+   */
+  sentinelPrimaries(nodes?: NodeAddress[]): Promise<string[]>;
   /** Waits until each of `nodes` (the live ones) sees every shard with a healthy master and the other live nodes as linked replicas. */
   waitConverged(timeoutMs?: number, nodes?: NodeAddress[]): Promise<number>;
   /**
@@ -217,6 +227,7 @@ async function buildClusterLab(
       stack: stackDimension("redis-stack", LAB_STACK),
       intervalSeconds: opts.metricsIntervalSeconds ?? s.ec2?.metricsIntervalSeconds ?? DEFAULT_METRICS_INTERVAL,
     },
+    sentinel: s.ec2?.topology === "sentinel" ? { masterName: LAB_SENTINEL_MASTER } : undefined,
   });
   const desiredFor = desiredText;
   const userData = nodes.map((n) =>
@@ -298,6 +309,7 @@ async function buildClusterLab(
     await aws.putParameter(ssm.appPassword, "SecureString", passwords.app);
     await aws.putParameter(ssm.adminPassword, "SecureString", passwords.admin);
     await aws.putParameter(ssm.monitorPassword, "SecureString", passwords.monitor);
+    if (ec2.topology === "sentinel") await aws.putParameter(ssm.sentinelPassword, "SecureString", passwords.sentinel);
     await aws.putParameter(ssm.settings, "String", desiredFor(settings, 0, nodes));
     if (pki) await putTls(pki, nodes);
     for (let i = 0; i < nodes.length; i++) await register(i);
@@ -326,6 +338,52 @@ async function buildClusterLab(
       timeoutMs,
     });
   };
+  const sentinelCli: ClusterLab["sentinelCli"] = (node, args, timeoutMs = 10000) =>
+    lab.client.exec(
+      [
+        "redis-cli",
+        "-h",
+        node.ip,
+        "-p",
+        String(SENTINEL_PORT),
+        "--user",
+        ADMIN_USER,
+        ...(clientCa ? ["--tls", "--cacert", clientCa] : []),
+        ...args,
+      ],
+      { env: { REDISCLI_AUTH: passwords.admin }, timeoutMs },
+    );
+  const sentinelPrimaries: ClusterLab["sentinelPrimaries"] = (among = nodes) =>
+    Promise.all(
+      among.map(async (n) => {
+        const r = await sentinelCli(n, ["sentinel", "get-master-addr-by-name", LAB_SENTINEL_MASTER], 3000);
+        const [ip, port] = r.stdout.trim().split("\n");
+        return r.code === 0 && /^\d+$/.test(port ?? "") ? `${ip}:${port}` : "";
+      }),
+    );
+  /** Sentinel topology: every live node's Sentinel names one primary among them, the rest replicate it, linked. */
+  const waitSentinelConverged = async (timeoutMs: number, among: NodeAddress[]): Promise<number> => {
+    const started = Date.now();
+    let last = "";
+    while (Date.now() - started < timeoutMs) {
+      const named = await sentinelPrimaries(among);
+      const roles = await Promise.all(
+        among.map(async (n) => {
+          const r = await cli(n, ["info", "replication"], "admin", 3000);
+          if (r.code !== 0) return "unreachable";
+          if (infoField(r.stdout, "role") === "master") return `${n.ip}:${n.port}`;
+          const linked = infoField(r.stdout, "master_link_status") === "up";
+          return linked ? `${infoField(r.stdout, "master_host")}:${infoField(r.stdout, "master_port")}` : "syncing";
+        }),
+      );
+      last = `Sentinels name [${named.join(" ")}], nodes follow [${roles.join(" ")}]`;
+      const primary = named[0];
+      const live = among.some((n) => `${n.ip}:${n.port}` === primary);
+      if (live && named.every((p) => p === primary) && roles.every((r) => r === primary)) return Date.now() - started;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`the Sentinel topology did not converge in ${timeoutMs} ms: ${last}`);
+  };
   const boot: ClusterLab["boot"] = async (order = nodes.map((_, i) => i), staggerMs = 0) => {
     for (const i of order) {
       await hosts[i].start();
@@ -350,6 +408,7 @@ async function buildClusterLab(
   };
   const onHost: ClusterLab["onHost"] = (i) => onHostNetwork(hosts[i]);
   const waitConverged: ClusterLab["waitConverged"] = async (timeoutMs = 30000, among = nodes) => {
+    if (result.settings.ec2?.topology === "sentinel") return waitSentinelConverged(timeoutMs, among);
     const started = Date.now();
     // Every live node is in the view: all shards have a master, the rest are replicas.
     const masters = result.settings.ec2?.shards ?? 0;
@@ -456,6 +515,8 @@ async function buildClusterLab(
     aws,
     clientCa,
     cli,
+    sentinelCli,
+    sentinelPrimaries,
     waitConverged,
     boot,
     replace,
@@ -619,6 +680,12 @@ export function tagForSlots(start: number, end: number, salt = ""): string {
   }
 }
 
+/** Sentinel topology: what the writer asks for the primary (the stack's contract: REDIS_SENTINELS, REDIS_SENTINEL_MASTER). */
+function sentinelTarget(c: ClusterLab): WriterConfig["sentinel"] {
+  if (c.settings.ec2?.topology !== "sentinel") return undefined;
+  return { name: LAB_SENTINEL_MASTER, sentinels: c.nodes.map((n) => `${n.ip}:${SENTINEL_PORT}`) };
+}
+
 export interface RunningWriter {
   tag: string;
   stop(): Promise<WriteResult>;
@@ -635,6 +702,7 @@ export async function startWriter(
   const cfg: WriterConfig = {
     mode: "write",
     nodes: opts.direct ? [opts.direct] : c.nodes.map((n) => `${n.ip}:${n.port}`),
+    sentinel: opts.direct ? undefined : sentinelTarget(c),
     user: APP_USER,
     password: c.passwords.app,
     ca: c.clientCa,
@@ -682,6 +750,7 @@ export async function missingWrites(c: ClusterLab, tag: string, seqs: number[]):
   const cfg: WriterConfig = {
     mode: "verify",
     nodes: c.nodes.map((n) => `${n.ip}:${n.port}`),
+    sentinel: sentinelTarget(c),
     user: APP_USER,
     password: c.passwords.app,
     ca: c.clientCa,
@@ -701,6 +770,7 @@ export async function keySet(c: ClusterLab, mode: "load" | "check", tag: string,
   const cfg: WriterConfig = {
     mode,
     nodes: c.nodes.map((n) => `${n.ip}:${n.port}`),
+    sentinel: sentinelTarget(c),
     user: APP_USER,
     password: c.passwords.app,
     ca: c.clientCa,

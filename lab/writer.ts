@@ -23,6 +23,8 @@ export interface WriterConfig {
   ca?: string;
   tag: string;
   direct?: boolean;
+  /** The Sentinel topology: the client asks these Sentinels (host:port) for the primary of `name`. */
+  sentinel?: { name: string; sentinels: string[] };
   stopFile?: string;
   durationMs?: number;
   /** Pause after an acknowledged write (ms). */
@@ -58,6 +60,21 @@ function client(cfg: WriterConfig): Redis | Cluster {
     retryStrategy: () => 100,
   };
   if (cfg.direct) return new Redis({ ...base, host, port: Number(port) });
+  if (cfg.sentinel) {
+    const ca = cfg.ca ? fs.readFileSync(cfg.ca) : undefined;
+    return new Redis({
+      ...base,
+      name: cfg.sentinel.name,
+      sentinels: cfg.sentinel.sentinels.map((s) => ({ host: s.split(":")[0], port: Number(s.split(":")[1]) })),
+      sentinelUsername: cfg.user,
+      sentinelPassword: cfg.password,
+      enableTLSForSentinelMode: ca !== undefined,
+      sentinelTLS: ca ? { ca } : undefined,
+      sentinelRetryStrategy: () => 100,
+      // A primary that became a replica answers READONLY: reconnect and ask the Sentinels again.
+      reconnectOnError: (err) => err.message.startsWith("READONLY"),
+    });
+  }
   return new Cluster(
     cfg.nodes.map((n) => ({ host: n.split(":")[0], port: Number(n.split(":")[1]) })),
     {

@@ -168,14 +168,31 @@ sentinel_agrees() {
     node_alive "${mine% *}" "${mine#* }"
 }
 
+# sentinels_know_me: a replica is a failover candidate only once the Sentinels have it, linked, from the
+# primary's INFO (every 10 s): each Sentinel that answers lists this node as a replica with its link ok.
+sentinels_know_me() {
+  [ "$(my_role)" = master ] && return 0
+  local ip
+  while read -r _ ip _; do
+    node_alive_sentinel "$ip" || continue
+    { scli "$ip" sentinel replicas "$SENTINEL_MASTER" 2>/dev/null || true; } | tr -d '\r' | awk -v me="$NODE_IP" '
+      prev == "ip" { cur = $0 } prev == "flags" { flags = $0 }
+      prev == "master-link-status" && cur == me && flags !~ /down|disconnected/ && $0 == "ok" { found = 1 }
+      { prev = $0 } END { exit !found }' || return 1
+  done <<<"$CLUSTER_PLAN"
+}
+
+node_alive_sentinel() { [ "$({ scli "$1" ping 2>/dev/null || true; } | tr -d '\r')" = PONG ]; }
+
 # topology_converge: Redis up (a replica in sync with its primary), this node's Sentinel running, agreeing
-# with the others and able to reach a quorum; stale Sentinel state cleaned up.
+# with the others and able to reach a quorum, every Sentinel listing this node as a linked replica; stale
+# Sentinel state cleaned up.
 topology_converge() {
   wait_local_ready
   systemctl start "$UNITS_SENTINEL"
   wait_replica_synced
   local deadline=$((SECONDS + PEER_WAIT_SECONDS))
-  until sentinel_agrees; do
+  until sentinel_agrees && sentinels_know_me; do
     [ "$SECONDS" -ge "$deadline" ] &&
       fail_with "this node's Sentinel names '$(sentinel_primary "$NODE_IP")', the others '$(peers_primary)', quorum: $(scli "$NODE_IP" sentinel ckquorum "$SENTINEL_MASTER" 2>&1 | tr -d '\r' | head -c 200) after ${PEER_WAIT_SECONDS}s"
     sleep 0.5
@@ -190,7 +207,7 @@ topology_converge() {
 
 # topology_ready: a roll may restart this node (every Sentinel agrees, this node in sync).
 topology_ready() {
-  sentinel_agrees && { [ "$(my_role)" = master ] ||
+  sentinel_agrees && sentinels_know_me && { [ "$(my_role)" = master ] ||
     rcli "$NODE_IP" "$REDIS_PORT" info replication 2>/dev/null | tr -d '\r' | grep -q '^master_link_status:up'; }
 }
 
@@ -221,12 +238,19 @@ topology_handoff() {
     sleep 0.1
   done
   log "handoff: replicas have offset $offset; asking the Sentinels to fail over"
-  scli "$NODE_IP" sentinel failover "$SENTINEL_MASTER" >/dev/null 2>&1 || true
+  # This node's Sentinel first (it stops after Redis: the unit's Before=), another one if it cannot.
+  local ip
+  while read -r _ ip _; do
+    if scli "$ip" sentinel failover "$SENTINEL_MASTER" 2>/dev/null | tr -d '\r' | grep -q '^OK'; then
+      log "handoff: the Sentinel on $ip fails over"
+      break
+    fi
+  done < <(awk -v me="$NODE_IP" '$2 == me' <<<"$CLUSTER_PLAN"; awk -v me="$NODE_IP" '$2 != me' <<<"$CLUSTER_PLAN")
   # Sentinel names the promoted replica at once, but tells the old primary to follow it only seconds
   # later: this node follows it itself, so the paused writes meet a replica (READONLY: clients go to the
   # new primary) and never an old primary.
   deadline=$((SECONDS + 15))
-  until primary=$(sentinel_primary "$NODE_IP") && [ -n "$primary" ] && [ "$primary" != "$NODE_IP $REDIS_PORT" ]; do
+  until primary=$(peers_primary) && [ -n "$primary" ] && [ "$primary" != "$NODE_IP $REDIS_PORT" ]; do
     [ "$SECONDS" -ge "$deadline" ] && break
     sleep 0.1
   done
@@ -236,8 +260,8 @@ topology_handoff() {
   fi
   rcli "$NODE_IP" "$REDIS_PORT" client unpause >/dev/null 2>&1 || true
   if [ "$(my_role)" = slave ]; then
-    log "handoff: $(sentinel_primary "$NODE_IP" | tr ' ' ':') took over in $((SECONDS - started))s"
-    publish_status stopping "Redis stopping after handing over to $(sentinel_primary "$NODE_IP" | tr ' ' ':')"
+    log "handoff: ${primary/ /:} took over in $((SECONDS - started))s"
+    publish_status stopping "Redis stopping after handing over to ${primary/ /:}"
   else
     log "warning: handoff: the Sentinels did not fail over within 15s; clients wait for their failover"
     publish_status stopping "Redis stopping without a handoff"
