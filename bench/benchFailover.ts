@@ -13,6 +13,10 @@
  * (0 if no write failed) and acknowledged writes the cluster no longer has }.
  * Prints tables and writes bench-results/failover.json.
  *   BENCH_RUNS=10 BENCH_TIMEOUTS=1000,2000,3000 BENCH_LOAD_SECONDS=60 BENCH_LOAD_TIMEOUT=2000
+ * `-- --topology sentinel`: the same on the Sentinel topology (one primary, two replicas, three Sentinels;
+ * down-after-milliseconds = the node timeout): the victim is the primary the Sentinels name, the writer
+ * follows them (REDIS_SENTINELS), a planned stop hands over with SENTINEL FAILOVER, and false failovers
+ * count the Sentinels' config-epoch bumps. Writes bench-results/failover-sentinel.json.
  */
 import { canRunLab } from "../lab/hosts/hostLab";
 import {
@@ -24,7 +28,9 @@ import {
   startWriter,
   tagForSlots,
   parseClusterNodes,
+  LAB_SENTINEL_MASTER,
 } from "../lab/clusterLab";
+import { NodeAddress } from "../components/topology";
 import { stackSettings, sleep } from "../local/localCluster";
 import { DEFAULT_NODE_TIMEOUT_MS, Settings } from "../components/config";
 import { machine, stats, Stats, writeResults } from "./benchUtil";
@@ -39,7 +45,29 @@ const LOAD_TIMEOUT = Number(process.env.BENCH_LOAD_TIMEOUT ?? DEFAULT_NODE_TIMEO
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 60);
 /** The node timeout whose lab also runs the planned stops (the shipped default). */
 const PLANNED_TIMEOUT = DEFAULT_NODE_TIMEOUT_MS;
-const base = stackSettings("prod");
+const topologyArg = process.argv.indexOf("--topology");
+const TOPOLOGY = topologyArg >= 0 ? process.argv[topologyArg + 1] : "cluster";
+if (TOPOLOGY !== "cluster" && TOPOLOGY !== "sentinel") {
+  console.error(`--topology takes cluster or sentinel (got ${TOPOLOGY})`);
+  process.exit(2);
+}
+const SENTINEL = TOPOLOGY === "sentinel";
+const base = stackSettings(
+  "prod",
+  "redis-stack",
+  SENTINEL ? { topology: "sentinel", shards: "", replicasPerShard: "" } : {},
+);
+
+/** The node whose death the runs measure: the master of shard 0, or the primary the Sentinels name. */
+async function victimOf(c: ClusterLab): Promise<NodeAddress> {
+  if (!SENTINEL) return masterOfSlot(c, 0);
+  const [named] = await c.sentinelPrimaries();
+  const n = c.nodes.find((x) => `${x.ip}:${x.port}` === named);
+  if (!n) throw new Error(`the Sentinels name no node of the lab (${named})`);
+  return n;
+}
+/** The writer's keys: in shard 0's slots (cluster), anything (one primary holds every key). */
+const tagFor = (salt: string) => (SENTINEL ? `s${salt}` : tagForSlots(0, 5460, salt));
 
 function withTimeout(ms: number): Settings {
   if (!base.ec2) throw new Error("prod must be ec2");
@@ -72,9 +100,9 @@ interface PlannedStopRun {
 async function plannedStopRuns(c: ClusterLab, nodeTimeoutMs: number): Promise<PlannedStopRun[]> {
   const runs: PlannedStopRun[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const victim = await masterOfSlot(c, 0);
+    const victim = await victimOf(c);
     const host = c.hosts[c.nodes.indexOf(victim)];
-    const w = await startWriter(c, tagForSlots(0, 5460, `p${i}`));
+    const w = await startWriter(c, tagFor(`p${i}`));
     await sleep(500);
     const stoppedAt = Date.now();
     await host.reboot({ timeoutMs: 180000 });
@@ -108,9 +136,9 @@ async function failoverRuns(
   let planned: PlannedStopRun[] | undefined;
   try {
     for (let i = 0; i < RUNS; i++) {
-      const victim = await masterOfSlot(c, 0);
+      const victim = await victimOf(c);
       const survivors = c.nodes.filter((n) => n !== victim);
-      const w = await startWriter(c, tagForSlots(0, 5460, `b${i}`));
+      const w = await startWriter(c, tagFor(`b${i}`));
       await sleep(500);
       const killedAt = Date.now();
       await c.hosts[victim.node.index].powerLoss();
@@ -160,6 +188,16 @@ async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
   const c = await bootLab(withTimeout(nodeTimeoutMs));
   try {
     const view = async () => {
+      if (SENTINEL) {
+        // Every failover bumps the Sentinels' config epoch for the master name.
+        const lines = (await c.sentinelCli(c.nodes[0], ["sentinel", "master", LAB_SENTINEL_MASTER])).stdout
+          .trim()
+          .split("\n");
+        return {
+          epoch: Number(lines[lines.indexOf("config-epoch") + 1]),
+          masters: (await c.sentinelPrimaries()).join(","),
+        };
+      }
       const info = (await c.cli(c.nodes[0], ["cluster", "info"])).stdout;
       const nodes = parseClusterNodes((await c.cli(c.nodes[0], ["cluster", "nodes"])).stdout);
       return {
@@ -172,7 +210,7 @@ async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
       };
     };
     const before = await view();
-    const first = c.nodes[0];
+    const first = SENTINEL ? await victimOf(c) : c.nodes[0];
     const bench = c.lab.client.exec(
       [
         "timeout",
@@ -180,7 +218,7 @@ async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
         "INT",
         String(LOAD_SECONDS),
         "redis-benchmark",
-        "--cluster",
+        ...(SENTINEL ? [] : ["--cluster"]),
         "-h",
         first.ip,
         "-p",
@@ -206,7 +244,7 @@ async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
       ],
       { timeoutMs: (LOAD_SECONDS + 30) * 1000 },
     );
-    const masters = c.nodes.filter((n) => n.node.role === "master");
+    const masters = SENTINEL ? [first] : c.nodes.filter((n) => n.node.role === "master");
     const everyMaster = (cmd: string) => Promise.all(masters.map((m) => c.cli(m, [cmd])));
     const at = [0.15, 0.4, 0.65].map((f) => f * LOAD_SECONDS * 1000);
     const started = Date.now();
@@ -244,7 +282,11 @@ async function main(): Promise<void> {
     | { nodeTimeoutMs: number; gap: Stats; backInCluster: Stats; lost: number; runs: PlannedStopRun[] }
     | { skipped: string } = { skipped: `BENCH_TIMEOUTS has no ${PLANNED_TIMEOUT} (planned stops run in that lab)` };
   for (const t of TIMEOUTS) {
-    console.log(`cluster-node-timeout ${t} ms: ${RUNS} x kill -9 of the master of shard 0`);
+    console.log(
+      SENTINEL
+        ? `Sentinel topology, down-after ${t} ms: ${RUNS} x kill -9 of the primary`
+        : `cluster-node-timeout ${t} ms: ${RUNS} x kill -9 of the master of shard 0`,
+    );
     const { runs, planned } = await failoverRuns(t, t === PLANNED_TIMEOUT && !("runs" in plannedStop));
     if (planned)
       plannedStop = {
@@ -290,8 +332,9 @@ async function main(): Promise<void> {
   console.log(
     `\nfailovers without a fault during ${load.seconds} s of load at ${LOAD_TIMEOUT} ms: ${load.failovers} (epoch ${load.epochBefore} -> ${load.epochAfter}); ${load.benchmarkTail}`,
   );
-  const file = writeResults(process.env.BENCH_OUT ?? "failover", {
+  const file = writeResults(process.env.BENCH_OUT ?? (SENTINEL ? "failover-sentinel" : "failover"), {
     machine: machine(),
+    topology: TOPOLOGY,
     tls: base.tls,
     defaultNodeTimeoutMs: DEFAULT_NODE_TIMEOUT_MS,
     failover: table,

@@ -18,7 +18,10 @@ import { spawnSync } from "child_process";
 import { connectionContract, ConnectionContract, toDotenv } from "../components/connection";
 import { APP_USER } from "../components/redisConf";
 import { NodeAddress } from "../components/topology";
-import { adminTarget, clusterHealth, CliTarget, Passwords, ROOT, sleep, stackSettings } from "./localCluster";
+import { Passwords, ROOT, sleep, stackHealth, stackSettings } from "./localCluster";
+import { Ec2Settings } from "../components/config";
+import { SENTINEL_PORT } from "../components/sentinel";
+import { LAB_SENTINEL_MASTER } from "../lab/clusterLab";
 import { convergeLoopback, readLoopbackState, startLoopback, stopLoopback } from "./loopback";
 import { hostsDown, hostsUp, canRunHosts, readHostsState } from "./localHosts";
 import { top } from "./top";
@@ -42,12 +45,14 @@ function chooseMode(): Mode {
   return canRunHosts().ok ? "hosts" : "loopback";
 }
 
+type Running = { nodes: NodeAddress[]; passwords: Passwords; caFile?: string };
+
 /** Polls health with a progress line until healthy or the deadline. */
-async function waitHealthy(target: CliTarget, masters: number, replicas: number, timeoutMs: number): Promise<number> {
+async function waitHealthy(running: Running, ec2: Ec2Settings, timeoutMs: number): Promise<number> {
   const started = Date.now();
   let lastDetail = "";
   while (Date.now() - started < timeoutMs) {
-    const h = await clusterHealth(target, masters, replicas);
+    const h = await stackHealth(running, ec2);
     if (h.ok) return Date.now() - started;
     if (h.detail !== lastDetail) {
       log(`waiting for the cluster: ${h.detail} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
@@ -108,10 +113,14 @@ async function up(mode: Mode, config: Record<string, string>): Promise<void> {
   const settings = stackSettings("prod", "redis-stack", config);
   const ec2 = settings.ec2;
   if (!ec2) throw new Error("Pulumi.prod.yaml must use target ec2");
+  if (ec2.topology === "sentinel" && mode === "loopback")
+    throw new Error("topology=sentinel needs the hosts mode (root on Linux): the loopback mode runs a cluster only");
   log(
-    `prod topology: ${ec2.shards} shards x ${ec2.replicasPerShard} replica(s), TLS ${settings.tls ? "on" : "off"}, mode ${mode}`,
+    ec2.topology === "sentinel"
+      ? `prod topology: sentinel, one primary and ${ec2.replicasPerShard} replicas, TLS ${settings.tls ? "on" : "off"}, mode ${mode}`
+      : `prod topology: ${ec2.shards} shards x ${ec2.replicasPerShard} replica(s), TLS ${settings.tls ? "on" : "off"}, mode ${mode}`,
   );
-  let running: { nodes: NodeAddress[]; passwords: Passwords; caFile?: string };
+  let running: Running;
   if (mode === "loopback") {
     const state = await startLoopback(settings, log);
     await convergeLoopback(state);
@@ -125,9 +134,8 @@ async function up(mode: Mode, config: Record<string, string>): Promise<void> {
       previous ? stackSettings("prod", "redis-stack", previous.config ?? {}) : undefined,
     );
   }
-  const target: CliTarget = adminTarget(running);
-  const ms = await waitHealthy(target, ec2.shards, ec2.replicasPerShard, 120000);
-  log(`cluster healthy (${(ms / 1000).toFixed(1)}s after every node finished its part)`);
+  const ms = await waitHealthy(running, ec2, 120000);
+  log(`${ec2.topology} healthy (${(ms / 1000).toFixed(1)}s after every node finished its part)`);
   publish(
     connectionContract({
       target: "ec2",
@@ -135,7 +143,11 @@ async function up(mode: Mode, config: Record<string, string>): Promise<void> {
       username: APP_USER,
       password: running.passwords.app,
       tls: settings.tls,
-      clusterMode: true,
+      clusterMode: ec2.topology === "cluster",
+      sentinel:
+        ec2.topology === "sentinel"
+          ? { masterName: LAB_SENTINEL_MASTER, sentinels: running.nodes.map((n) => `${n.ip}:${SENTINEL_PORT}`) }
+          : undefined,
       caCertificate: running.caFile ? fs.readFileSync(running.caFile, "utf8") : undefined,
       client: settings.client,
     }),
@@ -179,7 +191,7 @@ async function main(): Promise<void> {
       log("no local cluster (start one with: npm run local)");
       return;
     }
-    const h = await clusterHealth(adminTarget(running), ec2.shards, ec2.replicasPerShard);
+    const h = await stackHealth(running, ec2);
     log(
       `${running.nodes.map((n) => `${n.ip}:${n.port}`).join(" ")}: ${h.ok ? "healthy" : "NOT healthy"} (${h.detail})`,
     );

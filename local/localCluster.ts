@@ -9,9 +9,10 @@ import * as path from "path";
 import * as yaml from "js-yaml";
 import { execFile } from "child_process";
 import { promisify } from "util";
-import { ConfigError, parseSettings, Settings } from "../components/config";
+import { ConfigError, Ec2Settings, parseSettings, Settings } from "../components/config";
 import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../components/redisConf";
 import type { NodeAddress } from "../components/topology";
+import { SENTINEL_PORT, sentinelMasterName } from "../components/sentinel";
 
 export const ROOT = path.resolve(__dirname, "..");
 const run = promisify(execFile);
@@ -48,11 +49,16 @@ export function stackSettings(
   return settings;
 }
 
+/** The stack name of the lab's and the local mode's deployments (SSM names, metrics, the Sentinel master name). */
+export const LAB_STACK = "lab";
+
 export interface Passwords {
   app: string;
   admin: string;
   /** The nodes' Prometheus exporter (ACL user `monitor`). */
   monitor: string;
+  /** The Sentinel topology's Sentinels (ACL user `sentinel`, on the data nodes and on each other). */
+  sentinel: string;
 }
 
 export function generatePasswords(): Passwords {
@@ -63,7 +69,7 @@ export function generatePasswords(): Passwords {
       .replace(/[^A-Za-z0-9]/g, "")
       .slice(0, 32)
       .padEnd(32, "0");
-  return { app: pw(), admin: pw(), monitor: pw() };
+  return { app: pw(), admin: pw(), monitor: pw(), sentinel: pw() };
 }
 
 /**
@@ -164,6 +170,54 @@ export async function clusterHealth(
       detail: (e as Error).message.split("\n")[0],
     };
   }
+}
+
+/**
+ * Sentinel topology health from outside: every node's Sentinel names the same primary, which answers as
+ * primary with `replicas` replicas online.
+ */
+export async function sentinelHealth(
+  running: { nodes: NodeAddress[]; passwords: Passwords; caFile?: string },
+  masterName: string,
+  replicas: number,
+): Promise<ClusterHealth> {
+  const admin = adminTarget(running);
+  const named = await Promise.all(
+    running.nodes.map((n) =>
+      redisCli({ ...admin, host: n.ip, port: SENTINEL_PORT }, ["sentinel", "get-master-addr-by-name", masterName])
+        .then((out) => out.trim().split("\n").join(":"))
+        .catch(() => "unreachable"),
+    ),
+  );
+  const primary = named[0] ?? "";
+  const [host, port] = primary.split(":");
+  let online = 0;
+  let role = "unreachable";
+  if (/^\d+$/.test(port ?? "")) {
+    const info = await redisCli({ ...admin, host, port: Number(port) }, ["info", "replication"]).catch(() => "");
+    role = /^role:(\S+)/m.exec(info)?.[1] ?? "unreachable";
+    online = (info.match(/^slave\d+:.*state=online/gm) ?? []).length;
+  }
+  const agree = named.every((p) => p === primary);
+  const ok = agree && role === "master" && online === replicas;
+  return {
+    ok,
+    state: ok ? "ok" : "not ok",
+    slotsOk: 0,
+    masters: role === "master" ? 1 : 0,
+    replicasAttached: online,
+    detail: `sentinels name [${named.join(" ")}], primary role=${role}, replicas online=${online}`,
+  };
+}
+
+/** Health of what runs: the cluster as its first node sees it, or the Sentinels' agreement on a primary. */
+export function stackHealth(
+  running: { nodes: NodeAddress[]; passwords: Passwords; caFile?: string },
+  ec2: Ec2Settings,
+): Promise<ClusterHealth> {
+  return ec2.topology === "sentinel"
+    ? sentinelHealth(running, sentinelMasterName("redis-stack", LAB_STACK), ec2.replicasPerShard)
+    : clusterHealth(adminTarget(running), ec2.shards, ec2.replicasPerShard);
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -14,7 +14,7 @@ import { stopAwsEndpoint } from "../lab/aws/control";
 import { createClusterLab, endpointDir, openClusterLab, shapeOf, sweepOrphanEndpoints } from "../lab/clusterLab";
 import { ConfigError } from "../components/config";
 import { checkDeployedChange } from "../components/day2";
-import { adminTarget, clusterHealth, Passwords, ROOT } from "./localCluster";
+import { Passwords, ROOT, stackHealth } from "./localCluster";
 
 export const HOSTS_DIR = path.join(ROOT, ".local", "hosts");
 export const LOCAL_SUBNET = "10.78.0";
@@ -98,7 +98,7 @@ export async function hostsUp(
   if (previous) {
     // Healthy as the config it runs (a change of shards is applied below, not a reason to start over).
     const now = (running ?? settings).ec2 ?? ec2;
-    const h = await clusterHealth(adminTarget(previous), now.shards, now.replicasPerShard);
+    const h = await stackHealth(previous, now);
     if (h.ok) {
       if (sameConfig(previous.config, config)) {
         log("the local hosts are already running this config and healthy: nothing to change");
