@@ -70,7 +70,11 @@ export function sentinelQuorum(sentinels: number): number {
 export interface SentinelTimings {
   /** A primary silent this long is subjectively down (the cluster's node timeout: the same detection). */
   downAfterMs: number;
-  /** How long one failover attempt may take before another Sentinel may try. */
+  /**
+   * failover-timeout. Sentinel also waits twice this before it starts a failover after one it voted in or
+   * tried: at 10 s (the old value) a primary that died within 20 s of a failover stayed down 12-14 s
+   * (bench:failover --topology sentinel, 2 of 9 runs, "Next failover delay" in the Sentinels' logs).
+   */
   failoverTimeoutMs: number;
   /**
    * min-replicas-max-lag: a primary that has heard from no replica for this long refuses writes, which
@@ -83,7 +87,8 @@ export function sentinelTimings(nodeTimeoutMs: number): SentinelTimings {
   const downAfterMs = nodeTimeoutMs;
   return {
     downAfterMs,
-    failoverTimeoutMs: Math.max(10_000, 5 * downAfterMs),
+    // Promotion (REPLICAOF NO ONE, seen in the next INFO) takes about a second: 2 x detection leaves room.
+    failoverTimeoutMs: Math.max(3_000, 2 * downAfterMs),
     // Replicas acknowledge every second: two missed acks past the detection time.
     minReplicasMaxLagSeconds: Math.ceil(downAfterMs / 1000) + 2,
   };

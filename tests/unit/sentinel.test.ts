@@ -28,8 +28,9 @@ test("quorum is a majority of at least three Sentinels", () => {
 });
 
 test("timings derive from the node timeout: detection equal to it, writes refused a few seconds after it", () => {
-  expect(sentinelTimings(2000)).toEqual({ downAfterMs: 2000, failoverTimeoutMs: 10_000, minReplicasMaxLagSeconds: 4 });
-  expect(sentinelTimings(5000)).toEqual({ downAfterMs: 5000, failoverTimeoutMs: 25_000, minReplicasMaxLagSeconds: 7 });
+  expect(sentinelTimings(1000)).toEqual({ downAfterMs: 1000, failoverTimeoutMs: 3_000, minReplicasMaxLagSeconds: 3 });
+  expect(sentinelTimings(2000)).toEqual({ downAfterMs: 2000, failoverTimeoutMs: 4_000, minReplicasMaxLagSeconds: 4 });
+  expect(sentinelTimings(5000)).toEqual({ downAfterMs: 5000, failoverTimeoutMs: 10_000, minReplicasMaxLagSeconds: 7 });
 });
 
 test("one primary and its replicas, each in its own availability zone", () => {
@@ -159,7 +160,7 @@ describeRedis.each([false, true])(
       expect(field("flags")).toBe("master");
       expect(field("quorum")).toBe("2");
       expect(field("down-after-milliseconds")).toBe("2000");
-      expect(field("failover-timeout")).toBe("10000");
+      expect(field("failover-timeout")).toBe("4000");
       // Sentinel's INFO, PING, ROLE and hello PUBLISH/SUBSCRIBE on the data node all went through as its
       // ACL user: the node's ACL log (read as admin) has no refusal, and the node saw Sentinel's hellos.
       expect(as("admin", "127.0.0.1", redisPort, "acl", "log").stdout.trim()).toBe("");
