@@ -280,3 +280,26 @@ test("a full evicting cache is a notice (it fills once and stays full); a node t
   expect(byId(alarmSpecs(input({ maxmemoryPolicy: "noeviction" })), "memory").severity).toBe("page");
   expect(byId(alarmSpecs(input({ maxmemoryPolicy: "volatile-ttl" })), "memory").severity).toBe("page");
 });
+
+test("the Sentinel topology: the same alarms, read from each node's Sentinel (no primary, Sentinels that disagree)", () => {
+  const sentinel = alarmSpecs(
+    input({
+      topology: "sentinel",
+      shards: 1,
+      replicasPerShard: 2,
+      nodes: [0, 1, 2].map((m) => ({ name: `shard0-${m}`, shard: 0 })),
+    }),
+  );
+  const byId = (id: string) => {
+    const spec = sentinel.find((a) => a.id === id);
+    if (!spec) throw new Error(`no alarm ${id}`);
+    return spec;
+  };
+  expect(byId("cluster-state").description).toMatch(/Sentinel names no healthy primary.*Sentinels disagree/);
+  expect(byId("masters-missing")).toMatchObject({ threshold: 1 });
+  expect(byId("masters-missing").description).toMatch(/no healthy primary/);
+  expect(byId("replica-missing")).toMatchObject({ threshold: 2 });
+  expect(sentinel.map((a) => a.id)).toContain("failover");
+  // The cluster's texts stay the cluster's.
+  expect(alarmSpecs(input()).find((a) => a.id === "cluster-state")?.description).toMatch(/cluster_state/);
+});

@@ -21,7 +21,7 @@ import {
   SECRET_ENV_NAMES,
   splitEnv,
 } from "../../examples/app-deploy/task";
-import { ENV_NAMES } from "../../components/connection";
+import { connectionContract, ENV_NAMES } from "../../components/connection";
 import { CONTRACT_ENV } from "../../client/src/contract";
 import { Registered, unwrapSecrets, valueOf } from "./support/stackHarness";
 
@@ -229,6 +229,27 @@ describe("pure decisions (task.ts)", () => {
     expect(unknown).not.toContain(PASSWORD);
     const { REDIS_URL: _url, ...withoutUrl } = ec2Outputs.env;
     expect(errorOf(withoutUrl)).toMatch(/has no REDIS_URL/);
+  });
+
+  test("a Sentinel topology's contract passes whole: REDIS_SENTINELS and REDIS_SENTINEL_MASTER plain, the URL secret", () => {
+    const env = connectionContract({
+      target: "ec2",
+      nodes: NODES,
+      username: "app",
+      password: PASSWORD,
+      tls: true,
+      caCertificate: CA_PEM,
+      clusterMode: false,
+      sentinel: { masterName: "redis-stack-prod", sentinels: NODES.map((n) => n.replace(":6379", ":26379")) },
+      client: { maxRetries: 10, connectTimeoutMs: 5000 },
+    }).env;
+    const { plain: p, secret } = splitEnv(env, REDIS_STACK);
+    expect(secret).toEqual({ REDIS_URL: env.REDIS_URL });
+    expect(p).toMatchObject({
+      REDIS_CLUSTER_MODE: "false",
+      REDIS_SENTINELS: "10.40.0.10:26379,10.40.1.10:26379,10.40.2.10:26379",
+      REDIS_SENTINEL_MASTER: "redis-stack-prod",
+    });
   });
 
   test("ECR images map to their repository's ARN; other registries to none", () => {

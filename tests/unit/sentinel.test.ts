@@ -6,7 +6,8 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ChildProcess, spawn } from "child_process";
+import { ChildProcess, spawn, spawnSync } from "child_process";
+import { SCRIPTS_DIR } from "../../components/userData";
 import { describeRedis, redisCli } from "./support/redisCli";
 import { makePki } from "../../lab/pki";
 import {
@@ -66,7 +67,7 @@ describeRedis.each([false, true])(
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sentinel-"));
     const pki = tls
       ? makePki(path.join(dir, "pki"), [
-          { name: "data", ip: "127.0.0.1" },
+          { name: "data", ip: "127.0.0.5" },
           { name: "sentinel", ip: "127.0.0.5" },
         ])
       : undefined;
@@ -81,7 +82,7 @@ describeRedis.each([false, true])(
     };
     const password = "s3ntinel-test-pass";
     const procs: ChildProcess[] = [];
-    // The data node on 127.0.0.1, Sentinel on 127.0.0.5: its own loopback address, so the fixed port is free
+    // The data node and Sentinel on 127.0.0.5, as on a node: its own loopback address, so the fixed port is free
     // (the client suite runs its three Sentinels on 127.0.0.2-4, maybe at the same time).
     const redisPort = 20000 + (process.pid % 5000);
     const as = (user: string, host: string, port: number, ...args: string[]) =>
@@ -103,7 +104,7 @@ describeRedis.each([false, true])(
                 "tls-auth-clients optional",
               ]
             : [`port ${redisPort}`]),
-          "bind 127.0.0.1",
+          "bind 127.0.0.5",
           `dir ${dir}`,
           "user default off",
           `user ${SENTINEL_USER} on >${password} ${SENTINEL_ACL_RULES}`,
@@ -113,7 +114,7 @@ describeRedis.each([false, true])(
       const conf = renderSentinelConf({
         masterName: "redis-test",
         announceIp: "127.0.0.5",
-        primaryIp: "127.0.0.1",
+        primaryIp: "127.0.0.5",
         redisPort,
         sentinels: 3,
         nodeTimeoutMs: 2000,
@@ -129,6 +130,7 @@ describeRedis.each([false, true])(
             `sentinel sentinel-pass ${password}`,
             "user default off",
             `user ${SENTINEL_USER} on >${password} ${SENTINEL_PEER_ACL_RULES}`,
+            `user admin on >${password} ~* &* +@all`,
           ].join("\n") +
           "\n",
       );
@@ -155,7 +157,7 @@ describeRedis.each([false, true])(
       expect(r.status).toBe(0);
       const lines = r.stdout.trim().split("\n");
       const field = (k: string) => lines[lines.indexOf(k) + 1];
-      expect(field("ip")).toBe("127.0.0.1");
+      expect(field("ip")).toBe("127.0.0.5");
       expect(field("port")).toBe(String(redisPort));
       expect(field("flags")).toBe("master");
       expect(field("quorum")).toBe("2");
@@ -163,12 +165,73 @@ describeRedis.each([false, true])(
       expect(field("failover-timeout")).toBe("4000");
       // Sentinel's INFO, PING, ROLE and hello PUBLISH/SUBSCRIBE on the data node all went through as its
       // ACL user: the node's ACL log (read as admin) has no refusal, and the node saw Sentinel's hellos.
-      expect(as("admin", "127.0.0.1", redisPort, "acl", "log").stdout.trim()).toBe("");
-      const clients = as("admin", "127.0.0.1", redisPort, "client", "list").stdout;
+      expect(as("admin", "127.0.0.5", redisPort, "acl", "log").stdout.trim()).toBe("");
+      const clients = as("admin", "127.0.0.5", redisPort, "client", "list").stdout;
       expect(clients).toMatch(new RegExp(`cmd=(info|ping|subscribe|publish) user=${SENTINEL_USER} `));
       // An unauthenticated client gets nothing from Sentinel.
       const anon = redisCli("127.0.0.5", SENTINEL_PORT, { caFile: pki?.caCertFile }, "sentinel", "masters");
       expect(anon.stdout).toMatch(/NOAUTH|WRONGPASS|NOPERM/);
+    });
+
+    test("the node's metrics collector reads its Sentinel: ClusterStateOk needs a quorum, MastersSeen a healthy primary", () => {
+      fs.writeFileSync(path.join(dir, "admin.pass"), password, { mode: 0o600 });
+      fs.writeFileSync(
+        path.join(dir, "node.env"),
+        [
+          "NODE_NAME='shard0-0'",
+          "NODE_SHARD='0'",
+          "NODE_IP='127.0.0.5'",
+          `REDIS_PORT='${redisPort}'`,
+          "ADMIN_USER='admin'",
+          `ADMIN_PASS_FILE='${dir}/admin.pass'`,
+          `TLS='${tls ? "yes" : "no"}'`,
+          `TLS_CA='${pki?.caCertFile ?? ""}'`,
+          `DATA_DIR='${dir}'`,
+          "METRICS_NAMESPACE='RedisStack'",
+          "METRICS_STACK='redis-stack-test'",
+          "METRICS_INTERVAL_SECONDS='10'",
+          "TOPOLOGY='sentinel'",
+          `SENTINEL_PORT='${SENTINEL_PORT}'`,
+          "SENTINEL_MASTER='redis-test'",
+        ].join("\n"),
+      );
+      const collect = (): Record<string, number> => {
+        const r = spawnSync(
+          "python3",
+          [
+            "-B",
+            path.join(SCRIPTS_DIR, "metrics.py"),
+            "--dry-run",
+            "--env",
+            path.join(dir, "node.env"),
+            "--state",
+            path.join(dir, "metrics-state.json"),
+            "--log",
+            path.join(dir, "metrics.log"),
+          ],
+          { encoding: "utf8" },
+        );
+        if (r.status !== 0) throw new Error(r.stderr);
+        const data = JSON.parse(r.stdout) as Array<{ MetricName: string; Dimensions: unknown[]; Value: number }>;
+        return Object.fromEntries(data.filter((d) => d.Dimensions.length === 3).map((d) => [d.MetricName, d.Value]));
+      };
+      // One Sentinel of a quorum of 2: it sees the primary, but could not fail it over.
+      const alone = collect();
+      expect({ up: alone.Up, primary: alone.IsMaster, seen: alone.MastersSeen, ok: alone.ClusterStateOk }).toEqual({
+        up: 1,
+        primary: 1,
+        seen: 1,
+        ok: 0,
+      });
+      // No cluster metric from a node that runs no cluster.
+      expect(alone.ClusterSlotsOk).toBeUndefined();
+      expect(as("admin", "127.0.0.5", SENTINEL_PORT, "sentinel", "set", "redis-test", "quorum", "1").stdout).toMatch(
+        /OK/,
+      );
+      expect(collect().ClusterStateOk).toBe(1);
+      expect(as("admin", "127.0.0.5", SENTINEL_PORT, "sentinel", "set", "redis-test", "quorum", "2").stdout).toMatch(
+        /OK/,
+      );
     });
   },
 );
