@@ -110,6 +110,7 @@ async function plannedStopRuns(c: ClusterLab, nodeTimeoutMs: number): Promise<Pl
     if (booted !== "running" && booted !== "degraded") throw new Error(`${host.name} after its reboot: ${booted}`);
     await c.waitConverged(120000);
     const backInClusterMs = Date.now() - stoppedAt;
+    await c.waitFailoverReady(120000);
     await sleep(1000);
     const res = await w.stop();
     const lost = await missingWrites(
@@ -153,6 +154,8 @@ async function failoverRuns(
       );
       await c.hosts[victim.node.index].start();
       await c.waitConverged(120000);
+      // The next run starts once the returned node is a failover candidate again (as a node's own status says).
+      await c.waitFailoverReady(120000);
     }
     if (withPlannedStops) {
       console.log(`node-timeout ${nodeTimeoutMs} ms: ${RUNS} x planned stop (clean reboot) of the master of shard 0`);

@@ -67,6 +67,12 @@ export interface ClusterLab {
    * answer), in the order given.
    */
   sentinelPrimaries(nodes?: NodeAddress[]): Promise<string[]>;
+  /**
+   * Sentinel topology: waits until every live Sentinel lists every live replica as linked to the primary,
+   * i.e. each is a failover candidate again (Sentinels read replicas from the primary's INFO every 10 s; a
+   * node's own converge waits for the same before it reports ok). A cluster: waitConverged.
+   */
+  waitFailoverReady(timeoutMs?: number, nodes?: NodeAddress[]): Promise<number>;
   /** Waits until each of `nodes` (the live ones) sees every shard with a healthy master and the other live nodes as linked replicas. */
   waitConverged(timeoutMs?: number, nodes?: NodeAddress[]): Promise<number>;
   /**
@@ -384,6 +390,38 @@ async function buildClusterLab(
     }
     throw new Error(`the Sentinel topology did not converge in ${timeoutMs} ms: ${last}`);
   };
+  const waitFailoverReady: ClusterLab["waitFailoverReady"] = async (timeoutMs = 60_000, among = nodes) => {
+    if (result.settings.ec2?.topology !== "sentinel") return waitConverged(timeoutMs, among);
+    const started = Date.now();
+    await waitSentinelConverged(timeoutMs, among);
+    let last = "";
+    while (Date.now() - started < timeoutMs) {
+      const [primary] = await sentinelPrimaries(among);
+      const replicas = among.filter((n) => `${n.ip}:${n.port}` !== primary).map((n) => n.ip);
+      const views = await Promise.all(
+        among.map(async (n) => {
+          const r = await sentinelCli(n, ["sentinel", "replicas", LAB_SENTINEL_MASTER], 3000);
+          const lines = r.stdout.trim().split("\n");
+          // One entry per replica: a flat field/value list; entries start at "name".
+          const entries = lines
+            .map((l, i) => (l === "name" ? i : -1))
+            .filter((i) => i >= 0)
+            .map((start, k, all) => {
+              const part = lines.slice(start, all[k + 1] ?? lines.length);
+              return Object.fromEntries(part.flatMap((l, i) => (i % 2 === 0 ? [[l, part[i + 1]]] : [])));
+            });
+          const linked = entries.filter(
+            (e) => !/down|disconnected/.test(e.flags ?? "") && e["master-link-status"] === "ok",
+          );
+          return replicas.every((ip) => linked.some((e) => e.ip === ip)) ? "ready" : `knows ${linked.length}`;
+        }),
+      );
+      last = views.join(" ");
+      if (views.every((v) => v === "ready")) return Date.now() - started;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`the Sentinels do not all list every replica as linked after ${timeoutMs} ms: ${last}`);
+  };
   const boot: ClusterLab["boot"] = async (order = nodes.map((_, i) => i), staggerMs = 0) => {
     for (const i of order) {
       await hosts[i].start();
@@ -518,6 +556,7 @@ async function buildClusterLab(
     sentinelCli,
     sentinelPrimaries,
     waitConverged,
+    waitFailoverReady,
     boot,
     replace,
     diagnose,

@@ -69,6 +69,7 @@ describeLab("Sentinel topology", () => {
     const boots = await c.boot();
     expect(boots.map((b) => b.status)).toEqual(["done", "done", "done"]);
     await c.waitConverged(60_000);
+    await c.waitFailoverReady(60_000);
   }, 900_000);
   afterAll(async () => {
     console.log(`sentinel report: ${JSON.stringify(report, null, 2)}`);
@@ -159,6 +160,7 @@ describeLab("Sentinel topology", () => {
     const w = await startWriter(c, "return");
     await c.hosts[idx(c.nodes[0])].start();
     await c.waitConverged(120_000);
+    await c.waitFailoverReady(60_000);
     const res = await w.stop();
     expect(await role(c, c.nodes[0])).toBe("slave");
     expect(await primary()).toBe(current);
@@ -180,6 +182,7 @@ describeLab("Sentinel topology", () => {
     await sleep(timings.minReplicasMaxLagSeconds * 1000 + 1000);
     await c.hosts[idx(victim)].networkUp();
     await c.waitConverged(60_000);
+    await c.waitFailoverReady(60_000);
     const [resClient, resLocal] = await Promise.all([client.stop(), local.stop()]);
     expect(await role(c, victim)).toBe("slave");
     const accepted = resLocal.acked.filter(([, t]) => t > cutAt);
@@ -213,6 +216,7 @@ describeLab("Sentinel topology", () => {
     if (boot.status !== "done") console.log(boot.detail, boot.output);
     expect(boot.status).toBe("done");
     await c.waitConverged(60_000);
+    await c.waitFailoverReady(60_000);
     const res = await w.stop();
     const log = (await c.hosts[idx(victim)].sh("cat /var/log/redis-stack.log")).stdout;
     expect(log).toContain("blank: formatting");
@@ -238,6 +242,8 @@ describeLab("Sentinel topology", () => {
       const before = Date.now();
       await c.hosts[idx(n)].reboot();
       await c.waitConverged(120_000);
+      // As a roll does: the next node goes once this one is a failover candidate again.
+      await c.waitFailoverReady(60_000);
       if (n === p) handovers.push(Date.now() - before);
     }
     const res = await w.stop();
