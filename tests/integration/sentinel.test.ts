@@ -182,7 +182,6 @@ describeLab("Sentinel topology", () => {
     await sleep(timings.minReplicasMaxLagSeconds * 1000 + 1000);
     await c.hosts[idx(victim)].networkUp();
     await c.waitConverged(60_000);
-    await c.waitFailoverReady(60_000);
     const [resClient, resLocal] = await Promise.all([client.stop(), local.stop()]);
     expect(await role(c, victim)).toBe("slave");
     const accepted = resLocal.acked.filter(([, t]) => t > cutAt);
@@ -243,7 +242,7 @@ describeLab("Sentinel topology", () => {
       await c.hosts[idx(n)].reboot();
       await c.waitConverged(120_000);
       // As a roll does: the next node goes once this one is a failover candidate again.
-      await c.waitFailoverReady(60_000);
+      if (n !== p) await c.waitFailoverReady(60_000);
       if (n === p) handovers.push(Date.now() - before);
     }
     const res = await w.stop();
