@@ -1,4 +1,4 @@
-/** The dev stack's resource graph (names, types, inputs) equals the reviewed fixture. */
+/** The dev stack's resource graph (names, types, URNs, inputs) equals the reviewed fixture. */
 import { runStack } from "./support/stackHarness";
 import { expectedGraph, graphOf } from "./support/graph";
 

@@ -1,6 +1,6 @@
 /**
  * The resource graph of a stack as a reviewable fixture: every resource's type and name, and a digest of
- * its inputs (secrets unwrapped, keys sorted). A refactor must leave it unchanged; a deliberate change to
+ * its inputs (secrets unwrapped, keys sorted), and its URN (engineUrn). A refactor must leave it unchanged; a deliberate change to
  * the graph rewrites it with `UPDATE_GRAPH=1 npx jest tests/unit/graph` and shows up in review.
  */
 import { createHash } from "crypto";
@@ -11,6 +11,8 @@ import { Registered, unwrapSecrets } from "./stackHarness";
 export interface GraphEntry {
   type: string;
   name: string;
+  /** What a deployed stack knows the resource by: a changed URN replaces it unless aliased. */
+  urn: string;
   inputs: string;
 }
 
@@ -32,6 +34,7 @@ export function graphOf(resources: Registered[]): GraphEntry[] {
     .map((r) => ({
       type: r.type,
       name: r.name,
+      urn: r.urn ?? "(none: registered before the mock monitor named it)",
       inputs: createHash("sha256")
         .update(JSON.stringify(canonical(unwrapSecrets(r.inputs))))
         .digest("hex")

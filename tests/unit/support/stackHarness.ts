@@ -4,6 +4,7 @@
  */
 import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import type { StackOutputs } from "../../../components/stack";
 import { stackConfig } from "../../../local/localCluster";
 
@@ -15,7 +16,39 @@ export interface Registered {
   inputs: Record<string, unknown>;
   /** The explicit provider (`urn::id`) the resource was registered with, inherited from its parents. */
   provider?: string;
+  /** The URN the engine would give it (engineUrn): what a deployed stack matches resources by. */
+  urn?: string;
 }
+
+/** The root stack's type: the engine leaves it out of its children's URNs. */
+const ROOT_STACK_TYPE = "pulumi:pulumi:Stack";
+
+/**
+ * The URN the Pulumi engine gives a resource: `urn:pulumi:<stack>::<project>::<qualified type>::<name>`, where
+ * the qualified type is the parent's whole qualified type, `$`, then the resource's own type (resource.NewURN
+ * in pulumi/sdk/go/common/resource/urn.go). Pulumi's own MockMonitor keeps only the parent's last type, which
+ * would hide a moved grandparent; the harness uses this instead.
+ */
+export function engineUrn(stack: string, project: string, parentUrn: string | undefined, type: string, name: string) {
+  const parentType = parentUrn ? parentUrn.split("::")[2] : "";
+  const qualified = parentType && parentType !== ROOT_STACK_TYPE ? `${parentType}$${type}` : type;
+  return `urn:pulumi:${stack}::${project}::${qualified}::${name}`;
+}
+
+/** URNs by `type::name`, as the patched mock monitor hands them out (filled during runStack). */
+const urns = new Map<string, string>();
+(MockMonitor.prototype as unknown as { newUrn: (p: string, t: string, n: string) => string }).newUrn = function (
+  parent: string,
+  type: string,
+  name: string,
+): string {
+  const urn = engineUrn(pulumi.getStack(), pulumi.getProject(), parent || undefined, type, name);
+  const key = `${type}::${name}`;
+  const seen = urns.get(key);
+  if (seen !== undefined && seen !== urn) throw new Error(`two resources ${key}: ${seen} and ${urn}`);
+  urns.set(key, urn);
+  return urn;
+};
 
 /** Deterministic fake values the mocks hand out; tests scan outputs and user-data for them. */
 export const FAKE = {
@@ -135,6 +168,7 @@ export async function runStack(
   }
   const resources: Registered[] = [];
   const calls: string[] = [];
+  urns.clear();
   pulumi.runtime.setAllConfig(config);
   await pulumi.runtime.setMocks(
     {
@@ -198,13 +232,14 @@ export async function runStack(
   );
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const program = require("../../../index") as () => Promise<StackOutputs>;
+  const withUrns = () => resources.map((r) => ({ ...r, urn: urns.get(`${r.type}::${r.name}`) }));
   try {
     const outputs = await program();
     await settle(resources);
-    return { outputs, resources, calls };
+    return { outputs, resources: withUrns(), calls };
   } catch (e) {
     await settle(resources);
-    return { error: e as Error, resources, calls };
+    return { error: e as Error, resources: withUrns(), calls };
   }
 }
 
