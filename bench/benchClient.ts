@@ -16,7 +16,7 @@ import { canRunLab } from "../lab/hosts/hostLab";
 import { createClusterLab } from "../lab/clusterLab";
 import { labContractEnv, TS_NODE_ENV } from "../tests/integration/clientScenarios";
 import { decodeValue, encodeValue } from "../client/src/index";
-import { stackSettings } from "../local/localCluster";
+import { stackSettings } from "../lab/stackFiles";
 import { machine, stats, writeResults } from "./benchUtil";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);

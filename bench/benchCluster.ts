@@ -14,7 +14,8 @@ import * as path from "path";
 import { canRunLab } from "../lab/hosts/hostLab";
 import { ensureRootfs } from "../lab/hosts/rootfs";
 import { createClusterLab } from "../lab/clusterLab";
-import { adminTarget, clusterHealth, stackSettings, sleep } from "../local/localCluster";
+import { adminTarget, clusterHealth, sleep } from "../local/localCluster";
+import { stackSettings } from "../lab/stackFiles";
 import { convergeLoopback, startLoopback, stopLoopback } from "../local/loopback";
 import { machine, stats, writeResults } from "./benchUtil";
 

@@ -30,9 +30,10 @@ import {
   parseClusterNodes,
   LAB_SENTINEL_MASTER,
 } from "../lab/clusterLab";
-import { NodeAddress } from "../components/topology";
-import { stackSettings, sleep } from "../local/localCluster";
-import { DEFAULT_NODE_TIMEOUT_MS, Settings } from "../components/config";
+import { NodeAddress } from "../components/ec2/topology";
+import { stackSettings } from "../lab/stackFiles";
+import { sleep } from "../local/localCluster";
+import { DEFAULT_NODE_TIMEOUT_MS, Settings } from "../components/config/settings";
 import { machine, stats, Stats, writeResults } from "./benchUtil";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10);

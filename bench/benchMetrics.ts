@@ -14,11 +14,12 @@
 import { canRunLab } from "../lab/hosts/hostLab";
 import { ClusterLab, createClusterLab, RunningWriter, startWriter, tagForSlots } from "../lab/clusterLab";
 import { at, firedAlarms, labAlarms, series, waitForMetrics } from "../lab/labMetrics";
-import { alarmSpecs, monitoringInput } from "../components/alarms";
-import { METRICS_INTERVALS, MetricsInterval, NODE_METRICS, stackDimension } from "../components/metrics";
-import { planTopology } from "../components/topology";
-import { METRICS_SCRIPT } from "../components/userData";
-import { stackSettings, sleep } from "../local/localCluster";
+import { alarmSpecs, monitoringInput } from "../components/monitoring/alarms";
+import { METRICS_INTERVALS, MetricsInterval, NODE_METRICS, stackDimension } from "../components/monitoring/metrics";
+import { planTopology } from "../components/ec2/topology";
+import { METRICS_SCRIPT } from "../components/ec2/node/userData";
+import { stackSettings } from "../lab/stackFiles";
+import { sleep } from "../local/localCluster";
 import { machine, writeResults } from "./benchUtil";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 300);

@@ -26,9 +26,10 @@ import {
   tagForSlots,
 } from "../lab/clusterLab";
 import { WriteResult } from "../lab/writer";
-import { Settings } from "../components/config";
-import { TOTAL_SLOTS } from "../components/topology";
-import { stackSettings, sleep } from "../local/localCluster";
+import { Settings } from "../components/config/settings";
+import { TOTAL_SLOTS } from "../components/ec2/topology";
+import { stackSettings } from "../lab/stackFiles";
+import { sleep } from "../local/localCluster";
 import { machine, writeResults } from "./benchUtil";
 
 const KEYS = Number(process.env.BENCH_KEYS ?? 100000);

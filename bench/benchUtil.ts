@@ -2,7 +2,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ROOT } from "../local/localCluster";
+import { ROOT } from "../lab/stackFiles";
 
 export const RESULTS_DIR = path.join(ROOT, "bench-results");
 

@@ -3,29 +3,28 @@
  * validate it (all problems at once, before any resource exists), look up what only AWS knows
  * (availability zones, subnets), and build the one component the stack's `target` asks for.
  */
-import { stackDimension } from "./metrics";
+import { stackDimension } from "./monitoring/metrics";
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import {
   CloudPeeringSettings,
-  ConfigKey,
   ConfigProblem,
   DEFAULT_INSTANCE_TYPE,
-  formatProblems,
   INSTANCE_TYPE_PATTERN,
-  parseSettings,
-  SECRET_KEYS,
   Settings,
-} from "./config";
-import { factsFromAws, InstanceTypeInfo } from "./instanceTypes";
-import { checkSubnets } from "./topology";
-import { ssmNames } from "./userData";
-import { sentinelMasterName } from "./sentinel";
-import { Placement, RedisEc2Cluster } from "./ec2Cluster";
-import { CloudPeer, RedisCloudDatabase } from "./redisCloud";
-import { ConnectionOutputs, ReachabilityOutputs } from "./connection";
+} from "./config/settings";
+import { ConfigKey, SECRET_KEYS } from "./config/keys";
+import { formatProblems } from "./config/problems";
+import { parseSettings } from "./config/parse";
+import { factsFromAws, InstanceTypeInfo } from "./ec2/instanceTypes";
+import { checkSubnets } from "./ec2/topology";
+import { ssmNames } from "./ec2/node/userData";
+import { sentinelMasterName } from "./ec2/sentinel";
+import { Placement, RedisEc2Cluster } from "./ec2/cluster";
+import { CloudPeer, RedisCloudDatabase } from "./cloud/database";
+import { ConnectionOutputs, ReachabilityOutputs } from "./contract/connection";
 import * as rediscloud from "@rediscloud/pulumi-rediscloud";
-import { checkDeployedChange, DeployedShape, deploymentOf, isDeployedShape, nodeChange } from "./day2";
+import { checkDeployedChange, DeployedShape, deploymentOf, isDeployedShape, nodeChange } from "./ec2/day2";
 
 /** The stack output that says what runs; the next update reads it back (readDeployed). */
 export const DEPLOYMENT_OUTPUT = "deployment";

@@ -1,6 +1,6 @@
 /**
  * A CloudWatch alarm evaluator, for replaying what nodes published (in the lab, or a synthetic series in a
- * test) against the stack's own AlarmSpecs (components/alarms.ts): would this alarm have fired, and when?
+ * test) against the stack's own AlarmSpecs (components/monitoring/alarms.ts): would this alarm have fired, and when?
  * Pure. Written from CloudWatch's documented semantics (User Guide: "Evaluating an alarm", "Configuring
  * how CloudWatch alarms treat missing data"; PutMetricAlarm's DatapointsToAlarm, the M of "M out of N"):
  *
@@ -27,7 +27,7 @@
  * - A new alarm starts in INSUFFICIENT_DATA; periods before the replay's start count as missing.
  * - No percentile statistics, units, metric math or anomaly detection.
  */
-import { AlarmSpec, Comparison, Statistic } from "../components/alarms";
+import { AlarmSpec, Comparison, Statistic } from "../components/monitoring/alarms";
 
 export interface DataPoint {
   /** Milliseconds since the epoch. */

@@ -2,7 +2,7 @@
  * The prod stack's cluster on real Debian 12 hosts (lab/hosts): each host boots the exact gzip'd user-data
  * the EC2 component renders through real cloud-init, installs Redis with real apt from the lab's mirror,
  * and reads its secrets with the real awscli from the lab's AWS endpoint (lab/aws), which enforces the
- * node role policy the stack renders (components/iam.ts). Clients (redis-cli, ioredis) run on this machine
+ * node role policy the stack renders (components/ec2/iam.ts). Clients (redis-cli, ioredis) run on this machine
  * inside the lab's client namespace. Used by the integration tests, the root local mode and the
  * benchmarks; plus the acknowledged-write recorder (writer.ts) around it.
  */
@@ -16,18 +16,25 @@ import { makeEndpointTls } from "./aws/tls";
 import { WriterConfig, WriteResult, VerifyResult } from "./writer";
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const keySlot = require("cluster-key-slot") as (key: string) => number;
-import { ConfigError, Settings } from "../components/config";
-import { checkDeployedChange, DeployedShape, deploymentOf, nodeChange } from "../components/day2";
-import { renderDesiredSettings, versionOf } from "../components/desired";
-import { ExpectedNode, NodeStatus, ParameterReader, parseStatus, waitForCluster } from "../components/health";
-import { nodeRolePolicy } from "../components/iam";
-import { DEFAULT_METRICS_INTERVAL, MetricsInterval, stackDimension } from "../components/metrics";
-import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/redisConf";
-import { planTopology, NodeAddress } from "../components/topology";
-import { renderNodeUserData, ssmNames, ssmShippedScripts, ClusterSpec, SsmNames } from "../components/userData";
-import { generatePasswords, LAB_STACK, Passwords } from "../local/localCluster";
+import { ConfigError } from "../components/config/problems";
+import { Settings } from "../components/config/settings";
+import { checkDeployedChange, DeployedShape, deploymentOf, nodeChange } from "../components/ec2/day2";
+import { renderDesiredSettings, versionOf } from "../components/ec2/desired";
+import { ExpectedNode, NodeStatus, ParameterReader, parseStatus, waitForCluster } from "../components/ec2/health";
+import { nodeRolePolicy } from "../components/ec2/iam";
+import { DEFAULT_METRICS_INTERVAL, MetricsInterval, stackDimension } from "../components/monitoring/metrics";
+import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/ec2/node/redisConf";
+import { planTopology, NodeAddress } from "../components/ec2/topology";
+import {
+  renderNodeUserData,
+  ssmNames,
+  ssmShippedScripts,
+  ClusterSpec,
+  SsmNames,
+} from "../components/ec2/node/userData";
+import { generatePasswords, LAB_STACK, Passwords } from "./passwords";
 import { makePki, Pki } from "./pki";
-import { SENTINEL_PORT, sentinelMasterName } from "../components/sentinel";
+import { SENTINEL_PORT, sentinelMasterName } from "../components/ec2/sentinel";
 
 /** The tests' lab subnet (a /24 on a bridge of their own); the local mode uses another. */
 export const TEST_SUBNET = "10.77.0";

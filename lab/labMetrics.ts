@@ -6,8 +6,8 @@
 import { ClusterLab } from "./clusterLab";
 import { MetricDatum } from "./aws/state";
 import { DataPoint, replayAlarm } from "./alarmReplay";
-import { AlarmSpec, alarmSpecs, monitoringInput, nodeDimensions } from "../components/alarms";
-import { MetricsInterval, stackDimension } from "../components/metrics";
+import { AlarmSpec, alarmSpecs, monitoringInput, nodeDimensions } from "../components/monitoring/alarms";
+import { MetricsInterval, stackDimension } from "../components/monitoring/metrics";
 
 export const dim = (d: MetricDatum, name: string) => d.dimensions.find((x) => x.name === name)?.value;
 export const at = (d: MetricDatum) => Date.parse(d.timestamp ?? "");

@@ -1,76 +1,17 @@
 /**
- * The pieces the local mode, the integration tests and the benchmarks share: the prod stack's settings
- * read from Pulumi.prod.yaml through the real validator, secrets in the same shapes as on EC2, and
- * health checks of a running cluster through redis-cli.
+ * The pieces the local mode and the benchmarks share: an ACL file for nodes started without user-data, and
+ * health checks of a running cluster (or Sentinel topology) through redis-cli.
  */
 import * as crypto from "crypto";
-import * as fs from "fs";
-import * as path from "path";
-import * as yaml from "js-yaml";
 import { execFile } from "child_process";
 import { promisify } from "util";
-import { ConfigError, Ec2Settings, parseSettings, Settings } from "../components/config";
-import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../components/redisConf";
-import type { NodeAddress } from "../components/topology";
-import { SENTINEL_PORT, sentinelMasterName } from "../components/sentinel";
+import { Ec2Settings } from "../components/config/settings";
+import { LAB_STACK, Passwords } from "../lab/passwords";
+import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../components/ec2/node/redisConf";
+import type { NodeAddress } from "../components/ec2/topology";
+import { SENTINEL_PORT, sentinelMasterName } from "../components/ec2/sentinel";
 
-export const ROOT = path.resolve(__dirname, "..");
 const run = promisify(execFile);
-
-/** Pulumi.<stack>.yaml in Pulumi's flat form: `project:key` -> string (lists and maps as JSON). */
-export function stackConfig(stack: string): Record<string, string> {
-  const doc = yaml.load(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as {
-    config?: Record<string, unknown>;
-  };
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(doc.config ?? {})) {
-    out[key] = typeof value === "string" ? value : JSON.stringify(value);
-  }
-  return out;
-}
-
-/** A checked-in stack's settings, validated exactly as `pulumi preview` would. */
-/**
- * A stack's settings from its checked-in Pulumi.<stack>.yaml, with `overrides` on top (keys as in
- * `pulumi config set`, without the project prefix). Invalid values throw the stack's own problem list.
- */
-export function stackSettings(
-  stack: string,
-  project = "redis-stack",
-  overrides: Record<string, string> = {},
-): Settings {
-  const raw: Record<string, string> = {};
-  for (const [key, value] of Object.entries(stackConfig(stack))) {
-    raw[key.startsWith(`${project}:`) ? key.slice(project.length + 1) : key] = value;
-  }
-  Object.assign(raw, overrides);
-  const { settings, problems } = parseSettings(raw);
-  if (!settings || problems.length > 0) throw new ConfigError(problems, project);
-  return settings;
-}
-
-/** The stack name of the lab's and the local mode's deployments (SSM names, metrics, the Sentinel master name). */
-export const LAB_STACK = "lab";
-
-export interface Passwords {
-  app: string;
-  admin: string;
-  /** The nodes' Prometheus exporter (ACL user `monitor`). */
-  monitor: string;
-  /** The Sentinel topology's Sentinels (ACL user `sentinel`, on the data nodes and on each other). */
-  sentinel: string;
-}
-
-export function generatePasswords(): Passwords {
-  const pw = () =>
-    crypto
-      .randomBytes(24)
-      .toString("base64url")
-      .replace(/[^A-Za-z0-9]/g, "")
-      .slice(0, 32)
-      .padEnd(32, "0");
-  return { app: pw(), admin: pw(), monitor: pw(), sentinel: pw() };
-}
 
 /**
  * The ACL file a node writes at boot (bootstrap.sh write_secrets), for nodes started without user-data;

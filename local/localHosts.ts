@@ -7,14 +7,16 @@
 import * as fs from "fs";
 import * as path from "path";
 import { spawnSync } from "child_process";
-import { Settings } from "../components/config";
-import { NodeAddress } from "../components/topology";
+import { Settings } from "../components/config/settings";
+import { NodeAddress } from "../components/ec2/topology";
 import { canRunLab, destroyPersistentLabs } from "../lab/hosts/hostLab";
 import { stopAwsEndpoint } from "../lab/aws/control";
 import { createClusterLab, endpointDir, openClusterLab, shapeOf, sweepOrphanEndpoints } from "../lab/clusterLab";
-import { ConfigError } from "../components/config";
-import { checkDeployedChange } from "../components/day2";
-import { Passwords, ROOT, stackHealth } from "./localCluster";
+import { ConfigError } from "../components/config/problems";
+import { checkDeployedChange } from "../components/ec2/day2";
+import { Passwords } from "../lab/passwords";
+import { ROOT } from "../lab/stackFiles";
+import { stackHealth } from "./localCluster";
 
 export const HOSTS_DIR = path.join(ROOT, ".local", "hosts");
 export const LOCAL_SUBNET = "10.78.0";

@@ -7,11 +7,13 @@ import * as fs from "fs";
 import * as path from "path";
 import { spawn, execFile } from "child_process";
 import { promisify } from "util";
-import { Settings } from "../components/config";
-import { ADMIN_USER, nodeFiles, renderRedisConf, NodePaths } from "../components/redisConf";
-import { planTopology, NodeAddress } from "../components/topology";
-import { renderClusterPlan, SCRIPTS_DIR } from "../components/userData";
-import { generatePasswords, Passwords, renderAclFile, ROOT } from "./localCluster";
+import { Settings } from "../components/config/settings";
+import { ADMIN_USER, nodeFiles, renderRedisConf, NodePaths } from "../components/ec2/node/redisConf";
+import { planTopology, NodeAddress } from "../components/ec2/topology";
+import { renderClusterPlan, SCRIPTS_DIR } from "../components/ec2/node/userData";
+import { generatePasswords, Passwords } from "../lab/passwords";
+import { renderAclFile } from "./localCluster";
+import { ROOT } from "../lab/stackFiles";
 import { makePki } from "../lab/pki";
 
 const execFileP = promisify(execFile);

@@ -1,6 +1,6 @@
 /**
  * `npm run local -- top`: a live view of the running local cluster, refreshed every second. Each row is
- * what that node's collector (components/scripts/metrics.py, run here in dry-run mode against the node)
+ * what that node's collector (components/ec2/node/metrics.py, run here in dry-run mode against the node)
  * would publish to CloudWatch for the last second: role, memory, ops/s, hit rate, p99, replication lag.
  *   npm run local -- top          until Ctrl-C
  *   npm run local -- top --once   two collections a second apart, one table, then exit
@@ -9,11 +9,12 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ADMIN_USER } from "../components/redisConf";
-import { NodeAddress } from "../components/topology";
-import { METRICS_NAMESPACE } from "../components/metrics";
-import { SCRIPTS_DIR, shq } from "../components/userData";
-import { Passwords, sleep } from "./localCluster";
+import { ADMIN_USER } from "../components/ec2/node/redisConf";
+import { NodeAddress } from "../components/ec2/topology";
+import { METRICS_NAMESPACE } from "../components/monitoring/metrics";
+import { SCRIPTS_DIR, shq } from "../components/ec2/node/userData";
+import { Passwords } from "../lab/passwords";
+import { sleep } from "./localCluster";
 
 /** One MetricData entry as the collector prints it. */
 export interface CollectorDatum {

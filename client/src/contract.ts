@@ -1,7 +1,7 @@
 /**
  * The stack's connection contract as an app receives it: the env map the redis-stack stack exports (its
  * `env` output), read and checked here so a deploy that forgot a name fails at start-up naming it, not at
- * the first command. The names are the stack's (components/connection.ts ENV_NAMES; a test keeps the two
+ * the first command. The names are the stack's (components/contract/connection.ts ENV_NAMES; a test keeps the two
  * lists equal).
  */
 

@@ -12,7 +12,7 @@ import { spawnSync } from "child_process";
 import { AwsEndpointControl, startAwsEndpoint, stopAwsEndpoint } from "../../lab/aws/control";
 import type { EndpointConfig } from "../../lab/aws/state";
 import { makeEndpointTls } from "../../lab/aws/tls";
-import { AWS_CLI_IMDS } from "../../components/userData";
+import { AWS_CLI_IMDS } from "../../components/ec2/node/userData";
 
 /** Debian's package, which the nodes run; a pip/pyenv `aws` earlier on PATH is not the same client. */
 const AWS = "/usr/bin/aws";
@@ -23,7 +23,7 @@ const INSTANCE_ID = "i-0123456789abcdef0";
 const PREFIX = "/redis/test";
 const SECRET = "p@ss w0rd'\"$x\t~é";
 
-/** The read policy exactly as components/ec2Cluster.ts renders it, plus a write grant for one sub-path. */
+/** The read policy exactly as components/ec2/cluster.ts renders it, plus a write grant for one sub-path. */
 const POLICIES = [
   JSON.stringify({
     Version: "2012-10-17",

@@ -10,10 +10,10 @@ import * as os from "os";
 import * as path from "path";
 import { ClusterLab, masterOfSlot, role } from "../../lab/clusterLab";
 import { LoadReport, OpKind, Outcome } from "../../lab/clientLoad";
-import { connectionContract } from "../../components/connection";
-import { APP_USER } from "../../components/redisConf";
+import { connectionContract } from "../../components/contract/connection";
+import { APP_USER } from "../../components/ec2/node/redisConf";
 import { COMPRESSION_MAGIC } from "../../client/src/index";
-import { NodeAddress } from "../../components/topology";
+import { NodeAddress } from "../../components/ec2/topology";
 import calculateSlot from "cluster-key-slot";
 
 const TS_NODE = require.resolve("ts-node/register/transpile-only");

@@ -5,7 +5,7 @@
  * which enforces the stack's node role policy. Only AWS's own APIs are stood in.
  */
 import { describeLab } from "../../lab/hosts/hostLab";
-import { stackSettings } from "../../local/localCluster";
+import { stackSettings } from "../../lab/stackFiles";
 import { CloudInitResult } from "../../lab/hosts/hostLab";
 import {
   AZS,
@@ -16,8 +16,8 @@ import {
   waitHealthyFromClient,
 } from "../../lab/clusterLab";
 import { metricsScenarios } from "./metricsScenarios";
-import { NODE_SCRIPT, ssmShippedScripts } from "../../components/userData";
-import { MetricsInterval } from "../../components/metrics";
+import { NODE_SCRIPT, ssmShippedScripts } from "../../components/ec2/node/userData";
+import { MetricsInterval } from "../../components/monitoring/metrics";
 
 const settings = stackSettings("prod");
 /** The nodes' metrics period in this lab (the shortest the stack allows, so the metrics tests are quick). */

@@ -5,8 +5,8 @@
  * Every scenario runs with the acknowledged-write recorder, and outside clients judge the result.
  */
 import * as fs from "fs";
-import { stackSettings } from "../../local/localCluster";
-import { Settings } from "../../components/config";
+import { stackSettings } from "../../lab/stackFiles";
+import { Settings } from "../../components/config/settings";
 import {
   ClusterLab,
   infoField,

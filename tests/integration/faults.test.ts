@@ -6,7 +6,7 @@
  */
 import { describeLab } from "../../lab/hosts/hostLab";
 import { clientScenarios } from "./clientScenarios";
-import { stackSettings } from "../../local/localCluster";
+import { stackSettings } from "../../lab/stackFiles";
 import {
   ClusterLab,
   createClusterLab,
@@ -19,8 +19,8 @@ import {
   infoField,
   AZS,
 } from "../../lab/clusterLab";
-import { NodeAddress } from "../../components/topology";
-import { restartDelaySeconds } from "../../components/userData";
+import { NodeAddress } from "../../components/ec2/topology";
+import { restartDelaySeconds } from "../../components/ec2/node/userData";
 import { WriteResult } from "../../lab/writer";
 
 const settings = stackSettings("prod");

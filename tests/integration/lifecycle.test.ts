@@ -8,7 +8,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describeLab, CloudInitResult } from "../../lab/hosts/hostLab";
-import { stackSettings } from "../../local/localCluster";
+import { stackSettings } from "../../lab/stackFiles";
 import {
   ClusterLab,
   createClusterLab,

@@ -11,9 +11,9 @@ import * as path from "path";
 import { ClusterLab, masterOfSlot, role, tagForSlots } from "../../lab/clusterLab";
 import { MetricDatum } from "../../lab/aws/state";
 import { at, culprits, dim, firedAlarms, labAlarms, series, waitForMetrics } from "../../lab/labMetrics";
-import { METRICS_NAMESPACE, MetricsInterval } from "../../components/metrics";
-import { EXPORTER_PORT } from "../../components/redisConf";
-import { NodeAddress } from "../../components/topology";
+import { METRICS_NAMESPACE, MetricsInterval } from "../../components/monitoring/metrics";
+import { EXPORTER_PORT } from "../../components/ec2/node/redisConf";
+import { NodeAddress } from "../../components/ec2/topology";
 
 const IOREDIS = require.resolve("ioredis");
 

@@ -1,11 +1,11 @@
 /**
- * The Sentinel topology (issue 12) on real Debian hosts booted from the rendered user-data: one primary and
+ * The Sentinel topology on real Debian hosts booted from the rendered user-data: one primary and
  * two replicas, a Sentinel on each. Faults under a write load through ioredis's Sentinel client (the
  * contract's REDIS_SENTINELS and REDIS_SENTINEL_MASTER), every acknowledged write recorded; judged by
  * redis-cli against the nodes and their Sentinels.
  */
 import { describeLab } from "../../lab/hosts/hostLab";
-import { stackSettings } from "../../local/localCluster";
+import { stackSettings } from "../../lab/stackFiles";
 import {
   ClusterLab,
   createClusterLab,
@@ -17,9 +17,9 @@ import {
   startWriter,
   AZS,
 } from "../../lab/clusterLab";
-import { NodeAddress } from "../../components/topology";
+import { NodeAddress } from "../../components/ec2/topology";
 import { WriteResult } from "../../lab/writer";
-import { sentinelTimings } from "../../components/sentinel";
+import { sentinelTimings } from "../../components/ec2/sentinel";
 
 const settings = stackSettings("prod", "redis-stack", {
   topology: "sentinel",

@@ -3,10 +3,10 @@
  * alarm fires after M of N breaching periods and not before, missing data counts per the alarm's
  * treatment, SampleCount of nothing is missing (not 0), and only the alarm's exact dimensions count.
  */
-import { AlarmSpec, alarmSpecs, TreatMissingData } from "../../components/alarms";
-import { DEFAULT_ALARM_THRESHOLDS } from "../../components/config";
-import { stackDimension } from "../../components/metrics";
-import { planTopology } from "../../components/topology";
+import { AlarmSpec, alarmSpecs, TreatMissingData } from "../../components/monitoring/alarms";
+import { DEFAULT_ALARM_THRESHOLDS } from "../../components/config/settings";
+import { stackDimension } from "../../components/monitoring/metrics";
+import { planTopology } from "../../components/ec2/topology";
 import { aggregate, DataPoint, evaluateWindow, replayAlarm } from "../../lab/alarmReplay";
 
 const STACK = stackDimension("redis-stack", "prod");

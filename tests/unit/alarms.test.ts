@@ -1,5 +1,5 @@
 /**
- * The alarm specs (components/alarms.ts), pure: every alarm the README promises, on metrics the nodes
+ * The alarm specs (components/monitoring/alarms.ts), pure: every alarm the README promises, on metrics the nodes
  * publish with the dimensions they publish, thresholds from config, CloudWatch's limits kept, and a
  * description that says what to do and points at the README's row.
  */
@@ -14,10 +14,10 @@ import {
   MAX_EVALUATION_SECONDS,
   MonitoringInput,
   RUNBOOK_URL,
-} from "../../components/alarms";
-import { DEFAULT_ALARM_THRESHOLDS, PERSISTENCE_MODES } from "../../components/config";
-import { METRICS_INTERVALS, metricDef, stackDimension } from "../../components/metrics";
-import { planTopology } from "../../components/topology";
+} from "../../components/monitoring/alarms";
+import { DEFAULT_ALARM_THRESHOLDS, PERSISTENCE_MODES } from "../../components/config/settings";
+import { METRICS_INTERVALS, metricDef, stackDimension } from "../../components/monitoring/metrics";
+import { planTopology } from "../../components/ec2/topology";
 
 const STACK = stackDimension("redis-stack", "prod");
 const input = (over: Partial<MonitoringInput> = {}): MonitoringInput => ({

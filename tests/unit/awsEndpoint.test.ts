@@ -24,7 +24,7 @@ import {
 
 const ARN = (name: string) => ssmParameterArn("us-east-1", "123456789012", name);
 
-/** The node role's read policy exactly as components/ec2Cluster.ts renders it. */
+/** The node role's read policy exactly as components/ec2/cluster.ts renders it. */
 const STACK_POLICY: PolicyDocument = JSON.parse(
   JSON.stringify({
     Version: "2012-10-17",

@@ -5,7 +5,7 @@
  * at the database's private endpoint. The outputs tell an app deploy where to sit (vpcId, subnetIds).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { stackConfig } from "../../local/localCluster";
+import { stackConfig } from "../../lab/stackFiles";
 import {
   byType,
   countByType,

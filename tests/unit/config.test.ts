@@ -4,18 +4,13 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import {
-  caBundleProblem,
-  cidrsOverlap,
-  ConfigProblem,
-  formatProblems,
-  parseSettings,
-  parseMemorySize,
-  isCidr,
-  REDIS_CLOUD_CA_DOCS,
-} from "../../components/config";
-import { describeInstanceType, defaultMaxmemoryBytes } from "../../components/instanceTypes";
-import { stackConfig } from "../../local/localCluster";
+import { caBundleProblem, cidrsOverlap, parseMemorySize, isCidr } from "../../components/config/values";
+import { ConfigProblem } from "../../components/config/settings";
+import { formatProblems } from "../../components/config/problems";
+import { parseSettings } from "../../components/config/parse";
+import { REDIS_CLOUD_CA_DOCS } from "../../components/config/cloud";
+import { describeInstanceType, defaultMaxmemoryBytes } from "../../components/ec2/instanceTypes";
+import { stackConfig } from "../../lab/stackFiles";
 
 /** Redis Cloud's CA bundle (five CA certificates) as the dev stack file holds it. */
 const CLOUD_CA = stackConfig("dev")["redis-stack:cloudCaCertificate"];

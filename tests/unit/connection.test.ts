@@ -1,5 +1,5 @@
 /**
- * The connection contract (components/connection.ts), pure: which env names apps get, REDIS_CA_PEM exactly
+ * The connection contract (components/contract/connection.ts), pure: which env names apps get, REDIS_CA_PEM exactly
  * when TLS is on, and the dotenv file the local mode writes, read back by bash as the README sources it.
  */
 import { spawnSync } from "child_process";
@@ -12,7 +12,7 @@ import {
   ConnectionFacts,
   ENV_NAMES,
   toDotenv,
-} from "../../components/connection";
+} from "../../components/contract/connection";
 
 const CA = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUStackCA\n-----END CERTIFICATE-----\n";
 const facts: ConnectionFacts = {

@@ -1,12 +1,18 @@
 /**
- * The dashboard body (components/dashboard.ts), pure: valid JSON CloudWatch takes, only metrics the nodes
+ * The dashboard body (components/monitoring/dashboard.ts), pure: valid JSON CloudWatch takes, only metrics the nodes
  * publish, in the order an operator reads it, one labelled line per node, thresholds from config.
  */
-import { MonitoringInput } from "../../components/alarms";
-import { DEFAULT_ALARM_THRESHOLDS } from "../../components/config";
-import { dashboardBody, dashboardName, dashboardUrl, DashboardInput, LineOptions } from "../../components/dashboard";
-import { METRIC_NAMES, METRICS_NAMESPACE, stackDimension } from "../../components/metrics";
-import { planTopology } from "../../components/topology";
+import { MonitoringInput } from "../../components/monitoring/alarms";
+import { DEFAULT_ALARM_THRESHOLDS } from "../../components/config/settings";
+import {
+  dashboardBody,
+  dashboardName,
+  dashboardUrl,
+  DashboardInput,
+  LineOptions,
+} from "../../components/monitoring/dashboard";
+import { METRIC_NAMES, METRICS_NAMESPACE, stackDimension } from "../../components/monitoring/metrics";
+import { planTopology } from "../../components/ec2/topology";
 
 const STACK = stackDimension("redis-stack", "prod");
 const NODES = planTopology(3, 1, 3).map((n) => ({ name: n.name, shard: n.shard }));

@@ -2,7 +2,7 @@
  * The desired settings every running node converges to: one text the stack writes to SSM, versioned by a
  * hash of its content, within SSM's size limit, and the roll order replicas-first.
  */
-import { addressedTopology } from "../../components/topology";
+import { addressedTopology } from "../../components/ec2/topology";
 import {
   DESIRED_SETTINGS_LIMIT_BYTES,
   LIVE_DIRECTIVES,
@@ -11,8 +11,8 @@ import {
   renderSettingsConf,
   rollOrder,
   versionOf,
-} from "../../components/desired";
-import { checkDeployedChange, DeployedShape, nodeChange } from "../../components/day2";
+} from "../../components/ec2/desired";
+import { checkDeployedChange, DeployedShape, nodeChange } from "../../components/ec2/day2";
 
 const plan = (shards: number) => addressedTopology(shards, 1, ["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"], 10, 6379);
 const input = {

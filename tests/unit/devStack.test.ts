@@ -2,8 +2,8 @@
  * The checked-in `dev` stack (Redis Cloud) under Pulumi mocks: the subscription and database the
  * binding registers, checked against the provider's schema, and the same output contract as EC2.
  */
-import { cloudAlerts } from "../../components/redisCloud";
-import { stackConfig, stackSettings } from "../../local/localCluster";
+import { cloudAlerts } from "../../components/cloud/database";
+import { stackConfig, stackSettings } from "../../lab/stackFiles";
 import * as pulumi from "@pulumi/pulumi";
 import { byType, countByType, FAKE, runStack, RunResult, unwrapSecrets, valueOf } from "./support/stackHarness";
 import { checkInputsAgainstSchema, checkInputsAgainstValidation, loadSchema, loadValidation } from "./rediscloudSchema";

@@ -5,14 +5,14 @@
  * roll order, each after the previous node is healthy again; data volumes survive deletes; every child
  * parented under the component.
  */
-import { sentinelMasterName } from "../../components/sentinel";
+import { sentinelMasterName } from "../../components/ec2/sentinel";
 import * as pulumi from "@pulumi/pulumi";
-import { RedisEc2Cluster } from "../../components/ec2Cluster";
-import { ssmNames, ssmShippedScripts } from "../../components/userData";
-import { stackSettings } from "../../local/localCluster";
-import { rollOrder, versionOf } from "../../components/desired";
-import { DeployedShape } from "../../components/day2";
-import { ParameterReader } from "../../components/health";
+import { RedisEc2Cluster } from "../../components/ec2/cluster";
+import { ssmNames, ssmShippedScripts } from "../../components/ec2/node/userData";
+import { stackSettings } from "../../lab/stackFiles";
+import { rollOrder, versionOf } from "../../components/ec2/desired";
+import { DeployedShape } from "../../components/ec2/day2";
+import { ParameterReader } from "../../components/ec2/health";
 
 interface Seen {
   type: string;

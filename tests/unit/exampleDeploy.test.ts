@@ -21,7 +21,7 @@ import {
   SECRET_ENV_NAMES,
   splitEnv,
 } from "../../examples/app-deploy/task";
-import { connectionContract, ENV_NAMES } from "../../components/connection";
+import { connectionContract, ENV_NAMES } from "../../components/contract/connection";
 import { CONTRACT_ENV } from "../../client/src/contract";
 import { Registered, unwrapSecrets, valueOf } from "./support/stackHarness";
 

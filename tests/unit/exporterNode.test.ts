@@ -1,6 +1,6 @@
 /**
  * The Prometheus exporter on a node, as far as this machine can check it: its facts reach node.sh through
- * node.env from components/redisConf.ts; node.sh passes it only flags that Debian's 1.45 takes; the
+ * node.env from components/ec2/node/redisConf.ts; node.sh passes it only flags that Debian's 1.45 takes; the
  * `monitor` user's ACL (written by node.sh's own acl_user) lets a real redis-server run exactly the commands
  * the exporter sends with those flags and nothing else; and the lab's mirror holds every package node.sh
  * installs. The exporter itself runs on the lab's hosts (tests/integration).
@@ -9,9 +9,9 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { EXPORTER_PORT, MONITOR_ACL_RULES, MONITOR_USER } from "../../components/redisConf";
-import { addressedTopology } from "../../components/topology";
-import { readScript, renderNodeEnv, ssmNames } from "../../components/userData";
+import { EXPORTER_PORT, MONITOR_ACL_RULES, MONITOR_USER } from "../../components/ec2/node/redisConf";
+import { addressedTopology } from "../../components/ec2/topology";
+import { readScript, renderNodeEnv, ssmNames } from "../../components/ec2/node/userData";
 import { MIRROR_PACKAGES } from "../../lab/hosts/rootfs";
 
 const nodeSh = readScript("node.sh");

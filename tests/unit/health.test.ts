@@ -2,7 +2,7 @@
  * The health wait `pulumi up` ends with: pure assessment of the nodes' SSM statuses, the polling loop
  * (fake clock), and the component's wait in an update with an injected reader.
  */
-import { assessCluster, ExpectedNode, waitForCluster } from "../../components/health";
+import { assessCluster, ExpectedNode, waitForCluster } from "../../components/ec2/health";
 
 const nodes: ExpectedNode[] = ["shard0-0", "shard0-1"].map((name, i) => ({
   name,

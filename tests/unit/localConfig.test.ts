@@ -4,7 +4,7 @@
  */
 import { parseConfigArgs } from "../../local/local";
 import { sameConfig } from "../../local/localHosts";
-import { stackSettings } from "../../local/localCluster";
+import { stackSettings } from "../../lab/stackFiles";
 
 test("--config pairs are read like pulumi config set (repeatable, project prefix optional)", () => {
   expect(

@@ -1,6 +1,6 @@
 /**
- * The node's metrics collector (components/scripts/metrics.py) on this machine: it publishes exactly the
- * metrics components/metrics.ts lists, reads node.env as bash does, still parses once the user-data has
+ * The node's metrics collector (components/ec2/node/metrics.py) on this machine: it publishes exactly the
+ * metrics components/monitoring/metrics.ts lists, reads node.env as bash does, still parses once the user-data has
  * stripped its comments, and turns a real redis-server's counters into the right figures (dry run: the
  * MetricData it would publish). The hosts' lab runs it under systemd against the lab's CloudWatch.
  */
@@ -8,9 +8,9 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { METRICS_NAMESPACE, NODE_METRICS } from "../../components/metrics";
-import { addressedTopology } from "../../components/topology";
-import { renderNodeEnv, SCRIPTS_DIR, shippedScript, ssmNames } from "../../components/userData";
+import { METRICS_NAMESPACE, NODE_METRICS } from "../../components/monitoring/metrics";
+import { addressedTopology } from "../../components/ec2/topology";
+import { renderNodeEnv, SCRIPTS_DIR, shippedScript, ssmNames } from "../../components/ec2/node/userData";
 
 const COLLECTOR = path.join(SCRIPTS_DIR, "metrics.py");
 

@@ -5,7 +5,7 @@
  * leaving REDIS_CA_PEM out.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { REDIS_CLOUD_CA_DOCS } from "../../components/config";
+import { REDIS_CLOUD_CA_DOCS } from "../../components/config/cloud";
 import { byType, runStack, unwrapSecrets, valueOf } from "./support/stackHarness";
 
 const CA_KEY = "redis-stack:cloudCaCertificate";

@@ -2,7 +2,7 @@
  * The checked-in `prod` stack (EC2 cluster, 3 shards x 1 replica, TLS) under Pulumi mocks:
  * what `pulumi up` would create, how it is secured, and what it exports.
  */
-import { LIVE_DIRECTIVES } from "../../components/desired";
+import { LIVE_DIRECTIVES } from "../../components/ec2/desired";
 import * as pulumi from "@pulumi/pulumi";
 import {
   byType,
@@ -14,11 +14,11 @@ import {
   unwrapSecrets,
   valueOf,
 } from "./support/stackHarness";
-import { planTopology } from "../../components/topology";
-import { alarmSpecs } from "../../components/alarms";
-import { DEFAULT_ALARM_THRESHOLDS } from "../../components/config";
-import { METRIC_NAMES, METRICS_NAMESPACE } from "../../components/metrics";
-import { CLUSTER_BUS_OFFSET, EXPORTER_PORT, REDIS_PORT } from "../../components/redisConf";
+import { planTopology } from "../../components/ec2/topology";
+import { alarmSpecs } from "../../components/monitoring/alarms";
+import { DEFAULT_ALARM_THRESHOLDS } from "../../components/config/settings";
+import { METRIC_NAMES, METRICS_NAMESPACE } from "../../components/monitoring/metrics";
+import { CLUSTER_BUS_OFFSET, EXPORTER_PORT, REDIS_PORT } from "../../components/ec2/node/redisConf";
 
 /** Node names in plan order: masters first, then replicas. */
 const NAMES = planTopology(3, 1, 3).map((n) => n.name);
@@ -28,7 +28,7 @@ import {
   ssmShippedScripts,
   SSM_STANDARD_VALUE_MAX,
   USER_DATA_LIMIT_BYTES,
-} from "../../components/userData";
+} from "../../components/ec2/node/userData";
 
 let run: RunResult;
 const inputs = (r: Registered) => unwrapSecrets(r.inputs) as Record<string, unknown>;

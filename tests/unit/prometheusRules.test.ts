@@ -2,7 +2,7 @@
  * The Prometheus path of an EC2 stack (monitoring/prometheus/): promtool checks the configuration and the
  * alert rules and runs the rules' own tests (redis-stack.rules.test.yml: each rule fires on input that
  * breaks it for its window, and not otherwise). The rules stay in step with the CloudWatch alarms
- * (components/alarms.ts): one rule per alarm of the prod stack, or a listed reason why none; the alarm's id,
+ * (components/monitoring/alarms.ts): one rule per alarm of the prod stack, or a listed reason why none; the alarm's id,
  * severity, window, threshold and runbook row. They read only series the exporter really exports, and the
  * scrape job labels the prod stack's instances as the rules expect.
  */
@@ -10,12 +10,12 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as yaml from "js-yaml";
-import { AlarmSpec, alarmSpecs, Comparison, monitoringInput, RUNBOOK_URL } from "../../components/alarms";
-import { EvictionPolicy } from "../../components/config";
-import { stackDimension } from "../../components/metrics";
-import { EXPORTER_PORT } from "../../components/redisConf";
-import { planTopology } from "../../components/topology";
-import { stackSettings } from "../../local/localCluster";
+import { AlarmSpec, alarmSpecs, Comparison, monitoringInput, RUNBOOK_URL } from "../../components/monitoring/alarms";
+import { EvictionPolicy } from "../../components/config/settings";
+import { stackDimension } from "../../components/monitoring/metrics";
+import { EXPORTER_PORT } from "../../components/ec2/node/redisConf";
+import { planTopology } from "../../components/ec2/topology";
+import { stackSettings } from "../../lab/stackFiles";
 import { byType, runStack, unwrapSecrets } from "./support/stackHarness";
 
 const DIR = path.resolve(__dirname, "../../monitoring/prometheus");

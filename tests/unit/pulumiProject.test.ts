@@ -7,7 +7,8 @@ import * as fs from "fs";
 import * as path from "path";
 import * as yaml from "js-yaml";
 import Ajv2020 from "ajv/dist/2020";
-import { CONFIG_KEYS, CONFIG_TYPES, ConfigKey, parseSettings, projectDefault } from "../../components/config";
+import { CONFIG_KEYS, CONFIG_TYPES, ConfigKey, projectDefault } from "../../components/config/keys";
+import { parseSettings } from "../../components/config/parse";
 
 const ROOT = path.resolve(__dirname, "../..");
 const PROJECT = "redis-stack";

@@ -1,8 +1,9 @@
 /** The README documents every config key the stack reads (and no other) and every output of the contract. */
 import * as fs from "fs";
 import * as path from "path";
-import { CONFIG_KEYS, REDIS_CLOUD_CA_DOCS } from "../../components/config";
-import { ENV_NAMES } from "../../components/connection";
+import { CONFIG_KEYS } from "../../components/config/keys";
+import { REDIS_CLOUD_CA_DOCS } from "../../components/config/cloud";
+import { ENV_NAMES } from "../../components/contract/connection";
 
 const readme = fs.readFileSync(path.resolve(__dirname, "../../README.md"), "utf8");
 /** First-column keys of the table in the section with this heading. */

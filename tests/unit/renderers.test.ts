@@ -5,8 +5,8 @@
 import { execFileSync, spawnSync } from "child_process";
 import { createHash } from "crypto";
 import * as zlib from "zlib";
-import { renderRedisConf, EC2_PATHS } from "../../components/redisConf";
-import { addressedTopology } from "../../components/topology";
+import { renderRedisConf, EC2_PATHS } from "../../components/ec2/node/redisConf";
+import { addressedTopology } from "../../components/ec2/topology";
 import {
   renderNodeUserData,
   renderSystemdUnit,
@@ -22,8 +22,8 @@ import {
   encodeUserData,
   decodeUserData,
   renderMetricsTimer,
-} from "../../components/userData";
-import { METRICS_INTERVALS } from "../../components/metrics";
+} from "../../components/ec2/node/userData";
+import { METRICS_INTERVALS } from "../../components/monitoring/metrics";
 
 const base = {
   announceIp: "10.0.0.10",

@@ -1,5 +1,5 @@
 /**
- * The Sentinel topology's pure parts (components/sentinel.ts), and its rendered sentinel.conf loaded by
+ * The Sentinel topology's pure parts (components/ec2/sentinel.ts), and its rendered sentinel.conf loaded by
  * this machine's real redis-server 7.0 in sentinel mode, monitoring a real Redis as the ACL user the
  * stack defines for it.
  */
@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { ChildProcess, spawn, spawnSync } from "child_process";
-import { SCRIPTS_DIR } from "../../components/userData";
+import { SCRIPTS_DIR } from "../../components/ec2/node/userData";
 import { describeRedis, redisCli } from "./support/redisCli";
 import { makePki } from "../../lab/pki";
 import {
@@ -20,7 +20,7 @@ import {
   SENTINEL_USER,
   sentinelQuorum,
   sentinelTimings,
-} from "../../components/sentinel";
+} from "../../components/ec2/sentinel";
 
 test("quorum is a majority of at least three Sentinels", () => {
   expect([3, 4, 5, 6, 7].map(sentinelQuorum)).toEqual([2, 3, 3, 4, 4]);

@@ -1,13 +1,13 @@
 /**
- * The prod stack with `topology: sentinel` under Pulumi mocks (issue 12): one primary and two replicas in
+ * The prod stack with `topology: sentinel` under Pulumi mocks: one primary and two replicas in
  * three AZs, a Sentinel on each, 26379 open to the nodes and apps only, the Sentinels' password in SSM, and
  * the contract a Sentinel-aware client reads.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { byType, FAKE, Registered, runStack, RunResult, unwrapSecrets, valueOf } from "./support/stackHarness";
-import { decodeUserData, encodeUserData, ssmNames, USER_DATA_LIMIT_BYTES } from "../../components/userData";
-import { SENTINEL_PORT, sentinelMasterName, sentinelTimings } from "../../components/sentinel";
-import { EXPORTER_PORT, REDIS_PORT } from "../../components/redisConf";
+import { decodeUserData, encodeUserData, ssmNames, USER_DATA_LIMIT_BYTES } from "../../components/ec2/node/userData";
+import { SENTINEL_PORT, sentinelMasterName, sentinelTimings } from "../../components/ec2/sentinel";
+import { EXPORTER_PORT, REDIS_PORT } from "../../components/ec2/node/redisConf";
 import { DEPLOYMENT_OUTPUT } from "../../components/stack";
 
 const SENTINEL = {

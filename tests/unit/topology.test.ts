@@ -6,7 +6,7 @@ import {
   planTopology,
   planVpcSubnets,
   TOTAL_SLOTS,
-} from "../../components/topology";
+} from "../../components/ec2/topology";
 
 test("3 shards get redis-cli's ranges 0-5460 / 5461-10922 / 10923-16383", () => {
   expect(planSlots(3)).toEqual([

@@ -2,7 +2,7 @@
  * The client reads exactly the env names the stack exports (one list each side, kept equal here), and a
  * missing or wrong name fails at start-up naming it, without echoing the URL (it holds the password).
  */
-import { connectionContract, ENV_NAMES } from "../../../components/connection";
+import { connectionContract, ENV_NAMES } from "../../../components/contract/connection";
 import { CONTRACT_ENV, ContractError, readContract } from "../../../client/src/contract";
 
 const CA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";

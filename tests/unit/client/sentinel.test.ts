@@ -18,8 +18,8 @@ import {
   SENTINEL_PEER_ACL_RULES,
   SENTINEL_PORT,
   SENTINEL_USER,
-} from "../../../components/sentinel";
-import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../../../components/redisConf";
+} from "../../../components/ec2/sentinel";
+import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../../../components/ec2/node/redisConf";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

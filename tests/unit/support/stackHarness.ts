@@ -6,7 +6,7 @@ import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import type { StackOutputs } from "../../../components/stack";
-import { stackConfig } from "../../../local/localCluster";
+import { stackConfig } from "../../../lab/stackFiles";
 
 export const PROJECT = "redis-stack";
 

@@ -3,7 +3,7 @@
 # Reads the node's Redis (INFO, CLUSTER INFO/NODES, LATENCY HISTOGRAM) and its data volume, turns the
 # counters into rates over the period since the previous run (state kept in STATE_FILE), and publishes
 # one PutMetricData call through awscli (the instance role allows it for this namespace only).
-# The metric names are components/metrics.ts's NODE_METRICS (a unit test compares `--describe`).
+# The metric names are components/monitoring/metrics.ts's NODE_METRICS (a unit test compares `--describe`).
 #   metrics.py               collect and publish
 #   metrics.py --dry-run     collect and print the MetricData JSON instead of publishing
 #   metrics.py --describe    what this collector publishes: {name: {unit, stackWide}} as JSON

@@ -3,9 +3,9 @@
  * the integration tests all write exactly this text. Secrets never appear here: passwords live in
  * the ACL file and `secrets.conf`, which the node writes at boot from SSM Parameter Store.
  */
-import { EvictionPolicy, Persistence } from "./config";
-import { SentinelReplication } from "./sentinel";
-import { liveSettings, renderSettingsConf } from "./desired";
+import { EvictionPolicy, Persistence } from "../../config/settings";
+import { SentinelReplication } from "../sentinel";
+import { liveSettings, renderSettingsConf } from "../desired";
 
 export const REDIS_PORT = 6379;
 /** The cluster bus always listens on the data port + 10000. */
@@ -64,12 +64,12 @@ export interface RedisConfInput {
   tls: boolean;
   paths: NodePaths;
   /**
-   * Where the live directives (components/desired.ts) come from instead of this file: EC2 nodes include
+   * Where the live directives (components/ec2/desired.ts) come from instead of this file: EC2 nodes include
    * their settings.conf, which node.sh rewrites from the stack's desired settings at each boot and change.
    */
   settingsFile?: string;
   /**
-   * The Sentinel topology (components/sentinel.ts): no cluster; the node announces its own address to its
+   * The Sentinel topology (components/ec2/sentinel.ts): no cluster; the node announces its own address to its
    * primary, a primary refuses writes without a replica in reach, and whom it replicates is decided at each
    * boot (node.sh writes the role file, included here).
    */

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# lib-sentinel.sh: the Sentinel topology's steps of node.sh (components/sentinel.ts): one primary, its
+# lib-sentinel.sh: the Sentinel topology's steps of node.sh (components/ec2/sentinel.ts): one primary, its
 # replicas, and a Sentinel on every node. node.sh sources it last when TOPOLOGY=sentinel, so these
 # definitions replace its Redis Cluster ones (the topology_* functions); everything else (packages,
 # volume, secrets, TLS, live settings, rolling restarts, metrics) is node.sh's own, shared by both.

@@ -1,5 +1,5 @@
 /**
- * The metrics every EC2 node publishes to CloudWatch (components/scripts/metrics.py, run by
+ * The metrics every EC2 node publishes to CloudWatch (components/ec2/node/metrics.py, run by
  * redis-node-metrics.timer): one list that the collector, the alarms, the dashboard and the tests share.
  * A unit test runs the collector's `--names` and checks it publishes exactly these.
  *

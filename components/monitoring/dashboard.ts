@@ -1,7 +1,7 @@
 /**
- * The CloudWatch dashboard of an EC2 stack, as data (components/monitoring.ts creates it with
+ * The CloudWatch dashboard of an EC2 stack, as data (components/monitoring/nodeAlarms.ts creates it with
  * `JSON.stringify(dashboardBody(...))`). Pure. It shows only the metrics the nodes publish
- * (components/metrics.ts), in sections: the overview (memory, ops/s, hit rate, latency), replication,
+ * (components/monitoring/metrics.ts), in sections: the overview (memory, ops/s, hit rate, latency), replication,
  * cluster state, persistence and disk, then one panel per metric with a line per node. Lines of
  * stack-wide series are the worst node; per-node lines are labelled with the node and its shard.
  * Alarm thresholds show as horizontal lines, from the same settings the alarms read.

@@ -31,7 +31,7 @@ export interface ExpectedNode {
   parameter: string;
   /** The instance id now backing the node: statuses of earlier instances are stale (absent: any instance). */
   instanceId?: string;
-  /** The desired settings (components/desired.ts versionOf) the node must have applied. */
+  /** The desired settings (components/ec2/desired.ts versionOf) the node must have applied. */
   settingsVersion?: string;
   /** The roll generation it must have restarted into (nodeGeneration). */
   generation?: number;

@@ -3,7 +3,7 @@
  * follows which master, in which availability zone, at which fixed private address.
  * Pure functions only; the EC2 component, the user-data, the local mode and the tests all use them.
  */
-import { ConfigProblem } from "./config";
+import { ConfigProblem } from "../config/settings";
 
 export const TOTAL_SLOTS = 16384;
 

@@ -2,8 +2,8 @@
  * Alerting for the EC2 target: one SNS topic (with an email subscription when `alertEmail` is set) and,
  * per node, CloudWatch alarms whose actions keep the same instance, IP and volume: EC2 auto-recovery on
  * a failed system status check, a reboot on a failed instance status check. Given the nodes' metrics
- * (`metrics`), also one alarm per AlarmSpec (components/alarms.ts) and the stack's dashboard
- * (components/dashboard.ts).
+ * (`metrics`), also one alarm per AlarmSpec (components/monitoring/alarms.ts) and the stack's dashboard
+ * (components/monitoring/dashboard.ts).
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";

@@ -3,7 +3,7 @@
  * what it deployed last (its own `deployment` output) at preview, and the lab and the local mode apply
  * changes through the same rules.
  */
-import { ConfigProblem, Ec2Settings, Topology } from "./config";
+import { ConfigProblem, Ec2Settings, Topology } from "../config/settings";
 import { planTopology } from "./topology";
 
 /** What the stack exports about the cluster it runs (the `deployment` output), read back at the next update. */

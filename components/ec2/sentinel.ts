@@ -1,5 +1,5 @@
 /**
- * The Sentinel topology (issue 12), its pure parts: one primary and its replicas, one per availability
+ * The Sentinel topology, its pure parts: one primary and its replicas, one per availability
  * zone, a Sentinel beside each, and the numbers Sentinel runs on, derived from the stack's node timeout.
  * Placement reuses the cluster's planner (one shard), so names, addresses and AZ spread derive the same
  * way; what differs from the cluster lives here.
@@ -42,7 +42,7 @@ export function sentinelMasterName(project: string, stack: string): string {
   return name;
 }
 
-/** What a data node's redis.conf carries in the Sentinel topology (components/redisConf.ts). */
+/** What a data node's redis.conf carries in the Sentinel topology (components/ec2/node/redisConf.ts). */
 export interface SentinelReplication {
   /** min-replicas-to-write: 1 whenever there are at least 2 replicas (always, in this topology). */
   minReplicasToWrite: number;

@@ -9,7 +9,7 @@
  *   set <directive> <value...>          a redis.conf directive Redis changes live (CONFIG SET)
  */
 import { createHash } from "crypto";
-import { EvictionPolicy, Persistence } from "./config";
+import { EvictionPolicy, Persistence } from "../config/settings";
 import { NodeAddress } from "./topology";
 
 /**

@@ -5,7 +5,7 @@
  * app must run to reach the database (`ReachabilityOutputs`).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ClientSettings, Target } from "./config";
+import { ClientSettings, Target } from "../config/settings";
 
 export interface ConnectionFacts {
   target: Target;
@@ -18,7 +18,7 @@ export interface ConnectionFacts {
   /** PEM of the CA that signed the servers' certificates (with TLS): the stack's own (EC2) or Redis Cloud's. */
   caCertificate?: string;
   client: ClientSettings;
-  /** The Sentinel topology (issue 12): the name apps ask for and every Sentinel's `host:port`. */
+  /** The Sentinel topology: the name apps ask for and every Sentinel's `host:port`. */
   sentinel?: { masterName: string; sentinels: string[] };
 }
 

@@ -22,7 +22,7 @@ readonly LIB_DIR=/usr/local/lib/redis-stack
 readonly CONF_DIR=/etc/redis-stack
 readonly BOOT_LOG=/var/log/redis-stack.log
 readonly UNIT=redis-node
-# What the node has applied of the stack's desired settings (components/desired.ts).
+# What the node has applied of the stack's desired settings (components/ec2/desired.ts).
 readonly DESIRED_FILE=$CONF_DIR/desired
 readonly SETTINGS_CONF=$CONF_DIR/settings.conf
 readonly GENERATION_FILE=$CONF_DIR/generation
@@ -33,7 +33,7 @@ readonly EXPORTER=prometheus-redis-exporter
 . "$CONF_DIR/node.env"
 # awscli's IMDS patience (node.env) applies to every aws call this script makes.
 export AWS_METADATA_SERVICE_TIMEOUT AWS_METADATA_SERVICE_NUM_ATTEMPTS
-# shellcheck source=components/scripts/lib-cluster.sh
+# shellcheck source=components/ec2/node/lib-cluster.sh
 . "$LIB_DIR/lib-cluster.sh"
 # shellcheck disable=SC2154  # variables come from node.env
 
@@ -234,7 +234,7 @@ ssm_to_file() {
 }
 
 # install_shipped_scripts: the scripts that do not fit in EC2's 16 KB of user-data come from SSM
-# (components/userData.ts ssmShippedScripts): SHIPPED_SCRIPTS lists "path mode sha256 parameter..." per
+# (components/ec2/node/userData.ts ssmShippedScripts): SHIPPED_SCRIPTS lists "path mode sha256 parameter..." per
 # script, the parameters' values concatenated being base64(gzip(script)). A file that already has its
 # SHA-256 is left alone, so a reboot reads nothing; anything else is fetched, checked and installed.
 install_shipped_scripts() {
@@ -360,7 +360,7 @@ fetch_desired() {
   printf '%s\n' "$value" | write_file "$DESIRED_FILE" 0640 root:redis
 }
 
-# write_settings_conf: the live directives as redis.conf lines (components/desired.ts renderSettingsConf:
+# write_settings_conf: the live directives as redis.conf lines (components/ec2/desired.ts renderSettingsConf:
 # `save ""` first, since the first save of a config load resets the schedule and later ones append).
 write_settings_conf() {
   awk '$1 == "set" {
@@ -492,7 +492,7 @@ turn_waits_for() {
 }
 
 # roll: a new generation restarts every node once, one at a time in the stack's roll order (replicas first,
-# then masters: components/desired.ts rollOrder). A node goes when every node before it has restarted into
+# then masters: components/ec2/desired.ts rollOrder). A node goes when every node before it has restarted into
 # the new generation and reports ok (it polls for its turn, up to 30 minutes per timer run); its Redis stop
 # hands its slots over first (handoff).
 roll() {
@@ -699,7 +699,7 @@ main() {
 }
 
 if [ "${TOPOLOGY:-cluster}" = sentinel ]; then
-  # shellcheck source=components/scripts/lib-sentinel.sh
+  # shellcheck source=components/ec2/node/lib-sentinel.sh
   . "$LIB_DIR/lib-sentinel.sh"
 fi
 

@@ -1,10 +1,10 @@
 /**
  * The CloudWatch alarms of an EC2 stack, as data: what each watches, when it fires, how loud it is and
  * what the person it reaches should do (README, "Monitoring", has one row per alarm id). Pure:
- * components/monitoring.ts turns each spec into an `aws.cloudwatch.MetricAlarm`, and lab/alarmReplay.ts
+ * components/monitoring/nodeAlarms.ts turns each spec into an `aws.cloudwatch.MetricAlarm`, and lab/alarmReplay.ts
  * evaluates the same specs against published data points.
  *
- * Every alarm reads the metrics the nodes publish (components/metrics.ts) at their collection period, so
+ * Every alarm reads the metrics the nodes publish (components/monitoring/metrics.ts) at their collection period, so
  * one period holds one collection of every node. Stack-wide alarms read the {Stack} series, which
  * CloudWatch aggregates over every node: Minimum is the worst node for "...Ok" flags and counts,
  * Maximum the worst node for usage and latency. One alarm per node says that node went silent.
@@ -22,7 +22,7 @@
  * a node whose Redis does not answer publishes only Up and ClusterStateOk = 0, and one outage should
  * page through those two rather than through every alarm at once (or flap through INSUFFICIENT_DATA).
  */
-import { AlarmThresholds, Ec2Settings, EvictionPolicy, Persistence, Topology } from "./config";
+import { AlarmThresholds, Ec2Settings, EvictionPolicy, Persistence, Topology } from "../config/settings";
 import { metricDef } from "./metrics";
 
 /** Where each alarm's description sends the reader: the README section with one row per alarm id. */

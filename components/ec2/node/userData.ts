@@ -5,15 +5,15 @@
  * TLS from SSM), the server, and the cluster step (form or join, publish status). Pure: the component
  * renders it with deploy-time values; the lab boots it unmodified through real cloud-init.
  *
- * The logic lives in real shell files (components/scripts/*.sh, shellcheck-clean). No secret is ever
+ * The logic lives in real shell files (components/ec2/node/*.sh, shellcheck-clean). No secret is ever
  * passed in: only SSM parameter names.
  */
 import * as fs from "fs";
 import * as path from "path";
 import * as zlib from "zlib";
 import { createHash } from "crypto";
-import { NodeAddress } from "./topology";
-import { EvictionPolicy, Persistence } from "./config";
+import { NodeAddress } from "../topology";
+import { EvictionPolicy, Persistence } from "../../config/settings";
 import {
   ADMIN_ACL_RULES,
   ADMIN_USER,
@@ -27,7 +27,7 @@ import {
   renderRedisConf,
 } from "./redisConf";
 
-import { METRICS_NAMESPACE } from "./metrics";
+import { METRICS_NAMESPACE } from "../../monitoring/metrics";
 import {
   renderSentinelConf,
   SENTINEL_ACL_RULES,
@@ -37,9 +37,9 @@ import {
   SENTINEL_PORT,
   SENTINEL_USER,
   sentinelReplication,
-} from "./sentinel";
+} from "../sentinel";
 
-export const SCRIPTS_DIR = path.join(__dirname, "scripts");
+export const SCRIPTS_DIR = __dirname;
 
 export type ScriptName = "lib-cluster.sh" | "lib-sentinel.sh" | "node.sh" | "metrics.py";
 
@@ -121,7 +121,7 @@ export interface SsmNames {
   tlsKey(nodeName: string): string;
   tlsCert(nodeName: string): string;
   tlsCa: string;
-  /** The desired settings every node converges to (components/desired.ts); rewritten by each `pulumi up`. */
+  /** The desired settings every node converges to (components/ec2/desired.ts); rewritten by each `pulumi up`. */
   settings: string;
   /** Where each node publishes its state (`ok`, `starting`, `failed` and why); nodes may write only here. */
   statusPrefix: string;
@@ -522,6 +522,8 @@ export function renderUserData(u: UserDataInput): string {
   return [
     "#!/bin/bash",
     `# redis-stack user-data for ${node.name}: ${node.role} of shard ${node.shard} (slots ${node.slots.start}-${node.slots.end}).`,
+    // The rendered files name their renderers by the paths they had when the deployed stacks were created:
+    // the text is part of every instance's user-data, which the graph fixtures hold unchanged.
     "# Rendered by components/userData.ts; holds no secret (passwords and keys are read from SSM at every boot).",
     "set -euo pipefail",
     "umask 022",

@@ -7,14 +7,14 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
-import { ClientSettings, Ec2Settings, EvictionPolicy, Persistence } from "./config";
+import { ClientSettings, Ec2Settings, EvictionPolicy, Persistence } from "../config/settings";
 import { addressedTopology, NodeAddress } from "./topology";
-import { APP_USER, CLUSTER_BUS_OFFSET, EXPORTER_PORT, REDIS_PORT } from "./redisConf";
-import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames, ssmShippedScripts } from "./userData";
-import { connectionOutputs, ConnectionOutputs, TlsFacts } from "./connection";
+import { APP_USER, CLUSTER_BUS_OFFSET, EXPORTER_PORT, REDIS_PORT } from "./node/redisConf";
+import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames, ssmShippedScripts } from "./node/userData";
+import { connectionOutputs, ConnectionOutputs, TlsFacts } from "../contract/connection";
 import { RedisVpc } from "./network";
-import { NodeAlarms } from "./monitoring";
-import { monitoringInput } from "./alarms";
+import { NodeAlarms } from "../monitoring/nodeAlarms";
+import { monitoringInput } from "../monitoring/alarms";
 import { nodeRolePolicy } from "./iam";
 import { ExpectedNode, ParameterReader, ssmReader, waitForCluster } from "./health";
 import { renderDesiredSettings, rollOrder, versionOf } from "./desired";
@@ -84,7 +84,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
   /** The private subnets the nodes are in, one per AZ (the stack's `subnetIds` output). */
   readonly subnetIds: pulumi.Output<string[]>;
   readonly alertTopicArn: pulumi.Output<string>;
-  /** The stack's CloudWatch dashboard (components/dashboard.ts). */
+  /** The stack's CloudWatch dashboard (components/monitoring/dashboard.ts). */
   readonly dashboardUrl: pulumi.Output<string | undefined>;
   /** When `pulumi up` saw every node healthy (the update fails instead when it does not). */
   readonly healthyAt: pulumi.Output<string>;
@@ -169,7 +169,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
   }
 
   /**
-   * The desired settings every running node converges to (components/desired.ts): the live Redis
+   * The desired settings every running node converges to (components/ec2/desired.ts): the live Redis
    * settings, the plan (who is in the cluster) and the roll generation. Returns the text as written.
    */
   private desiredSettings(): pulumi.Output<string> {
@@ -434,7 +434,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
 
   /**
    * The instance role and profile: Session Manager (no SSH) and reads of this stack's parameters only
-   * (components/iam.ts; no AWS-managed policy, they grant reads on every parameter).
+   * (components/ec2/iam.ts; no AWS-managed policy, they grant reads on every parameter).
    */
   private identity(): aws.iam.InstanceProfile {
     const name = this.baseName;
@@ -467,7 +467,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
 
   /**
    * `pulumi up` ends when every node reports `ok` from its current instance and type, with the desired
-   * settings applied (components/health.ts), and every leaving node serves no slot; or fails naming the
+   * settings applied (components/ec2/health.ts), and every leaving node serves no slot; or fails naming the
    * node and its reason. The wait runs in an apply, only during an update (never in a preview), and again
    * at each `pulumi up`, where healthy nodes answer at once.
    */

@@ -9,8 +9,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import * as random from "@pulumi/random";
 import * as rediscloud from "@rediscloud/pulumi-rediscloud";
-import { CloudPeeringSettings, CloudSettings, ClientSettings, EvictionPolicy, Persistence } from "./config";
-import { connectionOutputs, ConnectionOutputs, TlsFacts } from "./connection";
+import { CloudPeeringSettings, CloudSettings, ClientSettings, EvictionPolicy, Persistence } from "../config/settings";
+import { connectionOutputs, ConnectionOutputs, TlsFacts } from "../contract/connection";
 
 /** The peered VPC as the stack resolved it: the config's VPC, in the account of the stack's AWS credentials. */
 export interface CloudPeer extends CloudPeeringSettings {

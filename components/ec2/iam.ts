@@ -7,7 +7,7 @@
  * passwords and TLS keys in the account.
  */
 
-import { METRICS_NAMESPACE } from "./metrics";
+import { METRICS_NAMESPACE } from "../monitoring/metrics";
 
 export interface PolicyStatement {
   Sid: string;
