@@ -1,9 +1,24 @@
 /**
- * redis-stack: production Redis in one `pulumi up`.
- * Reads this stack's config (validated; bad input fails here, at preview), builds either the
- * Redis Cloud database or the self-hosted EC2 cluster, and exports the same connection contract.
+ * redis-stack: production Redis in one `pulumi up`. The stack's config becomes the arguments of the one
+ * component its `target` names (bad input fails at preview, naming the key and the fix), and the stack
+ * exports that component's outputs: the same connection contract for both targets.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { deploy } from "./components/stack";
+import * as rediscloud from "@rediscloud/pulumi-rediscloud";
+import { RedisCloudDatabase, RedisEc2Cluster } from "./components";
+import { stackComponentName } from "./components/ec2/args";
+import { stackArguments } from "./components/config/stack";
 
-export = async () => deploy(pulumi.getProject(), pulumi.getStack());
+export = async () => {
+  const config = stackArguments(pulumi.getProject());
+  const name = stackComponentName(pulumi.getStack());
+  if (config.target === "ec2") {
+    const cluster = new RedisEc2Cluster(name, config.args);
+    await cluster.ready;
+    return cluster.outputs;
+  }
+  const provider = config.credentials && new rediscloud.Provider("rediscloud", config.credentials);
+  const database = new RedisCloudDatabase(name, config.args, provider ? { providers: [provider] } : undefined);
+  await database.ready;
+  return database.outputs;
+};

@@ -22,19 +22,14 @@ import { checkDeployedChange, DeployedShape, deploymentOf, nodeChange } from "..
 import { renderDesiredSettings, versionOf } from "../components/ec2/desired";
 import { ExpectedNode, NodeStatus, ParameterReader, parseStatus, waitForCluster } from "../components/ec2/health";
 import { nodeRolePolicy } from "../components/ec2/iam";
-import { DEFAULT_METRICS_INTERVAL, MetricsInterval, stackDimension } from "../components/monitoring/metrics";
+import { DEFAULT_METRICS_INTERVAL, MetricsInterval } from "../components/monitoring/metrics";
 import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/ec2/node/redisConf";
 import { planTopology, NodeAddress } from "../components/ec2/topology";
-import {
-  renderNodeUserData,
-  ssmNames,
-  ssmShippedScripts,
-  ClusterSpec,
-  SsmNames,
-} from "../components/ec2/node/userData";
+import { renderNodeUserData, ssmShippedScripts, ClusterSpec, SsmNames } from "../components/ec2/node/userData";
 import { generatePasswords, LAB_STACK, Passwords } from "./passwords";
 import { makePki, Pki } from "./pki";
-import { SENTINEL_PORT, sentinelMasterName } from "../components/ec2/sentinel";
+import { SENTINEL_PORT } from "../components/ec2/sentinel";
+import { clusterNames, stackComponentName } from "../components/ec2/args";
 
 /** The tests' lab subnet (a /24 on a bridge of their own); the local mode uses another. */
 export const TEST_SUBNET = "10.77.0";
@@ -43,7 +38,10 @@ export const LAB_ACCOUNT = "123456789012";
 export const LAB_ROLE = "redis-stack-lab-node";
 export { LAB_STACK };
 /** The lab stack's Sentinel master name, as the stack derives it. */
-export const LAB_SENTINEL_MASTER = sentinelMasterName("redis-stack", LAB_STACK);
+/** The lab's cluster is the stack's own component (`redis-lab`): its SSM names, metrics dimension and master name. */
+export const LAB_COMPONENT = stackComponentName(LAB_STACK);
+export const LAB_NAMES = clusterNames("redis-stack", LAB_STACK, LAB_COMPONENT);
+export const LAB_SENTINEL_MASTER = LAB_NAMES.sentinelMaster;
 
 export interface ClusterLab {
   lab: HostLab;
@@ -144,7 +142,7 @@ export function endpointReader(aws: AwsEndpointControl): ParameterReader {
 /** What the lab runs, in the shape the stack exports as `deployment`. */
 export function shapeOf(settings: Settings): DeployedShape {
   if (!settings.ec2) throw new Error("EC2 settings needed");
-  return deploymentOf(settings.ec2, settings.tls);
+  return deploymentOf(LAB_COMPONENT, settings.ec2, settings.tls);
 }
 
 export function volumeId(i: number): string {
@@ -216,7 +214,7 @@ async function buildClusterLab(
       port: REDIS_PORT,
     }));
   const nodes: NodeAddress[] = planFor(settings);
-  const ssm = ssmNames("redis-stack", LAB_STACK);
+  const ssm = LAB_NAMES.ssm;
   // A lab recorded before the monitor user existed has no monitor password (it gets one below).
   const passwords: Passwords = { ...generatePasswords(), ...opts.passwords };
   const pkiDir = opts.pkiDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "redis-pki-"));
@@ -237,7 +235,7 @@ async function buildClusterLab(
     peerWaitSeconds: opts.peerWaitSeconds ?? 180,
     aptWaitSeconds: opts.aptWaitSeconds,
     metrics: {
-      stack: stackDimension("redis-stack", LAB_STACK),
+      stack: LAB_NAMES.metricsStack,
       intervalSeconds: opts.metricsIntervalSeconds ?? s.ec2?.metricsIntervalSeconds ?? DEFAULT_METRICS_INTERVAL,
     },
     sentinel: s.ec2?.topology === "sentinel" ? { masterName: LAB_SENTINEL_MASTER } : undefined,

@@ -3,11 +3,11 @@
  * alarms at the lab's period, and which of them a replay of the data fires (lab/alarmReplay.ts). Shared
  * by the metrics tests and `npm run bench:metrics`.
  */
-import { ClusterLab } from "./clusterLab";
+import { ClusterLab, LAB_NAMES } from "./clusterLab";
 import { MetricDatum } from "./aws/state";
 import { DataPoint, replayAlarm } from "./alarmReplay";
 import { AlarmSpec, alarmSpecs, monitoringInput, nodeDimensions } from "../components/monitoring/alarms";
-import { MetricsInterval, stackDimension } from "../components/monitoring/metrics";
+import { MetricsInterval } from "../components/monitoring/metrics";
 
 export const dim = (d: MetricDatum, name: string) => d.dimensions.find((x) => x.name === name)?.value;
 export const at = (d: MetricDatum) => Date.parse(d.timestamp ?? "");
@@ -41,7 +41,7 @@ export function labAlarms(c: ClusterLab, periodSeconds: MetricsInterval): AlarmS
     monitoringInput(
       { ...ec2, metricsIntervalSeconds: periodSeconds },
       c.settings,
-      stackDimension("redis-stack", "lab"),
+      LAB_NAMES.metricsStack,
       c.nodes.map((n) => ({ name: n.node.name, shard: n.node.shard })),
     ),
   );

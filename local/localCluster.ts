@@ -6,10 +6,11 @@ import * as crypto from "crypto";
 import { execFile } from "child_process";
 import { promisify } from "util";
 import { Ec2Settings } from "../components/config/settings";
-import { LAB_STACK, Passwords } from "../lab/passwords";
+import { Passwords } from "../lab/passwords";
 import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../components/ec2/node/redisConf";
 import type { NodeAddress } from "../components/ec2/topology";
-import { SENTINEL_PORT, sentinelMasterName } from "../components/ec2/sentinel";
+import { SENTINEL_PORT } from "../components/ec2/sentinel";
+import { LAB_SENTINEL_MASTER } from "../lab/clusterLab";
 
 const run = promisify(execFile);
 
@@ -157,7 +158,7 @@ export function stackHealth(
   ec2: Ec2Settings,
 ): Promise<ClusterHealth> {
   return ec2.topology === "sentinel"
-    ? sentinelHealth(running, sentinelMasterName("redis-stack", LAB_STACK), ec2.replicasPerShard)
+    ? sentinelHealth(running, LAB_SENTINEL_MASTER, ec2.replicasPerShard)
     : clusterHealth(adminTarget(running), ec2.shards, ec2.replicasPerShard);
 }
 

@@ -1,34 +1,23 @@
 /**
- * Redis Cloud (Pro) subscription + database: replication on, AOF every second,
+ * The library's Redis Cloud component: a (Pro) subscription + database: replication on, AOF every second,
  * periodic RDB backups to your bucket, TLS (apps verify it against Redis Cloud's CA from config), a
  * generated password, a source-IP allowlist and alerts; optionally a VPC peering with the app's VPC, and
  * then apps connect to the database's private endpoint.
  * Talks to the `rediscloud` provider through the typed binding `@rediscloud/pulumi-rediscloud`.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { componentData } from "../componentData";
 import * as aws from "@pulumi/aws";
 import * as random from "@pulumi/random";
 import * as rediscloud from "@rediscloud/pulumi-rediscloud";
-import { CloudPeeringSettings, CloudSettings, ClientSettings, EvictionPolicy, Persistence } from "../config/settings";
+import { CloudSettings, ClientSettings, EvictionPolicy, Persistence } from "../config/settings";
+import { formatProblems, ProblemAudience } from "../config/problems";
+import { argumentsInput } from "../config/arguments";
+import { parseSettings } from "../config/parse";
+import { CLOUD_PEER_KEYS } from "../config/cloud";
 import { connectionOutputs, ConnectionOutputs, TlsFacts } from "../contract/connection";
-
-/** The peered VPC as the stack resolved it: the config's VPC, in the account of the stack's AWS credentials. */
-export interface CloudPeer extends CloudPeeringSettings {
-  /** The account the VPC lives in (aws.getCallerIdentity: the accepter and routes run with those credentials). */
-  awsAccountId: string;
-}
-
-export interface RedisCloudDatabaseArgs {
-  settings: CloudSettings;
-  maxmemoryPolicy: EvictionPolicy;
-  persistence: Persistence;
-  tls: boolean;
-  allowedCidrs: string[];
-  client: ClientSettings;
-  /** A VPC peering with the app's VPC (settings.peering with its account); apps then use the private endpoint. */
-  peer?: CloudPeer;
-  tags?: Record<string, string>;
-}
+import { CLOUD_COMPONENT_OPTIONS, RedisCloudDatabaseArgs } from "./args";
+import { CloudPeer, RedisCloudPeering } from "./peering";
 
 /** Stack persistence -> Redis Cloud's `dataPersistence` (RDB backups go through `remoteBackup`). */
 export function cloudDataPersistence(p: Persistence): string {
@@ -71,86 +60,48 @@ export function cloudRemoteBackup(
   };
 }
 
-export interface RedisCloudPeeringArgs {
-  /** The subscription to peer (Redis Cloud's numeric id). */
-  subscriptionId: pulumi.Input<string>;
-  /** The subscription's region: the peered VPC's too. */
-  region: string;
-  /** The subscription's networking deployment CIDR: the app's route tables send it into the peering. */
-  deploymentCidr: string;
-  peer: CloudPeer;
+/** What the wiring builds from: the validated settings and the resolved peer. */
+interface DatabasePlan {
+  settings: CloudSettings;
+  maxmemoryPolicy: EvictionPolicy;
+  persistence: Persistence;
+  tls: boolean;
+  allowedCidrs: string[];
+  client: ClientSettings;
+  /** A VPC peering with the app's VPC (settings.peering with its account); apps then use the private endpoint. */
+  peer?: CloudPeer;
   tags?: Record<string, string>;
 }
 
 /**
- * A VPC peering between a Redis Cloud subscription and the app's VPC: Redis Cloud requests it
- * (SubscriptionPeering, which also routes the VPC's CIDRs on its side), AWS accepts it in the app's
- * account, and each of the app's route tables sends the subscription's deployment CIDR through it.
+ * Everything a Redis Cloud database exports, as one object: the connection contract, the peered VPC and its
+ * subnets when peered (where apps must run), and the alerts Redis Cloud sends.
  */
-export class RedisCloudPeering extends pulumi.ComponentResource {
-  /** The AWS peering connection (`pcx-...`), once accepted. */
-  readonly peeringConnectionId: pulumi.Output<string>;
-  /** Resolves once every route to the subscription exists: the private endpoint is reachable from then on. */
-  readonly routed: pulumi.Output<string[]>;
+export type CloudDatabaseOutputs = ConnectionOutputs & {
+  vpcId?: pulumi.Output<string>;
+  subnetIds?: pulumi.Output<string[]>;
+  monitoring: pulumi.Output<{ alerts?: string[] }>;
+};
 
-  constructor(name: string, args: RedisCloudPeeringArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("redis-stack:cloud:RedisCloudPeering", name, {}, opts);
-    const child = { parent: this };
-    const p = args.peer;
-    const request = new rediscloud.SubscriptionPeering(
-      `${name}-request`,
-      {
-        subscriptionId: args.subscriptionId,
-        providerName: "AWS",
-        region: args.region,
-        awsAccountId: p.awsAccountId,
-        vpcId: p.vpcId,
-        // The provider takes exactly one of vpcCidr and vpcCidrs; the list covers VPCs with secondary CIDRs.
-        vpcCidrs: p.vpcCidrs,
-      },
-      child,
-    );
-    const accepter = new aws.ec2.VpcPeeringConnectionAccepter(
-      `${name}-accept`,
-      {
-        vpcPeeringConnectionId: request.awsPeeringId,
-        autoAccept: true,
-        tags: { Name: name, ...args.tags },
-      },
-      child,
-    );
-    // Named after the route table, so reordering the config list changes nothing.
-    const routes = p.routeTableIds.map(
-      (routeTableId) =>
-        new aws.ec2.Route(
-          `${name}-${routeTableId}`,
-          {
-            routeTableId,
-            destinationCidrBlock: args.deploymentCidr,
-            vpcPeeringConnectionId: accepter.vpcPeeringConnectionId,
-          },
-          child,
-        ),
-    );
-    this.peeringConnectionId = accepter.vpcPeeringConnectionId;
-    this.routed = pulumi.all(routes.map((r) => r.id));
-    this.registerOutputs({ peeringConnectionId: this.peeringConnectionId, routed: this.routed });
-  }
+interface DatabaseData {
+  outputs: CloudDatabaseOutputs;
+  subscriptionId: pulumi.Output<string>;
+  alerts: pulumi.Output<string[]>;
 }
 
-export class RedisCloudDatabase extends pulumi.ComponentResource {
-  readonly connection: ConnectionOutputs;
-  readonly subscriptionId: pulumi.Output<string>;
-  readonly alerts: pulumi.Output<string[]>;
-  /** The peered VPC (`vpcId` output) when peered. */
-  readonly vpcId?: pulumi.Output<string>;
-  /** The peered VPC's subnets the apps run in (`subnetIds` output) when peered. */
-  readonly subnetIds?: pulumi.Output<string[]>;
+/** Wires the subscription, the database and the peering under the component. */
+class DatabaseWiring {
+  constructor(
+    private readonly component: RedisCloudDatabase,
+    private readonly name: string,
+    private readonly args: DatabasePlan,
+  ) {}
 
-  constructor(name: string, args: RedisCloudDatabaseArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("redis-stack:cloud:RedisCloudDatabase", name, {}, opts);
+  build(): DatabaseData {
+    const name = this.name;
+    const args = this.args;
     const s = args.settings;
-    const child = { parent: this };
+    const child = { parent: this.component };
 
     const paymentMethodId: pulumi.Input<string> | undefined =
       s.paymentMethod === "marketplace"
@@ -226,7 +177,7 @@ export class RedisCloudDatabase extends pulumi.ComponentResource {
     // config.ts requires cloudCaCertificate with TLS: apps verify the database against Redis Cloud's CA.
     if (args.tls && s.caCertificate === undefined) throw new Error("TLS on Redis Cloud needs cloudCaCertificate");
     const trust: TlsFacts = args.tls ? { tls: true, caCertificate: s.caCertificate ?? "" } : { tls: false };
-    this.connection = connectionOutputs({
+    const connection = connectionOutputs({
       target: "cloud",
       nodes: endpoint.apply((e) => [e]),
       username: "default",
@@ -235,18 +186,120 @@ export class RedisCloudDatabase extends pulumi.ComponentResource {
       clusterMode: s.clusterApi,
       client: args.client,
     });
-    this.subscriptionId = subscription.id;
-    this.alerts = pulumi.output(alerts.map((a) => `${a.name} ${a.value}`));
-    if (args.peer) {
-      this.vpcId = pulumi.output(args.peer.vpcId);
-      this.subnetIds = pulumi.output(args.peer.subnetIds);
-    }
-    this.registerOutputs({
-      connection: this.connection,
-      subscriptionId: this.subscriptionId,
-      alerts: this.alerts,
-      vpcId: this.vpcId,
-      subnetIds: this.subnetIds,
-    });
+    const alertList = pulumi.output(alerts.map((a) => `${a.name} ${a.value}`));
+    return {
+      outputs: {
+        ...connection,
+        ...(args.peer ? { vpcId: pulumi.output(args.peer.vpcId), subnetIds: pulumi.output(args.peer.subnetIds) } : {}),
+        monitoring: alertList.apply((list): { alerts?: string[] } => ({ alerts: list })),
+      },
+      subscriptionId: subscription.id,
+      alerts: alertList,
+    };
+  }
+}
+
+/** The arguments ride to `initialize` under a symbol, out of the component's engine inputs (see RedisEc2Cluster). */
+const ARGUMENTS = Symbol("RedisCloudDatabase arguments");
+
+/** Validates the arguments and resolves the peered VPC's account; throws a RunError listing every problem. */
+async function resolveDatabase(
+  args: RedisCloudDatabaseArgs,
+  audience: ProblemAudience,
+  parent: pulumi.Resource,
+): Promise<DatabasePlan> {
+  const peered = CLOUD_PEER_KEYS.some((k) => args[k] !== undefined);
+  const region = "region" in args || !peered ? args.region : (await aws.getRegion({}, { parent })).name;
+  const given = argumentsInput("cloud", args, CLOUD_COMPONENT_OPTIONS, region, args.configNamespace !== undefined);
+  const parsed = parseSettings(given.input);
+  const problems = [...given.problems, ...parsed.problems];
+  const settings = parsed.settings;
+  if (!settings?.cloud || problems.length > 0) throw new pulumi.RunError(formatProblems(problems, audience));
+  const cloud = settings.cloud;
+  // The peered VPC's account is the one the AWS credentials are in: they accept the peering and add the routes.
+  const peer = cloud.peering
+    ? { ...cloud.peering, awsAccountId: (await aws.getCallerIdentity({}, { parent })).accountId }
+    : undefined;
+  return {
+    settings: cloud,
+    maxmemoryPolicy: settings.maxmemoryPolicy,
+    persistence: settings.persistence,
+    tls: settings.tls,
+    allowedCidrs: settings.allowedCidrs,
+    client: settings.client,
+    peer,
+    tags: { "redis-stack:stack": pulumi.getStack(), "redis-stack:project": pulumi.getProject(), ...args.tags },
+  };
+}
+
+/**
+ * A Redis Cloud (Pro) subscription and database with replication, AOF every second, periodic RDB backups,
+ * TLS, a generated password, a source-IP allowlist and alerts; optionally peered with the app's VPC. Reaches
+ * Redis Cloud through the `rediscloud` provider (pass one in `opts.providers`, or set its environment).
+ */
+export class RedisCloudDatabase extends pulumi.ComponentResource<DatabaseData> {
+  readonly target: pulumi.Output<"cloud" | "ec2">;
+  /** `rediss://default:<password>@<endpoint>` (secret). */
+  readonly redisUrl: pulumi.Output<string>;
+  readonly clusterMode: pulumi.Output<boolean>;
+  readonly nodes: pulumi.Output<string[]>;
+  readonly tls: pulumi.Output<boolean>;
+  readonly caCertificate: pulumi.Output<string>;
+  /** The variables apps read (secret). */
+  readonly env: CloudDatabaseOutputs["env"];
+  readonly subscriptionId: pulumi.Output<string>;
+  readonly alerts: pulumi.Output<string[]>;
+  /** Every output a stack exports, as one object (`vpcId` and `subnetIds` only when peered). */
+  readonly outputs: CloudDatabaseOutputs;
+  /** Settles once every resource is declared; rejects with the problems when the arguments are invalid. */
+  readonly ready: Promise<void>;
+
+  constructor(name: string, args: RedisCloudDatabaseArgs = {}, opts?: pulumi.ComponentResourceOptions) {
+    super("redis-stack:cloud:RedisCloudDatabase", name, { [ARGUMENTS]: args }, opts);
+    const data = componentData(this.getData());
+    const from = <T>(pick: (d: DatabaseData) => pulumi.Output<T>): pulumi.Output<T> => data.pick(pick);
+    const contract = <K extends keyof ConnectionOutputs>(key: K) =>
+      from((d) => d.outputs[key] as pulumi.Output<unknown>) as ConnectionOutputs[K];
+    const peered = CLOUD_PEER_KEYS.some((k) => args[k] !== undefined);
+    this.outputs = {
+      target: contract("target"),
+      redisUrl: contract("redisUrl"),
+      clusterMode: contract("clusterMode"),
+      nodes: contract("nodes"),
+      tls: contract("tls"),
+      caCertificate: contract("caCertificate"),
+      env: contract("env"),
+      // Known from the arguments: peered or not decides which outputs exist, before anything resolves.
+      ...(peered
+        ? {
+            vpcId: from((d) => d.outputs.vpcId ?? pulumi.output("")),
+            subnetIds: from((d) => d.outputs.subnetIds ?? pulumi.output([])),
+          }
+        : {}),
+      monitoring: from((d) => d.outputs.monitoring),
+    };
+    ({
+      target: this.target,
+      redisUrl: this.redisUrl,
+      clusterMode: this.clusterMode,
+      nodes: this.nodes,
+      tls: this.tls,
+      caCertificate: this.caCertificate,
+      env: this.env,
+    } = this.outputs);
+    this.subscriptionId = from((d) => d.subscriptionId);
+    this.alerts = from((d) => d.alerts);
+    this.ready = data.ready;
+  }
+
+  protected async initialize(inputs: pulumi.Inputs, _opts: unknown, name: string): Promise<DatabaseData> {
+    const args = (inputs as { [ARGUMENTS]?: RedisCloudDatabaseArgs })[ARGUMENTS] ?? {};
+    const audience: ProblemAudience = args.configNamespace
+      ? { config: args.configNamespace }
+      : { component: `RedisCloudDatabase "${name}"` };
+    const plan = await resolveDatabase(args, audience, this);
+    const data = new DatabaseWiring(this, name, plan).build();
+    this.registerOutputs({ ...data.outputs, subscriptionId: data.subscriptionId, alerts: data.alerts });
+    return data;
   }
 }

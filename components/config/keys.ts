@@ -132,13 +132,77 @@ export function projectDefault(key: ConfigKey): string | number | boolean | stri
   }
 }
 
+/**
+ * Where each key applies: `stack` keys choose and reach a target (read by the program, not by a component);
+ * the others are arguments of the EC2 component, the Redis Cloud component, or both, with the same names.
+ */
+export type KeyScope = "stack" | "ec2" | "cloud" | "both";
+
+export const KEY_SCOPES: Record<ConfigKey, KeyScope> = {
+  target: "stack",
+  persistence: "both",
+  maxmemoryPolicy: "both",
+  tls: "both",
+  allowedCidrs: "both",
+  alertEmail: "ec2",
+  clientMaxRetries: "both",
+  clientConnectTimeoutMs: "both",
+  topology: "ec2",
+  shards: "ec2",
+  replicasPerShard: "ec2",
+  instanceType: "ec2",
+  maxmemory: "ec2",
+  nodeTimeoutMs: "ec2",
+  healthTimeoutMinutes: "ec2",
+  nodeGeneration: "ec2",
+  amiId: "ec2",
+  dataVolumeGb: "ec2",
+  vpcId: "ec2",
+  subnetIds: "ec2",
+  vpcCidr: "ec2",
+  ipHostOffset: "ec2",
+  metricsIntervalSeconds: "ec2",
+  alarmMemoryPercent: "both",
+  alarmLatencyP99Ms: "both",
+  alarmDiskPercent: "ec2",
+  alarmEvictionsPerSecond: "ec2",
+  cloudRegion: "cloud",
+  cloudMemoryGb: "cloud",
+  cloudThroughputOps: "cloud",
+  cloudPaymentMethod: "cloud",
+  cloudPaymentMethodId: "cloud",
+  cloudPaymentCardLast4: "cloud",
+  cloudDeploymentCidr: "cloud",
+  cloudMultiAz: "cloud",
+  cloudBackupPath: "cloud",
+  cloudBackupIntervalHours: "cloud",
+  cloudClusterApi: "cloud",
+  cloudCaCertificate: "cloud",
+  cloudPeerVpcId: "cloud",
+  cloudPeerVpcCidrs: "cloud",
+  cloudPeerSubnetIds: "cloud",
+  cloudPeerRouteTableIds: "cloud",
+  rediscloudApiKey: "stack",
+  rediscloudSecretKey: "stack",
+};
+
+/** The keys a target's component takes as arguments, in the table's order. */
+export function targetKeys(target: "ec2" | "cloud"): ConfigKey[] {
+  return (Object.keys(CONFIG_KEYS) as ConfigKey[]).filter((k) => KEY_SCOPES[k] === target || KEY_SCOPES[k] === "both");
+}
+
 /** Keys held as Pulumi secrets (`pulumi config set --secret`), never as plain config. */
 export const SECRET_KEYS: ReadonlySet<ConfigKey> = new Set<ConfigKey>(["rediscloudApiKey", "rediscloudSecretKey"]);
 
 /** Suggests the closest known key for a typo (edit distance <= 3). */
 export function closestKey(key: string): string | undefined {
+  return closestOf(key, Object.keys(CONFIG_KEYS));
+}
+
+/** The name among `names` closest to a typo (edit distance <= 3). */
+export function closestOf(key: string, names: readonly string[]): string | undefined {
   let best: { key: string; d: number } | undefined;
-  for (const k of Object.keys(CONFIG_KEYS)) {
+  for (const k of names) {
     const d = editDistance(key.toLowerCase(), k.toLowerCase());
     if (d <= 3 && (best === undefined || d < best.d)) best = { key: k, d };
   }

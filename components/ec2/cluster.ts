@@ -1,13 +1,17 @@
 /**
- * Self-hosted Redis Cluster on EC2 (docs/architecture.md). The constructor reads as the steps of a
- * deploy; each private method wires one group of resources. Topology, addresses, redis.conf and
- * user-data come from the pure modules beside it.
+ * Self-hosted Redis on EC2 (docs/architecture.md): a Redis Cluster, or one primary with replicas and Sentinel.
+ * `RedisEc2Cluster` is the library's component: typed arguments (components/ec2/args.ts), validated and
+ * resolved before anything is created (components/ec2/resolve.ts), then wired by `ClusterWiring`, whose
+ * methods read as the steps of a deploy, each wiring one group of resources. Topology, addresses, redis.conf
+ * and user-data come from the pure modules beside it.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { componentData } from "../componentData";
 import * as aws from "@pulumi/aws";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { ClientSettings, Ec2Settings, EvictionPolicy, Persistence } from "../config/settings";
+import { ConfigError, ProblemAudience } from "../config/problems";
 import { addressedTopology, NodeAddress } from "./topology";
 import { APP_USER, CLUSTER_BUS_OFFSET, EXPORTER_PORT, REDIS_PORT } from "./node/redisConf";
 import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames, ssmShippedScripts } from "./node/userData";
@@ -20,16 +24,14 @@ import { ExpectedNode, ParameterReader, ssmReader, waitForCluster } from "./heal
 import { renderDesiredSettings, rollOrder, versionOf } from "./desired";
 import { DeployedShape, deploymentOf, nodeChange } from "./day2";
 import { SENTINEL_PORT } from "./sentinel";
+import { clusterNames, RedisEc2ClusterArgs } from "./args";
+import { Placement, resolveCluster, ResolvedCluster } from "./resolve";
 
 /** Debian's official AMIs (Debian 12 ships Redis 7.0.15, the version the integration tests run). */
 export const DEBIAN_AMI_OWNER = "136693071363";
 
-/** Where the nodes go: an existing VPC's subnets (one per AZ), or a VPC the component creates. */
-export type Placement =
-  | { kind: "existing"; vpcId: string; zones: { name: string; subnetId: string; cidr: string }[] }
-  | { kind: "create"; vpcCidr: string; zones: string[] };
-
-export interface RedisEc2ClusterArgs {
+/** What the wiring builds from: the resolved settings and the names derived for this cluster. */
+interface ClusterPlan {
   settings: Ec2Settings;
   maxmemoryPolicy: EvictionPolicy;
   persistence: Persistence;
@@ -46,7 +48,7 @@ export interface RedisEc2ClusterArgs {
   sentinelMaster: string;
   /** How the health wait reads node status (default: SSM with the deployer's credentials). */
   healthReader?: ParameterReader;
-  /** What this stack deployed last (its `deployment` output), if anything: day-2 changes roll and drain. */
+  /** What this stack deployed last (the component's `deployment`), if anything: day-2 changes roll and drain. */
   deployed?: DeployedShape;
   tags?: Record<string, string>;
 }
@@ -76,34 +78,23 @@ interface NodeInstance {
   instanceType: pulumi.Output<string>;
 }
 
-export class RedisEc2Cluster extends pulumi.ComponentResource {
-  readonly connection: ConnectionOutputs;
-  readonly clientSecurityGroupId: pulumi.Output<string>;
-  /** The VPC the nodes are in (created or given): apps deploy into it (the stack's `vpcId` output). */
-  readonly vpcId: pulumi.Output<string>;
-  /** The private subnets the nodes are in, one per AZ (the stack's `subnetIds` output). */
-  readonly subnetIds: pulumi.Output<string[]>;
-  readonly alertTopicArn: pulumi.Output<string>;
-  /** The stack's CloudWatch dashboard (components/monitoring/dashboard.ts). */
-  readonly dashboardUrl: pulumi.Output<string | undefined>;
-  /** When `pulumi up` saw every node healthy (the update fails instead when it does not). */
-  readonly healthyAt: pulumi.Output<string>;
-  /** The planned topology with addresses, for callers that want to show it. */
-  readonly nodes: NodeAddress[];
-  /** What the next `pulumi up` reads back to know what runs (exported as the stack's `deployment`). */
-  readonly deployment: DeployedShape;
-
-  private readonly baseName: string;
-  private readonly args: RedisEc2ClusterArgs;
-  /** The Sentinel topology (one primary, replicas, a Sentinel on every node) instead of a cluster. */
+/** Wires one cluster's resources under its component, in the steps of a deploy. */
+class ClusterWiring {
   private readonly sentinel: boolean;
+  private nodes: NodeAddress[] = [];
 
-  constructor(name: string, args: RedisEc2ClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("redis-stack:ec2:RedisCluster", name, {}, opts);
-    this.baseName = name;
-    this.args = args;
+  constructor(
+    private readonly component: RedisEc2Cluster,
+    private readonly baseName: string,
+    private readonly args: ClusterPlan,
+  ) {
+    this.sentinel = args.settings.topology === "sentinel";
+  }
+
+  build(): ClusterData {
+    const name = this.baseName;
+    const args = this.args;
     const s = args.settings;
-    this.sentinel = s.topology === "sentinel";
 
     const network = this.network();
     this.nodes = addressedTopology(s.shards, s.replicasPerShard, network.cidrs, s.ipHostOffset, REDIS_PORT);
@@ -111,14 +102,15 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     const secrets = this.secrets();
     const trust: TlsFacts = args.tls ? { tls: true, caCertificate: this.tlsMaterial() } : { tls: false };
     const profile = this.identity();
-    this.deployment = deploymentOf(s, args.tls);
+    const deployment = deploymentOf(name, s, args.tls);
     const desired = this.desiredSettings();
     const scripts = this.shippedScripts();
     const instances = this.nodeInstances(network, groups.nodes, profile, scripts);
-    const { leaving } = nodeChange(args.deployed, this.deployment);
+    const { leaving } = nodeChange(args.deployed, deployment);
+    this.announceChange(leaving);
     // Leaving shards are drained before Pulumi deletes their nodes (deletes run after the program ends,
     // and the program ends only once this wait has), whatever healthTimeoutMinutes says.
-    this.healthyAt =
+    const healthyAt =
       s.healthTimeoutMinutes > 0 || leaving.length > 0
         ? this.waitUntilHealthy(instances, desired, leaving)
         : pulumi.output("not checked");
@@ -136,10 +128,10 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         ),
         tags: args.tags,
       },
-      { parent: this },
+      { parent: this.component },
     );
 
-    this.connection = connectionOutputs({
+    const connection = connectionOutputs({
       target: "ec2",
       nodes: this.nodes.map((n) => `${n.ip}:${n.port}`),
       username: APP_USER,
@@ -151,21 +143,42 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         : undefined,
       client: args.client,
     });
-    this.clientSecurityGroupId = groups.client.id;
-    this.vpcId = pulumi.output(network.vpcId);
-    this.subnetIds = pulumi.all(network.subnetIds);
-    this.alertTopicArn = alarms.topicArn;
-    this.dashboardUrl = alarms.dashboardUrl;
-    this.registerOutputs({
-      connection: this.connection,
-      clientSecurityGroupId: this.clientSecurityGroupId,
-      vpcId: this.vpcId,
-      subnetIds: this.subnetIds,
-      alertTopicArn: this.alertTopicArn,
-      dashboardUrl: this.dashboardUrl,
-      healthyAt: this.healthyAt,
-      deployment: this.deployment,
-    });
+    const monitoring = pulumi
+      .all([alarms.topicArn, alarms.dashboardUrl, healthyAt])
+      .apply(([alertTopicArn, dashboardUrl, at]): MonitoringOutput => ({ alertTopicArn, dashboardUrl, healthyAt: at }));
+    return {
+      plan: this.nodes,
+      outputs: {
+        ...connection,
+        vpcId: pulumi.output(network.vpcId),
+        subnetIds: pulumi.all(network.subnetIds),
+        clientSecurityGroupId: groups.client.id,
+        deployment: pulumi.output(deployment),
+        monitoring,
+      },
+      alertTopicArn: alarms.topicArn,
+      dashboardUrl: alarms.dashboardUrl,
+      healthyAt,
+    };
+  }
+
+  /** What this update does to the running cluster, in Pulumi's log: shards added or drained, data at risk. */
+  private announceChange(leaving: string[]): void {
+    const { settings: s, deployed, persistence } = this.args;
+    const log = (m: string) => void pulumi.log.warn(m, this.component);
+    if (persistence === "none")
+      log("persistence is 'none': data will not survive a restart of a node (or of the whole Redis Cloud database)");
+    if (deployed && s.shards !== deployed.shards) {
+      const grows = s.shards > deployed.shards;
+      log(
+        `shards ${deployed.shards} -> ${s.shards}: this update ${grows ? "adds" : "drains and removes"} ${Math.abs(s.shards - deployed.shards)} shard(s). ` +
+          (grows
+            ? "New masters join empty; the cluster moves their share of the slots to them once their replicas are in."
+            : "Their slots move to the remaining masters before their nodes are deleted; their data volumes are retained."),
+      );
+    }
+    if (leaving.length > 0)
+      void pulumi.log.info(`nodes leaving after their slots are drained: ${leaving.join(", ")}`, this.component);
   }
 
   /**
@@ -211,7 +224,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     const vpc = new RedisVpc(
       `${this.baseName}-net`,
       { cidr: placement.vpcCidr, availabilityZones: placement.zones, tags: this.args.tags },
-      { parent: this },
+      { parent: this.component },
     );
     return {
       vpcId: vpc.vpcId,
@@ -232,7 +245,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     const client = new aws.ec2.SecurityGroup(
       `${name}-client`,
       { vpcId, description: "Attach to apps that may connect to Redis", tags: this.tags("client") },
-      { parent: this },
+      { parent: this.component },
     );
     const busPort = REDIS_PORT + CLUSTER_BUS_OFFSET;
     const tcp = (
@@ -272,7 +285,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         ],
         tags: this.tags("nodes"),
       },
-      { parent: this },
+      { parent: this.component },
     );
     // A group Pulumi manages loses AWS's default allow-all egress: without these rules an app (or a
     // Prometheus) that holds only the client group could not open a connection to the nodes.
@@ -292,7 +305,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           referencedSecurityGroupId: nodes.id,
           tags: this.tags(id),
         },
-        { parent: this },
+        { parent: this.component },
       );
     }
     return { client, nodes };
@@ -316,7 +329,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     return new aws.ssm.Parameter(
       `${this.baseName}-${id}`,
       { name: paramName, type: "SecureString", value: pulumi.secret(value), description, tags: this.tags(id) },
-      { parent: this },
+      { parent: this.component },
     );
   }
 
@@ -324,7 +337,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     return new aws.ssm.Parameter(
       `${this.baseName}-${id}`,
       { name: paramName, type: "String", tier: "Standard", value, description, tags: this.tags(id) },
-      { parent: this },
+      { parent: this.component },
     );
   }
 
@@ -335,18 +348,18 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
     const appPassword = new random.RandomPassword(
       `${name}-app-password`,
       { length: 32, special: false },
-      { parent: this },
+      { parent: this.component },
     );
     const adminPassword = new random.RandomPassword(
       `${name}-admin-password`,
       { length: 32, special: false },
-      { parent: this },
+      { parent: this.component },
     );
     // Alphanumeric like the others: the exporter's password file is JSON that node.sh writes verbatim.
     const monitorPassword = new random.RandomPassword(
       `${name}-monitor-password`,
       { length: 32, special: false },
-      { parent: this },
+      { parent: this.component },
     );
     this.secureParam("app-password", ssm.appPassword, appPassword.result, "Redis password of the app user");
     this.secureParam(
@@ -365,7 +378,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       const sentinelPassword = new random.RandomPassword(
         `${name}-sentinel-password`,
         { length: 32, special: false },
-        { parent: this },
+        { parent: this.component },
       );
       this.secureParam(
         "sentinel-password",
@@ -384,7 +397,11 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
   private tlsMaterial(): pulumi.Output<string> {
     const name = this.baseName;
     const ssm = this.args.ssm;
-    const caKey = new tls.PrivateKey(`${name}-ca`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+    const caKey = new tls.PrivateKey(
+      `${name}-ca`,
+      { algorithm: "ECDSA", ecdsaCurve: "P256" },
+      { parent: this.component },
+    );
     const ca = new tls.SelfSignedCert(
       `${name}-ca`,
       {
@@ -394,7 +411,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         validityPeriodHours: 10 * 365 * 24,
         allowedUses: ["certSigning", "crlSigning"],
       },
-      { parent: this },
+      { parent: this.component },
     );
     this.publicParam("ca-cert", ssm.tlsCa, ca.certPem, "CA certificate of the Redis nodes");
     for (const n of this.nodes) {
@@ -402,12 +419,12 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       const key = new tls.PrivateKey(
         `${name}-${nodeName}-tls`,
         { algorithm: "ECDSA", ecdsaCurve: "P256" },
-        { parent: this },
+        { parent: this.component },
       );
       const csr = new tls.CertRequest(
         `${name}-${nodeName}-tls`,
         { privateKeyPem: key.privateKeyPem, subject: { commonName: nodeName }, ipAddresses: [n.ip] },
-        { parent: this },
+        { parent: this.component },
       );
       const cert = new tls.LocallySignedCert(
         `${name}-${nodeName}-tls`,
@@ -419,7 +436,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           earlyRenewalHours: 30 * 24,
           allowedUses: ["digitalSignature", "keyEncipherment", "serverAuth", "clientAuth"],
         },
-        { parent: this },
+        { parent: this.component },
       );
       this.secureParam(
         `${nodeName}-tls-key`,
@@ -447,9 +464,9 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         }),
         tags: this.tags("node"),
       },
-      { parent: this },
+      { parent: this.component },
     );
-    const identity = aws.getCallerIdentityOutput({}, { parent: this });
+    const identity = aws.getCallerIdentityOutput({}, { parent: this.component });
     new aws.iam.RolePolicy(
       `${name}-node`,
       {
@@ -460,9 +477,13 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           ),
         ),
       },
-      { parent: this },
+      { parent: this.component },
     );
-    return new aws.iam.InstanceProfile(`${name}-node`, { role: role.name, tags: this.tags("node") }, { parent: this });
+    return new aws.iam.InstanceProfile(
+      `${name}-node`,
+      { role: role.name, tags: this.tags("node") },
+      { parent: this.component },
+    );
   }
 
   /**
@@ -496,7 +517,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       ];
       await waitForCluster(expected, read, {
         timeoutMs: Math.max(s.healthTimeoutMinutes, leaving.length > 0 ? 120 : 0) * 60_000,
-        log: (m) => void pulumi.log.info(m, this),
+        log: (m) => void pulumi.log.info(m, this.component),
       });
       return new Date().toISOString();
     });
@@ -515,7 +536,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       if (!existed || pulumi.runtime.isDryRun()) return name;
       await waitForCluster([{ name, parameter: this.args.ssm.status(name), instanceId: id, instanceType }], read, {
         timeoutMs: Math.max(s.healthTimeoutMinutes, 10) * 60_000,
-        log: (m) => void pulumi.log.info(m, this),
+        log: (m) => void pulumi.log.info(m, this.component),
       });
       return name;
     });
@@ -542,7 +563,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
               { name: "virtualization-type", values: ["hvm"] },
             ],
           },
-          { parent: this },
+          { parent: this.component },
         );
     const spec: ClusterSpec = {
       nodeTimeoutMs: s.nodeTimeoutMs,
@@ -572,7 +593,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           description: `${nodeName} (${n.node.role}, shard ${n.node.shard})`,
           tags: this.tags(nodeName),
         },
-        { parent: this },
+        { parent: this.component },
       );
       const volume = new aws.ebs.Volume(
         `${name}-${nodeName}-data`,
@@ -584,7 +605,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
           tags: this.tags(`${nodeName}-data`),
         },
         // Data outlives the stack: removing a node, a shard or the stack leaves the volume (README: deleting data).
-        { parent: this, retainOnDelete: true },
+        { parent: this.component, retainOnDelete: true },
       );
       const userData = volume.id.apply((volumeId) =>
         encodeUserData(renderNodeUserData(spec, this.nodes, n, volumeId, this.args.tls)),
@@ -614,7 +635,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
         // The ENI can back one instance at a time. The user-data runs once per instance: later changes
         // reach running nodes through the desired settings. The AMI changes only when amiId is set.
         {
-          parent: this,
+          parent: this.component,
           deleteBeforeReplace: true,
           ignoreChanges: s.amiId ? ["userDataBase64"] : ["ami", "userDataBase64"],
           // The first boot installs packages: it must find the NAT route in place (see RedisVpc).
@@ -625,7 +646,7 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       new aws.ec2.VolumeAttachment(
         `${name}-${nodeName}-data`,
         { deviceName: "/dev/sdf", volumeId: volume.id, instanceId: instance.id, stopInstanceBeforeDetaching: true },
-        { parent: this },
+        { parent: this.component },
       );
       previous = { name: nodeName, instanceId: instance.id, instanceType: instance.instanceType, instance };
       created.set(nodeName, previous);
@@ -635,5 +656,156 @@ export class RedisEc2Cluster extends pulumi.ComponentResource {
       if (!made) throw new Error(`no instance for ${n.node.name}`);
       return { name: made.name, instanceId: made.instanceId, instanceType: made.instanceType };
     });
+  }
+}
+
+/** The `monitoring` output: the alert topic, the dashboard and when `pulumi up` saw every node healthy. */
+export interface MonitoringOutput {
+  alertTopicArn?: string;
+  dashboardUrl?: string;
+  healthyAt?: string;
+}
+
+/**
+ * Everything a cluster exports, as one object (`export const cache = cluster.outputs`): the connection
+ * contract, where an app must run to reach it, what runs and how it is watched. The repository's program
+ * exports these names at the top of its stack; app deploys read `env`, `vpcId`, `subnetIds` and
+ * `clientSecurityGroupId` through a StackReference.
+ */
+export type Ec2ClusterOutputs = ConnectionOutputs & {
+  /** The VPC the nodes are in (created or given): apps deploy into it. */
+  vpcId: pulumi.Output<string>;
+  /** The private subnets the nodes are in, one per AZ. */
+  subnetIds: pulumi.Output<string[]>;
+  /** Apps holding this security group may connect to the nodes. */
+  clientSecurityGroupId: pulumi.Output<string>;
+  /** What runs: the next `pulumi up` reads it back from the stack's outputs (export it). */
+  deployment: pulumi.Output<DeployedShape>;
+  monitoring: pulumi.Output<MonitoringOutput>;
+};
+
+interface ClusterData {
+  plan: NodeAddress[];
+  outputs: Ec2ClusterOutputs;
+  alertTopicArn: pulumi.Output<string>;
+  dashboardUrl: pulumi.Output<string | undefined>;
+  healthyAt: pulumi.Output<string>;
+}
+
+/**
+ * The arguments ride to `initialize` under a symbol: Pulumi sends a component's string-keyed inputs to the
+ * engine, and these are settings, not inputs the engine acts on (the deployed stacks' state holds none).
+ */
+const ARGUMENTS = Symbol("RedisEc2Cluster arguments");
+
+/**
+ * A self-hosted Redis on EC2: a Redis Cluster of `shards` masters with `replicasPerShard` replicas each (3 x 1
+ * by default), or, with `topology: "sentinel"`, one primary with replicas and a Sentinel on every node. Every
+ * argument is optional (`new RedisEc2Cluster("cache")` is the prod default), and is checked before anything
+ * is created: a bad one fails `pulumi preview`, naming the argument and the fix.
+ */
+export class RedisEc2Cluster extends pulumi.ComponentResource<ClusterData> {
+  readonly target: pulumi.Output<"cloud" | "ec2">;
+  /** `rediss://app:<password>@<first node>` (secret). */
+  readonly redisUrl: pulumi.Output<string>;
+  readonly clusterMode: pulumi.Output<boolean>;
+  /** `ip:6379` of every node, masters first. */
+  readonly nodes: pulumi.Output<string[]>;
+  readonly tls: pulumi.Output<boolean>;
+  /** The CA that signed the nodes' certificates (with TLS; "" without). */
+  readonly caCertificate: pulumi.Output<string>;
+  /** The variables apps read (`REDIS_URL`, `REDIS_CLUSTER_MODE`, ...; secret). */
+  readonly env: Ec2ClusterOutputs["env"];
+  readonly vpcId: pulumi.Output<string>;
+  readonly subnetIds: pulumi.Output<string[]>;
+  readonly clientSecurityGroupId: pulumi.Output<string>;
+  readonly deployment: pulumi.Output<DeployedShape>;
+  readonly monitoring: pulumi.Output<MonitoringOutput>;
+  readonly alertTopicArn: pulumi.Output<string>;
+  readonly dashboardUrl: pulumi.Output<string | undefined>;
+  /** When `pulumi up` saw every node healthy (the update fails instead when it does not). */
+  readonly healthyAt: pulumi.Output<string>;
+  /** The planned nodes with their addresses and roles. */
+  readonly plan: pulumi.Output<NodeAddress[]>;
+  /** Every output above that a stack exports, as one object. */
+  readonly outputs: Ec2ClusterOutputs;
+  /** Settles once every resource is declared; rejects with the problems when the arguments are invalid. */
+  readonly ready: Promise<void>;
+
+  constructor(name: string, args: RedisEc2ClusterArgs = {}, opts?: pulumi.ComponentResourceOptions) {
+    super("redis-stack:ec2:RedisCluster", name, { [ARGUMENTS]: args }, opts);
+    const data = componentData(this.getData());
+    const from = <T>(pick: (d: ClusterData) => pulumi.Output<T>): pulumi.Output<T> => data.pick(pick);
+    const contract = <K extends keyof Ec2ClusterOutputs>(key: K) =>
+      from((d) => d.outputs[key] as pulumi.Output<unknown>) as Ec2ClusterOutputs[K];
+    this.outputs = {
+      target: contract("target"),
+      redisUrl: contract("redisUrl"),
+      clusterMode: contract("clusterMode"),
+      nodes: contract("nodes"),
+      tls: contract("tls"),
+      caCertificate: contract("caCertificate"),
+      env: contract("env"),
+      vpcId: contract("vpcId"),
+      subnetIds: contract("subnetIds"),
+      clientSecurityGroupId: contract("clientSecurityGroupId"),
+      deployment: contract("deployment"),
+      monitoring: contract("monitoring"),
+    };
+    ({
+      target: this.target,
+      redisUrl: this.redisUrl,
+      clusterMode: this.clusterMode,
+      nodes: this.nodes,
+      tls: this.tls,
+      caCertificate: this.caCertificate,
+      env: this.env,
+      vpcId: this.vpcId,
+      subnetIds: this.subnetIds,
+      clientSecurityGroupId: this.clientSecurityGroupId,
+      deployment: this.deployment,
+      monitoring: this.monitoring,
+    } = this.outputs);
+    this.alertTopicArn = from((d) => d.alertTopicArn);
+    this.dashboardUrl = from((d) => d.dashboardUrl);
+    this.healthyAt = from((d) => d.healthyAt);
+    this.plan = data.pick((d) => d.plan);
+    this.ready = data.ready;
+  }
+
+  protected async initialize(inputs: pulumi.Inputs, _opts: unknown, name: string): Promise<ClusterData> {
+    const args = (inputs as { [ARGUMENTS]?: RedisEc2ClusterArgs })[ARGUMENTS] ?? {};
+    const audience: ProblemAudience = args.configNamespace
+      ? { config: args.configNamespace }
+      : { component: `RedisEc2Cluster "${name}"` };
+    let resolved: ResolvedCluster;
+    try {
+      resolved = await resolveCluster(name, args, audience, this);
+    } catch (e) {
+      // Pulumi prints a RunError's message alone: the problems, without a stack trace.
+      throw e instanceof ConfigError ? new pulumi.RunError(e.message) : e;
+    }
+    const { settings, placement, deployed } = resolved;
+    const data = new ClusterWiring(this, name, {
+      settings: settings.ec2,
+      maxmemoryPolicy: settings.maxmemoryPolicy,
+      persistence: settings.persistence,
+      tls: settings.tls,
+      allowedCidrs: settings.allowedCidrs,
+      alertEmail: settings.alertEmail,
+      client: settings.client,
+      placement,
+      ...clusterNames(pulumi.getProject(), pulumi.getStack(), name),
+      healthReader: args.healthReader,
+      deployed,
+      tags: { "redis-stack:stack": pulumi.getStack(), "redis-stack:project": pulumi.getProject(), ...args.tags },
+    }).build();
+    this.registerOutputs({
+      ...data.outputs,
+      alertTopicArn: data.alertTopicArn,
+      dashboardUrl: data.dashboardUrl,
+      healthyAt: data.healthyAt,
+    });
+    return data;
   }
 }

@@ -1,6 +1,6 @@
 /**
  * What a deployed EC2 cluster may become at the next `pulumi up`. Pure: the stack checks a change against
- * what it deployed last (its own `deployment` output) at preview, and the lab and the local mode apply
+ * what it deployed last (the component's `deployment`, read back from the stack's outputs) at preview, and the lab and the local mode apply
  * changes through the same rules.
  */
 import { ConfigProblem, Ec2Settings, Topology } from "../config/settings";
@@ -9,6 +9,8 @@ import { planTopology } from "./topology";
 /** What the stack exports about the cluster it runs (the `deployment` output), read back at the next update. */
 export interface DeployedShape {
   target: "ec2";
+  /** The component's name; absent in records from before the library, which were the stack's own cluster. */
+  component?: string;
   /** Absent in the deployments of stacks older than the Sentinel topology: those run a cluster. */
   topology?: Topology;
   shards: number;
@@ -20,9 +22,10 @@ export interface DeployedShape {
 }
 
 /** The shape a cluster with these settings exports (node names follow from shards and replicas alone). */
-export function deploymentOf(ec2: Ec2Settings, tls: boolean): DeployedShape {
+export function deploymentOf(component: string, ec2: Ec2Settings, tls: boolean): DeployedShape {
   return {
     target: "ec2",
+    component,
     topology: ec2.topology,
     shards: ec2.shards,
     replicasPerShard: ec2.replicasPerShard,
@@ -38,6 +41,7 @@ export function isDeployedShape(value: unknown): value is DeployedShape {
     typeof v === "object" &&
     v !== null &&
     v.target === "ec2" &&
+    (v.component === undefined || typeof v.component === "string") &&
     (v.topology === undefined || v.topology === "cluster" || v.topology === "sentinel") &&
     typeof v.shards === "number" &&
     typeof v.replicasPerShard === "number" &&

@@ -139,7 +139,11 @@ test("outputs: the same contract as EC2, the public endpoint, rediss URL with th
   expect(o.vpcId).toBeUndefined();
   expect(o.subnetIds).toBeUndefined();
   // The alert thresholds are the EC2 alarms' keys at their defaults (alarmMemoryPercent, alarmLatencyP99Ms).
-  expect((await valueOf(o.monitoring)).alerts).toEqual(["dataset-size 90", "throughput-higher-than 800", "latency 10"]);
+  expect(((await valueOf(o.monitoring)) as { alerts?: string[] }).alerts).toEqual([
+    "dataset-size 90",
+    "throughput-higher-than 800",
+    "latency 10",
+  ]);
 });
 
 test("Redis Cloud's alerts take the same threshold keys as the EC2 alarms (latency in whole ms, rounded up)", () => {

@@ -5,14 +5,19 @@
  * roll order, each after the previous node is healthy again; data volumes survive deletes; every child
  * parented under the component.
  */
-import { sentinelMasterName } from "../../components/ec2/sentinel";
 import * as pulumi from "@pulumi/pulumi";
 import { RedisEc2Cluster } from "../../components/ec2/cluster";
 import { ssmNames, ssmShippedScripts } from "../../components/ec2/node/userData";
-import { stackSettings } from "../../lab/stackFiles";
+import { stackConfig } from "../../lab/stackFiles";
+import { stackArguments } from "../../components/config/stack";
 import { rollOrder, versionOf } from "../../components/ec2/desired";
 import { DeployedShape } from "../../components/ec2/day2";
 import { ParameterReader } from "../../components/ec2/health";
+import { NodeAddress } from "../../components/ec2/topology";
+
+const plan = (c: RedisEc2Cluster) => new Promise<NodeAddress[]>((resolve) => c.plan.apply(resolve));
+
+const ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"];
 
 interface Seen {
   type: string;
@@ -35,24 +40,40 @@ async function runUpdate(opts: { deployed?: DeployedShape; instanceType?: string
           const v = inputs.value as string | { value?: unknown };
           desiredText = typeof v === "string" ? v : String(v.value);
         }
+        if (a.type === "pulumi:pulumi:StackReference")
+          // What the stack exported at its last update: the cluster's deployment record, if any.
+          return { id: a.name, state: { ...inputs, outputs: opts.deployed ? { deployment: opts.deployed } : {} } };
         return {
           id: `${a.name}-id`,
           state: { ...inputs, result: "pw", certPem: "CERT", privateKeyPem: "KEY", arn: "arn:x", name: a.name },
         };
       },
       call: (a) => {
-        if (a.token === "aws:index/getCallerIdentity:getCallerIdentity") return { accountId: "123456789012" };
-        if (a.token === "aws:ec2/getAmi:getAmi") return { id: "ami-1" };
+        switch (a.token) {
+          case "aws:index/getCallerIdentity:getCallerIdentity":
+            return { accountId: "123456789012" };
+          case "aws:ec2/getAmi:getAmi":
+            return { id: "ami-1" };
+          case "aws:ec2/getInstanceType:getInstanceType":
+            return { memorySize: 16384, supportedArchitectures: ["arm64"] };
+          case "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            return { locations: ZONES };
+          case "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return { names: ZONES };
+        }
         throw new Error(`unmocked ${a.token}`);
       },
     },
     "redis-stack",
     "prod",
     false,
+    "organization", // the component reads its last deployment through a stack reference to its own stack
   );
-  const settings = stackSettings("prod");
-  if (!settings.ec2) throw new Error("prod must be ec2");
-  const ec2 = { ...settings.ec2, instanceType: opts.instanceType ?? settings.ec2.instanceType };
+  // The prod stack's config as index.ts hands it to the component.
+  pulumi.runtime.setAllConfig(stackConfig("prod"));
+  const config = stackArguments("redis-stack");
+  if (config.target !== "ec2") throw new Error("prod must be ec2");
+  const instanceType = opts.instanceType ?? config.args.instanceType ?? "r7g.large";
   const reads: string[][] = [];
   // Every node reports ok from the instance the mocks made ("<resource name>-id"), on the configured type,
   // with the desired settings applied.
@@ -67,7 +88,7 @@ async function runUpdate(opts: { deployed?: DeployedShape; instanceType?: string
           state: "ok",
           node,
           instance: `redis-prod-${node}-id`,
-          instanceType: ec2.instanceType,
+          instanceType,
           settings: desiredText ? versionOf(desiredText) : "",
           slots: 0,
           time: "t",
@@ -79,20 +100,7 @@ async function runUpdate(opts: { deployed?: DeployedShape; instanceType?: string
   };
   const cluster = new RedisEc2Cluster(
     "redis-prod",
-    {
-      settings: ec2,
-      maxmemoryPolicy: settings.maxmemoryPolicy,
-      persistence: settings.persistence,
-      tls: settings.tls,
-      allowedCidrs: settings.allowedCidrs,
-      client: settings.client,
-      placement: { kind: "create", vpcCidr: ec2.vpcCidr, zones: ["us-east-1a", "us-east-1b", "us-east-1c"] },
-      ssm: ssmNames("redis-stack", "prod"),
-      metricsStack: "redis-stack-prod",
-      sentinelMaster: sentinelMasterName("redis-stack", "prod"),
-      healthReader,
-      deployed: opts.deployed,
-    },
+    { ...config.args, instanceType, healthReader },
     {
       transformations: [
         (args) => {
@@ -102,6 +110,7 @@ async function runUpdate(opts: { deployed?: DeployedShape; instanceType?: string
       ],
     },
   );
+  await cluster.ready;
   const healthyAt = await new Promise<string>((resolve) => cluster.healthyAt.apply(resolve));
   return { cluster, seen, reads, events, healthyAt };
 }
@@ -110,10 +119,11 @@ test("an update waits for every node's health and settings; instances: deleteBef
   const { cluster, seen, reads, healthyAt } = await runUpdate();
   // `pulumi up` waits until every node reported ok from its current instance.
   expect(healthyAt).toMatch(/^\d{4}-\d\d-\d\dT/);
-  expect(reads[reads.length - 1]).toEqual(cluster.nodes.map((n) => `/redis-stack/prod/status/${n.node.name}`));
+  const nodes = await plan(cluster);
+  expect(reads[reads.length - 1]).toEqual(nodes.map((n) => `/redis-stack/prod/status/${n.node.name}`));
   const instances = seen.filter((s) => s.type === "aws:ec2/instance:Instance");
   expect(instances).toHaveLength(6);
-  const order = rollOrder(cluster.nodes);
+  const order = rollOrder(nodes);
   for (const [k, i] of instances.entries()) {
     expect(i.opts.deleteBeforeReplace).toBe(true);
     expect(i.opts.ignoreChanges).toEqual(["ami", "userDataBase64"]);
@@ -140,7 +150,8 @@ test("an update waits for every node's health and settings; instances: deleteBef
   expect(volumes).toHaveLength(6);
   for (const v of volumes) expect(v.opts.retainOnDelete).toBe(true);
   expect(seen.length).toBeGreaterThan(60);
-  // The component itself (first seen) hangs under the stack; everything else under a component.
+  // The component itself (first seen) hangs under the stack; everything else under a component. (The
+  // stack's reference to its own last outputs stays at the top, as the graph fixture's URNs show.)
   expect(seen.filter((s) => s.opts.parent === undefined).map((s) => s.type)).toEqual(["redis-stack:ec2:RedisCluster"]);
 });
 
@@ -154,7 +165,7 @@ test("an instanceType change on a deployed cluster rolls: each instance is chang
     nodes: ["shard0-0", "shard1-0", "shard2-0", "shard0-1", "shard1-1", "shard2-1"],
   };
   const { cluster, events } = await runUpdate({ deployed, instanceType: "r7g.xlarge" });
-  const order = rollOrder(cluster.nodes);
+  const order = rollOrder(await plan(cluster));
   expect(order).toEqual(["shard0-1", "shard1-1", "shard2-1", "shard0-0", "shard1-0", "shard2-0"]);
   // Replicas first, then masters; never two instances in flight: register, its gate, the next register...
   const rolling = events.filter((e) => !e.startsWith("gate") || order.some((n) => e === `gate ${n}`));

@@ -166,7 +166,8 @@ async function runExample(outputs: Record<string, unknown>): Promise<Run> {
     valueOf(out.logGroupName),
   ]);
   const secretOutputs: string[] = [];
-  for (const [k, v] of Object.entries(out)) if (await pulumi.isSecret(v)) secretOutputs.push(k);
+  for (const [k, v] of Object.entries(out) as [string, pulumi.Output<unknown>][])
+    if (await pulumi.isSecret(v)) secretOutputs.push(k);
   return { resources, outputs: { serviceName, clusterName, logGroupName }, secretOutputs };
 }
 

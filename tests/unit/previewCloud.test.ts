@@ -6,7 +6,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { REDIS_CLOUD_CA_DOCS } from "../../components/config/cloud";
-import { byType, runStack, unwrapSecrets, valueOf } from "./support/stackHarness";
+import { byType, runStack, unwrapSecrets, valueOf, cloudResources } from "./support/stackHarness";
 
 const CA_KEY = "redis-stack:cloudCaCertificate";
 const PEER = {
@@ -22,7 +22,7 @@ const PEER = {
 async function failure(overrides: Record<string, string | undefined>): Promise<string> {
   const run = await runStack("dev", overrides);
   expect(run.error).toBeDefined();
-  expect(run.resources).toEqual([]);
+  expect(cloudResources(run)).toEqual([]);
   expect(run.calls).toEqual([]);
   return String(run.error?.message);
 }

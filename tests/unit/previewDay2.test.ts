@@ -2,7 +2,7 @@
  * Preview knows what is deployed (the stack's own last `deployment` output, read through a stack reference
  * to itself) and refuses what a running cluster cannot take, naming the key, before any resource exists.
  */
-import { runStack } from "./support/stackHarness";
+import { runStack, valueOf } from "./support/stackHarness";
 
 const deployment = {
   target: "ec2",
@@ -18,8 +18,8 @@ test("replicasPerShard 1 -> 2 on a deployed stack fails at preview naming the ke
   expect(run.error?.message).toMatch(
     /redis-stack:replicasPerShard = "2": the deployed cluster runs 1 replica\(s\) per shard[\s\S]*fix: pulumi config set replicasPerShard 1/,
   );
-  // Only the read of the stack's own outputs happened; nothing would be created or changed.
-  expect(run.resources.map((r) => r.type)).toEqual(["pulumi:pulumi:StackReference"]);
+  // Only the component's own entry and the read of the stack's own outputs: nothing would be created or changed.
+  expect(run.resources.map((r) => r.type)).toEqual(["redis-stack:ec2:RedisCluster", "pulumi:pulumi:StackReference"]);
 });
 
 test("the same change on a stack never deployed is fine (nothing runs yet)", async () => {
@@ -40,5 +40,7 @@ test("growing shards on a deployed stack previews the new nodes and exports the 
   expect(run.error).toBeUndefined();
   const instances = run.resources.filter((r) => r.type === "aws:ec2/instance:Instance").map((r) => r.name);
   expect(instances).toEqual(expect.arrayContaining(["redis-prod-shard3-0", "redis-prod-shard3-1"]));
-  expect(run.outputs?.deployment?.nodes).toHaveLength(8);
+  const exported = run.outputs?.deployment;
+  if (!exported) throw new Error("no deployment output");
+  expect((await valueOf(exported)).nodes).toHaveLength(8);
 });

@@ -1,5 +1,5 @@
 /**
- * Bad configuration fails the program itself (what `pulumi preview` runs) before any resource is
+ * Bad configuration fails the program itself (what `pulumi preview` runs) before any cloud resource is
  * registered, with one message listing every problem by its namespaced key.
  */
 import { runStack } from "./support/stackHarness";
@@ -22,7 +22,8 @@ test("the prod stack with bad values fails before registering anything, listing 
   ])
     expect(message).toContain(key);
   expect(message).toContain("fix: pulumi config set shards 3");
-  expect(run.resources).toEqual([]);
+  // The component's own entry (it owns no cloud resource) is all there is: its arguments are checked first.
+  expect(run.resources.map((r) => `${r.type} ${r.name}`)).toEqual(["redis-stack:ec2:RedisCluster redis-prod"]);
   // Only reads: AWS's description of the instance type (the one fact config needs from AWS).
   expect(run.calls).toEqual(["aws:ec2/getInstanceType:getInstanceType"]);
 });

@@ -3,7 +3,7 @@
  * memory sizes maxmemory, its architecture picks the AMI, a type AWS does not know fails naming
  * `instanceType`, and nodes go only to zones that offer the type.
  */
-import { unwrapSecrets, byType, runStack } from "./support/stackHarness";
+import { unwrapSecrets, byType, runStack, cloudResources } from "./support/stackHarness";
 
 test("a type AWS does not know fails at preview naming instanceType, with the other problems", async () => {
   const run = await runStack("prod", { "redis-stack:instanceType": "r7g.huge", "redis-stack:shards": "2" });
@@ -12,7 +12,7 @@ test("a type AWS does not know fails at preview naming instanceType, with the ot
   expect(message).toContain('redis-stack:instanceType = "r7g.huge": is not an instance type AWS offers in us-east-1');
   expect(message).toContain("fix: pulumi config set instanceType r7g.large");
   expect(message).toContain('redis-stack:shards = "2"');
-  expect(run.resources).toEqual([]);
+  expect(cloudResources(run)).toEqual([]);
 });
 
 test("memory and architecture come from AWS's answer, not from the name", async () => {
@@ -36,5 +36,5 @@ test("a type offered in fewer zones than a shard needs fails naming instanceType
   expect(message).toContain(
     'redis-stack:instanceType = "p5.48xlarge": is offered in 1 availability zone(s) of us-east-1',
   );
-  expect(run.resources).toEqual([]);
+  expect(cloudResources(run)).toEqual([]);
 });

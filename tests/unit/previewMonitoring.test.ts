@@ -1,5 +1,5 @@
 /** Bad monitoring values fail the program (what `pulumi preview` runs), each named with its fix. */
-import { runStack } from "./support/stackHarness";
+import { runStack, cloudResources } from "./support/stackHarness";
 
 test("bad metrics interval and alarm thresholds fail before registering anything, each with its fix", async () => {
   const run = await runStack("prod", {
@@ -22,5 +22,5 @@ test("bad metrics interval and alarm thresholds fail before registering anything
     expect(message).toContain(`redis-stack:${key} = "${value}"`);
     expect(message).toContain(`fix: ${fix}`);
   }
-  expect(run.resources).toEqual([]);
+  expect(cloudResources(run)).toEqual([]);
 });

@@ -4,11 +4,20 @@
  * the contract a Sentinel-aware client reads.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { byType, FAKE, Registered, runStack, RunResult, unwrapSecrets, valueOf } from "./support/stackHarness";
+import {
+  byType,
+  FAKE,
+  Registered,
+  runStack,
+  RunResult,
+  unwrapSecrets,
+  valueOf,
+  cloudResources,
+} from "./support/stackHarness";
 import { decodeUserData, encodeUserData, ssmNames, USER_DATA_LIMIT_BYTES } from "../../components/ec2/node/userData";
 import { SENTINEL_PORT, sentinelMasterName, sentinelTimings } from "../../components/ec2/sentinel";
 import { EXPORTER_PORT, REDIS_PORT } from "../../components/ec2/node/redisConf";
-import { DEPLOYMENT_OUTPUT } from "../../components/stack";
+import { DEPLOYMENT_OUTPUT } from "../../components/ec2/resolve";
 
 const SENTINEL = {
   "redis-stack:topology": "sentinel",
@@ -125,19 +134,27 @@ test("the contract: not a cluster, the three Sentinels and the master name; only
   expect(env.REDIS_URL).toBe(`rediss://app:${FAKE.password("redis-prod-app-password")}@${nodes[0]}`);
   expect(await pulumi.isSecret(o.env)).toBe(true);
   expect(await pulumi.isSecret(o.clusterMode)).toBe(false);
-  expect(o[DEPLOYMENT_OUTPUT]).toMatchObject({ topology: "sentinel", shards: 1, replicasPerShard: 2, nodes: NAMES });
+  const deployment = o[DEPLOYMENT_OUTPUT];
+  if (!deployment) throw new Error("no deployment output");
+  expect(await valueOf(deployment)).toMatchObject({
+    component: "redis-prod",
+    topology: "sentinel",
+    shards: 1,
+    replicasPerShard: 2,
+    nodes: NAMES,
+  });
 });
 
 test("preview fails naming the key: shards other than 1, fewer than 3 Sentinels, a switch of a deployed stack", async () => {
   const shards = await runStack("prod", { ...SENTINEL, "redis-stack:shards": "3" });
   expect(String(shards.error?.message)).toContain('redis-stack:shards = "3"');
-  expect(shards.resources).toEqual([]);
+  expect(cloudResources(shards)).toEqual([]);
   const few = await runStack("prod", { ...SENTINEL, "redis-stack:replicasPerShard": "1" });
   expect(String(few.error?.message)).toMatch(/redis-stack:replicasPerShard = "1".*at least 3/s);
-  expect(few.resources).toEqual([]);
+  expect(cloudResources(few)).toEqual([]);
   // A stack deployed as a cluster (its last `deployment` output) cannot become a Sentinel topology in place.
   const deployed = { target: "ec2", shards: 3, replicasPerShard: 1, tls: true, dataVolumeGb: 40, nodes: [] };
   const switched = await runStack("prod", SENTINEL, [], { [DEPLOYMENT_OUTPUT]: deployed });
   expect(String(switched.error?.message)).toMatch(/redis-stack:topology = "sentinel".*deployed stack runs a cluster/s);
-  expect(switched.resources.filter((r) => r.type !== "pulumi:pulumi:StackReference")).toEqual([]);
+  expect(cloudResources(switched).filter((r) => r.type !== "pulumi:pulumi:StackReference")).toEqual([]);
 });

@@ -5,10 +5,17 @@
 import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
-import type { StackOutputs } from "../../../components/stack";
+import type { Ec2ClusterOutputs } from "../../../components/ec2/cluster";
+import type { ConnectionOutputs } from "../../../components/contract/connection";
 import { stackConfig } from "../../../lab/stackFiles";
 
 export const PROJECT = "redis-stack";
+
+/** What index.ts exports: the contract of either target, the EC2 cluster's other outputs when it is one. */
+export type StackOutputs = ConnectionOutputs &
+  Partial<Omit<Ec2ClusterOutputs, keyof ConnectionOutputs | "monitoring">> & {
+    monitoring: pulumi.Output<unknown>;
+  };
 
 export interface Registered {
   type: string;
@@ -111,6 +118,8 @@ function computedState(type: string, name: string): Record<string, unknown> {
     case "aws:ebs/volume:Volume":
       // From the name, not the registration order: the graph fixtures stay put when code is reordered.
       return { id: `vol-0${createHash("sha256").update(name).digest("hex").slice(0, 16)}` };
+    case "aws:ssm/parameter:Parameter":
+      return { arn: `arn:aws:ssm:us-east-1:123456789012:parameter/${name}`, version: 1 };
     case "aws:sns/topic:Topic":
       return { arn: `arn:aws:sns:us-east-1:123456789012:${name}` };
     case "aws:iam/role:Role":
@@ -166,6 +175,31 @@ export async function runStack(
     if (v === undefined) delete config[k];
     else config[k] = v;
   }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const program = () => (require("../../../index") as () => Promise<StackOutputs>)();
+  return runProgram(program, { project: PROJECT, stack, config, subnets, deployedOutputs });
+}
+
+export interface ProgramRun {
+  project: string;
+  stack: string;
+  /** Flat config, `namespace:key` -> string. */
+  config: Record<string, string>;
+  subnets?: SubnetFixture[];
+  deployedOutputs?: Record<string, unknown>;
+  /** An update instead of a preview (the health waits run). Default: a preview. */
+  update?: boolean;
+}
+
+/**
+ * Runs any Pulumi program (index.ts, an example, a test's own) under the mocks, as a preview: what it
+ * registers and invokes, and its outputs or the error it fails with.
+ */
+export async function runProgram<T = StackOutputs>(
+  program: () => Promise<T> | T,
+  run: ProgramRun,
+): Promise<Omit<RunResult, "outputs"> & { outputs?: T }> {
+  const { project, stack, config, subnets = [], deployedOutputs = {} } = run;
   const resources: Registered[] = [];
   const calls: string[] = [];
   urns.clear();
@@ -188,6 +222,8 @@ export async function runStack(
         switch (args.token) {
           case "aws:index/getAvailabilityZones:getAvailabilityZones":
             return { names: FAKE.azs, zoneIds: ["use1-az1", "use1-az2", "use1-az4"] };
+          case "aws:index/getRegion:getRegion":
+            return { name: "us-east-1", region: "us-east-1", id: "us-east-1" };
           case "aws:index/getCallerIdentity:getCallerIdentity":
             return { accountId: "123456789012", arn: "arn:aws:iam::123456789012:user/ci", userId: "ci" };
           case "aws:ec2/getInstanceType:getInstanceType": {
@@ -225,13 +261,11 @@ export async function runStack(
         }
       },
     },
-    PROJECT,
+    project,
     stack,
-    true, // preview: what `pulumi preview` (and the PR check) runs; the health wait only runs in an update
+    !run.update, // preview: what `pulumi preview` (and the PR check) runs; the health wait only runs in an update
     "organization", // what self-managed backends call every org (the stack reads its own outputs through it)
   );
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const program = require("../../../index") as () => Promise<StackOutputs>;
   const withUrns = () => resources.map((r) => ({ ...r, urn: urns.get(`${r.type}::${r.name}`) }));
   try {
     const outputs = await program();
@@ -241,6 +275,14 @@ export async function runStack(
     await settle(resources);
     return { error: e as Error, resources: withUrns(), calls };
   }
+}
+
+/**
+ * The registrations that stand for something in the cloud: a component is registered before it checks its
+ * arguments (its own entry owns no cloud resource), so a failed check leaves exactly that and nothing else.
+ */
+export function cloudResources(run: RunResult): Registered[] {
+  return run.resources.filter((r) => !r.type.startsWith(`${PROJECT}:`));
 }
 
 export function byType(resources: Registered[], type: string): Registered[] {
