@@ -2,7 +2,7 @@
  * redis-stack as a library: production Redis inside any Pulumi program.
  *
  * ```ts
- * import { RedisEc2Cluster } from "redis-stack/components";
+ * import { RedisEc2Cluster } from "<a checkout of this repository>/components"; // by path: docs/library.md
  * const cache = new RedisEc2Cluster("cache", { shards: 3, instanceType: "r7g.large" });
  * export const redis = cache.outputs; // env, redisUrl, vpcId, subnetIds, clientSecurityGroupId, deployment, ...
  * ```

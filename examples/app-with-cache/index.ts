@@ -4,7 +4,7 @@
  * private subnets, let in by the cluster's client security group, with the cluster's `env` contract as its
  * environment (REDIS_URL through an SSM SecureString, as in examples/app-deploy).
  *
- * Outside this repository the import reads `from "redis-stack/components"` (docs/library.md).
+ * Outside this repository the import names the path of a checkout of it (docs/library.md).
  */
 import * as pulumi from "@pulumi/pulumi";
 import { RedisEc2Cluster } from "../../components";

@@ -112,9 +112,8 @@ test("every CloudWatch alarm of the prod stack has its rule, or is listed as abs
   for (const r of rules) expect(specs.some((s) => rulesOf(s).includes(r))).toBe(true);
 });
 
-test("the README's Prometheus paragraph names the port, the files and the alarms without a rule", () => {
-  const readme = fs.readFileSync(path.resolve(__dirname, "../../README.md"), "utf8");
-  const monitoring = readme.split(/^## /m).find((s) => s.startsWith("Monitoring\n")) ?? "";
+test("the monitoring page's Prometheus paragraph names the port, the files and the alarms without a rule", () => {
+  const monitoring = fs.readFileSync(path.resolve(__dirname, "../../docs/monitoring.md"), "utf8");
   const paragraph = monitoring.slice(monitoring.indexOf("**Prometheus**"));
   expect(paragraph.length).toBeGreaterThan(500);
   for (const fact of [
