@@ -141,16 +141,16 @@ interface Rule {
   row?: string;
 }
 
-export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
-  const { stackDimension: stack, periodSeconds: period, thresholds: t } = input;
-  if (!isAlarmPeriod(period))
-    throw new Error(`alarm period ${period} s: CloudWatch takes 10, 30 or a multiple of 60 seconds up to a day`);
-  const rdb = input.persistence === "aof+rdb" || input.persistence === "rdb";
-  const aof = input.persistence === "aof+rdb" || input.persistence === "aof";
-  const latencyUs = Math.round(t.latencyP99Ms * 1000);
-  const sentinel = input.topology === "sentinel";
+/** The shared facts every group of rules reads. */
+interface RuleContext {
+  input: MonitoringInput;
+  thresholds: AlarmThresholds;
+  sentinel: boolean;
+}
 
-  const stackWide: Rule[] = [
+/** Is the cluster (or the Sentinel topology) whole: its state, its masters, its replicas, a failover. */
+function availabilityRules({ input, sentinel }: RuleContext): Rule[] {
+  return [
     {
       id: "cluster-state",
       metricName: "ClusterStateOk",
@@ -213,6 +213,13 @@ export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
         "Nothing if it was planned. Otherwise find why the old master went down: its EC2 status-check alarms, " +
         "its console output and /var/log/redis-stack.log; it rejoins as a replica.",
     },
+  ];
+}
+
+/** Does the data fit and is it served fast enough: memory, evictions, latency, connections. */
+function capacityRules({ input, thresholds: t }: RuleContext): Rule[] {
+  const latencyUs = Math.round(t.latencyP99Ms * 1000);
+  return [
     {
       id: "memory",
       metricName: "MemoryPercentOfMaxmemory",
@@ -264,6 +271,14 @@ export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
         "CLIENT LIST on the node shows who holds the connections: fix a client that leaks connections or shrink " +
         "pool sizes, or add shards to spread them.",
     },
+  ];
+}
+
+/** Is the data kept: RDB snapshots and the AOF (for the persistence configured), and room on the volume. */
+function persistenceRules({ input, thresholds: t }: RuleContext): Rule[] {
+  const rdb = input.persistence === "aof+rdb" || input.persistence === "rdb";
+  const aof = input.persistence === "aof+rdb" || input.persistence === "aof";
+  return [
     ...(rdb
       ? [
           {
@@ -321,8 +336,12 @@ export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
       todo: "Grow the volumes: pulumi config set dataVolumeGb (online, never shrinks). Threshold: alarmDiskPercent.",
     },
   ];
+}
 
-  const perNode: { rule: Rule; dimensions: Record<string, string> }[] = input.nodes.map((node) => ({
+/** One alarm per node that stops publishing: its instance or its collector is down. */
+function silentNodeRules(input: MonitoringInput): { rule: Rule; dimensions: Record<string, string> }[] {
+  const { stackDimension: stack, periodSeconds: period } = input;
+  return input.nodes.map((node) => ({
     dimensions: nodeDimensions(stack, node),
     rule: {
       id: `${node.name}-silent`,
@@ -339,14 +358,21 @@ export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
         "node systemctl status redis-node-metrics.timer and /var/log/redis-stack-metrics.log.",
     },
   }));
+}
 
+export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
+  const { stackDimension: stack, periodSeconds: period } = input;
+  if (!isAlarmPeriod(period))
+    throw new Error(`alarm period ${period} s: CloudWatch takes 10, 30 or a multiple of 60 seconds up to a day`);
+  const context: RuleContext = { input, thresholds: input.thresholds, sentinel: input.topology === "sentinel" };
+  const stackWide = [...availabilityRules(context), ...capacityRules(context), ...persistenceRules(context)];
   const specs = [
     ...stackWide.map((rule) => {
       if (!metricDef(rule.metricName).stackWide)
         throw new Error(`${rule.id}: ${rule.metricName} is not published with {Stack} alone`);
       return toSpec(rule, { Stack: stack }, period);
     }),
-    ...perNode.map(({ rule, dimensions }) => toSpec(rule, dimensions, period)),
+    ...silentNodeRules(input).map(({ rule, dimensions }) => toSpec(rule, dimensions, period)),
   ];
   const ids = new Set(specs.map((s) => s.id));
   if (ids.size !== specs.length) throw new Error("alarm ids must be unique (node names repeat?)");
