@@ -7,7 +7,7 @@ set -euo pipefail
 readonly NEEDED=(
   redis-server:redis-server redis-cli:redis-tools redis-benchmark:redis-tools
   shellcheck:shellcheck ip:iproute2 mkfs.ext4:e2fsprogs losetup:mount nsenter:util-linux
-  openssl:openssl curl:curl pkill:procps
+  openssl:openssl curl:curl pkill:procps nft:nftables blockdev:util-linux
   systemd-nspawn:systemd-container debootstrap:debootstrap dpkg-scanpackages:dpkg-dev gpg:gnupg
   /usr/bin/aws:awscli update-ca-certificates:ca-certificates
   /usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring

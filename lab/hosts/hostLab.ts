@@ -21,8 +21,10 @@
  *    in a container: the supervisor does what the Nitro udev rules would do).
  *
  * Lifecycle, with EC2 + cloud-init semantics: start() (first boot of an instance: cloud-init runs the
- * user-data), reboot() (same instance id: cloud-init does not run it again), powerLoss() + start(),
- * replace() (a new instance: new id, fresh root, optionally a new blank volume), networkDown()/Up().
+ * user-data), reboot() (same instance id: cloud-init does not run it again), stop() (ACPI shutdown: units
+ * stop in order), instanceLoss() or powerLoss() + start() (the instance dies silently; a power loss also
+ * loses the volume's unflushed writes), replace() (a new instance: new id, fresh root, optionally a new
+ * blank volume), networkDown()/Up() and partition() (packets dropped, both ways).
  *
  * Lab ids are "h" + 3 hex digits, so the old lab (lab/hostlab, ids of 4 hex digits) never sweeps ours.
  * Global kernel settings (sysctl vm.*, transparent hugepages) are NOT namespaced: a host that writes them
@@ -99,9 +101,15 @@ export interface LabNode {
   exec(argv: string[], opts?: ExecOptions): Promise<ExecResult>;
   /** bash -c script. */
   sh(script: string, opts?: ExecOptions): Promise<ExecResult>;
-  /** Cut the node's link (the bridge side of its veth goes down): a network partition. */
+  /**
+   * Cut the node off from everyone, as a partition does in a VPC: every packet to and from it is dropped in
+   * its namespace (no RST, no ICMP, ARP still answered), so peers and clients wait for their own timeouts.
+   */
   networkDown(): Promise<void>;
   networkUp(): Promise<void>;
+  /** Drop every packet between this node and these addresses, both ways (undo with `unpartition`). */
+  partition(peerIps: string[]): Promise<void>;
+  unpartition(peerIps?: string[]): Promise<void>;
 }
 
 export interface CloudInitResult {
@@ -141,7 +149,19 @@ export interface Host extends LabNode {
   waitForBoot(afterBoot: number, timeoutMs?: number): Promise<void>;
   /** Clean shutdown (`systemctl poweroff`), like stopping the instance. */
   stop(opts?: { timeoutMs?: number }): Promise<void>;
-  /** SIGKILL the whole container and its supervisor: no clean shutdown. */
+  /**
+   * The instance dies as an EC2 instance does: its network goes silent first (every packet to and from it
+   * dropped: no RST, no FIN; peers and clients wait for their timeouts), then every process is killed. What
+   * its programs wrote but did not flush stays in this machine's page cache: see powerLoss. start() boots it
+   * again (same instance id) with its network back.
+   */
+  instanceLoss(): Promise<void>;
+  /**
+   * As instanceLoss, and the data volume loses every write not yet flushed to it: its filesystem is shut
+   * down without writing its dirty pages or its journal (ext4's FS_IOC_SHUTDOWN with NOLOGFLUSH, as xfstests
+   * simulate a power failure) before the processes die. The next mount replays the journal: what was
+   * fsync'd is there, the rest is gone.
+   */
   powerLoss(): Promise<void>;
   /**
    * Terminate and launch a new instance in its place: new instance id, fresh root (empty overlay
@@ -164,6 +184,9 @@ export const DEFAULT_LAB_BASE_DIR = "/var/lib/redis-stack-lab/labs";
 // ------------------------------------------------------------------ constants
 
 const NS_PREFIX = "rlab";
+/** The nftables tables a node's namespace drops packets with: a partition, and a dead instance's silence. */
+const CUT_TABLE = "rlab_cut";
+const DEAD_TABLE = "rlab_dead";
 const STD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const METADATA_IP = "169.254.169.254";
 const DEFAULT_EXEC_TIMEOUT_MS = 120_000;
@@ -171,6 +194,16 @@ const NSPAWN_RUN_DIR = "/run/systemd/nspawn";
 const SUPERVISOR = path.join(__dirname, "supervise.sh");
 /** Lab ids: "h" + 3 hex digits (see the header). */
 const ID_RE = "h[0-9a-f]{3}";
+
+/**
+ * FS_IOC_SHUTDOWN (_IOR('X', 125, __u32)) with EXT4_GOING_FLAGS_NOLOGFLUSH (2) on the directory argv[1]: the
+ * filesystem stops, dropping its dirty pages and uncommitted journal.
+ */
+const FS_SHUTDOWN_PY = [
+  "import fcntl, os, struct, sys",
+  "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)",
+  "fcntl.ioctl(fd, 0x8004587D, struct.pack('I', 2))",
+].join("; ");
 
 // ------------------------------------------------------------------ process helpers
 
@@ -419,8 +452,9 @@ export function canRunLab(recheck = false): LabCheck {
 }
 
 /**
- * describe() when the lab can run. Otherwise: with CI=true a failing test carrying the reason; else a
- * logged reason and describe.skip.
+ * describe() when the lab can run. Otherwise, in CI (CI=true) or as root, who can install what is missing
+ * (`sudo npm test` is the README's command): a failing test carrying the reason; else (a normal user, who
+ * cannot run the lab at all) a logged reason and describe.skip.
  */
 export function describeLab(name: string, fn: () => void): void {
   const can = canRunLab();
@@ -428,10 +462,14 @@ export function describeLab(name: string, fn: () => void): void {
     describe(name, fn);
     return;
   }
-  if (process.env.CI === "true") {
+  const root = typeof process.getuid === "function" && process.getuid() === 0;
+  if (process.env.CI === "true" || root) {
     describe(name, () => {
       test("HostLab can run on this machine", () => {
-        throw new Error(`HostLab cannot run here (CI=true, so this fails instead of skipping): ${can.reason}`);
+        throw new Error(
+          `HostLab cannot run here (${root ? "as root" : "CI=true"}, so this fails instead of skipping): ${can.reason}; ` +
+            "sudo bash lab/install-packages.sh installs what the lab needs",
+        );
       });
     });
     return;
@@ -695,6 +733,8 @@ export function onHostNetwork(host: Host): LabNode {
     sh: (script, opts) => execInNetns(host.netns, ["bash", "-c", script], opts),
     networkDown: () => host.networkDown(),
     networkUp: () => host.networkUp(),
+    partition: (peerIps) => host.partition(peerIps),
+    unpartition: (peerIps) => host.unpartition(peerIps),
   };
 }
 
@@ -733,12 +773,58 @@ class NamespaceNode implements LabNode {
     return this.exec(["bash", "-c", script], opts);
   }
 
+  /** Addresses this node drops packets to and from ("all": every address but loopback). */
+  private cut: Set<string> | "all" = new Set();
+
   async networkDown(): Promise<void> {
-    await runOk("ip", ["link", "set", this.veth, "down"]);
+    this.cut = "all";
+    await this.applyCut(CUT_TABLE, "all");
   }
 
   async networkUp(): Promise<void> {
-    await runOk("ip", ["link", "set", this.veth, "up"]);
+    this.cut = new Set();
+    await this.applyCut(CUT_TABLE, new Set());
+  }
+
+  async partition(peerIps: string[]): Promise<void> {
+    if (this.cut === "all") return;
+    for (const ip of peerIps) this.cut.add(ip);
+    await this.applyCut(CUT_TABLE, this.cut);
+  }
+
+  async unpartition(peerIps?: string[]): Promise<void> {
+    if (this.cut === "all" || peerIps === undefined) this.cut = new Set();
+    else for (const ip of peerIps) this.cut.delete(ip);
+    await this.applyCut(CUT_TABLE, this.cut);
+  }
+
+  /**
+   * Drops packets in the node's own namespace with nftables, in a table of its own: input and output hooks at
+   * a priority before connection tracking, so established connections go silent too. An empty cut removes it.
+   */
+  protected async applyCut(table: string, cut: Set<string> | "all"): Promise<void> {
+    const nft = (script: string) => execInNetns(this.netns, ["nft", "-f", "-"], { input: script, timeoutMs: 10_000 });
+    // Create-then-delete removes the table whether or not it exists, in one transaction with the new rules.
+    const rules =
+      cut === "all"
+        ? { input: 'iifname != "lo" drop', output: 'oifname != "lo" drop' }
+        : cut.size > 0
+          ? { input: `ip saddr { ${[...cut].join(", ")} } drop`, output: `ip daddr { ${[...cut].join(", ")} } drop` }
+          : undefined;
+    const script = [
+      `table inet ${table}`,
+      `delete table inet ${table}`,
+      ...(rules
+        ? [
+            `table inet ${table} {`,
+            `  chain input { type filter hook input priority -400; policy accept; ${rules.input}; }`,
+            `  chain output { type filter hook output priority -400; policy accept; ${rules.output}; }`,
+            "}",
+          ]
+        : []),
+    ].join("\n");
+    const r = await nft(script + "\n");
+    if (r.code !== 0) throw new Error(`[hostlab] ${this.name}: nft: ${r.stderr.trim()} (is nftables installed?)`);
   }
 }
 
@@ -950,6 +1036,8 @@ class HostImpl extends NamespaceNode implements Host {
 
   async start(): Promise<void> {
     if (this.supervisorAlive() || this.isRunning()) throw new Error(`[hostlab] ${this.name} is already running`);
+    // A dead instance's silence ends with its next boot (a partition, the network's doing, does not).
+    await this.applyCut(DEAD_TABLE, new Set());
     ensureNspawnRunDir();
     const before = this.bootCount();
     const logFd = fs.openSync(path.join(this.dir, "supervisor.log"), "a");
@@ -997,11 +1085,46 @@ class HostImpl extends NamespaceNode implements Host {
     }
   }
 
-  async powerLoss(): Promise<void> {
+  async instanceLoss(): Promise<void> {
+    await this.applyCut(DEAD_TABLE, "all");
     killHostSync(this.dir, this.netns);
   }
 
+  async powerLoss(): Promise<void> {
+    await this.applyCut(DEAD_TABLE, "all");
+    this.shutdownDataFilesystem();
+    killHostSync(this.dir, this.netns);
+    // Nothing the shut-down filesystem left in this machine's buffer cache may reach the next mount.
+    if (this.volumeDevice) runSync("blockdev", ["--flushbufs", this.volumeDevice]);
+  }
+
+  /**
+   * Shuts down every filesystem the container has mounted from the data volume without flushing anything
+   * (FS_IOC_SHUTDOWN, EXT4_GOING_FLAGS_NOLOGFLUSH): unflushed writes are gone, later writes fail. Reached
+   * through /proc/<pid>/root, the container's own view of its mounts.
+   */
+  private shutdownDataFilesystem(): void {
+    const init = this.initPid();
+    if (init === undefined || !this.volumeDevice) return;
+    const rdev = fs.statSync(this.volumeDevice).rdev;
+    const device = `${Math.floor(rdev / 256) & 0xfff}:${(rdev & 0xff) | ((rdev >> 12) & 0xfff00)}`;
+    const mounts = readFileOr(`/proc/${init}/mountinfo`)
+      .split("\n")
+      .map((l) => l.split(" "))
+      .filter((f) => f[2] === device)
+      .map((f) => f[4]);
+    for (const mountPoint of mounts) {
+      const r = runSync("python3", ["-c", FS_SHUTDOWN_PY, `/proc/${init}/root${mountPoint}`]);
+      fs.appendFileSync(
+        path.join(this.dir, "events.log"),
+        `${new Date().toISOString()} power loss: ${mountPoint} (${device}) shut down without flushing: ${r.code === 0 ? "ok" : r.stderr.trim()}\n`,
+      );
+      if (r.code !== 0) throw new Error(`[hostlab] ${this.name}: shutting down ${mountPoint}: ${r.stderr.trim()}`);
+    }
+  }
+
   async replace(opts: { blankVolume?: boolean; userData?: string } = {}): Promise<void> {
+    await this.applyCut(DEAD_TABLE, "all");
     killHostSync(this.dir, this.netns);
     if (opts.userData !== undefined) this.userData = opts.userData;
     await this.prepareInstance();
