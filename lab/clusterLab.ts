@@ -13,7 +13,7 @@ import { CloudInitResult, ExecResult, Host, HostLab, LabNode, onHostNetwork } fr
 import { ensureRootfs } from "./hosts/rootfs";
 import { AwsEndpointControl, startAwsEndpoint, stopAwsEndpoint } from "./aws/control";
 import { makeEndpointTls } from "./aws/tls";
-import { WriterConfig, WriteResult, VerifyResult } from "./writer";
+import { WriterConfig, WriteResult, VerifyKeysResult, VerifyResult } from "./writer";
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const keySlot = require("cluster-key-slot") as (key: string) => number;
 import { ConfigError } from "../components/config/problems";
@@ -736,6 +736,9 @@ export interface RunningWriter {
 }
 
 /** Starts a writer in `where` (the client namespace by default) that runs until stopped. */
+/** The longest a writer runs when nobody stops it: longer than any scenario (a 900 s roll, a reshard). */
+const WRITER_MAX_MS = 1_800_000;
+
 export async function startWriter(
   c: ClusterLab,
   tag: string,
@@ -753,11 +756,15 @@ export async function startWriter(
     tag,
     direct: opts.direct !== undefined,
     stopFile,
-    durationMs: 300000,
+    // Writers run until told to stop (their stop file): a rolling restart or a reshard may take 15 minutes.
+    durationMs: WRITER_MAX_MS,
     intervalMs: opts.intervalMs ?? 2,
   };
   // The stop file's name rides on the command line so a stuck writer can be found and told to stop.
-  const running = where.exec(["node", "-r", TS_NODE, WRITER, stopFile], { env: nodeEnv(cfg), timeoutMs: 320000 });
+  const running = where.exec(["node", "-r", TS_NODE, WRITER, stopFile], {
+    env: nodeEnv(cfg),
+    timeoutMs: WRITER_MAX_MS + 60_000,
+  });
   // Returns once the writer has its first acknowledged write (it touches <stopFile>.ready).
   const deadline = Date.now() + 20000;
   let exited: ExecResult | undefined;
@@ -804,6 +811,23 @@ export async function missingWrites(c: ClusterLab, tag: string, seqs: number[]):
   const r = await c.lab.client.exec(["node", "-r", TS_NODE, WRITER], { env: nodeEnv(cfg), timeoutMs: 120000 });
   if (r.code !== 0) throw new Error(`verify failed (${r.code}): ${r.stderr}`);
   return (JSON.parse(r.stdout) as VerifyResult).missing;
+}
+
+/** Of these acknowledged writes ([key, value]), the keys that no longer hold their value: read by ioredis. */
+export async function missingKeys(c: ClusterLab, pairs: Array<[string, string]>): Promise<string[]> {
+  const cfg: WriterConfig = {
+    mode: "verify-keys",
+    nodes: c.nodes.map((n) => `${n.ip}:${n.port}`),
+    sentinel: sentinelTarget(c),
+    user: APP_USER,
+    password: c.passwords.app,
+    ca: c.clientCa,
+    tag: "",
+    pairs,
+  };
+  const r = await c.lab.client.exec(["node", "-r", TS_NODE, WRITER], { env: nodeEnv(cfg), timeoutMs: 300000 });
+  if (r.code !== 0) throw new Error(`verify-keys failed (${r.code}): ${r.stderr}`);
+  return (JSON.parse(r.stdout) as VerifyKeysResult).missing;
 }
 
 /**

@@ -8,13 +8,16 @@
  *   mode "verify": MGET the given seqs and report the missing ones
  *   mode "load":   SET <tag>:<i> <i> for i < count, spread over every slot (a data set to reshard)
  *   mode "check":  GET <tag>:<i> for i < count and report the missing ones
+ *   mode "verify-keys": GET each of `pairs` ([key, value]) and report the keys that do not hold their value
  * `direct: true` talks to the first node only, without cluster redirections (a writer on an isolated master).
  */
 import * as fs from "fs";
 import Redis, { Cluster, RedisOptions } from "ioredis";
 
 export interface WriterConfig {
-  mode: "write" | "verify" | "load" | "check";
+  mode: "write" | "verify" | "load" | "check" | "verify-keys";
+  /** verify-keys: each acknowledged write as [key, the value it must hold]. */
+  pairs?: Array<[string, string]>;
   /** load/check: how many keys. */
   count?: number;
   nodes: string[];
@@ -45,6 +48,38 @@ export interface WriteResult {
 export interface VerifyResult {
   checked: number;
   missing: number[];
+}
+
+export interface VerifyKeysResult {
+  checked: number;
+  /** Keys that do not hold the value acknowledged for them (absent, or another value). */
+  missing: string[];
+}
+
+/**
+ * The longest time between two consecutive acknowledged writes: the worst stop of a write load that never
+ * pauses by itself (a roll, a reboot, a reshard), whether or not a write failed meanwhile.
+ */
+export function longestSilence(acked: ReadonlyArray<readonly [number, number]>): number {
+  let longest = 0;
+  for (let i = 1; i < acked.length; i++) longest = Math.max(longest, acked[i][1] - acked[i - 1][1]);
+  return longest;
+}
+
+/**
+ * How long writes stopped around a fault at `faultAt` (epoch ms): from the last write acknowledged before it
+ * to the first acknowledged after it. Undefined `firstAfterAt` (and NaN ms) when none came after.
+ */
+export function writeGap(
+  acked: ReadonlyArray<readonly [number, number]>,
+  faultAt: number,
+): { lastBeforeAt: number; firstAfterAt?: number; ms: number } {
+  const before = acked.filter(([, t]) => t <= faultAt).map(([, t]) => t);
+  const after = acked.filter(([, t]) => t > faultAt).map(([, t]) => t);
+  if (before.length === 0) throw new Error("writeGap: no write was acknowledged before the fault");
+  const lastBeforeAt = Math.max(...before);
+  const firstAfterAt = after.length > 0 ? Math.min(...after) : undefined;
+  return { lastBeforeAt, firstAfterAt, ms: firstAfterAt === undefined ? Number.NaN : firstAfterAt - lastBeforeAt };
 }
 
 function client(cfg: WriterConfig): Redis | Cluster {
@@ -175,6 +210,33 @@ async function verify(cfg: WriterConfig): Promise<VerifyResult> {
   return { checked: seqs.length, missing };
 }
 
+/** verify-keys: each key read on its own (they spread over every slot), answered or retried. */
+async function verifyKeys(cfg: WriterConfig): Promise<VerifyKeysResult> {
+  const r = client(cfg);
+  r.on("error", () => undefined);
+  const pairs = cfg.pairs ?? [];
+  const missing: string[] = [];
+  for (let i = 0; i < pairs.length; i += 500) {
+    const chunk = pairs.slice(i, i + 500);
+    let values: (string | null)[] | undefined;
+    let lastError = "";
+    for (let attempt = 0; attempt < 15 && values === undefined; attempt++) {
+      try {
+        values = await within(Promise.all(chunk.map(([key]) => r.get(key))), 5000);
+      } catch (e) {
+        lastError = (e as Error).message;
+        await sleep(200);
+      }
+    }
+    if (values === undefined) throw new Error(`verify-keys: no answer for 15 tries (last error: ${lastError})`);
+    values.forEach((v, j) => {
+      if (v !== chunk[j][1]) missing.push(chunk[j][0]);
+    });
+  }
+  r.disconnect();
+  return { checked: pairs.length, missing };
+}
+
 /** load / check: keys without a hash tag, so they land in every slot (each command answered or retried). */
 async function loadOrCheck(cfg: WriterConfig): Promise<VerifyResult> {
   const r = client(cfg);
@@ -214,9 +276,11 @@ async function main(): Promise<void> {
   const out =
     cfg.mode === "verify"
       ? await verify(cfg)
-      : cfg.mode === "load" || cfg.mode === "check"
-        ? await loadOrCheck(cfg)
-        : await write(cfg);
+      : cfg.mode === "verify-keys"
+        ? await verifyKeys(cfg)
+        : cfg.mode === "load" || cfg.mode === "check"
+          ? await loadOrCheck(cfg)
+          : await write(cfg);
   // Exit explicitly: a cluster client can keep reconnect timers alive after disconnect(), and the
   // caller waits for this process to end.
   process.stdout.write(JSON.stringify(out), () => process.exit(0));
