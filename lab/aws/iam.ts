@@ -2,8 +2,9 @@
  * IAM identity-policy evaluation, as AWS does it for a single principal with no resource policies, permission
  * boundaries or SCPs: an explicit Deny in any statement wins, then any Allow, otherwise the call is implicitly denied.
  *
- * Pure: no I/O. Statements whose Condition this evaluator cannot judge are treated as not matching (and reported
- * through `onUnsupported`), so the lab never silently grants something the policy only grants conditionally.
+ * Pure: no I/O. It fails closed on what it cannot judge: an Allow whose Condition it cannot evaluate does not
+ * match (the lab never grants what the policy grants only conditionally), and a Deny whose Condition it cannot
+ * evaluate denies (AWS might well deny, so the lab does); both are reported through `onUnsupported`.
  */
 
 export type Effect = "Allow" | "Deny";
@@ -122,7 +123,8 @@ export function conditionHolds(
 
 /** Describes a statement's unsupported Condition once per distinct text, for the caller's warning log. */
 function describeUnsupported(st: PolicyStatement): string {
-  return `statement ${st.Sid ?? "(no Sid)"} has an unsupported Condition ${JSON.stringify(st.Condition)}; treated as not matching`;
+  const treated = st.Effect === "Deny" ? "denies (fails closed)" : "treated as not matching";
+  return `statement ${st.Sid ?? "(no Sid)"} (${st.Effect}) has an unsupported Condition ${JSON.stringify(st.Condition)}; ${treated}`;
 }
 
 /**
@@ -139,12 +141,17 @@ export function authorize(
     for (const [i, st] of statementsOf(doc).entries()) {
       if (st.Effect !== "Allow" && st.Effect !== "Deny") continue;
       if (!actionApplies(st, req.action) || !resourceApplies(st, req.resource)) continue;
+      const id = st.Sid ?? `#${i}`;
       if (st.Condition !== undefined) {
         const holds = conditionHolds(st.Condition, req.context ?? {});
-        if (holds === undefined) onUnsupported?.(describeUnsupported(st));
-        if (holds !== true) continue;
+        if (holds === undefined) {
+          onUnsupported?.(describeUnsupported(st));
+          // A Deny that might apply is a Deny: the evaluator never lets through what AWS could refuse.
+          if (st.Effect === "Deny") return { decision: "explicitDeny", statement: `${id} (condition not evaluated)` };
+          continue;
+        }
+        if (!holds) continue;
       }
-      const id = st.Sid ?? `#${i}`;
       // The first explicit Deny ends evaluation: nothing can override it.
       if (st.Effect === "Deny") return { decision: "explicitDeny", statement: id };
       allowedBy ??= id;

@@ -11,6 +11,8 @@ import * as path from "path";
 import { spawnSync } from "child_process";
 import { AwsEndpointControl, startAwsEndpoint, stopAwsEndpoint } from "../../lab/aws/control";
 import type { EndpointConfig } from "../../lab/aws/state";
+import { nodeRolePolicy } from "../../components/ec2/iam";
+import { METRICS_NAMESPACE } from "../../components/monitoring/metrics";
 import { makeEndpointTls } from "../../lab/aws/tls";
 import { AWS_CLI_IMDS } from "../../components/ec2/node/userData";
 
@@ -23,28 +25,17 @@ const INSTANCE_ID = "i-0123456789abcdef0";
 const PREFIX = "/redis/test";
 const SECRET = "p@ss w0rd'\"$x\t~é";
 
-/** The read policy exactly as components/ec2/cluster.ts renders it, plus a write grant for one sub-path. */
+/**
+ * The node role's policy as the stack renders it (components/ec2/iam.ts: reads below the prefix, status
+ * writes below `<prefix>/state`, metrics into the stack's namespace), plus one test-only Deny to exercise
+ * explicit denials.
+ */
 const POLICIES = [
+  JSON.stringify(nodeRolePolicy(REGION, ACCOUNT, PREFIX, `${PREFIX}/state`)),
   JSON.stringify({
     Version: "2012-10-17",
     Statement: [
-      {
-        Effect: "Allow",
-        Action: ["ssm:GetParameter", "ssm:GetParameters"],
-        Resource: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter${PREFIX}/*`,
-      },
-    ],
-  }),
-  JSON.stringify({
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Effect: "Allow",
-        Action: "ssm:PutParameter",
-        Resource: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter${PREFIX}/state/*`,
-      },
       { Effect: "Deny", Action: "ssm:*", Resource: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter${PREFIX}/forbidden` },
-      { Effect: "Allow", Action: "cloudwatch:PutMetricData", Resource: "*" },
     ],
   }),
 ];
@@ -372,13 +363,25 @@ describeAws("AWS endpoint with the real awscli", () => {
     expect(outside.stderr).toContain("is not authorized to perform: ssm:PutParameter");
   });
 
-  test("cloudwatch put-metric-data lands in the endpoint's metrics", async () => {
+  test("cloudwatch put-metric-data lands in the endpoint's metrics, in the stack's namespace only", async () => {
+    const other = aws([
+      "cloudwatch",
+      "put-metric-data",
+      "--namespace",
+      "AnotherStacksMetrics",
+      "--metric-name",
+      "used_memory",
+      "--value",
+      "1",
+    ]);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toContain("is not authorized to perform: cloudwatch:PutMetricData");
     ok(
       aws([
         "cloudwatch",
         "put-metric-data",
         "--namespace",
-        "RedisStack",
+        METRICS_NAMESPACE,
         "--metric-name",
         "used_memory",
         "--value",
@@ -391,7 +394,7 @@ describeAws("AWS endpoint with the real awscli", () => {
     );
     const m = (await control.metrics()).find((d) => d.metricName === "used_memory");
     expect(m).toMatchObject({
-      namespace: "RedisStack",
+      namespace: METRICS_NAMESPACE,
       value: 42,
       unit: "Bytes",
       instanceId: INSTANCE_ID,

@@ -21,21 +21,14 @@ import {
   verify,
   VerifyOptions,
 } from "../../lab/aws/sigv4";
+import { nodeRolePolicy } from "../../components/ec2/iam";
+import { METRICS_NAMESPACE } from "../../components/monitoring/metrics";
 
 const ARN = (name: string) => ssmParameterArn("us-east-1", "123456789012", name);
 
-/** The node role's read policy exactly as components/ec2/cluster.ts renders it. */
-const STACK_POLICY: PolicyDocument = JSON.parse(
-  JSON.stringify({
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Effect: "Allow",
-        Action: ["ssm:GetParameter", "ssm:GetParameters"],
-        Resource: "arn:aws:ssm:us-east-1:123456789012:parameter/redis/prod/*",
-      },
-    ],
-  }),
+/** The node role's policy as the stack renders it (components/ec2/iam.ts), through JSON as AWS receives it. */
+const STACK_POLICY = JSON.parse(
+  JSON.stringify(nodeRolePolicy("us-east-1", "123456789012", "/redis/prod", "/redis/prod/status")),
 ) as PolicyDocument;
 
 describe("IAM evaluator", () => {
@@ -44,14 +37,62 @@ describe("IAM evaluator", () => {
     expect(ARN("plain")).toBe("arn:aws:ssm:us-east-1:123456789012:parameter/plain");
   });
 
-  test("the stack's policy allows its prefix and nothing else", () => {
+  test("the stack's rendered node policy: reads below its prefix, status writes below the status path, nothing else", () => {
     const can = (action: string, name: string) => authorize([STACK_POLICY], { action, resource: ARN(name) }).decision;
     expect(can("ssm:GetParameter", "/redis/prod/password")).toBe("allow");
     expect(can("ssm:GetParameters", "/redis/prod/a/b")).toBe("allow");
     expect(can("ssm:GetParameter", "/redis/production/password")).toBe("implicitDeny");
     expect(can("ssm:GetParameter", "/redis/prod")).toBe("implicitDeny");
-    expect(can("ssm:PutParameter", "/redis/prod/password")).toBe("implicitDeny");
     expect(can("ssm:GetParametersByPath", "/redis/prod/x")).toBe("implicitDeny");
+    // A node may publish its status, and may write nothing else of the stack (not its passwords).
+    expect(can("ssm:PutParameter", "/redis/prod/status/shard0-0")).toBe("allow");
+    expect(can("ssm:PutParameter", "/redis/prod/password")).toBe("implicitDeny");
+    expect(can("ssm:PutParameter", "/redis/prod/settings")).toBe("implicitDeny");
+    expect(can("ssm:PutParameter", "/redis/prod/statusx")).toBe("implicitDeny");
+  });
+
+  test("metrics: only into the stack's namespace (the cloudwatch:namespace condition)", () => {
+    const put = (namespace: string | undefined) =>
+      authorize([STACK_POLICY], {
+        action: "cloudwatch:PutMetricData",
+        resource: "*",
+        context: namespace === undefined ? {} : { "cloudwatch:namespace": namespace },
+      }).decision;
+    expect(put(METRICS_NAMESPACE)).toBe("allow");
+    expect(put("AWS/EC2")).toBe("implicitDeny");
+    expect(put(undefined)).toBe("implicitDeny");
+  });
+
+  test("fails closed: a Deny whose condition it cannot evaluate denies (and says why); such an Allow grants nothing", () => {
+    const told: string[] = [];
+    const unknownDeny: PolicyDocument = {
+      Statement: [
+        { Effect: "Allow", Action: "ssm:GetParameter", Resource: "*" },
+        {
+          Sid: "OnlyFromTheVpc",
+          Effect: "Deny",
+          Action: "ssm:GetParameter",
+          Resource: "*",
+          Condition: { StringNotEqualsIfExists: { "aws:SourceVpc": "vpc-0a" } },
+        },
+      ],
+    };
+    expect(authorize([unknownDeny], { action: "ssm:GetParameter", resource: ARN("/x") }, (m) => told.push(m))).toEqual({
+      decision: "explicitDeny",
+      statement: "OnlyFromTheVpc (condition not evaluated)",
+    });
+    expect(told.join("\n")).toMatch(/OnlyFromTheVpc \(Deny\) has an unsupported Condition .*denies \(fails closed\)/);
+    const unknownAllow: PolicyDocument = {
+      Statement: {
+        Effect: "Allow",
+        Action: "ssm:GetParameter",
+        Resource: "*",
+        Condition: { IpAddress: { "aws:SourceIp": "10.0.0.0/8" } },
+      },
+    };
+    expect(authorize([unknownAllow], { action: "ssm:GetParameter", resource: ARN("/x") }).decision).toBe(
+      "implicitDeny",
+    );
   });
 
   test("actions match case-insensitively with * and ?; resources case-sensitively", () => {
@@ -113,7 +154,7 @@ describe("IAM evaluator", () => {
     expect(authorize([p], { action: "ssm:GetParameter", resource: ARN("/x") }).decision).toBe("implicitDeny");
   });
 
-  test("Conditions: String operators on the request context; unsupported operators make the statement not match", () => {
+  test("Conditions: String operators on the request context; an unsupported operator makes an Allow not match and a Deny deny", () => {
     const warnings: string[] = [];
     const p: PolicyDocument = {
       Statement: [
@@ -143,10 +184,11 @@ describe("IAM evaluator", () => {
     expect(put("Redis")).toBe("allow");
     expect(put("Other")).toBe("implicitDeny");
     expect(authorize([p], { action: "ssm:GetParameter", resource: ARN("/x") }, (m) => warnings.push(m)).decision).toBe(
-      "implicitDeny",
+      "explicitDeny",
     );
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toContain("IpAddress");
+    expect(warnings[1]).toMatch(/DateGreaterThan.*denies \(fails closed\)/);
   });
 
   test("several resources: one refusal refuses the call and names the resource", () => {
