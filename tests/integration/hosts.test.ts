@@ -6,7 +6,7 @@
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { describeLab, Host, HostLab } from "../../lab/hosts/hostLab";
+import { describeLab, Host, HostLab, LabNode } from "../../lab/hosts/hostLab";
 import { ensureRootfs, Rootfs } from "../../lab/hosts/rootfs";
 
 const SUBNET = "10.231.7";
@@ -59,7 +59,7 @@ describeLab("HostLab: real Debian 12 hosts (systemd, cloud-init, apt)", () => {
   let mirrorPid = 0;
   const timings: string[] = [];
 
-  const ok = async (h: Host, script: string, timeoutMs = 120_000): Promise<string> => {
+  const ok = async (h: LabNode, script: string, timeoutMs = 120_000): Promise<string> => {
     const r = await h.sh(script, { timeoutMs });
     if (r.code !== 0) throw new Error(`${h.name}: ${script}\nexit ${r.code}\n${r.stdout}\n${r.stderr}`);
     return r.stdout;
@@ -235,6 +235,40 @@ describeLab("HostLab: real Debian 12 hosts (systemd, cloud-init, apt)", () => {
     expect(r.code).toBe(0);
   });
 
+  test("powerLoss loses what was not flushed to the volume: a synced file survives, an unsynced one is gone", async () => {
+    await ok(
+      h2,
+      `mkdir -p /data && mount ${h2.byIdPath} /data && echo flushed > /data/synced && sync -f /data/synced && ` +
+        "head -c 65536 /dev/urandom > /data/unsynced && echo written",
+    );
+    await h2.powerLoss();
+    await h2.start();
+    await cloudInitDone(h2, Date.now());
+    expect(await ok(h2, `mount ${h2.byIdPath} /data && cat /data/synced && ls /data`)).toBe(
+      "flushed\nlost+found\nmarker\nsynced\n",
+    );
+    await ok(h2, "umount /data");
+  });
+
+  test("instanceLoss is silent: peers' connections time out (no RST, no refusal) until the instance boots again", async () => {
+    const iid = h1.instanceId;
+    // An established connection from h2 to h1 gets neither a FIN nor an RST when h1 dies.
+    const held = h2.sh(
+      `exec 3<>/dev/tcp/${h1.ip}/8080; printf 'GET /lab-userdata.log HTTP/1.0\\r\\n' >&3; sleep 1; timeout 4 cat <&3 >/dev/null; echo "read ended: $?"`,
+      { timeoutMs: 20_000 },
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    await h1.instanceLoss();
+    expect((await held).stdout.trim()).toBe("read ended: 124");
+    // A new connection is not refused: it times out (curl 28), as to a dead EC2 instance.
+    expect((await h2.sh(`curl -sS --max-time 3 -o /dev/null http://${h1.ip}:8080/`)).code).toBe(28);
+    const t = Date.now();
+    await h1.start();
+    await cloudInitDone(h1, t);
+    expect(h1.instanceId).toBe(iid);
+    await ok(h2, `curl -fsS --retry 5 --retry-all-errors --max-time 3 http://${h1.ip}:8080/lab-userdata.log`);
+  });
+
   test("powerLoss kills everything; start() boots the same instance without re-running the user-data", async () => {
     const iid = h2.instanceId;
     await h2.powerLoss();
@@ -279,10 +313,19 @@ describeLab("HostLab: real Debian 12 hosts (systemd, cloud-init, apt)", () => {
     expect(await ok(h1, `mkdir -p /data && mount ${h1.byIdPath} /data && cat /data/marker`)).toBe("h1\n");
   });
 
-  test("networkDown partitions a host; networkUp heals it", async () => {
+  test("networkDown partitions a host silently (packets dropped, no refusal); networkUp heals it", async () => {
     await h1.networkDown();
-    expect((await h2.sh(`curl -fsS --max-time 3 http://${h1.ip}:8080/`)).code).not.toBe(0);
+    expect((await h2.sh(`curl -sS --max-time 3 -o /dev/null http://${h1.ip}:8080/`)).code).toBe(28);
     await h1.networkUp();
+    await ok(h2, `curl -fsS --retry 5 --retry-all-errors --max-time 3 http://${h1.ip}:8080/lab-userdata.log`);
+  });
+
+  test("partition drops packets between chosen hosts only, both ways", async () => {
+    await h1.partition([h2.ip]);
+    expect((await h2.sh(`curl -sS --max-time 3 -o /dev/null http://${h1.ip}:8080/`)).code).toBe(28);
+    expect((await h1.sh(`curl -sS --max-time 3 -o /dev/null http://${h2.ip}:8080/`)).code).toBe(28);
+    await ok(lab.client, `curl -fsS --max-time 3 -o /dev/null http://${h1.ip}:8080/lab-userdata.log`);
+    await h1.unpartition([h2.ip]);
     await ok(h2, `curl -fsS --retry 5 --retry-all-errors --max-time 3 http://${h1.ip}:8080/lab-userdata.log`);
   });
 
