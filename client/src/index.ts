@@ -16,6 +16,7 @@ import {
   RESP_TYPES,
   TimeoutError,
 } from "redis";
+import calculateSlot from "cluster-key-slot";
 import { backoffDelay, BackoffOptions, reconnectStrategy } from "./backoff";
 import { CodecOptions, decodeValue, encodeValue } from "./codec";
 import { Contract, readContract } from "./contract";
@@ -75,7 +76,7 @@ export interface CreateClientOptions {
 
 export const CLIENT_DEFAULTS = {
   retryBudgetMs: 10_000,
-  commandTimeoutMs: 2_000,
+  commandTimeoutMs: 1_000,
   socketTimeoutMs: 3_000,
   pingIntervalMs: 1_000,
   backoff: { baseMs: 50, capMs: 1_000 },
@@ -97,7 +98,12 @@ type Reply = unknown;
 export interface Backend {
   /** `signal` aborts the command while it still waits to be written (node-redis: AbortError, never sent). */
   send(key: string | undefined, readonly: boolean, args: Arg[], signal?: AbortSignal): Promise<Reply>;
-  refresh(): Promise<void>;
+  /**
+   * Re-read the topology. `suspectKey`: an attempt on this key's node got no reply in time, so that node
+   * (silent, perhaps dead) is not asked: its connection still looks ready, and asking it would wait out
+   * another timeout while its replica may already have taken over.
+   */
+  refresh(suspectKey?: string): Promise<void>;
   connect(): Promise<void>;
   close(): Promise<void>;
 }
@@ -145,7 +151,10 @@ function nodeRedisBackend(c: Contract, o: CreateClientOptions, counters: ClientC
         abortSignal
           ? cluster.sendCommand(key, readonly, args, { abortSignal })
           : cluster.sendCommand(key, readonly, args),
-      refresh: () => cluster._slots.rediscover(),
+      refresh: (suspectKey) => {
+        const suspect = suspectKey === undefined ? undefined : cluster._slots.slots[calculateSlot(suspectKey)]?.master;
+        return cluster._slots.rediscover(undefined, suspect ? new Set([suspect.address]) : undefined);
+      },
       connect: async () => void (await cluster.connect()),
       close: async () => cluster.destroy(),
     };
@@ -367,8 +376,9 @@ export class StackClient {
         isRetryable: (e) => this.transient(e) && (idempotent || wasSent(e) !== "unknown"),
         // A refresh asks the nodes for the slots: bounded like an attempt, or a frozen node would hold
         // the retry loop past its budget.
-        beforeRetry: async () => {
-          await withTimeout(this.backend.refresh(), timeout).catch(() => undefined);
+        beforeRetry: async (e) => {
+          const silent = key !== undefined && rootCause(e) instanceof TimeoutError;
+          await withTimeout(this.backend.refresh(silent ? key : undefined), timeout).catch(() => undefined);
         },
         onRetry: () => {
           this.counters.retries++;

@@ -3,7 +3,13 @@
  * in tests/integration/clientScenarios.ts): what is retried, what surfaces as which typed error, when the
  * fallback serves and when buffered writes replay. The errors are node-redis's own classes.
  */
-import { ClientClosedError, ConnectionTimeoutError, SimpleError, SocketClosedUnexpectedlyError } from "redis";
+import {
+  ClientClosedError,
+  ConnectionTimeoutError,
+  SimpleError,
+  SocketClosedUnexpectedlyError,
+  TimeoutError,
+} from "redis";
 import {
   Backend,
   COMPRESSION_MAGIC,
@@ -23,6 +29,8 @@ class ScriptedBackend implements Backend {
   readonly sent: string[][] = [];
   readonly failures: Error[] = [];
   refreshes = 0;
+  /** The suspect key each refresh was given (undefined: none). */
+  readonly suspects: Array<string | undefined> = [];
   down?: () => Error;
   /** While set, SETs wait for it (a replay caught mid-way). */
   gate?: Promise<void>;
@@ -47,8 +55,9 @@ class ScriptedBackend implements Backend {
     if (next) throw new SocketClosedUnexpectedlyError();
     return reply;
   }
-  async refresh(): Promise<void> {
+  async refresh(suspectKey?: string): Promise<void> {
     this.refreshes++;
+    this.suspects.push(suspectKey);
   }
   async connect(): Promise<void> {}
   async close(): Promise<void> {}
@@ -69,6 +78,13 @@ test("an idempotent command is retried across transient errors, after a topology
   expect(c.counters.retries).toBe(2);
   expect(b.refreshes).toBe(2);
   expect(await c.get("k")).toBe("v");
+});
+
+test("an attempt that got no reply in time names its key's node as a suspect the refresh skips; a reset does not", async () => {
+  const { b, c } = make();
+  b.failures.push(new TimeoutError(), new SocketClosedUnexpectedlyError());
+  await c.set("k", "v");
+  expect(b.suspects).toEqual(["k", undefined]);
 });
 
 test("a non-idempotent write that may have been applied is not repeated: WriteOutcomeUnknownError", async () => {
