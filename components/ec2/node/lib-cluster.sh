@@ -105,6 +105,10 @@ create_cluster() {
   log "creating the cluster from ${#addrs[@]} masters: ${addrs[*]}"
   RCLI_TIMEOUT=120 rcli "$NODE_IP" "$REDIS_PORT" --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes
   verify_slot_plan
+  # Redis saves slot assignments without an fsync: make each master's nodes.conf durable now.
+  while read -r name ip port _rest; do
+    rcli "$ip" "$port" cluster saveconfig >/dev/null || log "warning: CLUSTER SAVECONFIG failed on $name"
+  done < <(plan_masters)
 }
 
 # verify_slot_plan: each planned master serves exactly its planned slot range.
@@ -203,6 +207,14 @@ join_cluster() {
     [ "$SECONDS" -ge "$deadline" ] && die "this node does not know $owner 60s after meeting $mip:$mport"
     sleep 0.2
   done
+  replicate_owner "$owner" "$nodes" "$myid"
+  log "joined: replica of $owner, in sync"
+}
+
+# replicate_owner OWNER NODES_TEXT MYID: replicate OWNER, wait for the initial sync and for OWNER to list
+# this node as its replica, forget earlier instances of this node, and make the role durable.
+replicate_owner() {
+  local owner=$1 nodes=$2 myid=$3 deadline stale
   # The gossip may take a moment to tell us the owner is a master.
   deadline=$((SECONDS + 30))
   until rcli "$NODE_IP" "$REDIS_PORT" cluster replicate "$owner" 2>&1 | tr -d '\r' | grep -q '^OK'; do
@@ -232,7 +244,37 @@ join_cluster() {
   done <<<"$CLUSTER_PLAN"
   stale=$(stale_ids "$views" "$myid" | sort -u)
   if [ -n "$stale" ]; then forget_everywhere "$stale"; fi
-  log "joined: replica of $owner, in sync"
+  save_cluster_config
+}
+
+# save_cluster_config: CLUSTER SAVECONFIG writes nodes.conf and fsyncs it. Redis saves a CLUSTER REPLICATE
+# without an fsync: a power loss within the kernel's writeback delay (30 s) would bring the node back as
+# an empty master.
+save_cluster_config() {
+  rcli "$NODE_IP" "$REDIS_PORT" cluster saveconfig >/dev/null || log "warning: CLUSTER SAVECONFIG failed"
+}
+
+# ensure_planned_role: a planned replica that boots as a master without slots (its nodes.conf lost the
+# CLUSTER REPLICATE, e.g. to a power loss) replicates its shard's master again; without this it would stay
+# an empty master and its shard would have no replica. A promoted replica serves slots and keeps its role.
+ensure_planned_role() {
+  local nodes myid owner deadline
+  [ "$(plan_self | awk '{ print $4 }')" = replica ] || return 0
+  nodes=$(rcli "$NODE_IP" "$REDIS_PORT" cluster nodes | tr -d '\r') || return 0
+  awk '$3 ~ /myself/ && $3 ~ /master/ && NF < 9 { found = 1 } END { exit !found }' <<<"$nodes" || return 0
+  myid=$(awk '$3 ~ /myself/ { print $1 }' <<<"$nodes")
+  deadline=$((SECONDS + 60))
+  until owner=$(shard_owner "$nodes") && [ -n "$owner" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "warning: planned replica but an empty master, and no live master of its shard after 60s to replicate"
+      return 0
+    fi
+    sleep 1
+    nodes=$(rcli "$NODE_IP" "$REDIS_PORT" cluster nodes | tr -d '\r') || nodes=""
+  done
+  log "planned replica but booted as an empty master (nodes.conf lost its role): replicating $owner again"
+  replicate_owner "$owner" "$nodes" "$myid"
+  log "replica of $owner again, in sync"
 }
 
 # stale_ids NODES_TEXT MYID: failed entries without slots that are earlier instances of this node:
@@ -259,7 +301,8 @@ forget_everywhere() {
 cluster_converge() {
   wait_local_ready
   if node_in_cluster "$NODE_IP" "$REDIS_PORT"; then
-    log "already a cluster member (added by the creating node, or known from nodes.conf on the data volume): nothing to do"
+    log "already a cluster member (added by the creating node, or known from nodes.conf on the data volume)"
+    ensure_planned_role
     return 0
   fi
   local deadline=$((SECONDS + ${PEER_WAIT_SECONDS:-900})) next_report=0 member status rc

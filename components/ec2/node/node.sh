@@ -676,6 +676,28 @@ first_boot() {
   log "first boot of $NODE_NAME done"
 }
 
+# check_aof: before redis-server starts (ExecStartPre, as root). A crash or power loss can leave the end of
+# the last AOF file unwritten (zeros, or half a command), not just short; Redis accepts a short file
+# (aof-load-truncated) but refuses any other damage and would restart forever. Cut the last file back to
+# its last whole command, as `redis-check-aof --fix` does, keeping the cut bytes beside it; a node with a
+# replica resyncs anyway, and without this a power loss of every node would leave the cluster down.
+# Damage anywhere else is not repaired: Redis stays down and the status says why.
+check_aof() {
+  local dir="$DATA_DIR/appendonlydir" manifest report last okto size
+  manifest="$dir/appendonly.aof.manifest"
+  [ -f "$manifest" ] || return 0
+  if report=$(redis-check-aof "$manifest" 2>&1); then return 0; fi
+  last=$(awk '$NF == "i" { f = $2 } END { print f }' "$manifest")
+  okto=$(sed -n "s/^AOF analyzed: filename=${last//./\\.}, size=[0-9]*, ok_up_to=\([0-9]*\),.*/\1/p" <<<"$report" | tail -n 1)
+  if [ -z "$last" ] || [ -z "$okto" ] || ! grep -q "^AOF $last is not valid" <<<"$report"; then
+    fail_with "the AOF is damaged outside the end of its last file; Redis cannot start: $(grep -v '^\[' <<<"$report" | tail -n 3 | tr '\n' ' ')"
+  fi
+  size=$(stat -c %s "$dir/$last")
+  tail -c +"$((okto + 1))" "$dir/$last" >"$dir/$last.cut-$(date -u +%Y%m%dT%H%M%SZ)"
+  echo y | redis-check-aof --fix "$manifest" >/dev/null 2>&1 || fail_with "redis-check-aof --fix failed on $last"
+  log "warning: the end of $last was damaged (a crash or power loss): cut from $size to $okto bytes, the cut bytes kept beside it"
+}
+
 main() {
   COMMAND=${1:-}
   mkdir -p "$(dirname "$BOOT_LOG")"
@@ -691,8 +713,9 @@ main() {
   converge) converge ;;
   settings) settings_tick ;;
   handoff) topology_handoff || log "warning: handoff failed; Redis stops anyway" ;;
+  check-aof) check_aof ;;
   *)
-    echo "usage: node.sh first-boot|prepare|converge|settings|handoff" >&2
+    echo "usage: node.sh first-boot|prepare|converge|settings|handoff|check-aof" >&2
     exit 2
     ;;
   esac

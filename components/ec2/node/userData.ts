@@ -212,6 +212,8 @@ export function renderSystemdUnit(nodeTimeoutMs: number): string {
     // The pidfile's directory: Debian's /run/redis belongs to its own (disabled) unit.
     `RuntimeDirectory=${EC2_PATHS.runDir.replace(/^\/run\//, "")}`,
     `ExecStartPre=/usr/bin/mountpoint -q ${EC2_PATHS.dataDir}`,
+    // A crash can leave the last AOF file's end damaged, which Redis refuses: cut it back (as root, "+").
+    `ExecStartPre=+${NODE_SCRIPT} check-aof`,
     `ExecStart=/usr/bin/redis-server ${f.conf}`,
     // A planned stop (reboot, stop/start, replacement, rolling restart) first hands a master's slots to
     // its replica (CLUSTER FAILOVER): no failover timeout. As root ("+"), never failing the stop ("-").
