@@ -26,6 +26,8 @@ export type OpKind = "set" | "get" | "incr";
 export type Outcome = "ok" | "stale" | "failed" | "unknown" | "error";
 
 export interface LoadReport {
+  /** Epoch ms the load started: every other time here is ms since then. */
+  startedAt: number;
   rounds: number;
   /** [ms since the load started, latency ms, kind, outcome] */
   ops: [number, number, OpKind, Outcome][];
@@ -128,6 +130,7 @@ async function main(): Promise<void> {
   await client.flushed(30_000);
 
   const report: LoadReport = {
+    startedAt,
     rounds: round,
     ops,
     errors,

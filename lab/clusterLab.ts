@@ -23,7 +23,7 @@ import { renderDesiredSettings, versionOf } from "../components/ec2/desired";
 import { ExpectedNode, NodeStatus, ParameterReader, parseStatus, waitForCluster } from "../components/ec2/health";
 import { nodeRolePolicy } from "../components/ec2/iam";
 import { DEFAULT_METRICS_INTERVAL, MetricsInterval } from "../components/monitoring/metrics";
-import { ADMIN_USER, APP_USER, REDIS_PORT } from "../components/ec2/node/redisConf";
+import { ADMIN_USER, APP_USER, EC2_PATHS, REDIS_PORT } from "../components/ec2/node/redisConf";
 import { planTopology, NodeAddress } from "../components/ec2/topology";
 import { renderNodeUserData, ssmShippedScripts, ClusterSpec, SsmNames } from "../components/ec2/node/userData";
 import { generatePasswords, LAB_STACK, Passwords } from "./passwords";
@@ -440,7 +440,9 @@ async function buildClusterLab(
   const diagnose: ClusterLab["diagnose"] = async (i) =>
     (
       await hosts[i].sh(
-        "tail -n 40 /var/log/redis-stack.log; echo '--- journal'; journalctl -u 'redis-node*' -n 40 --no-pager -o short-precise",
+        "tail -n 40 /var/log/redis-stack.log; echo '--- journal'; journalctl -u 'redis-node*' -n 40 --no-pager -o short-precise; " +
+          `echo '--- redis'; tail -n 30 ${EC2_PATHS.logDir}/redis-node.log; ls -la ${EC2_PATHS.dataDir} ${EC2_PATHS.dataDir}/appendonlydir; ` +
+          `cat ${EC2_PATHS.dataDir}/appendonlydir/*.manifest`,
       )
     ).stdout;
   const replace: ClusterLab["replace"] = async (i, replaceOpts = {}) => {

@@ -104,8 +104,9 @@ export interface LabNode {
   /**
    * Cut the node off from everyone, as a partition does in a VPC: every packet to and from it is dropped in
    * its namespace (no RST, no ICMP, ARP still answered), so peers and clients wait for their own timeouts.
+   * Resolves with the time (epoch ms) the drop took effect: the fault's own time, not when it was asked for.
    */
-  networkDown(): Promise<void>;
+  networkDown(): Promise<number>;
   networkUp(): Promise<void>;
   /** Drop every packet between this node and these addresses, both ways (undo with `unpartition`). */
   partition(peerIps: string[]): Promise<void>;
@@ -153,16 +154,16 @@ export interface Host extends LabNode {
    * The instance dies as an EC2 instance does: its network goes silent first (every packet to and from it
    * dropped: no RST, no FIN; peers and clients wait for their timeouts), then every process is killed. What
    * its programs wrote but did not flush stays in this machine's page cache: see powerLoss. start() boots it
-   * again (same instance id) with its network back.
+   * again (same instance id) with its network back. Resolves with the time (epoch ms) it went silent.
    */
-  instanceLoss(): Promise<void>;
+  instanceLoss(): Promise<number>;
   /**
    * As instanceLoss, and the data volume loses every write not yet flushed to it: its filesystem is shut
    * down without writing its dirty pages or its journal (ext4's FS_IOC_SHUTDOWN with NOLOGFLUSH, as xfstests
    * simulate a power failure) before the processes die. The next mount replays the journal: what was
-   * fsync'd is there, the rest is gone.
+   * fsync'd is there, the rest is gone. Resolves with the time (epoch ms) it went silent.
    */
-  powerLoss(): Promise<void>;
+  powerLoss(): Promise<number>;
   /**
    * Terminate and launch a new instance in its place: new instance id, fresh root (empty overlay
    * upper), same name/IP; with blankVolume a new blank volume under the same volume id, else the old
@@ -776,9 +777,10 @@ class NamespaceNode implements LabNode {
   /** Addresses this node drops packets to and from ("all": every address but loopback). */
   private cut: Set<string> | "all" = new Set();
 
-  async networkDown(): Promise<void> {
+  async networkDown(): Promise<number> {
     this.cut = "all";
     await this.applyCut(CUT_TABLE, "all");
+    return Date.now();
   }
 
   async networkUp(): Promise<void> {
@@ -1085,17 +1087,21 @@ class HostImpl extends NamespaceNode implements Host {
     }
   }
 
-  async instanceLoss(): Promise<void> {
+  async instanceLoss(): Promise<number> {
     await this.applyCut(DEAD_TABLE, "all");
+    const silentAt = Date.now();
     killHostSync(this.dir, this.netns);
+    return silentAt;
   }
 
-  async powerLoss(): Promise<void> {
+  async powerLoss(): Promise<number> {
     await this.applyCut(DEAD_TABLE, "all");
+    const silentAt = Date.now();
     this.shutdownDataFilesystem();
     killHostSync(this.dir, this.netns);
     // Nothing the shut-down filesystem left in this machine's buffer cache may reach the next mount.
     if (this.volumeDevice) runSync("blockdev", ["--flushbufs", this.volumeDevice]);
+    return silentAt;
   }
 
   /**

@@ -8,7 +8,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ClusterLab, masterOfSlot, role } from "../../lab/clusterLab";
+import { ClusterLab, masterOfSlot, missingKeys, role } from "../../lab/clusterLab";
 import { LoadReport, OpKind, Outcome } from "../../lab/clientLoad";
 import { connectionContract } from "../../components/contract/connection";
 import { APP_USER } from "../../components/ec2/node/redisConf";
@@ -61,6 +61,25 @@ export async function runClientLoad(c: ClusterLab, run: LoadRun): Promise<LoadRe
   return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as LoadReport;
 }
 
+/**
+ * What Redis holds after a load, read by outside clients (ioredis for the writes, redis-cli for the
+ * counter), never by the client under test: the acknowledged SETs that are missing, and the counter.
+ */
+export async function judgeLoad(
+  c: ClusterLab,
+  r: LoadReport,
+): Promise<{ lost: Array<[string, string, number]>; counter: number }> {
+  const missing = new Set(
+    await missingKeys(
+      c,
+      r.acked.map(([k, v]) => [k, v] as [string, string]),
+    ),
+  );
+  const owner = await masterOfSlot(c, calculateSlot(r.verify.counterKey));
+  const counter = Number((await c.cli(owner, ["get", r.verify.counterKey])).stdout.trim() || "0");
+  return { lost: r.acked.filter(([k]) => missing.has(k)), counter };
+}
+
 const count = (r: LoadReport, kind: OpKind, outcome: Outcome) =>
   r.ops.filter(([, , k, o]) => k === kind && o === outcome).length;
 
@@ -76,16 +95,15 @@ export function latencyIn(r: LoadReport, fromMs: number, toMs: number): { ops: n
 export function clientScenarios(lab: () => ClusterLab): void {
   const admin = (c: ClusterLab, n: NodeAddress, args: string[]) => c.cli(n, args);
 
-  test("client: a steady load through kill -9 of a master and a planned failover loses nothing; reads and idempotent writes see no error", async () => {
+  test("client: a steady load through a master's silent instance loss and a planned failover loses nothing acknowledged; reads and idempotent writes see no error", async () => {
     const c = lab();
     const victim = await masterOfSlot(c, 0);
     const host = c.hosts[victim.node.index];
     const started = Date.now();
     const load = runClientLoad(c, { seconds: 30, rate: 60, prefix: "failover" });
     await sleep(6000);
-    const killAt = Date.now() - started;
-    const pid = (await host.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
-    expect((await host.sh(`kill -KILL ${pid}`)).code).toBe(0);
+    // The instance dies as EC2's do: its packets vanish (no RST), then its processes die.
+    const killedAt = await host.instanceLoss();
     await c.waitConverged(
       60_000,
       c.nodes.filter((n) => n !== victim),
@@ -95,30 +113,44 @@ export function clientScenarios(lab: () => ClusterLab): void {
     const other = await masterOfSlot(c, 16383);
     const replica = c.nodes.find((n) => n.node.shard === other.node.shard && n !== other);
     if (!replica) throw new Error("no replica in the last shard");
-    const failoverAt = Date.now() - started;
+    const failoverEpoch = Date.now();
     expect((await admin(c, replica, ["cluster", "failover"])).stdout).toMatch(/OK/);
     const r = await load;
+    // On the load's own clock (it starts once its process is up).
+    const killAt = killedAt - r.startedAt;
+    const failoverAt = failoverEpoch - r.startedAt;
     const kill = latencyIn(r, killAt, killAt + 10_000);
     const planned = latencyIn(r, failoverAt, failoverAt + 5_000);
     console.log(
-      `client through kill -9 (at ${(killAt / 1000).toFixed(1)} s) and a planned failover (at ${(failoverAt / 1000).toFixed(1)} s): ` +
+      `client through an instance loss (at ${(killAt / 1000).toFixed(1)} s) and a planned failover (at ${(failoverAt / 1000).toFixed(1)} s): ` +
         `${r.rounds} rounds; kill window max ${kill.max} ms p99 ${kill.p99} ms; failover window max ${planned.max} ms p99 ${planned.p99} ms; ` +
         `incr ok ${count(r, "incr", "ok")} failed ${count(r, "incr", "failed")} unknown ${count(r, "incr", "unknown")}; ` +
         `counters ${JSON.stringify(r.counters)}; errors ${JSON.stringify(r.errors)}`,
     );
     expect(await role(c, replica)).toBe("master");
     expect(r.rounds).toBeGreaterThan(1500);
+    // The promises, at their numbers: an instance loss costs the app under 5 s, a planned failover under 1 s.
+    expect(kill.max).toBeLessThan(5_000);
+    expect(planned.max).toBeLessThan(1_000);
     // Reads and idempotent writes: no error reached the app, within the retry budget.
     expect(count(r, "get", "error") + count(r, "get", "failed")).toBe(0);
     expect(count(r, "set", "error") + count(r, "set", "failed") + count(r, "set", "unknown")).toBe(0);
     // INCRBY is never repeated blindly: each one either succeeded or failed with a typed error.
     expect(count(r, "incr", "error")).toBe(0);
     expect(r.counters.retries).toBeGreaterThan(0);
-    expect(r.verify.lostWrites).toBe(0);
+    const judged = await judgeLoad(c, r);
+    // Replication is asynchronous: what the dead master acknowledged in its last moments and had not sent
+    // to its replica is the one documented loss. Anything else lost is a bug.
+    console.log(
+      `client: ${judged.lost.length} acknowledged SETs lost, acknowledged at ${JSON.stringify(judged.lost.map(([, , at]) => at - killAt))} ms from the loss`,
+    );
+    expect(judged.lost.filter(([, , at]) => at < killAt - 1000 || at > killAt + 100)).toEqual([]);
     expect(r.verify.wrongReads).toBe(0);
-    expect(r.verify.counter).toBeGreaterThanOrEqual(r.verify.incrAcked);
-    expect(r.verify.counter).toBeLessThanOrEqual(r.verify.incrAcked + r.verify.incrUnknown);
-    await c.waitConverged(60_000);
+    expect(judged.counter).toBeGreaterThanOrEqual(r.verify.incrAcked);
+    expect(judged.counter).toBeLessThanOrEqual(r.verify.incrAcked + r.verify.incrUnknown);
+    // The dead instance boots again and rejoins as a replica, for the scenarios after this one.
+    await host.start();
+    await c.waitConverged(120_000);
   }, 300_000);
 
   test("client: every node frozen for 10 s: the fallback serves stale reads, writes fail fast or replay in order, nothing is lost", async () => {
@@ -153,10 +185,11 @@ export function clientScenarios(lab: () => ClusterLab): void {
           `sets ok ${count(r, "set", "ok")} failed ${count(r, "set", "failed")}; counters ${JSON.stringify(r.counters)}; ` +
           `errors ${JSON.stringify(r.errors)}`,
       );
-    for (const r of [buffered, fast]) {
+    const judged = await Promise.all([judgeLoad(c, buffered), judgeLoad(c, fast)]);
+    for (const [i, r] of [buffered, fast].entries()) {
       expect(count(r, "get", "stale")).toBeGreaterThan(0);
       expect(r.counters.staleReads).toBe(count(r, "get", "stale"));
-      expect(r.verify.lostWrites).toBe(0);
+      expect(judged[i].lost).toEqual([]);
       expect(r.verify.wrongReads).toBe(0);
     }
     // Buffered: every write was acknowledged, replayed in order once the nodes came back.
@@ -164,9 +197,9 @@ export function clientScenarios(lab: () => ClusterLab): void {
     expect(buffered.counters.replayedWrites).toBe(buffered.counters.bufferedWrites);
     expect(count(buffered, "set", "failed") + count(buffered, "set", "error")).toBe(0);
     // An INCRBY whose reply never came (frozen mid-flight) is WriteOutcomeUnknownError, never repeated.
-    for (const r of [buffered, fast]) {
-      expect(r.verify.counter).toBeGreaterThanOrEqual(r.verify.incrAcked);
-      expect(r.verify.counter).toBeLessThanOrEqual(r.verify.incrAcked + r.verify.incrUnknown);
+    for (const [i, r] of [buffered, fast].entries()) {
+      expect(judged[i].counter).toBeGreaterThanOrEqual(r.verify.incrAcked);
+      expect(judged[i].counter).toBeLessThanOrEqual(r.verify.incrAcked + r.verify.incrUnknown);
     }
     // Fail fast: writes during the outage failed with WriteFailedError (typed), none buffered.
     expect(count(fast, "set", "failed")).toBeGreaterThan(0);

@@ -4,6 +4,7 @@
  * installs Redis and awscli from the lab's mirror; awscli reads the secrets from the lab's AWS endpoint,
  * which enforces the stack's node role policy. Only AWS's own APIs are stood in.
  */
+import { EC2_PATHS } from "../../components/ec2/node/redisConf";
 import { describeLab } from "../../lab/hosts/hostLab";
 import { stackSettings } from "../../lab/stackFiles";
 import { CloudInitResult } from "../../lab/hosts/hostLab";
@@ -254,12 +255,20 @@ describeLab("prod cluster from rendered user-data", () => {
     expect((await c.cli("shard0-0", ["config", "get", "maxmemory"], "app")).stdout).toMatch(/NOPERM/);
   });
 
-  test("TLS only: a plaintext client gets no answer; a TLS client with the stack's CA works", async () => {
+  test("TLS only: a plaintext client reaches the port and is dropped at the handshake; a TLS client with the stack's CA works", async () => {
+    // The port takes the connection (not refused, not unreachable) ...
+    const tcp = await c.lab.client.sh(`exec 3<>/dev/tcp/${c.nodes[0].ip}/6379 && echo open`, { timeoutMs: 5000 });
+    expect(tcp.stdout.trim()).toBe("open");
+    // ... and the server hangs up on a client that speaks RESP instead of TLS.
     const plain = await c.lab.client.exec(["redis-cli", "-h", c.nodes[0].ip, "--user", "app", "ping"], {
       env: { REDISCLI_AUTH: c.passwords.app },
       timeoutMs: 5000,
     });
-    expect(plain.stdout).not.toContain("PONG");
+    const said = plain.stdout + plain.stderr;
+    expect(said).not.toContain("PONG");
+    expect(said).toMatch(/Server closed the connection|Connection reset by peer/);
+    const log = await c.hosts[0].sh(`grep -c 'wrong version number' ${EC2_PATHS.logDir}/redis-node.log || true`);
+    expect(Number(log.stdout.trim())).toBeGreaterThan(0);
     expect((await c.cli("shard0-0", ["ping"], "app")).stdout).toBe("PONG\n");
   });
 

@@ -1,8 +1,12 @@
 /**
- * Faults on the prod cluster (real Debian hosts under systemd, booted from the rendered user-data): during each,
- * a writer records every acknowledged write; afterwards the cluster must be back to cluster_state:ok by
- * itself, within a bound derived from the node timeout, with no acknowledged write missing (except the
- * isolated-master scenario, whose loss is measured and reported).
+ * Faults on the prod cluster (real Debian hosts under systemd, booted from the rendered user-data), made as
+ * EC2 makes them (lab/hosts/hostLab.ts): a dead instance goes silent (packets vanish, no RST), a power loss
+ * also drops the volume's unflushed writes, a partition drops packets both ways. During each, a writer
+ * records every acknowledged write (each its own key); afterwards the cluster must be back to
+ * cluster_state:ok by itself, and the promises hold at their numbers: an instance loss stops a shard's
+ * writes for less than 5 s, an isolated master refuses writes within 3 s, and no acknowledged write is lost
+ * outside the windows the docs state (asynchronous replication's last moments, AOF everysec's last
+ * seconds), which are measured and reported.
  */
 import { describeLab } from "../../lab/hosts/hostLab";
 import { clientScenarios } from "./clientScenarios";
@@ -21,12 +25,23 @@ import {
 } from "../../lab/clusterLab";
 import { NodeAddress } from "../../components/ec2/topology";
 import { restartDelaySeconds } from "../../components/ec2/node/userData";
-import { WriteResult } from "../../lab/writer";
+import { WriteResult, writeGap } from "../../lab/writer";
 
 const settings = stackSettings("prod");
 const nodeTimeoutMs = settings.ec2?.nodeTimeoutMs ?? 0;
-/** Failure detection (node timeout) + election (0.5-1 s + rank) + gossip and client slot refresh. */
+/** How long the waits below give the cluster to settle (a wait, not a promise: the promises are below). */
 const RECOVERY_BOUND_MS = 2 * nodeTimeoutMs + 3000;
+/** The promise: an instance loss stops writes to its shard for less than this (last ack before to first after). */
+const INSTANCE_LOSS_GAP_MS = 5_000;
+/**
+ * The promise: a master cut off from the majority refuses writes within this at the default node timeout
+ * (2 s without a pong from the majority, pings every half node timeout, the cron's 100 ms).
+ */
+const ISOLATED_REFUSES_WITHIN_MS = 3_500;
+/** Asynchronous replication: what a dying master acknowledged this shortly before and had not sent on. */
+const REPLICATION_WINDOW_MS = 1_000;
+/** AOF everysec on a power loss: at most the last 2 s (Redis's documented worst case; 1 s typically). */
+const POWER_LOSS_WINDOW_MS = 2_000;
 
 const report: Record<string, unknown> = {};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -41,8 +56,8 @@ describeLab("fault tolerance", () => {
   const startNode = async (n: NodeAddress) => {
     await c.hosts[idx(n)].start();
   };
-  /** The instance dies at once (kill -9 of the whole host: no clean shutdown, no failover hand-over). */
-  const powerLoss = (n: NodeAddress) => c.hosts[idx(n)].powerLoss();
+  /** The instance dies as EC2's do: silent first (no RST), then every process killed; no hand-over. */
+  const instanceLoss = (n: NodeAddress) => c.hosts[idx(n)].instanceLoss();
   const azOf = (n: NodeAddress) => AZS[n.node.azIndex];
   /** One writer per shard, keys tagged into each planned slot range. */
   const shardWriters = (salt: string): Promise<RunningWriter[]> =>
@@ -55,6 +70,17 @@ describeLab("fault tolerance", () => {
     const seqs = res.acked.filter(([, t]) => t < before).map(([s]) => s);
     expect(seqs.length).toBeGreaterThan(50);
     expect(await missingWrites(c, w.tag, seqs)).toEqual([]);
+  };
+  /** The acknowledged writes the cluster no longer has: [seq, ms acknowledged before (-) or after the fault]. */
+  const lostAround = async (w: RunningWriter, res: WriteResult, faultAt: number): Promise<Array<[number, number]>> => {
+    const missing = new Set(
+      await missingWrites(
+        c,
+        w.tag,
+        res.acked.map(([seq]) => seq),
+      ),
+    );
+    return res.acked.filter(([seq]) => missing.has(seq)).map(([seq, t]) => [seq, t - faultAt]);
   };
   const others = (...out: NodeAddress[]) => c.nodes.filter((n) => !out.includes(n));
 
@@ -69,23 +95,23 @@ describeLab("fault tolerance", () => {
     await c?.destroy();
   });
 
-  test("1. a master's instance dies (kill -9 of the host): its replica is promoted and writes to that shard resume", async () => {
+  test("1. a master's instance dies (silent, then killed): its replica is promoted and writes to that shard resume within 5 s", async () => {
     const shard = c.nodes[0].node.slots;
     const victim = await masterOfSlot(c, shard.start);
     const w = await startWriter(c, tagForSlots(shard.start, shard.end, "a"));
     await sleep(1000);
-    const killedAt = Date.now();
-    await powerLoss(victim);
+    const killedAt = await instanceLoss(victim);
     const recoveredIn = await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(victim)).catch(() => Number.NaN);
     await sleep(1000);
     const res = await w.stop();
     const promoted = await masterOfSlot(c, shard.start, others(victim));
     expect(promoted).not.toBe(victim);
-    const gap = Math.max(0, ...res.gaps.filter((g) => g.start >= killedAt - 100).map((g) => g.ms));
-    report.killMaster = { recoveredInMs: recoveredIn, writeGapMs: gap, acked: res.acked.length };
-    expect(gap).toBeLessThan(RECOVERY_BOUND_MS);
-    expect(res.acked[res.acked.length - 1][1]).toBeGreaterThan(killedAt + gap);
-    await expectNoneLost(w, res);
+    const gap = writeGap(res.acked, killedAt);
+    const lost = await lostAround(w, res, killedAt);
+    report.instanceLoss = { recoveredInMs: recoveredIn, writeGapMs: gap.ms, acked: res.acked.length, lost };
+    expect(gap.ms).toBeLessThan(INSTANCE_LOSS_GAP_MS);
+    // Only what the master acknowledged in its last moments can be gone (asynchronous replication).
+    expect(lost.filter(([, ms]) => ms < -REPLICATION_WINDOW_MS || ms > 0)).toEqual([]);
   });
 
   test("2. the old master's instance boots again (same instance id, user-data not re-run) with its data and rejoins as a replica", async () => {
@@ -107,7 +133,7 @@ describeLab("fault tolerance", () => {
     await expectNoneLost(w, res);
   });
 
-  test("3. a master cut off from the network: the majority promotes its replica, the isolated master stops taking writes and rejoins as a replica", async () => {
+  test("3. a master cut off from the network (packets dropped both ways): the majority promotes its replica, the isolated master refuses writes within 3 s and rejoins as a replica", async () => {
     const shard = c.nodes[1].node.slots;
     const victim = await masterOfSlot(c, shard.start);
     const host = c.hosts[idx(victim)];
@@ -118,61 +144,76 @@ describeLab("fault tolerance", () => {
       direct: `${victim.ip}:${victim.port}`,
     });
     await sleep(2000);
-    const cutAt = Date.now();
-    await host.networkDown();
+    const cutAt = await host.networkDown();
     const recoveredIn = await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(victim)).catch(() => Number.NaN);
     await sleep(nodeTimeoutMs + 1000);
     await host.networkUp();
     await c.waitConverged(RECOVERY_BOUND_MS + 15000);
     const [resClient, resLocal] = await Promise.all([client.stop(), local.stop()]);
     expect(await role(c, victim)).toBe("slave");
-    // The isolated master accepted writes only until it noticed it lost the majority (about the node timeout).
     const acceptedIsolated = resLocal.acked.filter(([, t]) => t > cutAt);
     const lastAccepted = Math.max(cutAt, ...acceptedIsolated.map(([, t]) => t));
-    const lost = await missingWrites(
-      c,
-      local.tag,
-      acceptedIsolated.map(([s]) => s),
-    );
+    const lostLocal = await lostAround(local, resLocal, cutAt);
+    const lostClient = await lostAround(client, resClient, cutAt);
     report.isolatedMaster = {
       recoveredInMs: recoveredIn,
       acceptedWhileIsolated: acceptedIsolated.length,
-      lostOfThose: lost.length,
+      lostOfThose: lostLocal.filter(([, ms]) => ms > 0).length,
       acceptedForMs: lastAccepted - cutAt,
+      clientWritesLost: lostClient.length,
     };
     expect(Number.isNaN(recoveredIn)).toBe(false);
-    // It notices within about 1.5 node timeouts (PFAIL after the timeout, pings every half timeout).
-    expect(lastAccepted - cutAt).toBeLessThan(2 * nodeTimeoutMs + 1000);
-    // Those writes went to a master the cluster had already replaced: they are lost (reported, not hidden).
-    expect(lost.length).toBeLessThanOrEqual(acceptedIsolated.length);
-    // Writes acknowledged before the cut survive; those through the cluster client after it too.
-    await expectNoneLost(local, resLocal, cutAt - 1000);
-    report.isolatedMaster = {
-      ...(report.isolatedMaster as object),
-      clientWritesLost: (
-        await missingWrites(
-          c,
-          client.tag,
-          resClient.acked.map(([s]) => s),
-        )
-      ).length,
-    };
+    expect(lastAccepted - cutAt).toBeLessThan(ISOLATED_REFUSES_WITHIN_MS);
+    // What the isolated master took after the cut never reached the majority: all of it is gone when it
+    // rejoins as a replica (the documented loss), and nothing it had before the cut.
+    const after = (ms: number) => ms > 100;
+    expect(lostLocal.filter(([, ms]) => after(ms)).map(([seq]) => seq)).toEqual(
+      acceptedIsolated.filter(([, t]) => after(t - cutAt)).map(([seq]) => seq),
+    );
+    expect(lostLocal.filter(([, ms]) => ms < -REPLICATION_WINDOW_MS)).toEqual([]);
+    // The cluster client, which the partition cut off from the old master too, lost nothing it was told.
+    expect(lostClient.filter(([, ms]) => ms < -REPLICATION_WINDOW_MS || ms > 0)).toEqual([]);
   });
 
-  test("4. power loss: all six instances killed at once and booted again: every write acknowledged more than 1 s before is there", async () => {
-    const writers = await shardWriters("e");
-    await sleep(2000);
-    const crashAt = Date.now();
-    await Promise.all(c.hosts.map((h) => h.powerLoss()));
-    step("killed all");
+  /** Every instance loses power at once, then boots again: [writers, their results, when, recovered in]. */
+  const powerLossOfAll = async (salt: string) => {
+    const writers = await shardWriters(salt);
+    await sleep(3000);
+    // The earliest moment a host went silent: an acknowledged write older than that was before every crash.
+    const crashAt = Math.min(...(await Promise.all(c.hosts.map((h) => h.powerLoss()))));
+    step("power lost on all");
     const results = await Promise.all(writers.map((w) => w.stop()));
-    step("writers stopped");
     await Promise.all(c.nodes.map(startNode));
-    step("all started");
-    const recoveredIn = await c.waitConverged(RECOVERY_BOUND_MS + 90000);
-    report.powerLoss = { recoveredInMs: recoveredIn, acked: results.map((r) => r.acked.length) };
-    for (const [i, w] of writers.entries()) await expectNoneLost(w, results[i], crashAt - 1000);
-  });
+    const recoveredIn = await c.waitConverged(RECOVERY_BOUND_MS + 90000).catch(async (e: unknown) => {
+      // What each node was doing: the reason is on the nodes, not in the views.
+      for (const [i, n] of c.nodes.entries()) console.error(`${n.node.name}:\n${await c.diagnose(i)}`);
+      throw e;
+    });
+    const lost = await Promise.all(writers.map((w, i) => lostAround(w, results[i], crashAt)));
+    return { writers, results, crashAt, recoveredIn, lost: lost.flat() };
+  };
+
+  test("4. power loss of every instance at once: only writes acknowledged in the last 2 s before can be gone (AOF everysec)", async () => {
+    const { results, recoveredIn, lost } = await powerLossOfAll("e");
+    report.powerLoss = {
+      recoveredInMs: recoveredIn,
+      acked: results.map((r) => r.acked.length),
+      lost: lost.length,
+      oldestLostMsBefore: Math.min(0, ...lost.map(([, ms]) => ms)),
+    };
+    expect(lost.filter(([, ms]) => ms < -POWER_LOSS_WINDOW_MS)).toEqual([]);
+  }, 600_000);
+
+  test("4b. the power loss is real: with appendfsync no (the kernel flushes after 30 s), it loses older acknowledged writes", async () => {
+    // The check above could not fail if a power loss kept the page cache: with fsync off it must show loss.
+    for (const n of c.nodes) expect((await c.cli(n, ["config", "set", "appendfsync", "no"])).stdout).toMatch(/OK/);
+    const { lost } = await powerLossOfAll("nofsync");
+    report.powerLossWithoutFsync = { lost: lost.length, oldestLostMsBefore: Math.min(0, ...lost.map(([, ms]) => ms)) };
+    expect(lost.filter(([, ms]) => ms < -POWER_LOSS_WINDOW_MS).length).toBeGreaterThan(0);
+    // Booted again from redis.conf: everysec, as the stack renders it.
+    for (const n of c.nodes)
+      expect((await c.cli(n, ["config", "get", "appendfsync"])).stdout.trim().split("\n")[1]).toBe("everysec");
+  }, 600_000);
 
   test("5. replacement: a new instance (new id: cloud-init runs the user-data) with an empty data volume rejoins by itself", async () => {
     const shard = c.nodes[2].node.slots;
@@ -180,7 +221,7 @@ describeLab("fault tolerance", () => {
     const w = await startWriter(c, tagForSlots(shard.start, shard.end, "f"));
     const host = c.hosts[idx(victim)];
     const oldInstance = host.instanceId;
-    await powerLoss(victim);
+    const lostAt = await instanceLoss(victim);
     await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(victim));
     const boot = await c.replace(idx(victim), { blankVolume: true });
     if (boot.status !== "done") console.log(boot.detail, boot.output);
@@ -199,7 +240,8 @@ describeLab("fault tolerance", () => {
     const pair = c.nodes.filter((n) => n.node.shard === victim.node.shard);
     const roles = await Promise.all(pair.map((n) => role(c, n)));
     expect(roles.sort()).toEqual(["master", "slave"]);
-    await expectNoneLost(w, res);
+    const lost = await lostAround(w, res, lostAt);
+    expect(lost.filter(([, ms]) => ms < -REPLICATION_WINDOW_MS || ms > 0)).toEqual([]);
   });
 
   test("6. loss of one availability zone: the cluster keeps serving all 16384 slots", async () => {
@@ -208,12 +250,7 @@ describeLab("fault tolerance", () => {
     expect(lostNodes).toHaveLength(2);
     const writers = await shardWriters("g");
     await sleep(1000);
-    await Promise.all(
-      lostNodes.map(async (n) => {
-        await powerLoss(n);
-        await c.hosts[idx(n)].networkDown();
-      }),
-    );
+    const lostAt = Math.min(...(await Promise.all(lostNodes.map((n) => instanceLoss(n)))));
     const recoveredIn = await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(...lostNodes)).catch(() => Number.NaN);
     const survivor = others(...lostNodes)[0];
     const info = (await c.cli(survivor, ["cluster", "info"])).stdout;
@@ -221,19 +258,16 @@ describeLab("fault tolerance", () => {
     expect(infoField(info, "cluster_slots_ok")).toBe("16384");
     await sleep(1000);
     const results = await Promise.all(writers.map((w) => w.stop()));
+    const lost = (await Promise.all(writers.map((w, i) => lostAround(w, results[i], lostAt)))).flat();
     report.azLoss = {
       az,
       recoveredInMs: recoveredIn,
-      maxWriteGapMs: Math.max(0, ...results.flatMap((r) => r.gaps.map((g) => g.ms))),
+      maxWriteGapMs: Math.max(...results.map((r) => writeGap(r.acked, lostAt).ms)),
+      lost: lost.length,
     };
-    for (const [i, w] of writers.entries()) await expectNoneLost(w, results[i]);
+    expect(lost.filter(([, ms]) => ms < -REPLICATION_WINDOW_MS || ms > 0)).toEqual([]);
     // Bring the zone back: the two nodes rejoin as replicas.
-    await Promise.all(
-      lostNodes.map(async (n) => {
-        await c.hosts[idx(n)].networkUp();
-        await startNode(n);
-      }),
-    );
+    await Promise.all(lostNodes.map((n) => startNode(n)));
     await c.waitConverged(RECOVERY_BOUND_MS + 60000);
   });
 
@@ -243,7 +277,7 @@ describeLab("fault tolerance", () => {
     )?.n;
     if (!replica) throw new Error("no replica");
     const writers = await shardWriters("h");
-    await powerLoss(replica);
+    await instanceLoss(replica);
     await sleep(nodeTimeoutMs + 1000);
     await startNode(replica);
     await c.waitConverged(RECOVERY_BOUND_MS + 60000);

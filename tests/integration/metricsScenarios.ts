@@ -414,7 +414,12 @@ export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsIn
     await c.waitConverged(120_000);
 
     expect(written.errors).toBe(0);
-    expect(who).toEqual(expected);
+    // Writing 1 MiB values into a full node evicts as fast as it writes: on a loaded 2-core lab its p99
+    // can cross the latency threshold too. That alarm is the fill's own doing, allowed on that node alone.
+    const mayAlsoFire: Record<string, string[]> = { "latency-p99": [m2.node.name] };
+    const extra = Object.fromEntries(Object.entries(who).filter(([id]) => !(id in expected)));
+    for (const [id, nodes] of Object.entries(extra)) expect({ [id]: nodes }).toEqual({ [id]: mayAlsoFire[id] });
+    expect(Object.fromEntries(Object.entries(who).filter(([id]) => id in expected))).toEqual(expected);
     // The failed save was seen by an outside client too, and the retried one succeeded.
     expect((await c.cli(m1, ["info", "persistence"])).stdout).toMatch(/rdb_last_bgsave_status:ok/);
   }, 600_000);

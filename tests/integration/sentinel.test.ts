@@ -1,8 +1,11 @@
 /**
  * The Sentinel topology on real Debian hosts booted from the rendered user-data: one primary and
- * two replicas, a Sentinel on each. Faults under a write load through ioredis's Sentinel client (the
- * contract's REDIS_SENTINELS and REDIS_SENTINEL_MASTER), every acknowledged write recorded; judged by
- * redis-cli against the nodes and their Sentinels.
+ * two replicas, a Sentinel on each. Faults made as EC2 makes them (a dead instance is silent, a partition
+ * drops packets both ways) under a write load through ioredis's Sentinel client (the contract's
+ * REDIS_SENTINELS and REDIS_SENTINEL_MASTER), every acknowledged write recorded; judged by redis-cli
+ * against the nodes and their Sentinels. The promises at their numbers: an instance loss stops writes for
+ * less than 5 s; a planned reboot of the primary for less than 2 s (Sentinel confirms a promotion by INFO,
+ * once a second); no acknowledged write lost outside asynchronous replication's last moments.
  */
 import { describeLab } from "../../lab/hosts/hostLab";
 import { stackSettings } from "../../lab/stackFiles";
@@ -18,7 +21,7 @@ import {
   AZS,
 } from "../../lab/clusterLab";
 import { NodeAddress } from "../../components/ec2/topology";
-import { WriteResult } from "../../lab/writer";
+import { longestSilence, WriteResult, writeGap } from "../../lab/writer";
 import { sentinelTimings } from "../../components/ec2/sentinel";
 
 const settings = stackSettings("prod", "redis-stack", {
@@ -29,8 +32,14 @@ const settings = stackSettings("prod", "redis-stack", {
 });
 const nodeTimeoutMs = settings.ec2?.nodeTimeoutMs ?? 0;
 const timings = sentinelTimings(nodeTimeoutMs);
-/** Detection (down-after) + the Sentinels' vote and promotion (about a second) + the client's rediscovery. */
+/** How long the waits below give the failover (a wait, not a promise). */
 const FAILOVER_BOUND_MS = timings.downAfterMs + 3000;
+/** The promise: an instance loss stops writes for less than this (last ack before to first after). */
+const INSTANCE_LOSS_GAP_MS = 5_000;
+/** The promise for the Sentinel topology's planned handover (a reboot of the primary). */
+const PLANNED_GAP_MS = 2_000;
+/** Asynchronous replication: what a dying primary acknowledged this shortly before and had not sent on. */
+const REPLICATION_WINDOW_MS = 1_000;
 
 const report: Record<string, unknown> = {};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -61,8 +70,6 @@ describeLab("Sentinel topology", () => {
     expect(await missingWrites(c, w.tag, seqs)).toEqual([]);
   };
   /** The longest write gap that started after `since`. */
-  const gapAfter = (res: WriteResult, since: number) =>
-    Math.max(0, ...res.gaps.filter((g) => g.start >= since - 100).map((g) => g.ms));
 
   beforeAll(async () => {
     c = await createClusterLab(settings, { log: (l) => console.log(l), metricsIntervalSeconds: 10 });
@@ -133,26 +140,34 @@ describeLab("Sentinel topology", () => {
     expect(healthy.sort()).toEqual(c.nodes.map((n) => n.node.name).sort());
   });
 
-  test("2. kill -9 of the primary's instance: the Sentinels promote a replica, writes resume within the bound, none lost", async () => {
+  test("2. the primary's instance dies (silent, then killed): the Sentinels promote a replica, writes resume within 5 s", async () => {
     const victim = await primary();
     const w = await startWriter(c, "kill");
     await sleep(1000);
-    const killedAt = Date.now();
-    await c.hosts[idx(victim)].powerLoss();
+    const killedAt = await c.hosts[idx(victim)].instanceLoss();
     const recoveredIn = await c.waitConverged(FAILOVER_BOUND_MS + 10_000, others(victim));
     await sleep(1000);
     const res = await w.stop();
     const promoted = await primary(others(victim));
     expect(promoted).not.toBe(victim);
-    const gap = gapAfter(res, killedAt);
-    report.killPrimary = {
+    const gap = writeGap(res.acked, killedAt).ms;
+    const missing = new Set(
+      await missingWrites(
+        c,
+        w.tag,
+        res.acked.map(([seq]) => seq),
+      ),
+    );
+    const lost = res.acked.filter(([seq]) => missing.has(seq)).map(([seq, t]) => [seq, t - killedAt]);
+    report.instanceLoss = {
       promoted: promoted.node.name,
       convergedInMs: recoveredIn,
       writeGapMs: gap,
       acked: res.acked.length,
+      lost,
     };
-    expect(gap).toBeLessThan(FAILOVER_BOUND_MS);
-    await expectNoneLost(w, res);
+    expect(gap).toBeLessThan(INSTANCE_LOSS_GAP_MS);
+    expect(lost.filter(([, ms]) => ms < -REPLICATION_WINDOW_MS || ms > 0)).toEqual([]);
   });
 
   test("3. the old primary's instance boots again: it asks the Sentinels first and returns as a replica of the new primary", async () => {
@@ -170,14 +185,13 @@ describeLab("Sentinel topology", () => {
     await expectNoneLost(w, res);
   });
 
-  test("4. the primary cut off from the network: the majority promotes a replica; the isolated primary refuses writes within min-replicas-max-lag and rejoins as a replica", async () => {
+  test("4. the primary cut off from the network (packets dropped both ways): the majority promotes a replica; the isolated primary refuses writes within min-replicas-max-lag and rejoins as a replica", async () => {
     const victim = await primary();
     const client = await startWriter(c, "cut-client");
     // A writer on the primary's own host keeps writing to it through the partition.
     const local = await startWriter(c, "cut-local", { where: c.onHost(idx(victim)), direct: addr(victim) });
     await sleep(2000);
-    const cutAt = Date.now();
-    await c.hosts[idx(victim)].networkDown();
+    const cutAt = await c.hosts[idx(victim)].networkDown();
     const promotedIn = await c.waitConverged(FAILOVER_BOUND_MS + 10_000, others(victim)).catch(() => Number.NaN);
     await sleep(timings.minReplicasMaxLagSeconds * 1000 + 1000);
     await c.hosts[idx(victim)].networkUp();
@@ -232,7 +246,7 @@ describeLab("Sentinel topology", () => {
     await expectNoneLost(w, res);
   });
 
-  test("6. every node rebooted for real, one at a time: the primary hands over first, no acknowledged write lost", async () => {
+  test("6. every node rebooted for real, one at a time: the primary hands over first within 2 s, no acknowledged write lost", async () => {
     const w = await startWriter(c, "reboot");
     const handovers: number[] = [];
     // Replicas first, the primary last (the stack's roll order).
@@ -248,7 +262,9 @@ describeLab("Sentinel topology", () => {
     const res = await w.stop();
     const log = (await c.hosts[idx(p)].sh("cat /var/log/redis-stack.log")).stdout;
     expect(log).toMatch(/handoff: \S+ took over in \d+s/);
-    report.reboots = { maxWriteGapMs: gapAfter(res, 0), acked: res.acked.length, primaryRebootMs: handovers[0] };
+    const maxGap = longestSilence(res.acked);
+    report.reboots = { maxWriteGapMs: maxGap, acked: res.acked.length, primaryRebootMs: handovers[0] };
+    expect(maxGap).toBeLessThan(PLANNED_GAP_MS);
     await expectNoneLost(w, res);
-  });
+  }, 900_000);
 });
