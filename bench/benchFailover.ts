@@ -16,7 +16,7 @@
  * CLUSTER FAILOVER before Redis stops) -> the cluster converges with the rebooted node back -> write gap
  * (0 if no write failed) and acknowledged writes the cluster no longer has }.
  * Prints tables and writes bench-results/failover.json.
- *   BENCH_RUNS=10 BENCH_TIMEOUTS=1000,2000,3000 BENCH_LOAD_SECONDS=60 BENCH_LOAD_TIMEOUT=2000
+ *   BENCH_RUNS=10 BENCH_PLANNED_RUNS=10 BENCH_TIMEOUTS=1000,2000,3000 BENCH_LOAD_SECONDS=60 BENCH_LOAD_TIMEOUT=2000
  * `-- --topology sentinel`: the same on the Sentinel topology (one primary, two replicas, three Sentinels;
  * down-after-milliseconds = the node timeout): the victim is the primary the Sentinels name, the writer
  * follows them (REDIS_SENTINELS), a planned stop hands over with SENTINEL FAILOVER, and false failovers
@@ -42,6 +42,8 @@ import { machine, stats, Stats, writeResults } from "./benchUtil";
 import { longestSilence, writeGap } from "../lab/writer";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
+/** Planned stops (clean reboots) in the default's lab; RUNS unless told. */
+const PLANNED_RUNS = Number(process.env.BENCH_PLANNED_RUNS ?? RUNS);
 const TIMEOUTS = (process.env.BENCH_TIMEOUTS ?? `1000,${DEFAULT_NODE_TIMEOUT_MS},3000`)
   .split(",")
   .filter((t) => t !== "")
@@ -106,10 +108,10 @@ interface PlannedStopRun {
   lost: number;
 }
 
-/** RUNS clean reboots of the master of shard 0 (its ExecStop hands over first), on a running lab. */
+/** PLANNED_RUNS clean reboots of the master of shard 0 (its ExecStop hands over first), on a running lab. */
 async function plannedStopRuns(c: ClusterLab, nodeTimeoutMs: number): Promise<PlannedStopRun[]> {
   const runs: PlannedStopRun[] = [];
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < PLANNED_RUNS; i++) {
     const victim = await victimOf(c);
     const host = c.hosts[c.nodes.indexOf(victim)];
     const w = await startWriter(c, tagFor(`p${i}`));
@@ -132,7 +134,7 @@ async function plannedStopRuns(c: ClusterLab, nodeTimeoutMs: number): Promise<Pl
     const writeGapMs = longestSilence(res.acked.filter(([, t]) => t >= stoppedAt - 1000));
     runs.push({ writeGapMs, backInClusterMs, acked: res.acked.length, lost: lost.length });
     console.log(
-      `  node-timeout ${nodeTimeoutMs} ms, planned stop ${i + 1}/${RUNS} (reboot of ${host.name}): write gap ${(writeGapMs / 1000).toFixed(2)} s, ${lost.length} of ${res.acked.length} acknowledged writes lost (cluster whole again after ${(backInClusterMs / 1000).toFixed(2)} s)`,
+      `  node-timeout ${nodeTimeoutMs} ms, planned stop ${i + 1}/${PLANNED_RUNS} (reboot of ${host.name}): write gap ${(writeGapMs / 1000).toFixed(2)} s, ${lost.length} of ${res.acked.length} acknowledged writes lost (cluster whole again after ${(backInClusterMs / 1000).toFixed(2)} s)`,
     );
   }
   return runs;
@@ -174,7 +176,9 @@ async function failoverRuns(
       await c.waitFailoverReady(120000);
     }
     if (withPlannedStops) {
-      console.log(`node-timeout ${nodeTimeoutMs} ms: ${RUNS} x planned stop (clean reboot) of the master of shard 0`);
+      console.log(
+        `node-timeout ${nodeTimeoutMs} ms: ${PLANNED_RUNS} x planned stop (clean reboot) of the master of shard 0`,
+      );
       planned = await plannedStopRuns(c, nodeTimeoutMs);
     }
   } finally {

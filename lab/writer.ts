@@ -106,6 +106,9 @@ function client(cfg: WriterConfig): Redis | Cluster {
       enableTLSForSentinelMode: ca !== undefined,
       sentinelTLS: ca ? { ca } : undefined,
       sentinelRetryStrategy: () => 100,
+      // A silent primary (its instance dead) never closes the connection, so ioredis would keep sending to
+      // it: follow the Sentinels' +switch-master instead, and reconnect to whichever primary they name.
+      failoverDetector: true,
       // A primary that became a replica answers READONLY: reconnect and ask the Sentinels again.
       reconnectOnError: (err) => err.message.startsWith("READONLY"),
     });
@@ -153,6 +156,7 @@ async function write(cfg: WriterConfig): Promise<WriteResult> {
   }
   if (cfg.stopFile) fs.writeFileSync(`${cfg.stopFile}.ready`, "");
   let failingSince: number | undefined;
+  let lastReconnect = 0;
   let stopRequested = false;
   process.once("SIGTERM", () => {
     stopRequested = true;
@@ -174,6 +178,12 @@ async function write(cfg: WriterConfig): Promise<WriteResult> {
       if (failingSince === undefined) {
         failingSince = now;
         result.errors.push([now, (e as Error).message]);
+      }
+      // Sentinel: a primary silent for 2 s is asked for again (the Sentinels' answer), in case the
+      // switch-master message was missed; ioredis's command timeout alone never reconnects.
+      if (cfg.sentinel && !cfg.direct && now - failingSince >= 2000 && now - lastReconnect >= 2000) {
+        lastReconnect = now;
+        r.disconnect(true);
       }
       await sleep(20);
     }
