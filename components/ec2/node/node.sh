@@ -429,30 +429,14 @@ forget_departed() {
 # address, and only when every planned node is in the cluster and linked, and every slot is served.
 # redis-cli's rebalance refuses to start while any slot is open (an interrupted move).
 reshard() {
-  local nodes planned leaving empty uneven coordinator missing weights=()
+  local nodes planned leaving empty coordinator missing weights=()
   nodes=$(cluster_nodes)
   [ -n "$nodes" ] || return 0
   planned=$(desired_nodes | awk '{ printf "%s:%s@ ", $2, $3 }')
   # Masters serving slots that are not in the plan; planned masters serving none.
   leaving=$(awk -v p="$planned" '$3 ~ /master/ && $3 !~ /fail/ && NF >= 9 { a = $2; sub(/@.*/, "@", a); if (index(p, a " ") == 0) print $1 }' <<<"$nodes")
   empty=$(awk -v p="$planned" '$3 ~ /master/ && $3 !~ /fail/ && NF < 9 { a = $2; sub(/@.*/, "@", a); if (index(p, a " ") > 0) print $1 }' <<<"$nodes")
-  # A move cut short (an error under load, a reboot) leaves no master empty: its planned masters are then
-  # uneven (more than 1 % off an even share), or a slot is left open. Either resumes the rebalance.
-  uneven=$(awk -v p="$planned" '
-    $3 ~ /master/ && $3 !~ /fail/ && NF >= 9 {
-      a = $2; sub(/@.*/, "@", a); if (index(p, a " ") == 0) next
-      n++; c = 0
-      for (i = 9; i <= NF; i++) {
-        if ($i ~ /^\[/) { open = 1; continue }
-        k = split($i, r, "-"); c += (k == 2 ? r[2] - r[1] + 1 : 1)
-      }
-      count[n] = c
-    }
-    END {
-      if (open) { print "open"; exit }
-      for (i = 1; i <= n; i++) { d = count[i] - 16384 / n; if (d < 0) d = -d; if (d > 16384 / n / 100) { print "uneven"; exit } }
-    }' <<<"$nodes")
-  [ -n "$leaving$empty$uneven" ] || return 0
+  [ -n "$leaving$empty" ] || return 0
   coordinator=$(awk -v p="$planned" '$3 ~ /master/ && $3 !~ /fail/ && NF >= 9 { a = $2; sub(/@.*/, "@", a); if (index(p, a " ") > 0) print a }' <<<"$nodes" | sort -V | head -n 1)
   [ "$coordinator" = "$NODE_IP:$REDIS_PORT@" ] || return 0
   missing=$(desired_nodes | while read -r name ip port _; do
@@ -466,11 +450,6 @@ reshard() {
     log "reshard waits: not every slot is served"
     return 0
   }
-  if [ "$uneven" = open ]; then
-    log "resharding: a slot was left open by an interrupted move; closing it first (redis-cli --cluster fix)"
-    RCLI_TIMEOUT=3600 rcli "$NODE_IP" "$REDIS_PORT" --cluster fix "$NODE_IP:$REDIS_PORT" 2>&1 | tr -d '\r' |
-      grep -E 'Fixing|ERR|\*\*\*' | tail -n 20 || true
-  fi
   local id
   for id in $leaving; do weights+=("$id=0"); done
   log "resharding: draining [${leaving//$'\n'/ }] and filling [${empty//$'\n'/ }] (redis-cli --cluster rebalance)"
