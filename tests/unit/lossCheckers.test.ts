@@ -11,6 +11,7 @@ import { ChildProcess, spawn, spawnSync } from "child_process";
 import { describeRedis, redisCli } from "./support/redisCli";
 import { VerifyKeysResult, VerifyResult, WriteResult, WriterConfig, writeGap } from "../../lab/writer";
 import { LoadReport } from "../../lab/clientLoad";
+import { plainContractEnv } from "./support/contractEnv";
 
 const ROOT = path.resolve(__dirname, "../..");
 const TS_NODE = require.resolve("ts-node/register/transpile-only");
@@ -90,15 +91,7 @@ describeRedis("the loss checkers catch an injected loss", () => {
   });
 
   test("the app load's acknowledged writes, judged by an outside client, show every key deleted after the fact", () => {
-    const env: NodeJS.ProcessEnv = Object.fromEntries(
-      Object.entries(process.env).filter(([name]) => !name.startsWith("REDIS_")),
-    );
-    Object.assign(env, {
-      REDIS_URL: `redis://${user}:${password}@127.0.0.1:${port}`,
-      REDIS_CLUSTER_MODE: "false",
-      REDIS_TLS: "false",
-      REDIS_MAX_RETRIES: "3",
-      REDIS_CONNECT_TIMEOUT: "2000",
+    const env = plainContractEnv(user, password, port, {
       LOAD_SECONDS: "2",
       LOAD_RATE: "50",
       LOAD_PREFIX: "selfload",

@@ -8,6 +8,7 @@ import * as os from "os";
 import * as path from "path";
 import { ChildProcess, spawn, spawnSync, SpawnSyncReturns } from "child_process";
 import { describeRedis, redisCli } from "../support/redisCli";
+import { plainContractEnv } from "../support/contractEnv";
 
 const ROOT = path.resolve(__dirname, "../../..");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -113,16 +114,7 @@ describeRedis("the packed client installed into an empty project, against a real
         "});",
       ].join("\n") + "\n",
     );
-    // Only this contract: no REDIS_* name from the outer environment leaks in.
-    const env: NodeJS.ProcessEnv = Object.fromEntries(
-      Object.entries(process.env).filter(([name]) => !name.startsWith("REDIS_")),
-    );
-    Object.assign(env, {
-      REDIS_URL: `redis://${user}:${password}@127.0.0.1:${port}`,
-      REDIS_CLUSTER_MODE: "false",
-      REDIS_TLS: "false",
-      REDIS_MAX_RETRIES: "3",
-      REDIS_CONNECT_TIMEOUT: "2000",
+    const env = plainContractEnv(user, password, port, {
       CHECK_KEY: key,
       CHECK_VALUE: value,
     });
