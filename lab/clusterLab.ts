@@ -703,6 +703,8 @@ const nodeEnv = (cfg: WriterConfig) => ({
   WRITER_CONFIG_FILE: writeConfigFile(cfg),
   PATH: process.env.PATH ?? "",
   TS_NODE_PROJECT: path.resolve(__dirname, "../tsconfig.json"),
+  // WRITER_DEBUG=ioredis:* traces the writers' client (to their stderr) when a scenario needs explaining.
+  ...(process.env.WRITER_DEBUG ? { DEBUG: process.env.WRITER_DEBUG } : {}),
 });
 let writerSeq = 0;
 let configSeq = 0;
@@ -793,6 +795,7 @@ export async function startWriter(
       const r = await running;
       await where.sh(`rm -f ${stopFile} ${stopFile}.ready`);
       if (r.code !== 0) throw new Error(`writer failed (${r.code}): ${r.stderr}`);
+      if (process.env.WRITER_DEBUG) fs.writeFileSync(path.join(os.tmpdir(), `writer-${tag}.trace`), r.stderr);
       return JSON.parse(r.stdout) as WriteResult;
     },
   };

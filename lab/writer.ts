@@ -93,6 +93,9 @@ function client(cfg: WriterConfig): Redis | Cluster {
     maxRetriesPerRequest: 0,
     enableOfflineQueue: true,
     retryStrategy: () => 100,
+    // Closing a connection to a silent node sends a FIN nobody acknowledges: ioredis then waits
+    // disconnectTimeout (default 2 s) before it destroys the socket and reconnects elsewhere.
+    disconnectTimeout: 100,
   };
   if (cfg.direct) return new Redis({ ...base, host, port: Number(port) });
   if (cfg.sentinel) {
@@ -106,6 +109,8 @@ function client(cfg: WriterConfig): Redis | Cluster {
       enableTLSForSentinelMode: ca !== undefined,
       sentinelTLS: ca ? { ca } : undefined,
       sentinelRetryStrategy: () => 100,
+      // A Sentinel on a dead instance would otherwise hold a SENTINEL query until the TCP timeout.
+      sentinelCommandTimeout: 500,
       // A silent primary (its instance dead) never closes the connection, so ioredis would keep sending to
       // it: follow the Sentinels' +switch-master instead, and reconnect to whichever primary they name.
       failoverDetector: true,
@@ -180,10 +185,14 @@ async function write(cfg: WriterConfig): Promise<WriteResult> {
         result.errors.push([now, (e as Error).message]);
       }
       // Sentinel: a primary silent for 2 s is asked for again (the Sentinels' answer), in case the
-      // switch-master message was missed; ioredis's command timeout alone never reconnects.
+      // switch-master message was missed; ioredis's command timeout alone never reconnects. Only a ready
+      // connection is dropped: disconnect() while ioredis is still asking the Sentinels ends the client
+      // for good (status "end", no retry), and a client that ended (every Sentinel named a primary that
+      // did not answer) is started again.
       if (cfg.sentinel && !cfg.direct && now - failingSince >= 2000 && now - lastReconnect >= 2000) {
         lastReconnect = now;
-        r.disconnect(true);
+        if (r.status === "ready") r.disconnect(true);
+        else if (r.status === "end") r.connect().catch(() => undefined);
       }
       await sleep(20);
     }
