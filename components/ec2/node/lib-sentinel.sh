@@ -213,6 +213,17 @@ topology_ready() {
 
 topology_tick() { remember_primary; }
 
+# replica_offset HOST PORT: the replication offset the replica on HOST has applied (empty if it does not answer).
+replica_offset() {
+  { rcli "$1" "$2" info replication 2>/dev/null || true; } | tr -d '\r' | awk -F: '$1 == "slave_repl_offset" { print $2 }'
+}
+
+# elapsed_ms START: milliseconds since START (an $EPOCHREALTIME reading).
+elapsed_ms() {
+  local now=$EPOCHREALTIME
+  echo $(((${now/./} - ${1/./}) / 1000))
+}
+
 # topology_handoff: before Redis stops on purpose, a primary pauses writes until an in-sync replica has
 # every one of them, then asks its Sentinel to fail over, and waits until it is a replica itself: a
 # planned stop costs no detection timeout and loses no acknowledged write.
@@ -222,22 +233,29 @@ topology_handoff() {
     publish_status stopping "Redis stopping (a replica: nothing to hand over)"
     return 0
   fi
-  local started=$SECONDS info offset deadline primary=""
+  local started=$SECONDS paused_at info offset replicas ip port deadline primary=""
   info=$(rcli "$NODE_IP" "$REDIS_PORT" info replication | tr -d '\r')
-  if ! grep -q '^slave[0-9]*:.*state=online' <<<"$info"; then
+  # "ip port" of each online replica (INFO: slave0:ip=10.0.1.12,port=6379,state=online,offset=...,lag=0).
+  replicas=$(awk -F'[:=,]' '/^slave[0-9]+:/ && /state=online/ { print $3, $5 }' <<<"$info")
+  if [ -z "$replicas" ]; then
     log "warning: handoff: no replica online; clients wait for the Sentinels' failover"
     publish_status stopping "Redis stopping without a handoff"
     return 0
   fi
   # Writes wait (clients block, they are not refused) while the replicas catch up and Sentinel switches.
   rcli "$NODE_IP" "$REDIS_PORT" client pause 15000 write >/dev/null
+  paused_at=$EPOCHREALTIME
   offset=$(rcli "$NODE_IP" "$REDIS_PORT" info replication | tr -d '\r' | awk -F: '$1 == "master_repl_offset" { print $2 }')
+  # Asked on the replicas themselves: a replica acknowledges its offset to the primary once a second (and
+  # a paused primary asks for no acknowledgement), so the primary's INFO would cost up to a second here.
   deadline=$((SECONDS + 5))
-  until rcli "$NODE_IP" "$REDIS_PORT" info replication | tr -d '\r' | grep -q "^slave[0-9]*:.*offset=$offset,"; do
-    [ "$SECONDS" -ge "$deadline" ] && break
-    sleep 0.1
-  done
-  log "handoff: replicas have offset $offset; asking the Sentinels to fail over"
+  while read -r ip port; do
+    until [ "$(replica_offset "$ip" "$port")" -ge "$offset" ] 2>/dev/null; do
+      [ "$SECONDS" -ge "$deadline" ] && break
+      sleep 0.05
+    done
+  done <<<"$replicas"
+  log "handoff: replicas have offset $offset after $(elapsed_ms "$paused_at") ms of paused writes; asking the Sentinels to fail over"
   # This node's Sentinel first (it stops after Redis: the unit's Before=), another one if it cannot.
   local ip
   while read -r _ ip _; do
@@ -260,7 +278,7 @@ topology_handoff() {
   fi
   rcli "$NODE_IP" "$REDIS_PORT" client unpause >/dev/null 2>&1 || true
   if [ "$(my_role)" = slave ]; then
-    log "handoff: ${primary/ /:} took over in $((SECONDS - started))s"
+    log "handoff: ${primary/ /:} took over in $((SECONDS - started))s (writes paused $(elapsed_ms "$paused_at") ms)"
     publish_status stopping "Redis stopping after handing over to ${primary/ /:}"
   else
     log "warning: handoff: the Sentinels did not fail over within 15s; clients wait for their failover"
