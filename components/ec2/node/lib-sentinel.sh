@@ -85,12 +85,11 @@ decide_primary() {
 topology_units() { echo "$UNITS_SENTINEL"; }
 readonly UNITS_SENTINEL=redis-node-sentinel.service
 
-# topology_secrets: the Sentinels' password (their user on the data nodes and on each other) from SSM.
+# topology_secret_names: the SSM parameters refresh_secrets reads for this topology: the Sentinels'
+# password (their user on the data nodes and on each other).
+topology_secret_names() { echo "$SSM_SENTINEL_PASSWORD"; }
 topology_secrets() {
-  local pass
-  pass=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$SSM_SENTINEL_PASSWORD") ||
-    fail_with "cannot read $SSM_SENTINEL_PASSWORD from SSM (instance role, region $AWS_REGION)"
-  printf '%s' "$pass" | write_file "$SENTINEL_PASS_FILE" 0600 root:root >/dev/null
+  printf '%s' "${SSM_VALUES[$SSM_SENTINEL_PASSWORD]}" | write_file "$SENTINEL_PASS_FILE" 0600 root:root >/dev/null
 }
 
 # topology_acl_users: the data node's ACL line for the Sentinels.

@@ -211,6 +211,33 @@ ssm_get() {
   aws ssm get-parameter --region "$AWS_REGION" --name "$1" --with-decryption --query Parameter.Value --output text
 }
 
+# ssm_get_batch NAME...: those parameters' values, decrypted, into SSM_VALUES[NAME], with one GetParameters
+# call per ten names: an aws process costs about a second of CPU, and a boot reads six or seven secrets.
+# Values pass from awscli to bash through pipes only (never a file). Fails when a call fails or a name
+# does not exist (yet); SSM_MISSING then names what is missing.
+declare -A SSM_VALUES=()
+SSM_MISSING=""
+# NUL-separated name, value pairs from GetParameters' JSON (a value without its trailing newlines, as the
+# text output of `aws ssm get-parameter` under $(...) gives it).
+readonly SSM_PAIRS_PY='import json, sys
+for p in json.load(sys.stdin).get("Parameters", []):
+    sys.stdout.buffer.write(p["Name"].encode() + b"\0" + p["Value"].rstrip("\n").encode() + b"\0")'
+ssm_get_batch() {
+  local rest=("$@") name value
+  while [ "${#rest[@]}" -gt 0 ]; do
+    while IFS= read -r -d '' name && IFS= read -r -d '' value; do
+      SSM_VALUES[$name]=$value
+    done < <(aws ssm get-parameters --region "$AWS_REGION" --names "${rest[@]:0:10}" --with-decryption \
+      --output json | python3 -c "$SSM_PAIRS_PY")
+    rest=("${rest[@]:10}")
+  done
+  SSM_MISSING=""
+  for name in "$@"; do
+    [ -n "${SSM_VALUES[$name]+set}" ] || SSM_MISSING+="${SSM_MISSING:+ }$name"
+  done
+  [ -z "$SSM_MISSING" ]
+}
+
 # write_file PATH MODE OWNER: stdin to PATH atomically, with mode and owner; prints "changed" if it did.
 write_file() {
   local path=$1 mode=$2 owner=$3 tmp
@@ -226,11 +253,9 @@ write_file() {
   fi
 }
 
-# ssm_to_file PARAMETER PATH MODE: a parameter's value into a root:redis file.
-ssm_to_file() {
-  local value
-  value=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$1") || fail_with "cannot read $1 from SSM (instance role, region $AWS_REGION)"
-  printf '%s\n' "$value" | write_file "$2" "$3" root:redis >/dev/null
+# ssm_value_to_file PARAMETER PATH MODE: a parameter's value (read by ssm_get_batch) into a root:redis file.
+ssm_value_to_file() {
+  printf '%s\n' "${SSM_VALUES[$1]}" | write_file "$2" "$3" root:redis >/dev/null
 }
 
 # install_shipped_scripts: the scripts that do not fit in EC2's 16 KB of user-data come from SSM
@@ -238,17 +263,17 @@ ssm_to_file() {
 # script, the parameters' values concatenated being base64(gzip(script)). A file that already has its
 # SHA-256 is left alone, so a reboot reads nothing; anything else is fetched, checked and installed.
 install_shipped_scripts() {
-  local path mode sum params p chunk packed got tmp
+  local path mode sum params p packed got tmp
   while read -r path mode sum params; do
     [ -n "$path" ] || continue
     if [ -f "$path" ] && [ "$(sha256sum <"$path" | cut -d' ' -f1)" = "$sum" ]; then
       continue
     fi
+    # shellcheck disable=SC2086  # the parameter names, one word each
+    retry "$SECRETS_WAIT_SECONDS" ssm_get_batch $params ||
+      fail_with "cannot read $SSM_MISSING from SSM (instance role, region $AWS_REGION)"
     packed=""
-    for p in $params; do
-      chunk=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$p") || fail_with "cannot read $p from SSM (instance role, region $AWS_REGION)"
-      packed+=$chunk
-    done
+    for p in $params; do packed+=${SSM_VALUES[$p]}; done
     tmp=$(mktemp "$path.XXXXXX")
     if ! printf '%s' "$packed" | base64 -d 2>/dev/null | gunzip >"$tmp" 2>/dev/null; then
       rm -f "$tmp"
@@ -272,12 +297,16 @@ acl_user() { printf 'user %s on #%s %s\n' "$1" "$(printf '%s' "$2" | sha256sum |
 # rotated passwords reach a node by restarting it. /etc/redis-stack belongs to no package, so no
 # upgrade resets its modes (Debian's redis-tools resets /etc/redis).
 refresh_secrets() {
-  local app_pass admin_pass monitor_pass
+  local app_pass admin_pass monitor_pass names name
   install -d -m 0750 -o root -g redis "$CONF_DIR"
-  app_pass=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$SSM_APP_PASSWORD") ||
-    fail_with "cannot read $SSM_APP_PASSWORD from SSM (instance role, region $AWS_REGION)"
-  admin_pass=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$SSM_ADMIN_PASSWORD") || fail_with "cannot read $SSM_ADMIN_PASSWORD from SSM"
-  monitor_pass=$(retry "$SECRETS_WAIT_SECONDS" ssm_get "$SSM_MONITOR_PASSWORD") || fail_with "cannot read $SSM_MONITOR_PASSWORD from SSM"
+  names=("$SSM_APP_PASSWORD" "$SSM_ADMIN_PASSWORD" "$SSM_MONITOR_PASSWORD")
+  while read -r name; do [ -z "$name" ] || names+=("$name"); done < <(topology_secret_names)
+  if [ "$TLS" = yes ]; then names+=("$SSM_TLS_CA" "$SSM_TLS_CERT" "$SSM_TLS_KEY"); fi
+  retry "$SECRETS_WAIT_SECONDS" ssm_get_batch "${names[@]}" ||
+    fail_with "cannot read ${SSM_MISSING:-${names[*]}} from SSM (instance role, region $AWS_REGION)"
+  app_pass=${SSM_VALUES[$SSM_APP_PASSWORD]}
+  admin_pass=${SSM_VALUES[$SSM_ADMIN_PASSWORD]}
+  monitor_pass=${SSM_VALUES[$SSM_MONITOR_PASSWORD]}
   printf '%s' "$admin_pass" | write_file "$ADMIN_PASS_FILE" 0600 root:root >/dev/null
   topology_secrets
   {
@@ -290,9 +319,9 @@ refresh_secrets() {
   printf 'masterauth "%s"\n' "$admin_pass" | write_file "$CONF_DIR/secrets.conf" 0640 root:redis >/dev/null
   if [ "$TLS" = yes ]; then
     install -d -m 0750 -o root -g redis "$CONF_DIR/tls"
-    ssm_to_file "$SSM_TLS_CA" "$TLS_CA" 0644
-    ssm_to_file "$SSM_TLS_CERT" "$TLS_CERT" 0644
-    ssm_to_file "$SSM_TLS_KEY" "$TLS_KEY" 0640
+    ssm_value_to_file "$SSM_TLS_CA" "$TLS_CA" 0644
+    ssm_value_to_file "$SSM_TLS_CERT" "$TLS_CERT" 0644
+    ssm_value_to_file "$SSM_TLS_KEY" "$TLS_KEY" 0640
   fi
   write_exporter_config "$monitor_pass"
   log "secrets and TLS material refreshed from SSM"
@@ -597,6 +626,7 @@ topology_handoff() {
 # Sentinel topology; everything else in this file is shared.
 
 topology_units() { :; }
+topology_secret_names() { :; }
 topology_secrets() { :; }
 topology_acl_users() { :; }
 topology_prepare() { :; }
