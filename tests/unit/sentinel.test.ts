@@ -29,9 +29,9 @@ test("quorum is a majority of at least three Sentinels", () => {
 });
 
 test("timings derive from the node timeout: detection equal to it, writes refused a few seconds after it", () => {
-  expect(sentinelTimings(1000)).toEqual({ downAfterMs: 1000, failoverTimeoutMs: 3_000, minReplicasMaxLagSeconds: 3 });
-  expect(sentinelTimings(2000)).toEqual({ downAfterMs: 2000, failoverTimeoutMs: 4_000, minReplicasMaxLagSeconds: 4 });
-  expect(sentinelTimings(5000)).toEqual({ downAfterMs: 5000, failoverTimeoutMs: 10_000, minReplicasMaxLagSeconds: 7 });
+  expect(sentinelTimings(1000)).toEqual({ downAfterMs: 1000, failoverTimeoutMs: 3_000, minReplicasMaxLagSeconds: 2 });
+  expect(sentinelTimings(2000)).toEqual({ downAfterMs: 2000, failoverTimeoutMs: 4_000, minReplicasMaxLagSeconds: 3 });
+  expect(sentinelTimings(5000)).toEqual({ downAfterMs: 5000, failoverTimeoutMs: 10_000, minReplicasMaxLagSeconds: 6 });
 });
 
 test("one primary and its replicas, each in its own availability zone", () => {
