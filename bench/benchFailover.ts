@@ -17,6 +17,9 @@
  * (0 if no write failed) and acknowledged writes the cluster no longer has }.
  * Prints tables and writes bench-results/failover.json.
  *   BENCH_RUNS=10 BENCH_PLANNED_RUNS=10 BENCH_TIMEOUTS=1000,2000,3000 BENCH_LOAD_SECONDS=60 BENCH_LOAD_TIMEOUT=2000
+ *   (BENCH_LOAD_SECONDS=0 skips the steady load; BENCH_OUT names the results file)
+ * BENCH_CLIENTS=ioredis,redis-py,redis-stack-client: each run's fault is measured by one writer per client library,
+ * side by side on the same shard (each configured as docs/clients.md says; ioredis alone unless told).
  * `-- --topology sentinel`: the same on the Sentinel topology (one primary, two replicas, three Sentinels;
  * down-after-milliseconds = the node timeout): the victim is the primary the Sentinels name, the writer
  * follows them (REDIS_SENTINELS), a planned stop hands over with SENTINEL FAILOVER, and false failovers
@@ -29,6 +32,7 @@ import {
   infoField,
   masterOfSlot,
   missingWrites,
+  RunningWriter,
   startWriter,
   tagForSlots,
   parseClusterNodes,
@@ -39,7 +43,7 @@ import { stackSettings } from "../lab/stackFiles";
 import { sleep } from "../local/localCluster";
 import { DEFAULT_NODE_TIMEOUT_MS, Settings } from "../components/config/settings";
 import { machine, stats, Stats, writeResults } from "./benchUtil";
-import { longestSilence, writeGap } from "../lab/writer";
+import { longestSilence, writeGap, WRITER_CLIENTS, WriterClient } from "../lab/writer";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 /** Planned stops (clean reboots) in the default's lab; RUNS unless told. */
@@ -62,6 +66,12 @@ if (TOPOLOGY !== "cluster" && TOPOLOGY !== "sentinel") {
   process.exit(2);
 }
 const SENTINEL = TOPOLOGY === "sentinel";
+const CLIENTS = (process.env.BENCH_CLIENTS ?? "ioredis").split(",").filter((x) => x !== "") as WriterClient[];
+const unknownClient = CLIENTS.find((x) => !WRITER_CLIENTS.includes(x));
+if (unknownClient !== undefined || CLIENTS.length === 0) {
+  console.error(`BENCH_CLIENTS takes a list of ${WRITER_CLIENTS.join(", ")} (got ${process.env.BENCH_CLIENTS})`);
+  process.exit(2);
+}
 const base = stackSettings(
   "prod",
   "redis-stack",
@@ -92,21 +102,64 @@ async function bootLab(settings: Settings): Promise<ClusterLab> {
   return c;
 }
 
-interface FailoverRun {
+/** What one client's writer saw of one fault. */
+interface ClientSeen {
   writeGapMs: number;
-  promotedInMs: number;
   acked: number;
-  /** Acknowledged writes the cluster no longer has, as ms from the death (negative: acknowledged before it). */
+  /** Acknowledged writes the cluster no longer has, as ms from the fault (negative: acknowledged before it). */
   lostAtMs: number[];
 }
 
+interface FailoverRun {
+  promotedInMs: number;
+  clients: Partial<Record<WriterClient, ClientSeen>>;
+}
+
 interface PlannedStopRun {
-  writeGapMs: number;
   /** From the reboot call until every node, the rebooted one included, sees the cluster whole again. */
   backInClusterMs: number;
-  acked: number;
-  lost: number;
+  clients: Partial<Record<WriterClient, ClientSeen>>;
 }
+
+/** One writer per client library on the same shard, each with its own keys. */
+async function startWriters(c: ClusterLab, salt: string): Promise<Map<WriterClient, RunningWriter>> {
+  const writers = new Map<WriterClient, RunningWriter>();
+  for (const client of CLIENTS) writers.set(client, await startWriter(c, tagFor(`${salt}${client[0]}`), { client }));
+  return writers;
+}
+
+/** Stops every writer; its gap (`gapOf` its acknowledged writes) and the acknowledged writes it lost. */
+async function judgeWriters(
+  c: ClusterLab,
+  writers: Map<WriterClient, RunningWriter>,
+  faultAt: number,
+  gapOf: (acked: Array<[number, number]>) => number,
+): Promise<Partial<Record<WriterClient, ClientSeen>>> {
+  const seen: Partial<Record<WriterClient, ClientSeen>> = {};
+  for (const [client, w] of writers) {
+    const res = await w.stop();
+    const missing = new Set(
+      await missingWrites(
+        c,
+        w.tag,
+        res.acked.map(([seq]) => seq),
+      ),
+    );
+    seen[client] = {
+      writeGapMs: gapOf(res.acked),
+      acked: res.acked.length,
+      lostAtMs: res.acked.filter(([seq]) => missing.has(seq)).map(([, t]) => t - faultAt),
+    };
+  }
+  return seen;
+}
+
+const describe = (seen: Partial<Record<WriterClient, ClientSeen>>) =>
+  CLIENTS.map((client) => {
+    const x = seen[client];
+    if (!x) return `${client}: no result`;
+    return `${client}: write gap ${(x.writeGapMs / 1000).toFixed(2)} s, ${x.lostAtMs.length} of ${x.acked} acknowledged writes lost${x.lostAtMs.length > 0 ? ` (acknowledged ${x.lostAtMs.join(", ")} ms from the fault)` : ""}`;
+  }).join("; ");
 
 /** PLANNED_RUNS clean reboots of the master of shard 0 (its ExecStop hands over first), on a running lab. */
 async function plannedStopRuns(c: ClusterLab, nodeTimeoutMs: number): Promise<PlannedStopRun[]> {
@@ -114,7 +167,7 @@ async function plannedStopRuns(c: ClusterLab, nodeTimeoutMs: number): Promise<Pl
   for (let i = 0; i < PLANNED_RUNS; i++) {
     const victim = await victimOf(c);
     const host = c.hosts[c.nodes.indexOf(victim)];
-    const w = await startWriter(c, tagFor(`p${i}`));
+    const writers = await startWriters(c, `p${i}`);
     await sleep(500);
     const stoppedAt = Date.now();
     await host.reboot({ timeoutMs: 180000 });
@@ -124,17 +177,13 @@ async function plannedStopRuns(c: ClusterLab, nodeTimeoutMs: number): Promise<Pl
     const backInClusterMs = Date.now() - stoppedAt;
     await c.waitFailoverReady(120000);
     await sleep(1000);
-    const res = await w.stop();
-    const lost = await missingWrites(
-      c,
-      w.tag,
-      res.acked.map(([seq]) => seq),
+    // The longest stop between two acknowledged writes over the whole reboot (the writers never pause).
+    const clients = await judgeWriters(c, writers, stoppedAt, (acked) =>
+      longestSilence(acked.filter(([, t]) => t >= stoppedAt - 1000)),
     );
-    // The longest stop between two acknowledged writes over the whole reboot (the writer never pauses).
-    const writeGapMs = longestSilence(res.acked.filter(([, t]) => t >= stoppedAt - 1000));
-    runs.push({ writeGapMs, backInClusterMs, acked: res.acked.length, lost: lost.length });
+    runs.push({ backInClusterMs, clients });
     console.log(
-      `  node-timeout ${nodeTimeoutMs} ms, planned stop ${i + 1}/${PLANNED_RUNS} (reboot of ${host.name}): write gap ${(writeGapMs / 1000).toFixed(2)} s, ${lost.length} of ${res.acked.length} acknowledged writes lost (cluster whole again after ${(backInClusterMs / 1000).toFixed(2)} s)`,
+      `  node-timeout ${nodeTimeoutMs} ms, planned stop ${i + 1}/${PLANNED_RUNS} (reboot of ${host.name}): ${describe(clients)} (cluster whole again after ${(backInClusterMs / 1000).toFixed(2)} s)`,
     );
   }
   return runs;
@@ -151,24 +200,16 @@ async function failoverRuns(
     for (let i = 0; i < RUNS; i++) {
       const victim = await victimOf(c);
       const survivors = c.nodes.filter((n) => n !== victim);
-      const w = await startWriter(c, tagFor(`b${i}`));
+      const writers = await startWriters(c, `b${i}`);
       await sleep(500);
       const killedAt = await c.hosts[victim.node.index].instanceLoss();
       const promotedInMs = await c.waitConverged(60000, survivors);
-      await sleep(1000);
-      const res = await w.stop();
-      const writeGapMs = writeGap(res.acked, killedAt).ms;
-      const missing = new Set(
-        await missingWrites(
-          c,
-          w.tag,
-          res.acked.map(([seq]) => seq),
-        ),
-      );
-      const lostAtMs = res.acked.filter(([seq]) => missing.has(seq)).map(([, t]) => t - killedAt);
-      runs.push({ writeGapMs, promotedInMs, acked: res.acked.length, lostAtMs });
+      // The slowest client may still be on its way back: every writer gets a write through before it stops.
+      await sleep(CLIENTS.length > 1 ? 5000 : 1000);
+      const clients = await judgeWriters(c, writers, killedAt, (acked) => writeGap(acked, killedAt).ms);
+      runs.push({ promotedInMs, clients });
       console.log(
-        `  node-timeout ${nodeTimeoutMs} ms, run ${i + 1}/${RUNS}: write gap ${(writeGapMs / 1000).toFixed(2)} s, ${lostAtMs.length} of ${res.acked.length} acknowledged writes lost${lostAtMs.length > 0 ? ` (acknowledged ${lostAtMs.join(", ")} ms from the death)` : ""} (cluster converged without the victim after ${(promotedInMs / 1000).toFixed(2)} s)`,
+        `  node-timeout ${nodeTimeoutMs} ms, run ${i + 1}/${RUNS}: ${describe(clients)} (cluster converged without the victim after ${(promotedInMs / 1000).toFixed(2)} s)`,
       );
       await c.hosts[victim.node.index].start();
       await c.waitConverged(120000);
@@ -300,47 +341,63 @@ async function main(): Promise<void> {
     console.error(`bench:failover needs the lab hosts: ${can.reason}`);
     process.exit(2);
   }
+  /** One row per node timeout and client library. */
   const table: Array<{
     nodeTimeoutMs: number;
+    client: WriterClient;
     gap: Stats;
     promoted: Stats;
     lost: { total: number; outsideReplicationWindow: number };
-    runs: FailoverRun[];
   }> = [];
-  let plannedStop:
-    | { nodeTimeoutMs: number; gap: Stats; backInCluster: Stats; lost: number; runs: PlannedStopRun[] }
-    | { skipped: string } = { skipped: `BENCH_TIMEOUTS has no ${PLANNED_TIMEOUT} (planned stops run in that lab)` };
+  const planned: Array<{
+    nodeTimeoutMs: number;
+    client: WriterClient;
+    gap: Stats;
+    backInCluster: Stats;
+    lost: number;
+  }> = [];
+  const rawRuns: Array<{ nodeTimeoutMs: number; failover: FailoverRun[]; plannedStop?: PlannedStopRun[] }> = [];
   for (const t of TIMEOUTS) {
     console.log(
       SENTINEL
-        ? `Sentinel topology, down-after ${t} ms: ${RUNS} x the primary's instance dies (silent, then killed)`
-        : `cluster-node-timeout ${t} ms: ${RUNS} x the instance of shard 0's master dies (silent, then killed)`,
+        ? `Sentinel topology, down-after ${t} ms: ${RUNS} x the primary's instance dies (silent, then killed); clients ${CLIENTS.join(", ")}`
+        : `cluster-node-timeout ${t} ms: ${RUNS} x the instance of shard 0's master dies (silent, then killed); clients ${CLIENTS.join(", ")}`,
     );
-    const { runs, planned } = await failoverRuns(t, t === PLANNED_TIMEOUT && !("runs" in plannedStop));
-    if (planned)
-      plannedStop = {
+    const withPlanned = t === PLANNED_TIMEOUT && PLANNED_RUNS > 0;
+    const { runs, planned: stops } = await failoverRuns(t, withPlanned);
+    rawRuns.push({ nodeTimeoutMs: t, failover: runs, ...(stops ? { plannedStop: stops } : {}) });
+    for (const client of CLIENTS) {
+      const seen = runs.map((r) => r.clients[client]).filter((x): x is ClientSeen => x !== undefined);
+      const lostAt = seen.flatMap((x) => x.lostAtMs);
+      table.push({
         nodeTimeoutMs: t,
-        gap: stats(planned.map((r) => r.writeGapMs)),
-        backInCluster: stats(planned.map((r) => r.backInClusterMs)),
-        lost: planned.reduce((sum, r) => sum + r.lost, 0),
-        runs: planned,
-      };
-    const lostAt = runs.flatMap((r) => r.lostAtMs);
-    table.push({
-      nodeTimeoutMs: t,
-      gap: stats(runs.map((r) => r.writeGapMs)),
-      promoted: stats(runs.map((r) => r.promotedInMs)),
-      lost: {
-        total: lostAt.length,
-        outsideReplicationWindow: lostAt.filter((ms) => ms < -REPLICATION_WINDOW_MS || ms > 0).length,
-      },
-      runs,
-    });
+        client,
+        gap: stats(seen.map((x) => x.writeGapMs)),
+        promoted: stats(runs.map((r) => r.promotedInMs)),
+        lost: {
+          total: lostAt.length,
+          outsideReplicationWindow: lostAt.filter((ms) => ms < -REPLICATION_WINDOW_MS || ms > 0).length,
+        },
+      });
+      if (stops) {
+        const ps = stops.map((r) => r.clients[client]).filter((x): x is ClientSeen => x !== undefined);
+        planned.push({
+          nodeTimeoutMs: t,
+          client,
+          gap: stats(ps.map((x) => x.writeGapMs)),
+          backInCluster: stats(stops.map((r) => r.backInClusterMs)),
+          lost: ps.reduce((sum, x) => sum + x.lostAtMs.length, 0),
+        });
+      }
+    }
   }
-  console.log(
-    `steady load at node-timeout ${LOAD_TIMEOUT} ms: ${LOAD_SECONDS} s of redis-benchmark with BGSAVE/BGREWRITEAOF on every master`,
-  );
-  const load = await steadyLoad(LOAD_TIMEOUT);
+  let load: LoadResult | undefined;
+  if (LOAD_SECONDS > 0) {
+    console.log(
+      `steady load at node-timeout ${LOAD_TIMEOUT} ms: ${LOAD_SECONDS} s of redis-benchmark with BGSAVE/BGREWRITEAOF on every master`,
+    );
+    load = await steadyLoad(LOAD_TIMEOUT);
+  }
 
   const s = (ms: number) => (ms / 1000).toFixed(2);
   // Nearest-rank p95 over fewer than 20 runs is the maximum: it is then shown as "-".
@@ -348,36 +405,42 @@ async function main(): Promise<void> {
   console.log(
     "\nwrite unavailability on the affected shard when its master's instance dies (seconds, last ack before -> first after)",
   );
-  console.log("node-timeout  n    median  p95    max    | lost (outside the 1 s window) | healthy again: median  p95");
+  console.log(
+    "node-timeout  client              n    median  p95    max    | lost (outside the 1 s window) | healthy again: median  p95",
+  );
   for (const r of table) {
     const mark = r.nodeTimeoutMs === DEFAULT_NODE_TIMEOUT_MS ? " (default)" : "";
     console.log(
-      `${String(r.nodeTimeoutMs).padStart(6)} ms     ${String(r.gap.n).padStart(3)}  ${s(r.gap.median)}    ${p95(r.gap)}   ${s(r.gap.max)}   | ${String(r.lost.total).padStart(4)} (${r.lost.outsideReplicationWindow})                     |                ${s(r.promoted.median)}   ${p95(r.promoted)}${mark}`,
+      `${String(r.nodeTimeoutMs).padStart(6)} ms     ${r.client.padEnd(18)}  ${String(r.gap.n).padStart(3)}  ${s(r.gap.median)}    ${p95(r.gap)}   ${s(r.gap.max)}   | ${String(r.lost.total).padStart(4)} (${r.lost.outsideReplicationWindow})                     |                ${s(r.promoted.median)}   ${p95(r.promoted)}${mark}`,
     );
   }
-  if ("runs" in plannedStop) {
-    const p = plannedStop;
+  if (planned.length > 0) {
     console.log(
-      "\nwrite unavailability after a planned stop of the master (clean reboot: ExecStop hands over with CLUSTER FAILOVER)",
+      "\nwrite unavailability after a planned stop of the master (clean reboot: ExecStop hands over before Redis stops)",
     );
     console.log(
-      "node-timeout  runs  median  p95    max    | lost writes | rebooted node back, cluster whole: median  p95",
+      "node-timeout  client              runs  median  p95    max    | lost writes | rebooted node back, cluster whole: median  p95",
     );
-    console.log(
-      `${String(p.nodeTimeoutMs).padStart(6)} ms     ${String(p.gap.n).padStart(3)}   ${s(p.gap.median)}    ${p95(p.gap)}   ${s(p.gap.max)}   | ${String(p.lost).padStart(11)} |                                    ${s(p.backInCluster.median)}  ${p95(p.backInCluster)}`,
-    );
-  } else console.log(`\nplanned stop: skipped (${plannedStop.skipped})`);
+    for (const p of planned)
+      console.log(
+        `${String(p.nodeTimeoutMs).padStart(6)} ms     ${p.client.padEnd(18)}  ${String(p.gap.n).padStart(3)}   ${s(p.gap.median)}    ${p95(p.gap)}   ${s(p.gap.max)}   | ${String(p.lost).padStart(11)} |                                    ${s(p.backInCluster.median)}  ${p95(p.backInCluster)}`,
+      );
+  } else console.log(`\nplanned stop: skipped (BENCH_TIMEOUTS has no ${PLANNED_TIMEOUT}, or BENCH_PLANNED_RUNS=0)`);
   console.log(
-    `\nfailovers without a fault during ${load.seconds} s of load at ${LOAD_TIMEOUT} ms: ${load.failovers} (epoch ${load.epochBefore} -> ${load.epochAfter}); ${load.benchmarkTail}`,
+    load
+      ? `\nfailovers without a fault during ${load.seconds} s of load at ${LOAD_TIMEOUT} ms: ${load.failovers} (epoch ${load.epochBefore} -> ${load.epochAfter}); ${load.benchmarkTail}`
+      : "\nsteady load: skipped (BENCH_LOAD_SECONDS=0)",
   );
   const file = writeResults(process.env.BENCH_OUT ?? (SENTINEL ? "failover-sentinel" : "failover"), {
     machine: machine(),
     topology: TOPOLOGY,
     tls: base.tls,
     defaultNodeTimeoutMs: DEFAULT_NODE_TIMEOUT_MS,
+    clients: CLIENTS,
     failover: table,
-    plannedStop,
-    steadyLoad: { nodeTimeoutMs: LOAD_TIMEOUT, ...load },
+    plannedStop: planned,
+    runs: rawRuns,
+    steadyLoad: load ? { nodeTimeoutMs: LOAD_TIMEOUT, ...load } : { skipped: "BENCH_LOAD_SECONDS=0" },
   });
   console.log(`written to ${file}`);
 }

@@ -13,7 +13,8 @@ import { CloudInitResult, ExecResult, Host, HostLab, LabNode, onHostNetwork } fr
 import { ensureRootfs } from "./hosts/rootfs";
 import { AwsEndpointControl, startAwsEndpoint, stopAwsEndpoint } from "./aws/control";
 import { makeEndpointTls } from "./aws/tls";
-import { WriterConfig, WriteResult, VerifyKeysResult, VerifyResult } from "./writer";
+import { WriterClient, WriterConfig, WriteResult, VerifyKeysResult, VerifyResult } from "./writer";
+import { connectionContract } from "../components/contract/connection";
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const keySlot = require("cluster-key-slot") as (key: string) => number;
 import { ConfigError } from "../components/config/problems";
@@ -696,6 +697,10 @@ export function infoField(text: string, key: string): string {
 }
 
 const WRITER = path.join(__dirname, "writer.ts");
+/** The same writer for redis-py (mode "write" only): same config, same result. */
+const WRITER_PY = path.join(__dirname, "writer.py");
+/** Debian's interpreter, the one python3-redis (lab/install-packages.sh) installs for. */
+const DEBIAN_PYTHON = "/usr/bin/python3";
 const TS_NODE = require.resolve("ts-node/register/transpile-only");
 /** Writers run with cwd / inside a namespace: point ts-node at the project. */
 const nodeEnv = (cfg: WriterConfig) => ({
@@ -734,6 +739,22 @@ function sentinelTarget(c: ClusterLab): WriterConfig["sentinel"] {
   return { name: LAB_SENTINEL_MASTER, sentinels: c.nodes.map((n) => `${n.ip}:${SENTINEL_PORT}`) };
 }
 
+/** The env an app deploy of this lab's stack would get (the stack's `env` output), in either topology. */
+export function labContractEnv(c: ClusterLab): Record<string, string> {
+  const sentinel = sentinelTarget(c);
+  return connectionContract({
+    target: "ec2",
+    nodes: c.nodes.map((n) => `${n.ip}:${n.port}`),
+    username: APP_USER,
+    password: c.passwords.app,
+    tls: c.settings.tls,
+    clusterMode: sentinel === undefined,
+    caCertificate: c.clientCa ? fs.readFileSync(c.clientCa, "utf8") : undefined,
+    client: c.settings.client,
+    ...(sentinel ? { sentinel: { masterName: sentinel.name, sentinels: sentinel.sentinels } } : {}),
+  }).env;
+}
+
 export interface RunningWriter {
   tag: string;
   stop(): Promise<WriteResult>;
@@ -746,9 +767,10 @@ const WRITER_MAX_MS = 1_800_000;
 export async function startWriter(
   c: ClusterLab,
   tag: string,
-  opts: { where?: LabNode; direct?: string; intervalMs?: number } = {},
+  opts: { where?: LabNode; direct?: string; intervalMs?: number; client?: WriterClient } = {},
 ): Promise<RunningWriter> {
   const where = opts.where ?? c.lab.client;
+  const client = opts.client ?? "ioredis";
   const stopFile = `/tmp/stop-writer-${process.pid}-${++writerSeq}`;
   const cfg: WriterConfig = {
     mode: "write",
@@ -763,9 +785,14 @@ export async function startWriter(
     // Writers run until told to stop (their stop file): a rolling restart or a reshard may take 15 minutes.
     durationMs: WRITER_MAX_MS,
     intervalMs: opts.intervalMs ?? 2,
+    client,
+    ...(client === "redis-stack-client" ? { contractEnv: labContractEnv(c) } : {}),
   };
+  const script = client === "redis-py" ? WRITER_PY : WRITER;
   // The stop file's name rides on the command line so a stuck writer can be found and told to stop.
-  const running = where.exec(["node", "-r", TS_NODE, WRITER, stopFile], {
+  // redis-py: Debian's python3-redis, so Debian's interpreter (another python3 may come first in PATH).
+  const argv = client === "redis-py" ? [DEBIAN_PYTHON, script, stopFile] : ["node", "-r", TS_NODE, script, stopFile];
+  const running = where.exec(argv, {
     env: nodeEnv(cfg),
     timeoutMs: WRITER_MAX_MS + 60_000,
   });
@@ -789,8 +816,8 @@ export async function startWriter(
         Promise.race([running.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
       // A writer that ignores its stop file gets SIGTERM (it then stops and reports), then SIGKILL.
       if (!(await exitedWithin(15000))) {
-        await where.sh(`pkill -TERM -f -- '${WRITER} ${stopFile}'`);
-        if (!(await exitedWithin(10000))) await where.sh(`pkill -KILL -f -- '${WRITER} ${stopFile}'`);
+        await where.sh(`pkill -TERM -f -- '${script} ${stopFile}'`);
+        if (!(await exitedWithin(10000))) await where.sh(`pkill -KILL -f -- '${script} ${stopFile}'`);
       }
       const r = await running;
       await where.sh(`rm -f ${stopFile} ${stopFile}.ready`);

@@ -12,6 +12,7 @@ readonly NEEDED=(
   /usr/bin/aws:awscli update-ca-certificates:ca-certificates
   /usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring
   promtool:prometheus
+  /usr/lib/python3/dist-packages/redis/__init__.py:python3-redis
 )
 
 missing=()

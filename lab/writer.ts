@@ -10,9 +10,16 @@
  *   mode "check":  GET <tag>:<i> for i < count and report the missing ones
  *   mode "verify-keys": GET each of `pairs` ([key, value]) and report the keys that do not hold their value
  * `direct: true` talks to the first node only, without cluster redirections (a writer on an isolated master).
+ * `client` picks the library mode "write" drives (ioredis unless told; redis-py is lab/writer.py, with the same
+ * config and result); the other modes, being the outside judges, always use ioredis.
  */
 import * as fs from "fs";
 import Redis, { Cluster, RedisOptions } from "ioredis";
+import { createClient } from "../client/src/index";
+
+/** The client libraries a writer can drive: each one as an app would configure it (docs/clients.md). */
+export const WRITER_CLIENTS = ["ioredis", "redis-stack-client", "redis-py"] as const;
+export type WriterClient = (typeof WRITER_CLIENTS)[number];
 
 export interface WriterConfig {
   mode: "write" | "verify" | "load" | "check" | "verify-keys";
@@ -33,6 +40,10 @@ export interface WriterConfig {
   /** Pause after an acknowledged write (ms). */
   intervalMs?: number;
   seqs?: number[];
+  /** mode "write": which client library writes (ioredis by default). */
+  client?: WriterClient;
+  /** redis-stack-client: the stack's env contract (its `env` output) the client reads, as an app's would. */
+  contractEnv?: Record<string, string>;
 }
 
 export interface WriteResult {
@@ -150,16 +161,68 @@ function within<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function write(cfg: WriterConfig): Promise<WriteResult> {
+/** What the write loop needs of a client library. */
+interface Setter {
+  set(key: string, value: string): Promise<unknown>;
+  /** How long one SET may take before it counts as failed (the library's own retries run inside it). */
+  answerMs: number;
+  /** Called on each failed SET with how long SETs have been failing. */
+  failing(failingMs: number): void;
+  close(): Promise<void>;
+}
+
+function ioredisSetter(cfg: WriterConfig): Setter {
   const r = client(cfg);
   r.on("error", () => undefined);
+  let lastReconnect = 0;
+  return {
+    set: (key, value) => r.set(key, value),
+    answerMs: 1000,
+    failing(failingMs) {
+      // Sentinel: the failover detector reconnects on the Sentinels' +switch-master. A safety net for a
+      // message it missed (ioredis's command timeout alone never reconnects): after SENTINEL_REASK_MS of
+      // failures ask the Sentinels again. Not sooner: a reconnect before the failover ends drops the
+      // detector's subscriptions, and the retry loop through a dead Sentinel and the dead primary then
+      // costs more than waiting for the message (5.1 s gaps with a 2 s re-ask). Only a ready connection
+      // is dropped: disconnect() while ioredis is still asking the Sentinels ends the client for good
+      // (status "end", no retry), and a client that ended is started again.
+      const now = Date.now();
+      if (!cfg.sentinel || cfg.direct || failingMs < SENTINEL_REASK_MS || now - lastReconnect < SENTINEL_REASK_MS)
+        return;
+      lastReconnect = now;
+      if (r.status === "ready") r.disconnect(true);
+      else if (r.status === "end") r.connect().catch(() => undefined);
+    },
+    close: async () => r.disconnect(),
+  };
+}
+
+/**
+ * The repository's client with its defaults, from the stack's env contract: nothing set for the fault. Its
+ * own retries decide when a SET fails (its retry budget), so the loop waits longer than for ioredis.
+ */
+async function stackSetter(cfg: WriterConfig): Promise<Setter> {
+  if (!cfg.contractEnv) throw new Error("writer: client redis-stack-client needs contractEnv");
+  const c = await createClient(cfg.contractEnv);
+  return {
+    set: (key, value) => c.set(key, value),
+    answerMs: 30_000,
+    failing: () => undefined,
+    close: () => c.close(),
+  };
+}
+
+async function write(cfg: WriterConfig): Promise<WriteResult> {
+  const client = cfg.client ?? "ioredis";
+  if (client === "redis-py") throw new Error("writer: redis-py runs lab/writer.py, not this file");
+  const r = client === "redis-stack-client" ? await stackSetter(cfg) : ioredisSetter(cfg);
   const result: WriteResult = { attempts: 0, acked: [], errors: [], gaps: [] };
   const deadline = Date.now() + (cfg.durationMs ?? 600000);
   let seq = 0;
   // The first write waits for the client to connect (not an outage): retry it until it lands.
   for (;;) {
     try {
-      await within(r.set(`{${cfg.tag}}:0`, "0"), 1000);
+      await within(r.set(`{${cfg.tag}}:0`, "0"), r.answerMs);
       break;
     } catch {
       await sleep(50);
@@ -167,7 +230,6 @@ async function write(cfg: WriterConfig): Promise<WriteResult> {
   }
   if (cfg.stopFile) fs.writeFileSync(`${cfg.stopFile}.ready`, "");
   let failingSince: number | undefined;
-  let lastReconnect = 0;
   let stopRequested = false;
   process.once("SIGTERM", () => {
     stopRequested = true;
@@ -176,7 +238,7 @@ async function write(cfg: WriterConfig): Promise<WriteResult> {
     seq++;
     result.attempts++;
     try {
-      await within(r.set(`{${cfg.tag}}:${seq}`, String(seq)), 1000);
+      await within(r.set(`{${cfg.tag}}:${seq}`, String(seq)), r.answerMs);
       const now = Date.now();
       result.acked.push([seq, now]);
       if (failingSince !== undefined) {
@@ -190,28 +252,12 @@ async function write(cfg: WriterConfig): Promise<WriteResult> {
         failingSince = now;
         result.errors.push([now, (e as Error).message]);
       }
-      // Sentinel: the failover detector reconnects on the Sentinels' +switch-master. A safety net for a
-      // message it missed (ioredis's command timeout alone never reconnects): after SENTINEL_REASK_MS of
-      // failures ask the Sentinels again. Not sooner: a reconnect before the failover ends drops the
-      // detector's subscriptions, and the retry loop through a dead Sentinel and the dead primary then
-      // costs more than waiting for the message (5.1 s gaps with a 2 s re-ask). Only a ready connection
-      // is dropped: disconnect() while ioredis is still asking the Sentinels ends the client for good
-      // (status "end", no retry), and a client that ended is started again.
-      if (
-        cfg.sentinel &&
-        !cfg.direct &&
-        now - failingSince >= SENTINEL_REASK_MS &&
-        now - lastReconnect >= SENTINEL_REASK_MS
-      ) {
-        lastReconnect = now;
-        if (r.status === "ready") r.disconnect(true);
-        else if (r.status === "end") r.connect().catch(() => undefined);
-      }
+      r.failing(now - failingSince);
       await sleep(20);
     }
   }
   if (failingSince !== undefined) result.gaps.push({ start: failingSince, end: Number.NaN, ms: Number.NaN });
-  r.disconnect();
+  await r.close();
   return result;
 }
 

@@ -11,7 +11,6 @@ import {
   ClientClosedError,
   createClient as createNodeClient,
   createCluster,
-  createSentinel,
   DisconnectsClientError,
   RESP_TYPES,
   TimeoutError,
@@ -31,6 +30,7 @@ import {
 import { Deadlines } from "./deadlines";
 import { FallbackCache, FallbackOptions, OutageWriteBuffer } from "./fallback";
 import { withRetry } from "./retry";
+import { PrimaryChangedError, sentinelBackend } from "./sentinel";
 
 export { readContract, ContractError, CONTRACT_ENV } from "./contract";
 export type { Contract } from "./contract";
@@ -108,6 +108,12 @@ export interface Backend {
   close(): Promise<void>;
 }
 
+/**
+ * How long one Sentinel may take to connect and answer (at most the contract's connect timeout). They are
+ * asked all at once, so this is what a dead instance's Sentinel costs a failover.
+ */
+const SENTINEL_QUERY_TIMEOUT_MS = 500;
+
 /** How long after a transient failure attempts keep carrying abort signals (a failover lasts seconds). */
 const DEGRADED_MS = 30_000;
 
@@ -160,25 +166,17 @@ function nodeRedisBackend(c: Contract, o: CreateClientOptions, counters: ClientC
     };
   }
   if (c.sentinel) {
-    // The primary is whichever node the Sentinels name: node-redis asks them, follows their failover
-    // events and redials. Sentinels take the same credentials and TLS as the data nodes.
-    const sentinel = createSentinel({
-      name: c.sentinel.masterName,
-      sentinelRootNodes: c.sentinel.sentinels.map((n) => ({ host: n.host, port: n.port })),
-      nodeClientOptions: { ...auth, socket },
-      sentinelClientOptions: { username: c.username, password: c.password, socket },
-      commandOptions: { typeMapping: BUFFERS },
-      // Reads from the primary too: a replica may lag, and this client promises read-your-writes.
-      replicaPoolSize: 0,
+    // The primary is whichever node the Sentinels name: asked of them all at once, followed on their
+    // +switch-master and re-asked before a retry (client/src/sentinel.ts). Reads go to the primary too:
+    // a replica may lag, and this client promises read-your-writes.
+    return sentinelBackend({
+      masterName: c.sentinel.masterName,
+      sentinels: c.sentinel.sentinels,
+      node: { ...auth, socket, commandOptions: { typeMapping: BUFFERS } },
+      sentinelAuth: { username: c.username, password: c.password, ...(c.tls ? { tls: { ca: c.caPem } } : {}) },
+      queryTimeoutMs: Math.min(c.connectTimeoutMs, SENTINEL_QUERY_TIMEOUT_MS),
+      onError,
     });
-    sentinel.on("error", onError);
-    return {
-      send: (_key, readonly, args, abortSignal) =>
-        abortSignal ? sentinel.sendCommand(readonly, args, { abortSignal }) : sentinel.sendCommand(readonly, args),
-      refresh: async () => undefined,
-      connect: async () => void (await sentinel.connect()),
-      close: async () => sentinel.destroy(),
-    };
   }
   const client = createNodeClient({
     ...auth,
@@ -380,6 +378,11 @@ export class StackClient {
           const silent = key !== undefined && rootCause(e) instanceof TimeoutError;
           await withTimeout(this.backend.refresh(silent ? key : undefined), timeout).catch(() => undefined);
         },
+        // A timed-out attempt already waited `timeout`, and a command cut off by a move to the new
+        // primary has somewhere to go: refresh and retry at once. With the backoff on top (up to 1 s by
+        // then), the client found a promoted replica up to 1.4 s after the cluster had converged
+        // (bench:failover, silent instance loss).
+        retryAtOnce: (e) => rootCause(e) instanceof TimeoutError || rootCause(e) instanceof PrimaryChangedError,
         onRetry: () => {
           this.counters.retries++;
           this.degradedUntil = Date.now() + DEGRADED_MS;

@@ -25,6 +25,12 @@ export interface RetryOptions {
    * Its own failure is ignored: the retry that follows finds out whether the cluster is back.
    */
   beforeRetry?: (e: unknown, attempt: number) => Promise<void>;
+  /**
+   * Errors after which the retry starts without a backoff. An attempt that timed out has already waited
+   * its whole timeout: the node is most likely silent (a dead instance), and waiting more only delays
+   * the refresh that finds its replica promoted. The attempts themselves still pace such retries.
+   */
+  retryAtOnce?: (e: unknown) => boolean;
   /** Told of each retry before its backoff starts: `attempt` as for beforeRetry, `delayMs` the backoff. */
   onRetry?: (e: unknown, attempt: number, delayMs: number) => void;
   /** Monotonic clock, ms; performance.now by default. */
@@ -51,7 +57,7 @@ export async function withRetry<T>(op: () => Promise<T>, o: RetryOptions): Promi
       if (!o.isRetryable(e)) throw e;
       const elapsed = now() - start;
       if (elapsed >= o.budgetMs) throw new RetryBudgetExceededError(attempt, elapsed, e);
-      const delay = Math.min(backoffDelay(attempt - 1, o.backoff), o.budgetMs - elapsed);
+      const delay = o.retryAtOnce?.(e) ? 0 : Math.min(backoffDelay(attempt - 1, o.backoff), o.budgetMs - elapsed);
       o.onRetry?.(e, attempt, delay);
       if (delay > 0) await sleep(delay);
       if (o.beforeRetry) {

@@ -24,13 +24,15 @@ export const SENTINEL_ACL_RULES =
  * Sentinel's own users (sentinel.conf; Sentinel's default user is off). Sentinels log in to each other as
  * SENTINEL_USER with only what Sentinel sends a peer; apps (the app user, its password) only discover the
  * primary and follow its changes: what node-redis's Sentinel client sends (redis@6 sentinel/index.js:
- * SENTINEL MASTER/REPLICAS/SENTINELS and a PSUBSCRIBE to the failover events). No CLIENT SETINFO: Redis
- * 7.0 does not know it, and one unknown command in a user's rules refuses the whole file.
+ * SENTINEL MASTER/REPLICAS/SENTINELS and a PSUBSCRIBE to the failover events), what ioredis sends
+ * (GET-MASTER-ADDR-BY-NAME), and redis-py's SENTINEL MASTERS (its `discover_master`; the same facts as
+ * SENTINEL MASTER, for the one name these Sentinels monitor). No CLIENT SETINFO: Redis 7.0 does not know
+ * it, and one unknown command in a user's rules refuses the whole file.
  */
 export const SENTINEL_PEER_ACL_RULES =
   "-@all +auth +hello +ping +role +command +client|getname +client|id +client|setname +sentinel|get-master-addr-by-name +sentinel|master +sentinel|myid +sentinel|replicas +sentinel|sentinels +sentinel|is-master-down-by-addr +subscribe +psubscribe +publish &*";
 export const SENTINEL_APP_ACL_RULES =
-  "-@all +auth +hello +ping +client|setname +sentinel|get-master-addr-by-name +sentinel|master +sentinel|replicas +sentinel|sentinels +subscribe +psubscribe +unsubscribe +punsubscribe &*";
+  "-@all +auth +hello +ping +client|setname +sentinel|get-master-addr-by-name +sentinel|master +sentinel|masters +sentinel|replicas +sentinel|sentinels +subscribe +psubscribe +unsubscribe +punsubscribe &*";
 
 /** Where a node's Sentinel keeps its config file (it rewrites it) on the root volume; node.sh regenerates it at each boot. */
 export const SENTINEL_DIR = "/var/lib/redis-stack-sentinel";

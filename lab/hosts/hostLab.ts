@@ -439,6 +439,12 @@ export function canRunLab(recheck = false): LabCheck {
         ok: false,
         reason: `HostLab needs: ${missing.join(", ")} (apt-get install ${[...new Set(missing.map((m) => needed[m]))].join(" ")})`,
       };
+    // The lab's redis-py writer (lab/writer.py) runs on Debian's python3-redis, as lab/install-packages.sh installs it.
+    if (!fs.existsSync("/usr/lib/python3/dist-packages/redis/__init__.py"))
+      return {
+        ok: false,
+        reason: "the lab's redis-py writer needs Debian's python3-redis (apt-get install python3-redis)",
+      };
     if (!fs.existsSync("/dev/loop-control")) return { ok: false, reason: "HostLab needs loop devices" };
     if (!/\boverlay\b/.test(readFileOr("/proc/filesystems")))
       return { ok: false, reason: "HostLab needs overlayfs (not in /proc/filesystems)" };

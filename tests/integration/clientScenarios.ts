@@ -8,33 +8,20 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { ClusterLab, masterOfSlot, missingKeys, role } from "../../lab/clusterLab";
+import { ClusterLab, labContractEnv, masterOfSlot, missingKeys, role } from "../../lab/clusterLab";
 import { LoadReport, OpKind, Outcome } from "../../lab/clientLoad";
-import { connectionContract } from "../../components/contract/connection";
 import { APP_USER } from "../../components/ec2/node/redisConf";
 import { COMPRESSION_MAGIC } from "../../client/src/index";
 import { NodeAddress } from "../../components/ec2/topology";
 import calculateSlot from "cluster-key-slot";
+
+export { labContractEnv };
 
 const TS_NODE = require.resolve("ts-node/register/transpile-only");
 /** ts-node in the client namespace (cwd unknown there) compiles with the repository's own tsconfig. */
 export const TS_NODE_ENV = { TS_NODE_PROJECT: path.resolve(__dirname, "../../tsconfig.json") };
 const LOAD_SCRIPT = path.resolve(__dirname, "../../lab/clientLoad.ts");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The env an app deploy of this lab's stack would get (the stack's `env` output). */
-export function labContractEnv(c: ClusterLab): Record<string, string> {
-  return connectionContract({
-    target: "ec2",
-    nodes: c.nodes.map((n) => `${n.ip}:${n.port}`),
-    username: APP_USER,
-    password: c.passwords.app,
-    tls: c.settings.tls,
-    clusterMode: true,
-    caCertificate: c.clientCa ? fs.readFileSync(c.clientCa, "utf8") : undefined,
-    client: c.settings.client,
-  }).env;
-}
 
 export interface LoadRun {
   seconds: number;

@@ -145,31 +145,53 @@ describeLab("Sentinel topology", () => {
   test("2. the primary's instance dies (silent, then killed): the Sentinels promote a replica, writes resume within 5 s", async () => {
     const victim = await primary();
     const w = await startWriter(c, "kill");
+    // The same fault seen by redis-py (Debian's python3-redis, configured as docs/clients.md says) and by
+    // the repository's own client with its defaults, from the stack's env contract.
+    const py = await startWriter(c, "killpy", { client: "redis-py" });
+    const own = await startWriter(c, "killown", { client: "redis-stack-client" });
     await sleep(1000);
     const killedAt = await c.hosts[idx(victim)].instanceLoss();
     const recoveredIn = await c.waitConverged(FAILOVER_BOUND_MS + 10_000, others(victim));
-    await sleep(1000);
+    await sleep(2000);
     const res = await w.stop();
+    const pyRes = await py.stop();
+    const ownRes = await own.stop();
     const promoted = await primary(others(victim));
     expect(promoted).not.toBe(victim);
+    const lostOf = async (tag: string, acked: Array<[number, number]>) => {
+      const missing = new Set(
+        await missingWrites(
+          c,
+          tag,
+          acked.map(([seq]) => seq),
+        ),
+      );
+      return acked.filter(([seq]) => missing.has(seq)).map(([seq, t]) => [seq, t - killedAt]);
+    };
     const gap = writeGap(res.acked, killedAt).ms;
-    const missing = new Set(
-      await missingWrites(
-        c,
-        w.tag,
-        res.acked.map(([seq]) => seq),
-      ),
-    );
-    const lost = res.acked.filter(([seq]) => missing.has(seq)).map(([seq, t]) => [seq, t - killedAt]);
+    const lost = await lostOf(w.tag, res.acked);
+    const pyGap = writeGap(pyRes.acked, killedAt);
+    const pyLost = await lostOf(py.tag, pyRes.acked);
+    const ownGap = writeGap(ownRes.acked, killedAt).ms;
+    const ownLost = await lostOf(own.tag, ownRes.acked);
     report.instanceLoss = {
       promoted: promoted.node.name,
       convergedInMs: recoveredIn,
       writeGapMs: gap,
       acked: res.acked.length,
       lost,
+      redisPy: { writeGapMs: pyGap.ms, acked: pyRes.acked.length, lost: pyLost },
+      redisStackClient: { writeGapMs: ownGap, acked: ownRes.acked.length, lost: ownLost },
     };
     expect(gap).toBeLessThan(INSTANCE_LOSS_GAP_MS);
+    // The repository's client holds the same promise.
+    expect(ownGap).toBeLessThan(INSTANCE_LOSS_GAP_MS);
+    expect(ownLost.filter(([, ms]) => ms < -REPLICATION_WINDOW_MS || ms > 0)).toEqual([]);
     expect(lost.filter(([, ms]) => ms < -REPLICATION_WINDOW_MS || ms > 0)).toEqual([]);
+    // redis-py followed the Sentinels to the new primary (its figures are the bench's: docs/clients.md),
+    // losing nothing outside the same window.
+    expect(pyGap.firstAfterAt).toBeDefined();
+    expect(pyLost.filter(([, ms]) => ms < -REPLICATION_WINDOW_MS || ms > 0)).toEqual([]);
   });
 
   test("3. the old primary's instance boots again: it asks the Sentinels first and returns as a replica of the new primary", async () => {

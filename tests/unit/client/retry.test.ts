@@ -101,6 +101,27 @@ test("beforeRetry runs after the backoff and before each retry, awaited", async 
   ]);
 });
 
+test("retryAtOnce: after such an error the retry starts without a backoff; other errors still back off", async () => {
+  const time = fakeTime();
+  class Timeout extends Transient {}
+  const errors = [new Timeout("t1"), new Transient("a"), new Timeout("t2")];
+  const op = flaky([...errors], time, 1000);
+  const onRetry = jest.fn();
+  const beforeRetry = jest.fn(async () => undefined);
+  await expect(
+    withRetry(op, options(time, { onRetry, beforeRetry, retryAtOnce: (e) => e instanceof Timeout })),
+  ).resolves.toBe("ok");
+  expect(op).toHaveBeenCalledTimes(4);
+  expect(onRetry.mock.calls).toEqual([
+    [errors[0], 1, 0],
+    [errors[1], 2, 100],
+    [errors[2], 3, 0],
+  ]);
+  // Only the other error slept; every retry still refreshed first.
+  expect(time.sleeps.map((s) => s.ms)).toEqual([100]);
+  expect(beforeRetry).toHaveBeenCalledTimes(3);
+});
+
 test("a failing beforeRetry does not stop the retries", async () => {
   const time = fakeTime();
   const op = flaky([new Transient("a")]);
