@@ -19,6 +19,10 @@ export interface ClientCounters {
   compressedValues: number;
   compressionInBytes: number;
   compressionOutBytes: number;
+  /** Sentinel topology: moves to a new primary the Sentinels announced (`+switch-master`). */
+  primaryMovesAnnounced: number;
+  /** Sentinel topology: moves to a new primary found by asking the Sentinels after a failed attempt. */
+  primaryMovesFound: number;
 }
 
 /** All counters at zero. */
@@ -33,6 +37,8 @@ export function newCounters(): ClientCounters {
     compressedValues: 0,
     compressionInBytes: 0,
     compressionOutBytes: 0,
+    primaryMovesAnnounced: 0,
+    primaryMovesFound: 0,
   };
 }
 

@@ -176,6 +176,7 @@ function nodeRedisBackend(c: Contract, o: CreateClientOptions, counters: ClientC
       sentinelAuth: { username: c.username, password: c.password, ...(c.tls ? { tls: { ca: c.caPem } } : {}) },
       queryTimeoutMs: Math.min(c.connectTimeoutMs, SENTINEL_QUERY_TIMEOUT_MS),
       onError,
+      onMove: (how) => void (how === "announced" ? counters.primaryMovesAnnounced++ : counters.primaryMovesFound++),
     });
   }
   const client = createNodeClient({
@@ -375,6 +376,8 @@ export class StackClient {
         // A refresh asks the nodes for the slots: bounded like an attempt, or a frozen node would hold
         // the retry loop past its budget.
         beforeRetry: async (e) => {
+          // The client has just moved to the primary the Sentinels named: nothing to re-read.
+          if (rootCause(e) instanceof PrimaryChangedError) return;
           const silent = key !== undefined && rootCause(e) instanceof TimeoutError;
           await withTimeout(this.backend.refresh(silent ? key : undefined), timeout).catch(() => undefined);
         },

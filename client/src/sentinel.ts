@@ -40,6 +40,8 @@ export interface SentinelBackendOptions {
   /** How long one Sentinel may take to connect and answer before it counts as unreachable. */
   queryTimeoutMs: number;
   onError: (e: Error) => void;
+  /** Told of each move to another primary, and whether the Sentinels announced it or a refresh found it. */
+  onMove?: (how: "announced" | "found") => void;
 }
 
 /** What one Sentinel says of the master name. */
@@ -130,15 +132,31 @@ export function sentinelBackend(o: SentinelBackendOptions) {
       client.destroy();
     }
   };
-  const askAll = async (): Promise<SentinelView | undefined> => choosePrimary(await Promise.all(o.sentinels.map(ask)));
+  /**
+   * Asks every Sentinel at once; answers once a majority has answered (or all have tried), so a dead
+   * instance's Sentinel costs nothing while the others are up.
+   */
+  const askAll = (): Promise<SentinelView | undefined> =>
+    new Promise((resolve) => {
+      const views: SentinelView[] = [];
+      const majority = Math.floor(o.sentinels.length / 2) + 1;
+      let tried = 0;
+      for (const s of o.sentinels)
+        void ask(s).then((v) => {
+          tried++;
+          if (v) views.push(v);
+          if (views.length >= majority || tried === o.sentinels.length) resolve(choosePrimary(views));
+        });
+    });
 
   /**
    * Moves to `host:port` if that is not already the primary; commands queue until it is connected.
    * Resolves once connected (rejects when node-redis gives up reconnecting).
    */
-  const follow = (host: string, port: number): Promise<unknown> => {
+  const follow = (host: string, port: number, how?: "announced" | "found"): Promise<unknown> => {
     if (current && current.host === host && current.port === port) return current.connected;
     const old = current;
+    if (old && how) o.onMove?.(how);
     const client = makeNode(host, port);
     const connected = client.connect();
     current = { host, port, client, connected };
@@ -151,7 +169,7 @@ export function sentinelBackend(o: SentinelBackendOptions) {
     (refreshing ??= (async () => {
       try {
         const named = await askAll();
-        if (named && !closed) follow(named.host, named.port).catch((e: Error) => o.onError(e));
+        if (named && !closed) follow(named.host, named.port, "found").catch((e: Error) => o.onError(e));
       } finally {
         refreshing = undefined;
       }
@@ -188,7 +206,7 @@ export function sentinelBackend(o: SentinelBackendOptions) {
           .then(() =>
             sub.subscribe("+switch-master", (message) => {
               const to = parseSwitchMaster(message, o.masterName);
-              if (to && !closed) follow(to.host, to.port).catch((e: Error) => o.onError(e));
+              if (to && !closed) follow(to.host, to.port, "announced").catch((e: Error) => o.onError(e));
             }),
           )
           .catch(() => undefined);
