@@ -42,6 +42,19 @@ export abstract class RedisStackError extends Error {
  * The reconnect strategy stopped trying. node-redis wraps it in its own `ReconnectStrategyError`
  * (`originalError` is this, `socketError` the last socket error) and closes that connection for good.
  */
+/**
+ * An attempt given up because the node it waited on no longer serves its key: the Sentinels named another
+ * primary, or the cluster moved the key's slot to a promoted replica while the command waited on a silent
+ * master. To the retry policy a dropped connection (the command may have reached the old node), retried at
+ * once on the new one.
+ */
+export class TopologyChangedError extends SocketClosedUnexpectedlyError {
+  constructor(readonly to: string) {
+    super();
+    this.message = `the node serving this command changed (now ${to})`;
+  }
+}
+
 export class ReconnectGaveUpError extends RedisStackError {
   constructor(
     readonly retries: number,

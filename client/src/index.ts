@@ -23,6 +23,7 @@ import { ClientCounters, newCounters } from "./counters";
 import {
   isTransientRedisError,
   RetryBudgetExceededError,
+  TopologyChangedError,
   WriteFailedError,
   WriteOutcomeUnknownError,
   wasSent,
@@ -30,7 +31,7 @@ import {
 import { Deadlines } from "./deadlines";
 import { FallbackCache, FallbackOptions, OutageWriteBuffer } from "./fallback";
 import { withRetry } from "./retry";
-import { PrimaryChangedError, sentinelBackend } from "./sentinel";
+import { sentinelBackend } from "./sentinel";
 
 export { readContract, ContractError, CONTRACT_ENV } from "./contract";
 export type { Contract } from "./contract";
@@ -114,6 +115,75 @@ export interface Backend {
  */
 const SENTINEL_QUERY_TIMEOUT_MS = 500;
 
+/** A degraded command waiting this long on its node has the slots re-read until it answers or moves. */
+const SLOT_WATCH_MS = 250;
+
+/**
+ * Watches commands that wait on a node: every SLOT_WATCH_MS, while one has waited that long, the slots are
+ * re-read (without asking the nodes waited on), and a command whose slot now has another master is given
+ * up with TopologyChangedError, to be retried there at once. Without it, a command sent to a silent master
+ * learnt of the promoted replica only when its attempt timed out: the write gap was the cluster's failover
+ * rounded up to the next whole attempt timeout (1 s), 5.31 s p95 where the cluster took 4.47 s.
+ */
+export function slotWatch(o: {
+  masterOf: (slot: number) => string | undefined;
+  rediscover: (waitedOn: Set<string>) => Promise<unknown>;
+  everyMs?: number;
+}) {
+  const everyMs = o.everyMs ?? SLOT_WATCH_MS;
+  interface Waiting {
+    slot: number;
+    master: string;
+    since: number;
+    give: (e: Error) => void;
+  }
+  const waiting = new Set<Waiting>();
+  let timer: NodeJS.Timeout | undefined;
+  let ticking = false;
+  const tick = async () => {
+    const now = Date.now();
+    const late = [...waiting].filter((w) => now - w.since >= everyMs);
+    if (ticking || late.length === 0) return;
+    ticking = true;
+    try {
+      await o.rediscover(new Set(late.map((w) => w.master))).catch(() => undefined);
+    } finally {
+      ticking = false;
+    }
+    for (const w of late) {
+      const master = o.masterOf(w.slot);
+      if (master !== undefined && master !== w.master && waiting.delete(w)) w.give(new TopologyChangedError(master));
+    }
+  };
+  return {
+    run<T>(slot: number | undefined, send: () => Promise<T>): Promise<T> {
+      const master = slot === undefined ? undefined : o.masterOf(slot);
+      if (slot === undefined || master === undefined) return send();
+      return new Promise<T>((resolve, reject) => {
+        const w: Waiting = { slot, master, since: Date.now(), give: reject };
+        waiting.add(w);
+        if (!timer) {
+          timer = setInterval(() => void tick(), everyMs);
+          timer.unref();
+        }
+        send()
+          .then(resolve, reject)
+          .finally(() => {
+            waiting.delete(w);
+            if (waiting.size === 0 && timer) {
+              clearInterval(timer);
+              timer = undefined;
+            }
+          });
+      });
+    },
+    /** Commands being watched (for tests). */
+    get size(): number {
+      return waiting.size;
+    },
+  };
+}
+
 /** How long after a transient failure attempts keep carrying abort signals (a failover lasts seconds). */
 const DEGRADED_MS = 30_000;
 
@@ -152,10 +222,19 @@ function nodeRedisBackend(c: Contract, o: CreateClientOptions, counters: ClientC
       topologyRefreshOnReconnectionAttemptStrategy: 500,
     });
     cluster.on("error", onError);
+    const masterOf = (slot: number): string | undefined => cluster._slots.slots[slot]?.master?.address;
+    const watch = slotWatch({
+      masterOf,
+      // Re-read the slots without asking the nodes the watched commands wait on (silent, perhaps dead).
+      rediscover: (waitedOn) => cluster._slots.rediscover(undefined, waitedOn),
+    });
     return {
+      // Degraded (a signal): the command is watched, and cut short if its slot moves while it waits.
       send: (key, readonly, args, abortSignal) =>
         abortSignal
-          ? cluster.sendCommand(key, readonly, args, { abortSignal })
+          ? watch.run(key === undefined ? undefined : calculateSlot(key), () =>
+              cluster.sendCommand(key, readonly, args, { abortSignal }),
+            )
           : cluster.sendCommand(key, readonly, args),
       refresh: (suspectKey) => {
         const suspect = suspectKey === undefined ? undefined : cluster._slots.slots[calculateSlot(suspectKey)]?.master;
@@ -376,8 +455,8 @@ export class StackClient {
         // A refresh asks the nodes for the slots: bounded like an attempt, or a frozen node would hold
         // the retry loop past its budget.
         beforeRetry: async (e) => {
-          // The client has just moved to the primary the Sentinels named: nothing to re-read.
-          if (rootCause(e) instanceof PrimaryChangedError) return;
+          // The client has just learnt where the command goes now: nothing to re-read.
+          if (rootCause(e) instanceof TopologyChangedError) return;
           const silent = key !== undefined && rootCause(e) instanceof TimeoutError;
           await withTimeout(this.backend.refresh(silent ? key : undefined), timeout).catch(() => undefined);
         },
@@ -385,7 +464,7 @@ export class StackClient {
         // primary has somewhere to go: refresh and retry at once. With the backoff on top (up to 1 s by
         // then), the client found a promoted replica up to 1.4 s after the cluster had converged
         // (bench:failover, silent instance loss).
-        retryAtOnce: (e) => rootCause(e) instanceof TimeoutError || rootCause(e) instanceof PrimaryChangedError,
+        retryAtOnce: (e) => rootCause(e) instanceof TimeoutError || rootCause(e) instanceof TopologyChangedError,
         onRetry: () => {
           this.counters.retries++;
           this.degradedUntil = Date.now() + DEGRADED_MS;

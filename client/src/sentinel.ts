@@ -14,21 +14,11 @@
  * waited for it. Asking all Sentinels at once, with a short timeout, costs one timeout in all.
  */
 import { createClient, SocketClosedUnexpectedlyError } from "redis";
+import { TopologyChangedError } from "./errors";
 import type { RedisClientOptions } from "redis";
 import type { NodeEndpoint } from "./contract";
 
 type Arg = string | Buffer;
-
-/**
- * A command's connection was closed because the client moved to another primary: to the retry policy a
- * dropped connection (the command may have reached the old primary), to be retried at once on the new one.
- */
-export class PrimaryChangedError extends SocketClosedUnexpectedlyError {
-  constructor(readonly to: string) {
-    super();
-    this.message = `the client moved to the primary the Sentinels now name (${to})`;
-  }
-}
 
 export interface SentinelBackendOptions {
   masterName: string;
@@ -184,7 +174,7 @@ export function sentinelBackend(o: SentinelBackendOptions) {
       } catch (e) {
         // The client moved to another primary meanwhile and closed this connection: to the retry policy
         // that is a dropped connection (the command may have reached the old primary).
-        if (current && current.client !== client) throw new PrimaryChangedError(`${current.host}:${current.port}`);
+        if (current && current.client !== client) throw new TopologyChangedError(`${current.host}:${current.port}`);
         throw e;
       }
     },

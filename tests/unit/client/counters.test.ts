@@ -13,6 +13,8 @@ test("new counters are all zero, and a fresh object each time", () => {
     compressedValues: 0,
     compressionInBytes: 0,
     compressionOutBytes: 0,
+    primaryMovesAnnounced: 0,
+    primaryMovesFound: 0,
   });
   c.retries++;
   expect(newCounters().retries).toBe(0);

@@ -187,6 +187,8 @@ describeRedis("the client on a real Sentinel topology", () => {
     stop = true;
     await writer;
     expect(acked.length).toBeGreaterThanOrEqual(ackedAtPromotion + 20);
+    // It moved once, to the promoted replica: told by a Sentinel's +switch-master, or found by asking them.
+    expect(client.counters.primaryMovesAnnounced + client.counters.primaryMovesFound).toBe(1);
     // Every acknowledged write is on the new primary (asked directly, not through the client).
     const last = acked[acked.length - 1];
     const values = cli(promoted, port, ADMIN_USER, "mget", ...acked.map((s) => `seq:${s}`))
