@@ -155,6 +155,22 @@ describeRedis("the client on a real Sentinel topology", () => {
     }
   });
 
+  test("the app user may ask the Sentinels what each client library asks, and may not reconfigure them", () => {
+    const asApp = (...args: string[]) => cli(IPS[1], SENTINEL_PORT, APP_USER, ...args);
+    // ioredis: GET-MASTER-ADDR-BY-NAME; node-redis: MASTER, REPLICAS, SENTINELS; redis-py: MASTERS.
+    expect(asApp("sentinel", "get-master-addr-by-name", MASTER).stdout).toContain(IPS[0]);
+    expect(asApp("sentinel", "masters").stdout).toContain(MASTER);
+    expect(asApp("sentinel", "replicas", MASTER).stdout).toContain("slave");
+    for (const refused of [
+      ["sentinel", "failover", MASTER],
+      ["sentinel", "set", MASTER, "quorum", "1"],
+      ["sentinel", "remove", MASTER],
+    ]) {
+      const r = asApp(...refused);
+      expect(r.stdout + r.stderr).toMatch(/NOPERM/);
+    }
+  });
+
   test("kill -9 of the primary: the Sentinels promote a replica and the client's writes resume on it, none lost", async () => {
     const acked: number[] = [];
     let stop = false;
