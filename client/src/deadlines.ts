@@ -114,3 +114,13 @@ export class Deadlines {
     return epoch;
   }
 }
+
+/** The attempt's promise, or node-redis's TimeoutError after `ms` (the command may still be applied later). */
+export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError("no reply within the command timeout")), ms);
+  });
+  p.catch(() => undefined); // a late failure of an abandoned attempt is nobody's to handle
+  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
+}

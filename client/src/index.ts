@@ -28,7 +28,7 @@ import {
   WriteOutcomeUnknownError,
   wasSent,
 } from "./errors";
-import { Deadlines } from "./deadlines";
+import { Deadlines, withTimeout } from "./deadlines";
 import { FallbackCache, FallbackOptions, OutageWriteBuffer } from "./fallback";
 import { withRetry } from "./retry";
 import { sentinelBackend } from "./sentinel";
@@ -564,16 +564,6 @@ export class StackClient {
     }
     return !this.buffer || this.buffer.length === 0;
   }
-}
-
-/** The attempt's promise, or node-redis's TimeoutError after `ms` (the command may still be applied later). */
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError("no reply within the command timeout")), ms);
-  });
-  p.catch(() => undefined); // a late failure of an abandoned attempt is nobody's to handle
-  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }
 
 function rootCause(e: unknown): unknown {

@@ -14,6 +14,7 @@
  * waited for it. Asking all Sentinels at once, with a short timeout, costs one timeout in all.
  */
 import { createClient, SocketClosedUnexpectedlyError } from "redis";
+import { withTimeout } from "./deadlines";
 import { TopologyChangedError } from "./errors";
 import type { RedisClientOptions } from "redis";
 import type { NodeEndpoint } from "./contract";
@@ -79,14 +80,6 @@ export function parseSwitchMaster(message: string, masterName: string): { host: 
   return name === masterName && host && Number.isInteger(p) && p > 0 ? { host, port: p } : undefined;
 }
 
-function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
 export function sentinelBackend(o: SentinelBackendOptions) {
   const makeNode = (host: string, port: number) => {
     const client = createClient({ ...o.node, socket: { ...o.node.socket, host, port } });
@@ -112,9 +105,9 @@ export function sentinelBackend(o: SentinelBackendOptions) {
     const client = createClient({ ...auth, socket: { ...sentinelSocket(s), reconnectStrategy: false } });
     client.on("error", () => undefined);
     try {
-      await bounded(client.connect(), o.queryTimeoutMs, `Sentinel ${s.host}:${s.port}`);
+      await withTimeout(client.connect(), o.queryTimeoutMs);
       return parseSentinelMaster(
-        await bounded(client.sendCommand(["SENTINEL", "MASTER", o.masterName]), o.queryTimeoutMs, "SENTINEL MASTER"),
+        await withTimeout(client.sendCommand(["SENTINEL", "MASTER", o.masterName]), o.queryTimeoutMs),
       );
     } catch {
       return undefined;
