@@ -22,6 +22,26 @@ export interface ParameterView {
   lastModified: number;
 }
 
+export interface ObjectView {
+  size: number;
+  etag: string;
+  lastModified: number;
+  versionId: string;
+  kmsKeyArn?: string;
+  /** The file holding the object's bytes (a test may read or damage it). */
+  path: string;
+}
+
+export interface BucketView {
+  policy?: PolicyDocument;
+  kmsKeyArn?: string;
+  versioning: boolean;
+  objects: Record<string, ObjectView>;
+  noncurrent: Record<string, ObjectView[]>;
+  /** Multipart uploads begun and neither completed nor aborted. */
+  uploads: number;
+}
+
 const REPO_ROOT = path.resolve(__dirname, "..", "..");
 const ENDPOINT_SCRIPT = path.join(__dirname, "endpoint.ts");
 
@@ -114,6 +134,24 @@ export class AwsEndpointControl {
   /** Every IMDS answer waits `delayMs` (0: answer at once), as on a busy instance. */
   async setImdsDelay(delayMs: number): Promise<void> {
     await this.request("PUT", "/imds", { delayMs });
+  }
+
+  /** Creates (or reconfigures, keeping its objects) a bucket: its policy, default SSE-KMS key and versioning. */
+  async putBucket(
+    name: string,
+    spec: { policy?: string | PolicyDocument; kmsKeyArn?: string; versioning?: boolean },
+  ): Promise<void> {
+    await this.request("PUT", `/buckets/${encodeURIComponent(name)}`, spec);
+  }
+
+  /** A bucket's objects as stored: size, etag, KMS key, and `path`, the file holding the bytes. */
+  bucket(name: string): Promise<BucketView> {
+    return this.request("GET", `/buckets/${encodeURIComponent(name)}`);
+  }
+
+  /** Puts a local file into a bucket as its owner would (no policy or key check): copying a backup across labs. */
+  async putObject(bucket: string, key: string, file: string): Promise<void> {
+    await this.request("PUT", "/objects", { bucket, key, file });
   }
 
   requests(): Promise<RequestLogEntry[]> {

@@ -14,8 +14,15 @@ import * as https from "https";
 import * as net from "net";
 import * as path from "path";
 import * as zlib from "zlib";
-import { randomBytes, randomUUID } from "crypto";
-import { authorizeAll, PolicyDocument, parsePolicies } from "./iam";
+import { createHash, randomBytes, randomUUID } from "crypto";
+import {
+  authorizeAll,
+  authorizeWithResourcePolicy,
+  AuthzResult,
+  PolicyDocument,
+  parsePolicies,
+  statementsForPrincipal,
+} from "./iam";
 import { Imds } from "./imds";
 import {
   accessDenied,
@@ -41,6 +48,8 @@ import {
   serviceByTarget,
   ServiceDef,
 } from "./services";
+import { MAX_S3_BODY, ReceivedBody, S3Error, s3ErrorBody, serveS3, routeOf } from "./s3";
+import type { AuthFailureKind } from "./sigv4";
 import { parseAuthorization, verify } from "./sigv4";
 import {
   controlSocketPath,
@@ -50,6 +59,7 @@ import {
   IssuedCredentials,
   loadConfig,
   loadState,
+  objectDir,
   pidPath,
   requestLogPath,
   saveState,
@@ -232,10 +242,17 @@ export class Endpoint {
 
   // ---------------------------------------------------------------- AWS APIs
 
-  private async handleApi(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async handleApi(req: http.IncomingMessage, res: http.ServerResponse, secure = true): Promise<void> {
     const ip = normalizeIp(req.socket.remoteAddress);
     const requestId = randomUUID();
     const service = resolveService(header(req, "authorization"), header(req, "x-amz-target"), header(req, "host"));
+    if (service?.signingName === "s3") return this.handleS3(req, res, secure);
+    if (!secure) {
+      // Only S3 answers plain HTTP; the other service endpoints are HTTPS only.
+      req.resume();
+      res.writeHead(400).end();
+      return;
+    }
     const target = parseTarget(header(req, "x-amz-target"));
     const protocol: Protocol = service?.json && (target || !service.query) ? "json" : "query";
     const entry: Omit<RequestLogEntry, "time"> = {
@@ -342,6 +359,171 @@ export class Endpoint {
         throw accessDenied(protocol, `User: ${who} is not authorized to perform: ${action}${on} ${why}`);
       },
     };
+  }
+
+  // ---------------------------------------------------------------- S3
+
+  /** Streams a request body to a temporary file below DIR/s3, hashing it on the way (S3 checks both digests). */
+  private receiveBody(req: http.IncomingMessage): Promise<ReceivedBody> {
+    const tmpDir = path.join(objectDir(this.dir), "incoming");
+    fs.mkdirSync(tmpDir, { recursive: true });
+    const file = path.join(tmpDir, randomUUID());
+    const md5 = createHash("md5");
+    const sha = createHash("sha256");
+    const out = fs.createWriteStream(file, { mode: 0o600 });
+    let size = 0;
+    return new Promise((resolve, reject) => {
+      const failed = (e: unknown) => {
+        out.destroy();
+        fs.rmSync(file, { force: true });
+        reject(e instanceof Error ? e : new Error(String(e)));
+      };
+      req.on("data", (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_S3_BODY) {
+          req.destroy();
+          failed(new S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 400));
+          return;
+        }
+        md5.update(c);
+        sha.update(c);
+        if (!out.write(c)) {
+          req.pause();
+          out.once("drain", () => req.resume());
+        }
+      });
+      req.on("end", () => out.end(() => resolve({ file, size, md5: md5.digest(), sha256Hex: sha.digest("hex") })));
+      req.on("error", failed);
+    });
+  }
+
+  private async handleS3(req: http.IncomingMessage, res: http.ServerResponse, secure: boolean): Promise<void> {
+    const ip = normalizeIp(req.socket.remoteAddress);
+    const requestId = randomUUID();
+    const [rawPath, rawQuery = ""] = (req.url ?? "/").split(/\?(.*)/s, 2);
+    const entry: Omit<RequestLogEntry, "time"> = {
+      sourceIp: ip,
+      service: "s3",
+      action: "",
+      resources: [],
+      decision: "error",
+      status: 0,
+    };
+    let body: ReceivedBody | undefined;
+    let answer: {
+      status: number;
+      headers: Record<string, string>;
+      body?: string;
+      file?: { path: string; start: number; end: number };
+    };
+    try {
+      body = await this.receiveBody(req);
+      const headers = Object.fromEntries(Object.keys(req.headers).map((k) => [k, header(req, k)]));
+      const s3req = {
+        method: req.method ?? "GET",
+        host: header(req, "host") ?? "",
+        path: rawPath,
+        query: new URLSearchParams(rawQuery),
+        headers,
+        body,
+      };
+      const route = routeOf(s3req);
+      entry.action = route.action;
+      entry.resources = route.resources;
+      const verified = verify(
+        { method: s3req.method, path: rawPath, query: rawQuery, headers: rawHeaderPairs(req), body: Buffer.alloc(0) },
+        {
+          now: Date.now(),
+          region: this.config.region,
+          service: "s3",
+          lookup: (id) => {
+            const c = this.state.credentials[id];
+            return c && { secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken, expiresAt: c.expiresAt };
+          },
+        },
+      );
+      if (!verified.ok) throw new S3AuthRefused(s3AuthError(verified.failure.kind, verified.failure.message));
+      const c = this.state.credentials[verified.auth.accessKeyId];
+      const caller: Caller = {
+        accessKeyId: verified.auth.accessKeyId,
+        instanceId: c.instanceId,
+        instanceIp: c.instanceIp,
+        role: c.role,
+      };
+      const who = callerArn(this.config.account, caller);
+      const roleArn = `arn:aws:iam::${this.config.account}:role/${caller.role}`;
+      const refuse = (action: string, resource: string, r: AuthzResult): never => {
+        const why =
+          r.decision === "explicitDeny"
+            ? `with an explicit deny in ${r.statement?.startsWith("bucket policy") ? "a resource-based policy" : "an identity-based policy"}`
+            : `because no identity-based policy allows the ${action} action`;
+        throw new S3Error(
+          "AccessDenied",
+          `User: ${who} is not authorized to perform: ${action} on resource: "${resource}" ${why}`,
+          403,
+        );
+      };
+      const received = body;
+      answer = serveS3(s3req, {
+        region: this.config.region,
+        state: this.state,
+        dataDir: objectDir(this.dir),
+        now: Date.now(),
+        changed: () => this.persist(),
+        authorize: (action, resource, bucket, context = {}) => {
+          const ctx = { "aws:SecureTransport": String(secure), ...context };
+          const bucketPolicy =
+            bucket.policy && statementsForPrincipal(bucket.policy, [roleArn, who], this.config.account);
+          const r = authorizeWithResourcePolicy(
+            this.policies.get(caller.role) ?? [],
+            bucketPolicy,
+            { action, resource, context: ctx },
+            (m) => this.warnOnce(m),
+          );
+          if (r.decision !== "allow") refuse(action, resource, r);
+        },
+        authorizeKey: (action, keyArn) => {
+          const ctx = {
+            "kms:ViaService": `s3.${this.config.region}.amazonaws.com`,
+            "kms:CallerAccount": this.config.account,
+            "aws:SecureTransport": String(secure),
+          };
+          const r = authorizeAll(this.policies.get(caller.role) ?? [], action, [keyArn], ctx, (m) => this.warnOnce(m));
+          if (!r.ok) refuse(action, keyArn, r.result);
+        },
+      });
+      if (fs.existsSync(received.file)) fs.rmSync(received.file, { force: true });
+      entry.decision = "allow";
+    } catch (e) {
+      if (body) fs.rmSync(body.file, { force: true });
+      const err =
+        e instanceof S3AuthRefused
+          ? e.error
+          : e instanceof S3Error
+            ? e
+            : new S3Error("InternalError", "We encountered an internal error. Please try again.", 500);
+      if (!(e instanceof S3Error) && !(e instanceof S3AuthRefused))
+        console.error("[aws-endpoint] S3 internal error:", e);
+      entry.decision = e instanceof S3AuthRefused || err.code === "AccessDenied" ? "deny" : "error";
+      entry.error = err.code;
+      answer = {
+        status: err.status,
+        headers: { "content-type": "application/xml" },
+        body: req.method === "HEAD" ? "" : s3ErrorBody(err, requestId, rawPath),
+      };
+    }
+    entry.status = answer.status;
+    this.log(entry);
+    const headers: Record<string, string> = { "x-amz-request-id": requestId, ...answer.headers };
+    if (answer.file) {
+      res.writeHead(answer.status, headers);
+      fs.createReadStream(answer.file.path, { start: answer.file.start, end: answer.file.end }).pipe(res);
+      return;
+    }
+    const text = Buffer.from(answer.body ?? "", "utf8");
+    if (headers["content-length"] === undefined) headers["content-length"] = String(text.length);
+    res.writeHead(answer.status, headers);
+    res.end(req.method === "HEAD" ? undefined : text);
   }
 
   // ---------------------------------------------------------------- apt mirror stand-in
@@ -509,6 +691,62 @@ export class Endpoint {
           throw new ControlError(400, "delayMs must be a number of milliseconds in [0, 60000]");
         this.imdsDelayMs = input.delayMs;
         return undefined;
+      case "PUT /buckets/:arg": {
+        const { policy, kmsKeyArn, versioning } = input;
+        if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(arg)) throw new ControlError(400, `not a bucket name: ${arg}`);
+        if (kmsKeyArn !== undefined && typeof kmsKeyArn !== "string")
+          throw new ControlError(400, "kmsKeyArn must be a string");
+        const prev = this.state.buckets[arg];
+        this.state.buckets[arg] = {
+          policy: policy === undefined ? undefined : parsePolicies([policy as string | PolicyDocument])[0],
+          kmsKeyArn,
+          versioning: versioning === true,
+          objects: prev?.objects ?? {},
+          noncurrent: prev?.noncurrent ?? {},
+        };
+        this.persist();
+        return undefined;
+      }
+      case "GET /buckets/:arg": {
+        const b = this.state.buckets[arg];
+        if (!b) throw new ControlError(404, `no bucket ${arg}`);
+        const dir = objectDir(this.dir);
+        const view = (o: { file: string }) => ({ ...o, path: path.join(dir, o.file) });
+        return {
+          policy: b.policy,
+          kmsKeyArn: b.kmsKeyArn,
+          versioning: b.versioning,
+          objects: Object.fromEntries(Object.entries(b.objects).map(([k, o]) => [k, view(o)])),
+          noncurrent: Object.fromEntries(Object.entries(b.noncurrent).map(([k, os]) => [k, os.map(view)])),
+          uploads: Object.values(this.state.uploads).filter((u) => u.bucket === arg).length,
+        };
+      }
+      case "PUT /objects": {
+        // A file put into a bucket as its owner would (no policy, no KMS check): how a test carries a backup
+        // from one lab's endpoint into the next one's, as an operator copies it between buckets.
+        const { bucket, key, file } = input;
+        if (typeof bucket !== "string" || typeof key !== "string" || typeof file !== "string")
+          throw new ControlError(400, "bucket, key and file are required strings");
+        const b = this.state.buckets[bucket];
+        if (!b) throw new ControlError(404, `no bucket ${bucket}`);
+        const data = fs.readFileSync(file);
+        const name = randomUUID();
+        fs.mkdirSync(objectDir(this.dir), { recursive: true });
+        fs.writeFileSync(path.join(objectDir(this.dir), name), data, { mode: 0o600 });
+        const prev = b.objects[key];
+        if (prev && b.versioning) (b.noncurrent[key] ??= []).push(prev);
+        b.objects[key] = {
+          file: name,
+          size: data.length,
+          etag: createHash("md5").update(data).digest("hex"),
+          lastModified: Date.now(),
+          versionId: b.versioning ? randomUUID() : "null",
+          contentType: "binary/octet-stream",
+          kmsKeyArn: b.kmsKeyArn,
+        };
+        this.persist();
+        return undefined;
+      }
       case "GET /requests":
         return readRequestLog(this.dir);
       case "GET /metrics":
@@ -546,6 +784,12 @@ export class Endpoint {
     });
     await this.listen(imds, { host: c.imdsListen, port: c.imdsPort });
     await this.listen(api, { host: c.listen, port: c.httpsPort });
+    if (c.httpPort) {
+      const plain = http.createServer((req, res) => {
+        this.handleApi(req, res, false).catch(onError(res));
+      });
+      await this.listen(plain, { host: c.listen, port: c.httpPort });
+    }
     if (c.aptRepoDir) {
       const apt = http.createServer((req, res) => this.handleApt(req, res));
       apt.on("connection", (s: net.Socket) => this.onAptConnection(s));
@@ -570,6 +814,28 @@ class AuthRefused extends Error {
   constructor(readonly error: AwsError) {
     super(error.message);
   }
+}
+
+/** An S3 authentication failure (logged as a deny). */
+class S3AuthRefused extends Error {
+  constructor(readonly error: S3Error) {
+    super(error.message);
+  }
+}
+
+/** S3's own codes for what the other services call InvalidSignatureException and friends. */
+function s3AuthError(kind: AuthFailureKind, message: string): S3Error {
+  const codes: Record<AuthFailureKind, [string, number]> = {
+    missing: ["AccessDenied", 403],
+    incomplete: ["InvalidRequest", 400],
+    unknownKey: ["InvalidAccessKeyId", 403],
+    expiredToken: ["ExpiredToken", 400],
+    badScope: ["AuthorizationHeaderMalformed", 400],
+    skew: ["RequestTimeTooSkewed", 403],
+    badSignature: ["SignatureDoesNotMatch", 403],
+  };
+  const [code, status] = codes[kind];
+  return new S3Error(code, message, status);
 }
 
 function internalError(e: unknown): AwsError {

@@ -18,6 +18,8 @@ export interface PolicyStatement {
   Resource?: string | string[];
   NotResource?: string | string[];
   Condition?: Record<string, Record<string, string | string[]>>;
+  /** Resource policies only (an S3 bucket policy): who the statement is about. */
+  Principal?: "*" | { AWS?: string | string[]; Service?: string | string[] };
 }
 
 export interface PolicyDocument {
@@ -41,7 +43,7 @@ export interface AuthzResult {
 }
 
 /** The condition operators this evaluator understands; any other operator makes its statement not match. */
-const SUPPORTED_OPERATORS = new Set(["StringEquals", "StringNotEquals", "StringLike", "StringNotLike"]);
+const SUPPORTED_OPERATORS = new Set(["StringEquals", "StringNotEquals", "StringLike", "StringNotLike", "Bool"]);
 
 function asList(v: string | string[] | undefined): string[] | undefined {
   if (v === undefined) return undefined;
@@ -112,8 +114,10 @@ export function conditionHolds(
       const wanted = asList(raw) ?? [];
       const actual = ctx.get(key.toLowerCase());
       const like = operator === "StringLike" || operator === "StringNotLike";
+      // Bool compares "true"/"false" without regard to case; a key the request lacks matches nothing.
+      const same = (w: string) => (operator === "Bool" ? w.toLowerCase() === actual?.toLowerCase() : w === actual);
       const anyMatch =
-        actual !== undefined && wanted.some((w) => (like ? wildcardToRegExp(w, false).test(actual) : w === actual));
+        actual !== undefined && wanted.some((w) => (like ? wildcardToRegExp(w, false).test(actual) : same(w)));
       const negated = operator === "StringNotEquals" || operator === "StringNotLike";
       if (negated ? anyMatch : !anyMatch) return false;
     }
@@ -178,4 +182,39 @@ export function authorizeAll(
 /** The ARN AWS authorizes SSM parameter calls against: `parameter` + the name, with a `/` added when missing. */
 export function ssmParameterArn(region: string, account: string, name: string): string {
   return `arn:aws:ssm:${region}:${account}:parameter${name.startsWith("/") ? "" : "/"}${name}`;
+}
+
+/**
+ * A resource policy's statements that name this caller: `"*"`, or `AWS` listing `*` or one of `principals` (the
+ * role's ARN, its session's ARN). An account principal (`arn:aws:iam::ACCOUNT:root`) in an Allow only delegates to
+ * the account's identity policies, so it grants nothing by itself; in a Deny it applies to everyone in the account.
+ */
+export function statementsForPrincipal(policy: PolicyDocument, principals: string[], account: string): PolicyDocument {
+  const named = (st: PolicyStatement): boolean => {
+    if (st.Principal === "*") return true;
+    const aws = asList(st.Principal?.AWS) ?? [];
+    if (aws.includes("*") || aws.some((p) => principals.includes(p))) return true;
+    const accountWide = aws.includes(account) || aws.includes(`arn:aws:iam::${account}:root`);
+    return accountWide && st.Effect === "Deny";
+  };
+  return { Version: policy.Version, Statement: statementsOf(policy).filter(named) };
+}
+
+/**
+ * Identity policies and one resource policy (an S3 bucket policy) in the same account, as AWS combines them:
+ * an explicit Deny in either refuses, an Allow in either grants, otherwise the call is implicitly denied.
+ */
+export function authorizeWithResourcePolicy(
+  identity: PolicyDocument[],
+  resourcePolicy: PolicyDocument | undefined,
+  req: AuthzRequest,
+  onUnsupported?: (message: string) => void,
+): AuthzResult {
+  const id = authorize(identity, req, onUnsupported);
+  const res = resourcePolicy ? authorize([resourcePolicy], req, onUnsupported) : { decision: "implicitDeny" as const };
+  if (id.decision === "explicitDeny") return id;
+  if (res.decision === "explicitDeny") return { ...res, statement: `bucket policy ${res.statement ?? ""}`.trim() };
+  if (id.decision === "allow") return id;
+  if (res.decision === "allow") return { ...res, statement: `bucket policy ${res.statement ?? ""}`.trim() };
+  return { decision: "implicitDeny" };
 }

@@ -311,7 +311,10 @@ function roleIdSuffix(role: string): string {
   return h.toString(36).toUpperCase().padStart(17, "X").slice(0, 17);
 }
 
-export const SERVICES: ServiceDef[] = [ssm, cloudwatch, sts];
+/** S3 speaks REST, not JSON or query: the endpoint hands its requests to s3.ts, so it has no actions here. */
+const s3: ServiceDef = { signingName: "s3", iamPrefix: "s3", actions: {} };
+
+export const SERVICES: ServiceDef[] = [ssm, cloudwatch, sts, s3];
 
 export function serviceBySigningName(name: string): ServiceDef | undefined {
   return SERVICES.find((s) => s.signingName === name);

@@ -133,14 +133,21 @@ export function canonicalHeaders(headers: [string, string][], signed: string[]):
   return signed.map((h) => `${h}:${headerValue(headers, h) ?? ""}\n`).join("");
 }
 
-export function canonicalRequest(req: SignableRequest, signedHeaders: string[]): string {
+/**
+ * S3 signs differently from the other services (botocore's S3SigV4Auth): the path exactly as sent (already
+ * percent-encoded once, never normalised), and as payload hash whatever the client put in
+ * `x-amz-content-sha256`: the body's SHA-256, or `UNSIGNED-PAYLOAD` (awscli's uploads over HTTPS, which carry a
+ * Content-MD5 instead). The S3 handler checks that a hash given matches the body.
+ */
+export function canonicalRequest(req: SignableRequest, signedHeaders: string[], service = ""): string {
+  const s3 = service === "s3";
   return [
     req.method.toUpperCase(),
-    canonicalUri(req.path),
+    s3 ? req.path || "/" : canonicalUri(req.path),
     canonicalQuery(req.query),
     canonicalHeaders(req.headers, signedHeaders),
     signedHeaders.join(";"),
-    sha256Hex(req.body),
+    s3 ? (headerValue(req.headers, "x-amz-content-sha256") ?? "") : sha256Hex(req.body),
   ].join("\n");
 }
 
@@ -165,7 +172,8 @@ export function computeSignature(
   service: string,
 ): string {
   const date = amzDate.slice(0, 8);
-  const sts = stringToSign(amzDate, credentialScope(date, region, service), canonicalRequest(req, signedHeaders));
+  const canonical = canonicalRequest(req, signedHeaders, service);
+  const sts = stringToSign(amzDate, credentialScope(date, region, service), canonical);
   return createHmac("sha256", signingKey(secret, date, region, service))
     .update(sts, "utf8")
     .digest("hex");
@@ -245,6 +253,9 @@ export function verify(req: SignableRequest, opts: VerifyOptions): VerifyResult 
       "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
       auth,
     );
+  }
+  if (auth.service === "s3" && headerValue(req.headers, "x-amz-content-sha256") === undefined) {
+    return fail("incomplete", "Missing required header for this request: x-amz-content-sha256", auth);
   }
   if (!auth.signedHeaders.includes("host")) {
     return fail("incomplete", "'Host' must be a 'SignedHeader' in the AWS Authorization.", auth);

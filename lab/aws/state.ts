@@ -14,6 +14,8 @@ export interface EndpointConfig {
   imdsListen: string;
   imdsPort: number;
   httpsPort: number;
+  /** Plain-HTTP API port (S3 only, as AWS serves S3 over HTTP too; bucket policies see aws:SecureTransport false). */
+  httpPort?: number;
   aptPort: number;
   region: string;
   account: string;
@@ -73,6 +75,40 @@ export interface MetricDatum {
   storageResolution?: number;
 }
 
+/** One object version's bytes live in DIR/s3/<file>; the state keeps what S3 would answer about it. */
+export interface StoredObject {
+  file: string;
+  size: number;
+  /** As S3 quotes it: the MD5 hex of a single PUT, `md5-of-part-md5s-N` of a multipart upload. */
+  etag: string;
+  lastModified: number;
+  versionId: string;
+  contentType: string;
+  /** The KMS key the object was encrypted with (the bucket's default encryption at upload time). */
+  kmsKeyArn?: string;
+}
+
+export interface BucketState {
+  /** The bucket policy, enforced with the caller's identity policies. */
+  policy?: PolicyDocument;
+  /** Default encryption: SSE-KMS with this key, whose use the caller must be allowed (through S3). */
+  kmsKeyArn?: string;
+  versioning: boolean;
+  /** Current version of each key. */
+  objects: Record<string, StoredObject>;
+  /** Versions replaced while versioning was on, newest last (kept as S3 keeps them). */
+  noncurrent: Record<string, StoredObject[]>;
+}
+
+export interface MultipartUpload {
+  bucket: string;
+  key: string;
+  initiated: number;
+  kmsKeyArn?: string;
+  contentType: string;
+  parts: Record<string, { file: string; size: number; md5: string }>;
+}
+
 export interface EndpointState {
   instances: Record<string, InstanceSpec>;
   roles: Record<string, { policies: PolicyDocument[] }>;
@@ -80,13 +116,24 @@ export interface EndpointState {
   credentials: Record<string, IssuedCredentials>;
   metrics: MetricDatum[];
   apt: { reachable: boolean };
+  buckets: Record<string, BucketState>;
+  uploads: Record<string, MultipartUpload>;
 }
 
 /** Metrics are kept for tests to inspect, not forever: the oldest go once this many are stored. */
 export const MAX_METRICS = 10_000;
 
 export function emptyState(): EndpointState {
-  return { instances: {}, roles: {}, parameters: {}, credentials: {}, metrics: [], apt: { reachable: true } };
+  return {
+    instances: {},
+    roles: {},
+    parameters: {},
+    credentials: {},
+    metrics: [],
+    apt: { reachable: true },
+    buckets: {},
+    uploads: {},
+  };
 }
 
 export const statePath = (dir: string): string => path.join(dir, "state.json");
@@ -95,6 +142,8 @@ export const controlSocketPath = (dir: string): string => path.join(dir, "contro
 export const requestLogPath = (dir: string): string => path.join(dir, "requests.log");
 export const pidPath = (dir: string): string => path.join(dir, "endpoint.pid");
 export const endpointLogPath = (dir: string): string => path.join(dir, "endpoint.log");
+/** Where object and part bytes are kept (state.json only describes them). */
+export const objectDir = (dir: string): string => path.join(dir, "s3");
 
 /** Loads state.json, filling in sections an older file lacks; a missing file is an empty state. */
 export function loadState(dir: string): EndpointState {
@@ -130,6 +179,7 @@ export function loadConfig(dir: string): EndpointConfig {
   const c = JSON.parse(fs.readFileSync(configPath(dir), "utf8")) as Partial<EndpointConfig>;
   need(typeof c.listen === "string" && c.listen, "listen (address) is required");
   need(typeof c.imdsListen === "string" && c.imdsListen, "imdsListen (address) is required");
+  need(c.httpPort === undefined || (Number.isInteger(c.httpPort) && c.httpPort > 0), "httpPort must be a port number");
   for (const p of ["imdsPort", "httpsPort", "aptPort"] as const) {
     const v = c[p];
     need(typeof v === "number" && Number.isInteger(v) && v >= 0 && v < 65536, `${p} must be a port number`);

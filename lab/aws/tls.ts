@@ -26,6 +26,9 @@ export function endpointHostNames(region: string): string[] {
     `*.${region}.amazonaws.com`,
     "sts.amazonaws.com",
     "*.amazonaws.com",
+    // S3's virtual-hosted names put the bucket in front of the service: <bucket>.s3[.<region>].amazonaws.com.
+    `*.s3.${region}.amazonaws.com`,
+    "*.s3.amazonaws.com",
   ];
 }
 

@@ -6,10 +6,15 @@ import {
   actionMatches,
   authorize,
   authorizeAll,
+  authorizeWithResourcePolicy,
+  conditionHolds,
   PolicyDocument,
   resourceMatches,
   ssmParameterArn,
+  statementsForPrincipal,
 } from "../../lab/aws/iam";
+import { bucketAndKey, listObjectsV2, parseCompleteParts, parseRange, S3Error } from "../../lab/aws/s3";
+import type { BucketState } from "../../lab/aws/state";
 import { unflattenQuery, toXml } from "../../lab/aws/protocols";
 import {
   canonicalQuery,
@@ -394,5 +399,195 @@ describe("query protocol", () => {
     expect(toXml({ Arn: "a<b>&", List: ["x", "y"], Skip: undefined })).toBe(
       "<Arn>a&lt;b&gt;&amp;</Arn><List><member>x</member><member>y</member></List>",
     );
+  });
+});
+
+// ------------------------------------------------------------------ S3
+
+describe("S3 signing, as Debian's awscli 2.9.19 signs it", () => {
+  // Captured from `aws s3 cp` (awscli 2.9.19) against a recording server, with static credentials
+  // AKIDEXAMPLE / "secret" / token "tok": the path is signed as sent, the payload as x-amz-content-sha256 says.
+  const key: KnownKey = { secretAccessKey: "secret", sessionToken: "tok" };
+  const opts = (amzDate: string): VerifyOptions => ({
+    now: Date.UTC(2026, 11, 5, 5, 4, 12),
+    region: "us-east-1",
+    service: "s3",
+    lookup: (id) => (id === "AKIDEXAMPLE" ? key : undefined),
+  });
+  const put: SignableRequest = {
+    method: "PUT",
+    path: "/bkt/p/x%20y/small.bin",
+    query: "",
+    body: Buffer.alloc(0),
+    headers: [
+      ["Host", "127.0.0.1:18443"],
+      ["Content-MD5", "aVOpmy2OjR7uos5wSwZWnw=="],
+      ["Content-Type", "application/octet-stream"],
+      ["X-Amz-Content-SHA256", "UNSIGNED-PAYLOAD"],
+      ["X-Amz-Date", "20261205T050411Z"],
+      ["X-Amz-Security-Token", "tok"],
+      ["Expect", "100-continue"],
+      [
+        "Authorization",
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261205/us-east-1/s3/aws4_request, " +
+          "SignedHeaders=content-md5;content-type;host;x-amz-content-sha256;x-amz-date;x-amz-security-token, " +
+          "Signature=9b182a30156d5e5f38ddd99c736e2fcff2ef582494605acf2d53326df47add4d",
+      ],
+    ],
+  };
+
+  test("an unsigned-payload PutObject and a CreateMultipartUpload verify; their tampered copies do not", () => {
+    expect(verify(put, opts("20261205T050411Z")).ok).toBe(true);
+    const create: SignableRequest = {
+      method: "POST",
+      path: "/bkt/p/big.bin",
+      query: "uploads",
+      body: Buffer.alloc(0),
+      headers: [
+        ["Host", "127.0.0.1:18443"],
+        ["Content-Type", "application/octet-stream"],
+        ["X-Amz-Content-SHA256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"],
+        ["X-Amz-Date", "20261205T050412Z"],
+        ["X-Amz-Security-Token", "tok"],
+        [
+          "Authorization",
+          "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261205/us-east-1/s3/aws4_request, " +
+            "SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date;x-amz-security-token, " +
+            "Signature=8849f8e995a92be9695d2b9bb49b7aaddc3845a882ea06345466295fb143731d",
+        ],
+      ],
+    };
+    expect(verify(create, opts("20261205T050412Z")).ok).toBe(true);
+    // Another key under the same signature, another MD5, or no payload hash at all: refused.
+    expect(verify({ ...put, path: "/bkt/p/x%20z/small.bin" }, opts("")).ok).toBe(false);
+    const md5 = put.headers.map(([k, v]): [string, string] => [k, k === "Content-MD5" ? "AAAA" : v]);
+    expect(verify({ ...put, headers: md5 }, opts("")).ok).toBe(false);
+    const noHash = put.headers.filter(([k]) => k !== "X-Amz-Content-SHA256");
+    expect(verify({ ...put, headers: noHash }, opts(""))).toMatchObject({ ok: false, failure: { kind: "incomplete" } });
+  });
+});
+
+describe("S3 request parsing", () => {
+  test("bucket and key from virtual-hosted and path-style requests, keys percent-decoded", () => {
+    expect(bucketAndKey("b-1.s3.amazonaws.com", "/p/x%20y.rdb")).toEqual({ bucket: "b-1", key: "p/x y.rdb" });
+    expect(bucketAndKey("b-1.s3.us-east-1.amazonaws.com:443", "/p/k")).toEqual({ bucket: "b-1", key: "p/k" });
+    expect(bucketAndKey("s3.us-east-1.amazonaws.com", "/b-1/p/k")).toEqual({ bucket: "b-1", key: "p/k" });
+    expect(bucketAndKey("10.0.0.2", "/b-1")).toEqual({ bucket: "b-1", key: "" });
+    expect(() => bucketAndKey("10.0.0.2", "/b-1/%E0%A4%A")).toThrow(S3Error);
+  });
+
+  test("Range headers as S3 reads them", () => {
+    expect(parseRange(undefined, 10)).toBeUndefined();
+    expect(parseRange("bytes=0-3", 10)).toEqual({ start: 0, end: 3 });
+    expect(parseRange("bytes=5-", 10)).toEqual({ start: 5, end: 9 });
+    expect(parseRange("bytes=-4", 10)).toEqual({ start: 6, end: 9 });
+    expect(parseRange("bytes=8-100", 10)).toEqual({ start: 8, end: 9 });
+    expect(() => parseRange("bytes=10-12", 10)).toThrow(/not satisfiable/);
+  });
+
+  test("CompleteMultipartUpload's part list, quotes and all; an empty list is malformed", () => {
+    const body =
+      "<CompleteMultipartUpload><Part><ETag>&quot;abc&quot;</ETag><PartNumber>1</PartNumber></Part>" +
+      '<Part><PartNumber>2</PartNumber><ETag>"def"</ETag></Part></CompleteMultipartUpload>';
+    expect(parseCompleteParts(body)).toEqual([
+      { partNumber: 1, etag: "abc" },
+      { partNumber: 2, etag: "def" },
+    ]);
+    expect(() => parseCompleteParts("<CompleteMultipartUpload/>")).toThrow(/MalformedXML|well-formed/);
+  });
+
+  test("ListObjectsV2: prefix, delimiter (common prefixes), max-keys and a continuation token", () => {
+    const obj = (k: string) => ({ file: k, size: 1, etag: "e", lastModified: 0, versionId: "null", contentType: "x" });
+    const b: BucketState = {
+      versioning: false,
+      noncurrent: {},
+      objects: Object.fromEntries(["p/a/1", "p/a/2", "p/b/1", "p/c", "q/x"].map((k) => [k, obj(k)])),
+    };
+    const page = listObjectsV2(b, "bk", new URLSearchParams("list-type=2&prefix=p/&delimiter=/"));
+    expect(page).toContain("<Key>p/c</Key>");
+    expect(page).toContain("<CommonPrefixes><Prefix>p/a/</Prefix></CommonPrefixes>");
+    expect(page).toContain("<CommonPrefixes><Prefix>p/b/</Prefix></CommonPrefixes>");
+    expect(page).not.toContain("q/x");
+    const first = listObjectsV2(b, "bk", new URLSearchParams("list-type=2&prefix=p/&max-keys=2"));
+    expect(first).toContain("<IsTruncated>true</IsTruncated>");
+    const token = /<NextContinuationToken>([^<]+)</.exec(first)?.[1] ?? "";
+    const second = listObjectsV2(b, "bk", new URLSearchParams(`list-type=2&prefix=p/&continuation-token=${token}`));
+    expect(second).toContain("<Key>p/b/1</Key>");
+    expect(second).toContain("<Key>p/c</Key>");
+    expect(second).not.toContain("<Key>p/a/1</Key>");
+  });
+});
+
+describe("bucket policies with identity policies", () => {
+  const ACCOUNT = "123456789012";
+  const role = `arn:aws:iam::${ACCOUNT}:role/node`;
+  const tlsOnly: PolicyDocument = {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "DenyInsecureTransport",
+        Effect: "Deny",
+        Principal: "*",
+        Action: "s3:*",
+        Resource: ["arn:aws:s3:::bk", "arn:aws:s3:::bk/*"],
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      },
+    ],
+  };
+  const identity: PolicyDocument[] = [
+    {
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Action: "s3:PutObject", Resource: "arn:aws:s3:::bk/p/*" }],
+    },
+  ];
+
+  test("Bool conditions compare true/false without regard to case; a missing key does not match", () => {
+    expect(conditionHolds({ Bool: { "aws:SecureTransport": "false" } }, { "aws:securetransport": "FALSE" })).toBe(true);
+    expect(conditionHolds({ Bool: { "aws:SecureTransport": "false" } }, { "aws:SecureTransport": "true" })).toBe(false);
+    expect(conditionHolds({ Bool: { "aws:SecureTransport": "false" } }, {})).toBe(false);
+  });
+
+  test("the TLS-only bucket policy refuses plain HTTP whatever the role allows; TLS is decided by the role", () => {
+    const policy = statementsForPrincipal(tlsOnly, [role], ACCOUNT);
+    const req = (secure: string, resource = "arn:aws:s3:::bk/p/x") => ({
+      action: "s3:PutObject",
+      resource,
+      context: { "aws:SecureTransport": secure },
+    });
+    expect(authorizeWithResourcePolicy(identity, policy, req("true")).decision).toBe("allow");
+    expect(authorizeWithResourcePolicy(identity, policy, req("false"))).toMatchObject({
+      decision: "explicitDeny",
+      statement: "bucket policy DenyInsecureTransport",
+    });
+    expect(authorizeWithResourcePolicy(identity, policy, req("true", "arn:aws:s3:::bk/other/x")).decision).toBe(
+      "implicitDeny",
+    );
+  });
+
+  test("a bucket policy Allow grants only to the principals it names; an account principal only denies", () => {
+    const grant = (principal: PolicyDocument["Statement"]): PolicyDocument => ({
+      Version: "2012-10-17",
+      Statement: principal,
+    });
+    const allowRole = grant([
+      { Effect: "Allow", Principal: { AWS: role }, Action: "s3:GetObject", Resource: "arn:aws:s3:::bk/*" },
+    ]);
+    const allowOther = grant([
+      {
+        Effect: "Allow",
+        Principal: { AWS: `arn:aws:iam::${ACCOUNT}:role/other` },
+        Action: "s3:GetObject",
+        Resource: "*",
+      },
+    ]);
+    const allowAccount = grant([
+      { Effect: "Allow", Principal: { AWS: ACCOUNT }, Action: "s3:GetObject", Resource: "*" },
+    ]);
+    const get = { action: "s3:GetObject", resource: "arn:aws:s3:::bk/x" };
+    const decide = (p: PolicyDocument) =>
+      authorizeWithResourcePolicy([], statementsForPrincipal(p, [role], ACCOUNT), get);
+    expect(decide(allowRole).decision).toBe("allow");
+    expect(decide(allowOther).decision).toBe("implicitDeny");
+    expect(decide(allowAccount).decision).toBe("implicitDeny");
   });
 });
