@@ -408,7 +408,7 @@ describe("S3 signing, as Debian's awscli 2.9.19 signs it", () => {
   // Captured from `aws s3 cp` (awscli 2.9.19) against a recording server, with static credentials
   // AKIDEXAMPLE / "secret" / token "tok": the path is signed as sent, the payload as x-amz-content-sha256 says.
   const key: KnownKey = { secretAccessKey: "secret", sessionToken: "tok" };
-  const opts = (amzDate: string): VerifyOptions => ({
+  const opts = (_amzDate: string): VerifyOptions => ({
     now: Date.UTC(2026, 11, 5, 5, 4, 12),
     region: "us-east-1",
     service: "s3",
