@@ -157,7 +157,17 @@ export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsIn
       (m) => c.nodes.every((n) => series(m, "Up", n.node.name).some((d) => at(d) > since)),
       2 * period + 30_000,
     ).finally(() => c.aws.setImdsDelay(0));
-    recordingFrom = Math.max(...c.nodes.map((n) => at(series(all, "Up", n.node.name)[0])));
+    // The healthy cluster's record starts once every node reported it whole (ClusterStateOk 1): before that
+    // the cluster was forming, which takes longer than the alarms' 2 x 10 s on a busy machine (seen in CI:
+    // six hosts took 183 s to boot and cluster-state fired for the formation).
+    const whole = (n: string) => series(all, "ClusterStateOk", n).find((d) => d.value === 1);
+    recordingFrom = Math.max(
+      ...c.nodes.map((n) => at(series(all, "Up", n.node.name)[0])),
+      ...c.nodes.map((n) => {
+        const d = whole(n.node.name);
+        return d ? at(d) : since;
+      }),
+    );
     for (const [i, n] of c.nodes.entries()) {
       const up = series(all, "Up", n.node.name);
       expect(up.length).toBeGreaterThanOrEqual(2);
