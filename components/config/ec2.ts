@@ -1,16 +1,21 @@
 /**
  * The EC2 target's keys: layout (topology, shards, replicas), instance and memory, timeouts, volume, network,
- * node image and monitoring.
+ * node image, monitoring and backups.
  */
 import type { InstanceTypeInfo } from "../ec2/instanceTypes";
 import { defaultMaxmemoryBytes, describeInstanceType } from "../ec2/instanceTypes";
 import { REPL_BACKLOG_BYTES } from "../ec2/node/redisConf";
 import { MIN_SENTINELS, SENTINEL_DEFAULT_REPLICAS } from "../ec2/sentinel";
 import { DEFAULT_METRICS_INTERVAL, METRICS_INTERVALS, MetricsInterval } from "../monitoring/metrics";
+import { parseRestoreFrom } from "../ec2/backups";
 import { Reader } from "./reader";
 import {
   AlarmThresholds,
+  BACKUP_INTERVAL_MAX_HOURS,
+  BACKUP_RETENTION_MAX_DAYS,
   DEFAULT_ALARM_THRESHOLDS,
+  DEFAULT_BACKUP_INTERVAL_HOURS,
+  DEFAULT_BACKUP_RETENTION_DAYS,
   DEFAULT_INSTANCE_TYPE,
   DEFAULT_NODE_TIMEOUT_MS,
   Ec2Settings,
@@ -36,6 +41,7 @@ export function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts
   const network = parseNetwork(r);
   const image = parseNodeImage(r);
   const { metricsIntervalSeconds, alarms } = parseMonitoring(r);
+  const backups = parseBackups(r);
   return {
     region: awsRegion ?? "",
     ...layout,
@@ -46,6 +52,7 @@ export function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts
     ...image,
     metricsIntervalSeconds,
     alarms,
+    ...backups,
   };
 }
 
@@ -253,6 +260,34 @@ function parseLayout(r: Reader): Pick<Ec2Settings, "topology" | "shards" | "repl
     return { topology, shards: 1, replicasPerShard: SENTINEL_DEFAULT_REPLICAS };
   }
   return { topology, shards: 1, replicasPerShard: replicas };
+}
+
+/** backupIntervalHours (0: no scheduled backups) and backupRetentionDays (the bucket's lifecycle). */
+function parseBackups(r: Reader): Pick<Ec2Settings, "backupIntervalHours" | "backupRetentionDays" | "restoreFrom"> {
+  const backupIntervalHours = r.int(
+    "backupIntervalHours",
+    DEFAULT_BACKUP_INTERVAL_HOURS,
+    0,
+    BACKUP_INTERVAL_MAX_HOURS,
+    "hours between scheduled backups to the stack's S3 bucket, at most a week; 0 turns them off",
+  );
+  const backupRetentionDays = r.int(
+    "backupRetentionDays",
+    DEFAULT_BACKUP_RETENTION_DAYS,
+    1,
+    BACKUP_RETENTION_MAX_DAYS,
+    "days the bucket keeps a backup before expiring it",
+  );
+  const restoreFrom = r.get("restoreFrom");
+  if (restoreFrom !== undefined && !parseRestoreFrom(restoreFrom)) {
+    r.fail(
+      "restoreFrom",
+      restoreFrom,
+      "must be the S3 URI of a backup's manifest, as `node.sh backup` prints it",
+      "pulumi config set restoreFrom s3://<bucket>/<project>/<stack>/backups/<id>/manifest.json (aws s3 ls s3://<bucket>/<project>/<stack>/backups/ lists them)",
+    );
+  }
+  return { backupIntervalHours, backupRetentionDays, restoreFrom };
 }
 
 function isMetricsInterval(n: number): n is MetricsInterval {

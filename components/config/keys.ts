@@ -3,7 +3,13 @@
  * Pulumi.yaml declares it, and which keys are secrets. The library's component arguments carry the same
  * names (components/ec2/args.ts, components/cloud/args.ts).
  */
-import { DEFAULT_ALARM_THRESHOLDS, DEFAULT_INSTANCE_TYPE, DEFAULT_NODE_TIMEOUT_MS } from "./settings";
+import {
+  DEFAULT_ALARM_THRESHOLDS,
+  DEFAULT_BACKUP_INTERVAL_HOURS,
+  DEFAULT_BACKUP_RETENTION_DAYS,
+  DEFAULT_INSTANCE_TYPE,
+  DEFAULT_NODE_TIMEOUT_MS,
+} from "./settings";
 import { DEFAULT_METRICS_INTERVAL } from "../monitoring/metrics";
 
 /** Every key this project reads, with its default (as documented in the README table). */
@@ -35,6 +41,9 @@ export const CONFIG_KEYS = {
   alarmLatencyP99Ms: String(DEFAULT_ALARM_THRESHOLDS.latencyP99Ms),
   alarmDiskPercent: String(DEFAULT_ALARM_THRESHOLDS.diskPercent),
   alarmEvictionsPerSecond: String(DEFAULT_ALARM_THRESHOLDS.evictionsPerSecond),
+  backupIntervalHours: String(DEFAULT_BACKUP_INTERVAL_HOURS),
+  backupRetentionDays: String(DEFAULT_BACKUP_RETENTION_DAYS),
+  restoreFrom: "(none)",
   cloudRegion: "us-east-1",
   cloudMemoryGb: "1",
   cloudThroughputOps: "1000",
@@ -90,6 +99,9 @@ export const CONFIG_TYPES: Record<ConfigKey, PulumiConfigType> = {
   alarmLatencyP99Ms: "string",
   alarmDiskPercent: "integer",
   alarmEvictionsPerSecond: "string",
+  backupIntervalHours: "integer",
+  backupRetentionDays: "integer",
+  restoreFrom: "string",
   cloudRegion: "string",
   // A string: the memory limit may be fractional (0.5), and Pulumi's config types have no number.
   cloudMemoryGb: "string",
@@ -166,6 +178,9 @@ export const KEY_SCOPES: Record<ConfigKey, KeyScope> = {
   alarmLatencyP99Ms: "both",
   alarmDiskPercent: "ec2",
   alarmEvictionsPerSecond: "ec2",
+  backupIntervalHours: "ec2",
+  backupRetentionDays: "ec2",
+  restoreFrom: "ec2",
   cloudRegion: "cloud",
   cloudMemoryGb: "cloud",
   cloudThroughputOps: "cloud",

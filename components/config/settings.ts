@@ -29,6 +29,18 @@ export const NODE_TIMEOUT_MAX_MS = 60000;
 /** Chosen from `npm run bench:failover` (see BENCHMARKS.md): p95 write gap under 5 s, no false failovers under load. */
 export const DEFAULT_NODE_TIMEOUT_MS = 2000;
 
+/**
+ * Scheduled backups (EC2): hours between two, 0 for none (on-demand backups still work), at most a week.
+ * Every 6 h by default: with AOF everysec a node already survives its own crash, so a backup is for what
+ * replication copies too (a FLUSHALL, a bad deploy's writes) and for losing every copy of a volume; 4 a day
+ * bound what an operator's mistake loses to 6 h, at 4 RDB uploads per shard a day.
+ */
+export const DEFAULT_BACKUP_INTERVAL_HOURS = 6;
+export const BACKUP_INTERVAL_MAX_HOURS = 168;
+/** Days a backup is kept in the bucket before its lifecycle rule expires it (at most 10 years). */
+export const DEFAULT_BACKUP_RETENTION_DAYS = 7;
+export const BACKUP_RETENTION_MAX_DAYS = 3650;
+
 /** Where the EC2 alarms fire (components/monitoring/alarms.ts); each is a config key (README, "Monitoring"). */
 export interface AlarmThresholds {
   /** alarmMemoryPercent: used_memory as a percent of maxmemory, on the fullest node. */
@@ -83,6 +95,12 @@ export interface Ec2Settings {
   /** Seconds between two metric collections on a node; also the alarms' period (components/monitoring/alarms.ts). */
   metricsIntervalSeconds: MetricsInterval;
   alarms: AlarmThresholds;
+  /** Hours between a node's scheduled backups to the cluster's bucket; 0: none (components/ec2/backups.ts). */
+  backupIntervalHours: number;
+  /** Days the bucket keeps a backup before expiring it. */
+  backupRetentionDays: number;
+  /** A backup's manifest (s3://...manifest.json) a new stack loads its data from (backups.ts parseRestoreFrom). */
+  restoreFrom?: string;
 }
 
 /**

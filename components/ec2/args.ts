@@ -12,6 +12,7 @@ import type { ConfigKey } from "../config/keys";
 import { sentinelMasterName } from "./sentinel";
 import { ssmNames, SsmNames } from "./node/userData";
 import { stackDimension } from "../monitoring/metrics";
+import { backupObjectPrefix } from "./backups";
 
 export interface RedisEc2ClusterArgs {
   /** `cluster` (Redis Cluster, sharded; the default) or `sentinel` (one primary, replicas and Sentinel). Fixed once deployed. */
@@ -62,6 +63,20 @@ export interface RedisEc2ClusterArgs {
   alarmDiskPercent?: number;
   /** Alarm when a node evicts more keys per second than this, sustained (default 1). */
   alarmEvictionsPerSecond?: number;
+  /**
+   * Hours between scheduled backups (an RDB of every shard) to the cluster's S3 bucket: 0 (none; the bucket
+   * and its key exist all the same, for on-demand backups) or 1-168 (default 6).
+   */
+  backupIntervalHours?: number;
+  /** Days the bucket keeps a backup before its lifecycle rule expires it, 1-3650 (default 7). */
+  backupRetentionDays?: number;
+  /**
+   * Create the cluster with the data of a backup: the S3 URI of its manifest
+   * (`s3://<bucket>/<prefix>/backups/<id>/manifest.json`, as `node.sh backup` prints it). Each planned master
+   * loads its shard before its Redis first starts; a backup that does not fit (shard count, slot ranges, a
+   * checksum, a newer RDB) stops the nodes instead. Only a new cluster restores.
+   */
+  restoreFrom?: string;
   /** `REDIS_MAX_RETRIES` handed to apps (default 10). */
   clientMaxRetries?: number;
   /** `REDIS_CONNECT_TIMEOUT` handed to apps, ms (default 5000). */
@@ -98,7 +113,8 @@ export function stackComponentName(stack: string): string {
 
 /**
  * The names a cluster's resources outside Pulumi go by: its SSM parameters (the node role may read only
- * below `ssm.prefix`), the `Stack` dimension of its metrics, its Sentinel master name. The stack's own
+ * below `ssm.prefix`), the `Stack` dimension of its metrics, its Sentinel master name, its prefix in its
+ * backup bucket. The stack's own
  * cluster (`redis-<stack>`) keeps the stack-wide names (`/<project>/<stack>/...`); any other component adds
  * its own name, so two clusters in one stack never share one.
  */
@@ -106,6 +122,8 @@ export interface ClusterNames {
   ssm: SsmNames;
   metricsStack: string;
   sentinelMaster: string;
+  /** Where its backups go in its bucket (`<project>/<scope>`; backups.ts backupObjectPrefix). */
+  backupPrefix: string;
 }
 
 export function clusterNames(project: string, stack: string, name: string): ClusterNames {
@@ -114,5 +132,6 @@ export function clusterNames(project: string, stack: string, name: string): Clus
     ssm: ssmNames(project, scope),
     metricsStack: stackDimension(project, scope),
     sentinelMaster: sentinelMasterName(project, scope),
+    backupPrefix: backupObjectPrefix(project, scope),
   };
 }

@@ -26,6 +26,7 @@ import { DeployedShape, deploymentOf, nodeChange } from "./day2";
 import { SENTINEL_PORT } from "./sentinel";
 import { clusterNames, RedisEc2ClusterArgs } from "./args";
 import { Placement, resolveCluster, ResolvedCluster } from "./resolve";
+import { backupBucketPolicy, backupKeyAlias, backupLifecycleRules } from "./backups";
 
 /** Debian's official AMIs (Debian 12 ships Redis 7.0.15, the version the integration tests run). */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -46,6 +47,8 @@ interface ClusterPlan {
   metricsStack: string;
   /** The Sentinel topology's master name (REDIS_SENTINEL_MASTER; sentinel.ts sentinelMasterName). */
   sentinelMaster: string;
+  /** The cluster's prefix in its backup bucket (backups.ts backupObjectPrefix). */
+  backupPrefix: string;
   /** How the health wait reads node status (default: SSM with the deployer's credentials). */
   healthReader?: ParameterReader;
   /** What this stack deployed last (the component's `deployment`), if anything: day-2 changes roll and drain. */
@@ -70,6 +73,12 @@ interface SecurityGroups {
 
 interface Secrets {
   appPassword: random.RandomPassword;
+}
+
+/** The cluster's backup bucket and the key it encrypts with. */
+interface Backups {
+  bucketName: pulumi.Output<string>;
+  keyArn: pulumi.Output<string>;
 }
 
 interface NodeInstance {
@@ -101,11 +110,12 @@ class ClusterWiring {
     const groups = this.securityGroups(network.vpcId);
     const secrets = this.secrets();
     const trust: TlsFacts = args.tls ? { tls: true, caCertificate: this.tlsMaterial() } : { tls: false };
-    const profile = this.identity();
+    const backups = this.backups();
+    const profile = this.identity(backups);
     const deployment = deploymentOf(name, s, args.tls);
     const desired = this.desiredSettings();
     const scripts = this.shippedScripts();
-    const instances = this.nodeInstances(network, groups.nodes, profile, scripts);
+    const instances = this.nodeInstances(network, groups.nodes, profile, scripts, backups);
     const { leaving } = nodeChange(args.deployed, deployment);
     this.announceChange(leaving);
     // Leaving shards are drained before Pulumi deletes their nodes (deletes run after the program ends,
@@ -155,6 +165,8 @@ class ClusterWiring {
         clientSecurityGroupId: groups.client.id,
         deployment: pulumi.output(deployment),
         monitoring,
+        backupBucket: backups.bucketName,
+        backupPrefix: pulumi.output(args.backupPrefix),
       },
       alertTopicArn: alarms.topicArn,
       dashboardUrl: alarms.dashboardUrl,
@@ -450,10 +462,82 @@ class ClusterWiring {
   }
 
   /**
-   * The instance role and profile: Session Manager (no SSH) and reads of this stack's parameters only
-   * (components/ec2/iam.ts; no AWS-managed policy, they grant reads on every parameter).
+   * The cluster's backups (components/ec2/backups.ts): a KMS key of its own, rotated yearly, and a bucket
+   * encrypted with it, versioned, private, TLS-only, whose lifecycle expires backups after
+   * backupRetentionDays. Created whatever backupIntervalHours says (on-demand backups need them too).
+   * Backups outlive the stack, like the data volumes: `pulumi destroy` leaves the key and the bucket as they
+   * are, and never empties the bucket (forceDestroy false); only the alias and the lifecycle go, so a
+   * destroyed stack's last backups are not expired behind its back (docs/runbook.md, "Backups").
    */
-  private identity(): aws.iam.InstanceProfile {
+  private backups(): Backups {
+    const name = `${this.baseName}-backups`;
+    const { backupPrefix: prefix, settings: s } = this.args;
+    const kept = { parent: this.component, retainOnDelete: true };
+    const key = new aws.kms.Key(
+      name,
+      {
+        description: `Redis backups of cluster ${this.baseName} in Pulumi stack ${pulumi.getProject()}/${pulumi.getStack()}`,
+        enableKeyRotation: true,
+        tags: this.tags("backups"),
+      },
+      kept,
+    );
+    new aws.kms.Alias(name, { name: backupKeyAlias(prefix), targetKeyId: key.keyId }, { parent: this.component });
+    const bucket = new aws.s3.Bucket(name, { forceDestroy: false, tags: this.tags("backups") }, kept);
+    new aws.s3.BucketOwnershipControls(
+      name,
+      { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } },
+      kept,
+    );
+    new aws.s3.BucketPublicAccessBlock(
+      name,
+      {
+        bucket: bucket.id,
+        blockPublicAcls: true,
+        blockPublicPolicy: true,
+        ignorePublicAcls: true,
+        restrictPublicBuckets: true,
+      },
+      kept,
+    );
+    const versioning = new aws.s3.BucketVersioning(
+      name,
+      { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } },
+      kept,
+    );
+    new aws.s3.BucketServerSideEncryptionConfiguration(
+      name,
+      {
+        bucket: bucket.id,
+        rules: [
+          {
+            applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: key.arn },
+            bucketKeyEnabled: true,
+          },
+        ],
+      },
+      kept,
+    );
+    new aws.s3.BucketPolicy(
+      name,
+      { bucket: bucket.id, policy: bucket.arn.apply((arn) => JSON.stringify(backupBucketPolicy(arn))) },
+      kept,
+    );
+    // Rules on noncurrent versions need versioning on first.
+    new aws.s3.BucketLifecycleConfiguration(
+      name,
+      { bucket: bucket.id, rules: backupLifecycleRules(prefix, s.backupRetentionDays) },
+      { parent: this.component, dependsOn: [versioning] },
+    );
+    return { bucketName: bucket.bucket, keyArn: key.arn };
+  }
+
+  /**
+   * The instance role and profile: Session Manager (no SSH), reads of this stack's parameters only, and its
+   * backups below the cluster's prefix (components/ec2/iam.ts; no AWS-managed policy, they grant reads on
+   * every parameter).
+   */
+  private identity(backups: Backups): aws.iam.InstanceProfile {
     const name = this.baseName;
     const role = new aws.iam.Role(
       `${name}-node`,
@@ -471,11 +555,18 @@ class ClusterWiring {
       `${name}-node`,
       {
         role: role.id,
-        policy: identity.accountId.apply((account) =>
-          JSON.stringify(
-            nodeRolePolicy(this.args.settings.region, account, this.args.ssm.prefix, this.args.ssm.statusPrefix),
+        policy: pulumi
+          .all([identity.accountId, backups.bucketName, backups.keyArn])
+          .apply(([account, bucket, kmsKeyArn]) =>
+            JSON.stringify(
+              nodeRolePolicy(this.args.settings.region, account, this.args.ssm.prefix, this.args.ssm.statusPrefix, {
+                bucket,
+                prefix: this.args.backupPrefix,
+                kmsKeyArn,
+                restoreFrom: this.args.settings.restoreFrom,
+              }),
+            ),
           ),
-        ),
       },
       { parent: this.component },
     );
@@ -548,6 +639,7 @@ class ClusterWiring {
     nodesSg: aws.ec2.SecurityGroup,
     profile: aws.iam.InstanceProfile,
     scripts: aws.ssm.Parameter[],
+    backups: Backups,
   ): NodeInstance[] {
     const name = this.baseName;
     const s = this.args.settings;
@@ -607,8 +699,24 @@ class ClusterWiring {
         // Data outlives the stack: removing a node, a shard or the stack leaves the volume (README: deleting data).
         { parent: this.component, retainOnDelete: true },
       );
-      const userData = volume.id.apply((volumeId) =>
-        encodeUserData(renderNodeUserData(spec, this.nodes, n, volumeId, this.args.tls)),
+      const userData = pulumi.all([volume.id, backups.bucketName]).apply(([volumeId, bucket]) =>
+        encodeUserData(
+          renderNodeUserData(
+            {
+              ...spec,
+              backup: {
+                bucket,
+                prefix: this.args.backupPrefix,
+                intervalHours: s.backupIntervalHours,
+                restoreFrom: s.restoreFrom,
+              },
+            },
+            this.nodes,
+            n,
+            volumeId,
+            this.args.tls,
+          ),
+        ),
       );
       const instance = new aws.ec2.Instance(
         `${name}-${nodeName}`,
@@ -682,6 +790,10 @@ export type Ec2ClusterOutputs = ConnectionOutputs & {
   /** What runs: the next `pulumi up` reads it back from the stack's outputs (export it). */
   deployment: pulumi.Output<DeployedShape>;
   monitoring: pulumi.Output<MonitoringOutput>;
+  /** The cluster's backup bucket (its name; docs/runbook.md, "Backups"). */
+  backupBucket: pulumi.Output<string>;
+  /** Where the cluster's backups are in it: `<prefix>/backups/<backupId>/...`. */
+  backupPrefix: pulumi.Output<string>;
 };
 
 interface ClusterData {
@@ -721,6 +833,8 @@ export class RedisEc2Cluster extends pulumi.ComponentResource<ClusterData> {
   readonly clientSecurityGroupId: pulumi.Output<string>;
   readonly deployment: pulumi.Output<DeployedShape>;
   readonly monitoring: pulumi.Output<MonitoringOutput>;
+  readonly backupBucket: pulumi.Output<string>;
+  readonly backupPrefix: pulumi.Output<string>;
   readonly alertTopicArn: pulumi.Output<string>;
   readonly dashboardUrl: pulumi.Output<string | undefined>;
   /** When `pulumi up` saw every node healthy (the update fails instead when it does not). */
@@ -751,6 +865,8 @@ export class RedisEc2Cluster extends pulumi.ComponentResource<ClusterData> {
       clientSecurityGroupId: contract("clientSecurityGroupId"),
       deployment: contract("deployment"),
       monitoring: contract("monitoring"),
+      backupBucket: contract("backupBucket"),
+      backupPrefix: contract("backupPrefix"),
     };
     ({
       target: this.target,
@@ -765,6 +881,8 @@ export class RedisEc2Cluster extends pulumi.ComponentResource<ClusterData> {
       clientSecurityGroupId: this.clientSecurityGroupId,
       deployment: this.deployment,
       monitoring: this.monitoring,
+      backupBucket: this.backupBucket,
+      backupPrefix: this.backupPrefix,
     } = this.outputs);
     this.alertTopicArn = from((d) => d.alertTopicArn);
     this.dashboardUrl = from((d) => d.dashboardUrl);

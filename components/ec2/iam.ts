@@ -8,18 +8,21 @@
  */
 
 import { METRICS_NAMESPACE } from "../monitoring/metrics";
+import { backupNodeStatements, restoreSourceStatements } from "./backups";
+import type { PolicyDocument } from "./policy";
 
-export interface PolicyStatement {
-  Sid: string;
-  Effect: "Allow" | "Deny";
-  Action: string[];
-  Resource: string | string[];
-  Condition?: Record<string, Record<string, string>>;
-}
+export type { ConditionOperator, PolicyDocument, PolicyStatement } from "./policy";
 
-export interface PolicyDocument {
-  Version: "2012-10-17";
-  Statement: PolicyStatement[];
+/** Where a node may write and read its backups (components/ec2/backups.ts): the bucket, the prefix, the key. */
+export interface BackupAccess {
+  /** The bucket's name (not its ARN). */
+  bucket: string;
+  /** The cluster's prefix in it (backupObjectPrefix): no leading or trailing slash. */
+  prefix: string;
+  /** The ARN of the KMS key the bucket encrypts with. */
+  kmsKeyArn: string;
+  /** restoreFrom: a backup the new stack's nodes load (read access when it is not below their own prefix). */
+  restoreFrom?: string;
 }
 
 /**
@@ -43,12 +46,14 @@ export function parameterArnBelow(region: string, account: string, prefix: strin
 /**
  * `ssmPrefix`: this stack's parameters; `statusPrefix`: where nodes publish their state (below it).
  * PutMetricData takes no resource ARN: the `cloudwatch:namespace` condition keeps the nodes to ours.
+ * `backup`: the cluster's backup bucket, whose prefix the nodes may write and read (backupNodeStatements).
  */
 export function nodeRolePolicy(
   region: string,
   account: string,
   ssmPrefix: string,
   statusPrefix: string,
+  backup?: BackupAccess,
 ): PolicyDocument {
   return {
     Version: "2012-10-17",
@@ -73,6 +78,10 @@ export function nodeRolePolicy(
         Resource: "*",
         Condition: { StringEquals: { "cloudwatch:namespace": METRICS_NAMESPACE } },
       },
+      ...(backup ? backupNodeStatements(region, account, backup.bucket, backup.prefix, backup.kmsKeyArn) : []),
+      ...(backup?.restoreFrom
+        ? restoreSourceStatements(region, account, backup.bucket, backup.prefix, backup.restoreFrom)
+        : []),
     ],
   };
 }

@@ -124,6 +124,26 @@ describe("defaults", () => {
     });
   });
 
+  test("backups (EC2): every 6 h, kept 7 days; 0 turns the schedule off", () => {
+    expect(parseSettings(EC2).settings?.ec2).toMatchObject({ backupIntervalHours: 6, backupRetentionDays: 7 });
+    for (const [interval, retention] of [
+      ["0", "1"],
+      ["1", "30"],
+      ["168", "3650"],
+    ]) {
+      const { settings, problems: p } = parseSettings({
+        ...EC2,
+        backupIntervalHours: interval,
+        backupRetentionDays: retention,
+      });
+      expect(p).toEqual([]);
+      expect(settings?.ec2).toMatchObject({
+        backupIntervalHours: Number(interval),
+        backupRetentionDays: Number(retention),
+      });
+    }
+  });
+
   test("cloud defaults: 1 GB, 1000 ops/s, multi-AZ, 6-hourly backups, no cluster API", () => {
     const { settings, problems: p } = parseSettings(CLOUD);
     expect(p).toEqual([]);
@@ -248,6 +268,31 @@ describe("each bad input names the key, the value and the fix", () => {
     for (const bad of ["-1", "many"]) {
       const p = expectProblem({ ...EC2, alarmEvictionsPerSecond: bad }, "alarmEvictionsPerSecond", /0 or more/);
       expect(p.fix).toBe("pulumi config set alarmEvictionsPerSecond 1");
+    }
+  });
+  test("backupIntervalHours outside 0-168, backupRetentionDays outside 1-3650, or not whole", () => {
+    for (const bad of ["-1", "169", "1.5", "daily"]) {
+      const p = expectProblem(
+        { ...EC2, backupIntervalHours: bad },
+        "backupIntervalHours",
+        /whole number from 0 to 168 \(.*0 turns them off\)/,
+      );
+      expect(p.value).toBe(bad);
+      expect(p.fix).toBe("pulumi config set backupIntervalHours 6");
+    }
+    for (const bad of ["0", "3651", "2.5", "forever"]) {
+      const p = expectProblem({ ...EC2, backupRetentionDays: bad }, "backupRetentionDays", /from 1 to 3650/);
+      expect(p.value).toBe(bad);
+      expect(p.fix).toBe("pulumi config set backupRetentionDays 7");
+    }
+  });
+  test("restoreFrom must be a backup manifest's S3 URI; a good one reaches the settings", () => {
+    const good = "s3://old-backups/redis-stack/prod/backups/20261205T060000Z/manifest.json";
+    expect(parseSettings({ ...EC2, restoreFrom: good }).settings?.ec2?.restoreFrom).toBe(good);
+    expect(parseSettings(EC2).settings?.ec2?.restoreFrom).toBeUndefined();
+    for (const bad of ["s3://old-backups/redis-stack/prod/backups/20261205T060000Z/", "old-backups/x/manifest.json"]) {
+      const p = expectProblem({ ...EC2, restoreFrom: bad }, "restoreFrom", /S3 URI of a backup's manifest/);
+      expect(p.fix).toMatch(/^pulumi config set restoreFrom s3:\/\/.*manifest\.json/);
     }
   });
   test("a typo'd key is reported with a suggestion", () => {

@@ -112,6 +112,9 @@ async function runUpdate(opts: { deployed?: DeployedShape; instanceType?: string
   );
   await cluster.ready;
   const healthyAt = await new Promise<string>((resolve) => cluster.healthyAt.apply(resolve));
+  // The component registers its outputs once the last of them (after the health wait) has resolved: let
+  // that call reach these mocks before the next test installs its own.
+  await new Promise((resolve) => setTimeout(resolve, 10));
   return { cluster, seen, reads, events, healthyAt };
 }
 
@@ -149,6 +152,25 @@ test("an update waits for every node's health and settings; instances: deleteBef
   const volumes = seen.filter((s) => s.type === "aws:ebs/volume:Volume");
   expect(volumes).toHaveLength(6);
   for (const v of volumes) expect(v.opts.retainOnDelete).toBe(true);
+  // Nor the backups: the key and the bucket stay as they are (and the bucket is never emptied to delete it).
+  // The lifecycle goes with the stack (a destroyed stack's last backups are not expired behind its back),
+  // and the alias (a new stack of the same name takes it again).
+  const backups = seen
+    .filter((s) => /^aws:(s3|kms)\//.test(s.type))
+    .map((s) => [s.type.split(":").pop(), s.name, s.opts.retainOnDelete ?? false]);
+  expect(backups.sort()).toEqual(
+    [
+      ["Key", "redis-prod-backups", true],
+      ["Alias", "redis-prod-backups", false],
+      ["Bucket", "redis-prod-backups", true],
+      ["BucketOwnershipControls", "redis-prod-backups", true],
+      ["BucketPublicAccessBlock", "redis-prod-backups", true],
+      ["BucketVersioning", "redis-prod-backups", true],
+      ["BucketServerSideEncryptionConfiguration", "redis-prod-backups", true],
+      ["BucketPolicy", "redis-prod-backups", true],
+      ["BucketLifecycleConfiguration", "redis-prod-backups", false],
+    ].sort(),
+  );
   expect(seen.length).toBeGreaterThan(60);
   // The component itself (first seen) hangs under the stack; everything else under a component. (The
   // stack's reference to its own last outputs stays at the top, as the graph fixture's URNs show.)

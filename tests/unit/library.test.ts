@@ -44,6 +44,9 @@ const ALL_EC2: Required<RedisEc2ClusterArgs> = {
   alarmLatencyP99Ms: 10,
   alarmDiskPercent: 80,
   alarmEvictionsPerSecond: 1,
+  backupIntervalHours: 6,
+  backupRetentionDays: 7,
+  restoreFrom: "s3://other-backups/shop/old/backups/20261205T060000Z/manifest.json",
   clientMaxRetries: 10,
   clientConnectTimeoutMs: 5000,
   region: "us-east-1",
@@ -114,6 +117,9 @@ test('new RedisEc2Cluster("cache") with no arguments builds the default cluster 
   const params = byType(r.resources, "aws:ssm/parameter:Parameter").map((p) => String(p.inputs.name));
   expect(params).toContain("/shop/dev-cache/app-password");
   expect(params.every((n) => n.startsWith("/shop/dev-cache/"))).toBe(true);
+  // Its backups too: a bucket of its own, with the same scope as prefix.
+  expect(await valueOf(o.backupPrefix)).toBe("shop/dev-cache");
+  expect(await valueOf(o.backupBucket)).toMatch(/^cache-backups-[0-9a-f]{7}$/);
   // Its last deployment is read through a stack reference of its own, under the component.
   const ref = byType(r.resources, "pulumi:pulumi:StackReference");
   expect(ref.map((x) => x.urn)).toEqual([

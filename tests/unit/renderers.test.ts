@@ -22,6 +22,9 @@ import {
   encodeUserData,
   decodeUserData,
   renderMetricsTimer,
+  renderBackupTimer,
+  renderBackupUnit,
+  UNITS,
 } from "../../components/ec2/node/userData";
 import { METRICS_INTERVALS } from "../../components/monitoring/metrics";
 
@@ -138,6 +141,7 @@ const spec = {
   region: "eu-west-1",
   ssm: ssmNames("redis-stack", "test"),
   metrics: { stack: "redis-stack-test", intervalSeconds: 60 },
+  backup: { bucket: "redis-test-backups-0a1b2c3", prefix: "redis-stack/test", intervalHours: 6 },
 };
 const scripts = cluster.map((n, i) => renderNodeUserData(spec, cluster, n, `vol-0${i}abcdef`, i % 2 === 0));
 
@@ -152,8 +156,12 @@ test("user-data only installs files and units, then hands over to node.sh first-
     "/etc/systemd/system/redis-node-cluster.service",
     "/etc/systemd/system/redis-node-metrics.service",
     "/etc/systemd/system/redis-node-metrics.timer",
+    "/etc/systemd/system/redis-node-backup.service",
+    "/etc/systemd/system/redis-node-backup.timer",
   ])
     expect(s).toContain(`cat >${path} <<'REDIS_STACK_FILE_END'`);
+  // lib-backup.sh does not fit beside the other scripts: it comes from SSM (below).
+  expect(s).not.toContain("cat >/usr/local/lib/redis-stack/lib-backup.sh");
   expect(s.trimEnd().split("\n").pop()).toBe("exec /usr/local/lib/redis-stack/node.sh first-boot");
 });
 
@@ -168,20 +176,25 @@ test("node.env is plain bash that yields the node's facts exactly, and no secret
     nodeTimeoutMs: 2000,
     tls: true,
     metrics: spec.metrics,
+    backup: spec.backup,
   });
   const r = spawnSync(
     "bash",
-    ["-c", 'set -eu; eval "$ENVFILE"; printf "%s\\0" "$NODE_NAME" "$SSM_STATUS" "$REDIS_CONF" "$CLUSTER_PLAN"'],
+    [
+      "-c",
+      'set -eu; eval "$ENVFILE"; printf "%s\\0" "$NODE_NAME" "$SSM_STATUS" "$REDIS_CONF" "$CLUSTER_PLAN" "$BACKUP_BUCKET" "$BACKUP_PREFIX" "$BACKUP_INTERVAL_HOURS"',
+    ],
     {
       env: { ENVFILE: env, PATH: process.env.PATH },
     },
   );
   expect(r.status).toBe(0);
-  const [name, status, conf, plan] = r.stdout.toString().split("\0");
+  const [name, status, conf, plan, bucket, prefix, interval] = r.stdout.toString().split("\0");
   expect(name).toBe(cluster[1].node.name);
   expect(status).toBe(`/redis-stack/test/status/${cluster[1].node.name}`);
   expect(conf).toBe('port 6379\nsave ""\n# it\'s quoted');
   expect(plan.split("\n")).toHaveLength(6);
+  expect([bucket, prefix, interval]).toEqual(["redis-test-backups-0a1b2c3", "redis-stack/test", "6"]);
   // Only parameter names: every *PASSWORD* / TLS key variable names an SSM parameter of this stack.
   for (const line of env.split("\n").filter((l) => /^SSM_[A-Z_]+=/.test(l)))
     expect(line).toMatch(/^SSM_[A-Z_]+='\/redis-stack\/test\//);
@@ -198,9 +211,13 @@ test("every awscli call on a node gets the IMDS settings: node.env sets them, no
   expect(exported?.sort()).toEqual(Object.keys(AWS_CLI_IMDS).sort());
 });
 
-test("metrics.py ships through SSM: Standard-tier chunks that reassemble to it, named with its SHA-256 in node.env", () => {
+test("metrics.py, lib-backup.sh and lib-sentinel.sh ship through SSM: Standard-tier chunks that reassemble to them, named with their SHA-256 in node.env", () => {
   const shipped = ssmShippedScripts(spec.ssm);
-  expect(shipped.map((s) => s.path)).toEqual(["/usr/local/lib/redis-stack/metrics.py"]);
+  expect(shipped.map((s) => [s.path, s.mode])).toEqual([
+    ["/usr/local/lib/redis-stack/metrics.py", "0755"],
+    ["/usr/local/lib/redis-stack/lib-backup.sh", "0644"],
+    ["/usr/local/lib/redis-stack/lib-sentinel.sh", "0644"],
+  ]);
   for (const s of shipped) {
     expect(s.chunks.length).toBeGreaterThan(0);
     for (const c of s.chunks) {
@@ -259,4 +276,72 @@ test("the metrics timer fires on the wall clock's period boundaries (systemd's o
     expect(times[1] - times[0]).toBe(interval * 1000);
   }
   expect(() => renderMetricsTimer(45)).toThrow(/divide a minute/);
+});
+
+describe("the backup units", () => {
+  const timer = (hours: number) => lines(renderBackupTimer(hours));
+
+  test("the service: one scheduled backup through node.sh, sandboxed like the metrics collector, 6 h at most", () => {
+    const unit = lines(renderBackupUnit());
+    expect(unit).toEqual(
+      expect.arrayContaining([
+        "Type=oneshot",
+        "After=redis-node-cluster.service",
+        "ExecStart=/usr/local/lib/redis-stack/node.sh backup scheduled",
+        "TimeoutStartSec=6h",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "StateDirectory=redis-stack",
+        "ReadWritePaths=/var/log /var/lib/redis",
+        "PrivateTmp=yes",
+      ]),
+    );
+    // Started by its timer only.
+    expect(unit).not.toContain("[Install]");
+    expect(UNITS.backup).toBe("redis-node-backup.service");
+    expect(UNITS.backupTimer).toBe("redis-node-backup.timer");
+  });
+
+  test("every 6 h by default: at 00, 06, 12 and 18 UTC on every node, a missed run made up at boot, no random delay", () => {
+    expect(timer(6)).toEqual([
+      "[Unit]",
+      "Description=Redis node: back up the cluster every 6 h (redis-stack)",
+      "",
+      "[Timer]",
+      "OnCalendar=*-*-* 00/6:00:00 UTC",
+      "Persistent=true",
+      "RandomizedDelaySec=0",
+      "AccuracySec=1s",
+      "",
+      "[Install]",
+      "WantedBy=timers.target",
+    ]);
+  });
+
+  test("an interval that does not divide a day runs every N hours from the node's boot", () => {
+    const t = timer(7);
+    expect(t).toEqual(expect.arrayContaining(["OnActiveSec=7h", "OnUnitActiveSec=7h", "WantedBy=timers.target"]));
+    expect(t.some((l) => l.startsWith("OnCalendar=") || l.startsWith("Persistent="))).toBe(false);
+  });
+
+  test("0: the timer is written with no trigger and no [Install], so nothing enables or starts it", () => {
+    const t = timer(0);
+    expect(t.join("\n")).toMatch(/scheduled backups are off \(backupIntervalHours 0\)/);
+    expect(t.filter((l) => /^On[A-Za-z]+=/.test(l))).toEqual([]);
+    expect(t).not.toContain("[Install]");
+    // node.env says so too: node.sh enables the timer only above 0.
+    const off = renderNodeUserData(
+      { ...spec, backup: { ...spec.backup, intervalHours: 0 } },
+      cluster,
+      cluster[0],
+      "vol-0",
+      true,
+    );
+    expect(off).toContain("BACKUP_INTERVAL_HOURS='0'");
+    expect(off).toContain(renderBackupTimer(0));
+    // Without a backup spec (a renderer's caller with no bucket): no bucket, no schedule.
+    const none = renderNodeUserData({ ...spec, backup: undefined }, cluster, cluster[0], "vol-0", true);
+    expect(none).toContain("BACKUP_BUCKET=''");
+    expect(none).toContain("BACKUP_INTERVAL_HOURS='0'");
+  });
 });

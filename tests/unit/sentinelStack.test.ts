@@ -100,7 +100,7 @@ test("the Sentinels' password is a SecureString under the stack's prefix, and no
   }
 });
 
-test("each node's user-data: Sentinel mode redis.conf, the Sentinel unit and lib-sentinel.sh, sentinel.conf on the planned primary", () => {
+test("each node's user-data: Sentinel mode redis.conf, the Sentinel unit (lib-sentinel.sh through SSM), sentinel.conf on the planned primary, the backup units", () => {
   const t = sentinelTimings(2000);
   for (const [i, name] of NAMES.entries()) {
     const ud = userDataOf(name);
@@ -117,7 +117,15 @@ test("each node's user-data: Sentinel mode redis.conf, the Sentinel unit and lib
     expect(fileIn(ud, "/etc/systemd/system/redis-node-sentinel.service")).toContain(
       "ExecStart=/usr/bin/redis-server /var/lib/redis-stack-sentinel/sentinel.conf --sentinel",
     );
-    expect(fileIn(ud, "/usr/local/lib/redis-stack/lib-sentinel.sh")).toContain("topology_prepare()");
+    // lib-sentinel.sh arrives through SSM (it does not fit in EC2's 16 KB beside the rest): named, not carried.
+    expect(env).toMatch(/^\/usr\/local\/lib\/redis-stack\/lib-sentinel\.sh 0644 [0-9a-f]{64} /m);
+    expect(ud).not.toContain("decide_primary()");
+    // Backups as in a cluster: where to, every 6 h, and the units that take them.
+    expect(env).toMatch(/^BACKUP_BUCKET='redis-prod-backups-[0-9a-f]{7}'$/m);
+    expect(env).toContain("BACKUP_PREFIX='redis-stack/prod'");
+    expect(env).toContain("BACKUP_INTERVAL_HOURS='6'");
+    expect(fileIn(ud, "/etc/systemd/system/redis-node-backup.timer")).toContain("OnCalendar=*-*-* 00/6:00:00 UTC");
+    expect(fileIn(ud, "/etc/systemd/system/redis-node-backup.service")).toContain("node.sh backup scheduled");
   }
 });
 

@@ -35,12 +35,15 @@ cluster_field() {
 
 node_alive() { [ "$(rcli "$1" "$2" ping 2>/dev/null | tr -d '\r')" = PONG ]; }
 
-# A node belongs to a cluster when it knows other nodes or has slots.
+# A node belongs to a cluster when it knows other nodes or has slots. A new stack restored from a backup
+# (RESTORE_FROM) is the exception: its masters load their shard alone and claim the slots their keys are in
+# (Redis does at start-up), yet belong to no cluster until node 0 creates it.
 node_in_cluster() {
   local known slots
   known=$(cluster_field "$1" "$2" cluster_known_nodes)
   slots=$(cluster_field "$1" "$2" cluster_slots_assigned)
-  [ "${known:-1}" -gt 1 ] || [ "${slots:-0}" -gt 0 ]
+  [ "${known:-1}" -gt 1 ] && return 0
+  [ -z "${RESTORE_FROM:-}" ] && [ "${slots:-0}" -gt 0 ]
 }
 
 # plan_peers: the plan without this node.
@@ -103,12 +106,65 @@ create_cluster() {
   local addrs=() name ip port _rest
   while read -r name ip port _rest; do addrs+=("$ip:$port"); done < <(plan_masters)
   log "creating the cluster from ${#addrs[@]} masters: ${addrs[*]}"
-  RCLI_TIMEOUT=120 rcli "$NODE_IP" "$REDIS_PORT" --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes
+  if [ -n "${RESTORE_FROM:-}" ]; then
+    create_restored_cluster
+  else
+    RCLI_TIMEOUT=120 rcli "$NODE_IP" "$REDIS_PORT" --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes
+  fi
   verify_slot_plan
   # Redis saves slot assignments without an fsync: make each master's nodes.conf durable now.
   while read -r name ip port _rest; do
     rcli "$ip" "$port" cluster saveconfig >/dev/null || log "warning: CLUSTER SAVECONFIG failed on $name"
   done < <(plan_masters)
+}
+
+# missing_slot_ranges HOST PORT START END: "a b" lines of the slots in START..END the node does not own yet.
+missing_slot_ranges() {
+  { rcli "$1" "$2" cluster nodes 2>/dev/null || true; } | tr -d '\r' | awk -v lo="$3" -v hi="$4" '
+    $3 ~ /myself/ {
+      for (i = 9; i <= NF; i++) {
+        if ($i ~ /^\[/) continue
+        n = split($i, r, "-")
+        for (s = r[1]; s <= (n > 1 ? r[2] : r[1]); s++) own[s] = 1
+      }
+    }
+    END {
+      a = -1
+      for (s = lo; s <= hi + 1; s++) {
+        if (s <= hi && !(s in own)) { if (a < 0) a = s; continue }
+        if (a >= 0) { print a, s - 1; a = -1 }
+      }
+    }'
+}
+
+# create_restored_cluster: `redis-cli --cluster create` refuses masters that hold keys, so a restored stack
+# is created by hand, as redis-cli would: a distinct config epoch per master, the planned slots each does
+# not own yet (it claimed those its keys are in when it loaded them), then every master meets node 0.
+create_restored_cluster() {
+  local name ip port shard start end ranges masters deadline
+  masters=$(plan_masters | wc -l)
+  while read -r name ip port _ shard start end; do
+    rcli "$ip" "$port" cluster set-config-epoch "$((shard + 1))" >/dev/null 2>&1 || true
+    # Every missing range in one command: the slots without keys lie scattered between those with keys.
+    ranges=$(missing_slot_ranges "$ip" "$port" "$start" "$end" | tr '\n' ' ')
+    if [ -n "${ranges// /}" ]; then
+      # shellcheck disable=SC2086  # "a b a b ...", one word each
+      rcli "$ip" "$port" cluster addslotsrange $ranges >/dev/null || die "CLUSTER ADDSLOTSRANGE failed on $name"
+    fi
+  done < <(plan_masters)
+  while read -r name ip port _; do
+    [ "$ip:$port" = "$NODE_IP:$REDIS_PORT" ] && continue
+    rcli "$ip" "$port" cluster meet "$NODE_IP" "$REDIS_PORT" >/dev/null || die "CLUSTER MEET from $name failed"
+  done < <(plan_masters)
+  # Whole: every master known and every slot served (cluster_state alone says ok while slots are missing,
+  # as cluster-require-full-coverage is off).
+  deadline=$((SECONDS + 120))
+  until [ "$(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_slots_assigned)" = 16384 ] &&
+    [ "$(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_known_nodes)" = "$masters" ] &&
+    [ "$(cluster_field "$NODE_IP" "$REDIS_PORT" cluster_state)" = ok ]; do
+    [ "$SECONDS" -ge "$deadline" ] && die "the restored cluster is not whole 120s after its masters met"
+    sleep 0.5
+  done
 }
 
 # verify_slot_plan: each planned master serves exactly its planned slot range.

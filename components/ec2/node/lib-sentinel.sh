@@ -82,9 +82,6 @@ decide_primary() {
   awk '$4 == "master" { print $2, $3, "the plan"; exit }' <<<"$CLUSTER_PLAN"
 }
 
-topology_units() { echo "$UNITS_SENTINEL"; }
-readonly UNITS_SENTINEL=redis-node-sentinel.service
-
 # topology_secret_names: the SSM parameters refresh_secrets reads for this topology: the Sentinels'
 # password (their user on the data nodes and on each other).
 topology_secret_names() { echo "$SSM_SENTINEL_PASSWORD"; }

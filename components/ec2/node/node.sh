@@ -12,6 +12,9 @@
 #   node.sh settings    every 20 s on a running node (redis-node-settings.timer): apply the stack's desired
 #                       settings live, grow the filesystem, forget departed nodes, reshard, roll
 #   node.sh handoff     before Redis stops (ExecStop): a master hands its slots to an in-sync replica
+#   node.sh backup [now|scheduled]
+#                       save every shard to the stack's S3 bucket (lib-backup.sh); "scheduled" is the
+#                       timer's (redis-node-backup.timer): only the first node that answers takes it
 #
 # Every step is idempotent. Logs go to /var/log/redis-stack.log and to the console (EC2 console output).
 set -euo pipefail
@@ -625,7 +628,9 @@ topology_handoff() {
 # What differs between the topologies, as Redis Cluster does it. lib-sentinel.sh redefines these for the
 # Sentinel topology; everything else in this file is shared.
 
-topology_units() { :; }
+# topology_units: the topology's own units, enabled at first boot (lib-sentinel.sh arrives later, via SSM).
+readonly UNITS_SENTINEL=redis-node-sentinel.service
+topology_units() { if [ "${TOPOLOGY:-cluster}" = sentinel ]; then echo "$UNITS_SENTINEL"; fi; }
 topology_secret_names() { :; }
 topology_secrets() { :; }
 topology_acl_users() { :; }
@@ -649,11 +654,14 @@ prepare() {
   log "prepare: $NODE_NAME ($NODE_ROLE of shard $NODE_SHARD, $NODE_IP)"
   tune_host
   mount_data_volume
-  refresh_secrets
+  # First: lib-sentinel.sh (SSM) defines which secrets the Sentinel topology reads.
   install_shipped_scripts
+  load_shipped_libs
+  refresh_secrets
   retry "$SECRETS_WAIT_SECONDS" fetch_desired >/dev/null || fail_with "cannot read $SSM_SETTINGS from SSM (instance role, region $AWS_REGION)"
   write_settings_conf >/dev/null
   write_config
+  restore_prepare
   topology_prepare
   grow_filesystem
   install_ssm_agent
@@ -680,6 +688,13 @@ wait_replica_synced() {
 }
 
 converge() {
+  # Redis does not start without prepare (Requires=); this unit only Wants it, so it runs anyway and must
+  # not bury prepare's reason (a restore refused, a volume not found) under "starting" and a timeout.
+  local why
+  if systemctl is-failed --quiet redis-node-prepare.service; then
+    why=$(grep -o 'FATAL: .*' "$BOOT_LOG" 2>/dev/null | tail -n 1 | cut -c8-)
+    fail_with "${why:-redis-node-prepare failed; see $BOOT_LOG}"
+  fi
   publish_status starting "joining the ${TOPOLOGY:-cluster}"
   topology_converge
   # A new instance (no generation recorded on its root volume) has today's packages and material: it
@@ -703,6 +718,10 @@ first_boot() {
   systemctl start redis-node-cluster.service ||
     fail_with "redis-node-cluster did not finish: $(journalctl -u redis-node-prepare -u "$UNIT" -u redis-node-cluster -n 5 --no-pager -o cat 2>/dev/null | tr '\n' ' ')"
   systemctl start redis-node-settings.timer
+  # Scheduled backups (backupIntervalHours 0: the timer has no trigger, and stays disabled).
+  if [ "${BACKUP_INTERVAL_HOURS:-0}" -gt 0 ] && [ -n "${BACKUP_BUCKET:-}" ]; then
+    systemctl enable --now redis-node-backup.timer >/dev/null 2>&1 || log "warning: could not enable redis-node-backup.timer"
+  fi
   log "first boot of $NODE_NAME done"
 }
 
@@ -744,17 +763,30 @@ main() {
   settings) settings_tick ;;
   handoff) topology_handoff || log "warning: handoff failed; Redis stops anyway" ;;
   check-aof) check_aof ;;
+  backup) backup_run "${2:-now}" ;;
   *)
-    echo "usage: node.sh first-boot|prepare|converge|settings|handoff|check-aof" >&2
+    echo "usage: node.sh first-boot|prepare|converge|settings|handoff|check-aof|backup [now|scheduled]" >&2
     exit 2
     ;;
   esac
 }
 
-if [ "${TOPOLOGY:-cluster}" = sentinel ]; then
-  # shellcheck source=components/ec2/node/lib-sentinel.sh
-  . "$LIB_DIR/lib-sentinel.sh"
-fi
+# load_shipped_libs: the functions shipped through SSM (lib-backup.sh; lib-sentinel.sh, whose definitions
+# replace the Redis Cluster steps above), each sourced once it is installed: from the start of every command
+# after the first prepare, and by that first prepare right after it installed them.
+load_shipped_libs() {
+  if [ -z "${BACKUP_LIB_LOADED:-}" ] && [ -f "$LIB_DIR/lib-backup.sh" ]; then
+    # shellcheck source=components/ec2/node/lib-backup.sh
+    . "$LIB_DIR/lib-backup.sh"
+    BACKUP_LIB_LOADED=yes
+  fi
+  if [ "${TOPOLOGY:-cluster}" = sentinel ] && [ -z "${SENTINEL_LIB_LOADED:-}" ] && [ -f "$LIB_DIR/lib-sentinel.sh" ]; then
+    # shellcheck source=components/ec2/node/lib-sentinel.sh
+    . "$LIB_DIR/lib-sentinel.sh"
+    SENTINEL_LIB_LOADED=yes
+  fi
+}
+load_shipped_libs
 
 # Sourced (the lab's tests call single functions on a node), it only defines them.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

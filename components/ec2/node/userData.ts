@@ -28,6 +28,7 @@ import {
 } from "./redisConf";
 
 import { METRICS_NAMESPACE } from "../../monitoring/metrics";
+import { backupSchedule } from "../backups";
 import {
   renderSentinelConf,
   SENTINEL_ACL_RULES,
@@ -41,7 +42,7 @@ import {
 
 export const SCRIPTS_DIR = __dirname;
 
-export type ScriptName = "lib-cluster.sh" | "lib-sentinel.sh" | "node.sh" | "metrics.py";
+export type ScriptName = "lib-cluster.sh" | "lib-sentinel.sh" | "lib-backup.sh" | "node.sh" | "metrics.py";
 
 export function readScript(name: ScriptName): string {
   return fs.readFileSync(path.join(SCRIPTS_DIR, name), "utf8");
@@ -63,9 +64,15 @@ export function shippedScript(name: ScriptName): string {
  * Scripts that reach the node through SSM instead of the user-data, which EC2 caps at 16 KB: each is the
  * shipped text, gzipped, base64'd and cut into Standard-tier parameters (4 KB each, no charge). node.sh
  * (prepare, at every boot) installs one whenever the file on the node does not have the SHA-256 that
- * the user-data names. Only what runs after the packages are in may live here (node.sh needs awscli).
+ * the user-data names. Only what runs after the packages are in may live here (node.sh needs awscli): the
+ * metrics collector, and the functions node.sh sources once prepare has installed them (load_shipped_libs):
+ * the backups' (lib-backup.sh) and the Sentinel topology's (lib-sentinel.sh; a cluster node never sources it).
  */
-export const SSM_SHIPPED_SCRIPTS = [{ name: "metrics.py", mode: "0755" }] as const satisfies ReadonlyArray<{
+export const SSM_SHIPPED_SCRIPTS = [
+  { name: "metrics.py", mode: "0755" },
+  { name: "lib-backup.sh", mode: "0644" },
+  { name: "lib-sentinel.sh", mode: "0644" },
+] as const satisfies ReadonlyArray<{
   name: ScriptName;
   mode: string;
 }>;
@@ -176,8 +183,9 @@ export const NODE_SCRIPT = `${NODE_LIB_DIR}/node.sh`;
 /** The metrics collector on the instance (run by Debian's python3, which cloud-init itself needs). */
 export const METRICS_SCRIPT = `${NODE_LIB_DIR}/metrics.py`;
 /**
- * The units that hold at every boot: prepare (volume, secrets), the server, the cluster step; and the
- * settings timer that keeps a running node at the stack's desired settings (day 2).
+ * The units that hold at every boot: prepare (volume, secrets), the server, the cluster step; the
+ * settings timer that keeps a running node at the stack's desired settings (day 2); the metrics and the
+ * backup timers.
  */
 export const UNITS = {
   prepare: "redis-node-prepare.service",
@@ -187,6 +195,9 @@ export const UNITS = {
   settingsTimer: "redis-node-settings.timer",
   metrics: "redis-node-metrics.service",
   metricsTimer: "redis-node-metrics.timer",
+  backup: "redis-node-backup.service",
+  /** Written on every node; node.sh enables it only when BACKUP_INTERVAL_HOURS is above 0. */
+  backupTimer: "redis-node-backup.timer",
   /** Sentinel topology only: the node's Sentinel. */
   sentinel: "redis-node-sentinel.service",
 } as const;
@@ -374,10 +385,83 @@ export function renderMetricsTimer(intervalSeconds: number): string {
   ].join("\n");
 }
 
+/**
+ * backup: one backup of the cluster to its bucket (node.sh backup scheduled, lib-backup.sh). Sandboxed like
+ * the metrics collector; it may write its log, its state (/var/lib/redis-stack) and the data volume (where
+ * an RDB has room; /tmp is private and on the small root volume).
+ */
+export function renderBackupUnit(): string {
+  return [
+    "[Unit]",
+    "Description=Redis node: back up the cluster's data to its S3 bucket (redis-stack)",
+    `After=${UNITS.cluster}`,
+    "",
+    "[Service]",
+    "Type=oneshot",
+    `ExecStart=${NODE_SCRIPT} backup scheduled`,
+    // An RDB of a large shard takes a while to save and upload; the timer starts no second run meanwhile.
+    "TimeoutStartSec=6h",
+    // Below Redis, for the CPU and (best-effort class, priority from the nice level) for the disk.
+    "Nice=10",
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "StateDirectory=redis-stack",
+    `ReadWritePaths=/var/log ${EC2_PATHS.dataDir}`,
+    "PrivateTmp=yes",
+  ].join("\n");
+}
+
+/**
+ * The backup timer (components/ec2/backups.ts backupSchedule). Every node has it and fires at the same
+ * times; node.sh backup decides which node takes the backup. With no schedule (backupIntervalHours 0) it
+ * has no trigger and no [Install] section: `systemctl enable` links nothing (and succeeds), and systemd
+ * refuses to start it ("Timer unit lacks value setting"), so no backup runs by mistake. node.sh enables
+ * and starts it only when BACKUP_INTERVAL_HOURS is above 0.
+ */
+export function renderBackupTimer(intervalHours: number): string {
+  const schedule = backupSchedule(intervalHours);
+  if (schedule.kind === "off")
+    return [
+      "[Unit]",
+      "Description=Redis node: scheduled backups are off (backupIntervalHours 0) (redis-stack)",
+      "",
+      "[Timer]",
+    ].join("\n");
+  const trigger =
+    schedule.kind === "calendar"
+      ? [`OnCalendar=${schedule.onCalendar}`, "Persistent=true"]
+      : // Persistent= applies to calendar timers only.
+        [`OnActiveSec=${schedule.everyHours}h`, `OnUnitActiveSec=${schedule.everyHours}h`];
+  return [
+    "[Unit]",
+    `Description=Redis node: back up the cluster every ${intervalHours} h (redis-stack)`,
+    "",
+    "[Timer]",
+    ...trigger,
+    "RandomizedDelaySec=0",
+    "AccuracySec=1s",
+    "",
+    "[Install]",
+    "WantedBy=timers.target",
+  ].join("\n");
+}
+
 /** What the collector publishes as: the Stack dimension and the period. */
 export interface MetricsSpec {
   stack: string;
   intervalSeconds: number;
+}
+
+/** Where a node's backups go and how often it takes one (components/ec2/backups.ts). */
+export interface BackupSpec {
+  /** The cluster's backup bucket (its name). */
+  bucket: string;
+  /** The cluster's prefix in it (backupObjectPrefix). */
+  prefix: string;
+  /** backupIntervalHours: hours between scheduled backups; 0: none. */
+  intervalHours: number;
+  /** restoreFrom: the backup a new stack's masters load before their Redis first starts (lib-backup.sh). */
+  restoreFrom?: string;
 }
 
 export interface UserDataInput {
@@ -397,6 +481,8 @@ export interface UserDataInput {
   metrics: MetricsSpec;
   /** The Sentinel topology (absent: a Redis Cluster node). */
   sentinel?: SentinelSpec;
+  /** The cluster's backups (absent: no bucket, no scheduled backups). */
+  backup?: BackupSpec;
 }
 
 /** What a node of the Sentinel topology needs beyond a cluster node's facts. */
@@ -460,6 +546,11 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["METRICS_NAMESPACE", METRICS_NAMESPACE],
     ["METRICS_STACK", u.metrics.stack],
     ["METRICS_INTERVAL_SECONDS", String(u.metrics.intervalSeconds)],
+    ["BACKUP_BUCKET", u.backup?.bucket ?? ""],
+    ["BACKUP_PREFIX", u.backup?.prefix ?? ""],
+    ["BACKUP_INTERVAL_HOURS", String(u.backup?.intervalHours ?? 0)],
+    // Only when set: every byte of the user-data counts (EC2's 16 KB).
+    ...(u.backup?.restoreFrom ? ([["RESTORE_FROM", u.backup.restoreFrom]] as Array<[string, string]>) : []),
     ["SHIPPED_SCRIPTS", renderShippedScriptsList(ssmShippedScripts(u.ssm))],
     ["CLUSTER_PLAN", renderClusterPlan(u.cluster)],
     ["REDIS_CONF", u.redisConf.trimEnd()],
@@ -533,12 +624,7 @@ export function renderUserData(u: UserDataInput): string {
     `install -d -m 0755 ${NODE_LIB_DIR} /etc/redis-stack`,
     writeFileStep(NODE_ENV_FILE, "0644", renderNodeEnv(u)),
     writeFileStep(`${NODE_LIB_DIR}/lib-cluster.sh`, "0644", shippedScript("lib-cluster.sh")),
-    ...(u.sentinel
-      ? [
-          writeFileStep(`${NODE_LIB_DIR}/lib-sentinel.sh`, "0644", shippedScript("lib-sentinel.sh")),
-          writeFileStep(`/etc/systemd/system/${UNITS.sentinel}`, "0644", renderSentinelUnit()),
-        ]
-      : []),
+    ...(u.sentinel ? [writeFileStep(`/etc/systemd/system/${UNITS.sentinel}`, "0644", renderSentinelUnit())] : []),
     writeFileStep(NODE_SCRIPT, "0755", shippedScript("node.sh")),
     writeFileStep(`/etc/systemd/system/${UNITS.prepare}`, "0644", renderPrepareUnit()),
     writeFileStep(`/etc/systemd/system/${UNITS.server}`, "0644", renderSystemdUnit(u.nodeTimeoutMs)),
@@ -547,6 +633,8 @@ export function renderUserData(u: UserDataInput): string {
     writeFileStep(`/etc/systemd/system/${UNITS.settingsTimer}`, "0644", renderSettingsTimer()),
     writeFileStep(`/etc/systemd/system/${UNITS.metrics}`, "0644", renderMetricsUnit()),
     writeFileStep(`/etc/systemd/system/${UNITS.metricsTimer}`, "0644", renderMetricsTimer(u.metrics.intervalSeconds)),
+    writeFileStep(`/etc/systemd/system/${UNITS.backup}`, "0644", renderBackupUnit()),
+    writeFileStep(`/etc/systemd/system/${UNITS.backupTimer}`, "0644", renderBackupTimer(u.backup?.intervalHours ?? 0)),
     `exec ${NODE_SCRIPT} first-boot`,
     "",
   ].join("\n");
@@ -564,6 +652,7 @@ export interface ClusterSpec {
   aptWaitSeconds?: number;
   metrics: MetricsSpec;
   sentinel?: SentinelSpec;
+  backup?: BackupSpec;
 }
 
 /** One node's user-data from the cluster's spec: the single path used by the component and the tests. */
@@ -599,6 +688,7 @@ export function renderNodeUserData(
     aptWaitSeconds: spec.aptWaitSeconds,
     metrics: spec.metrics,
     sentinel: spec.sentinel,
+    backup: spec.backup,
   });
 }
 

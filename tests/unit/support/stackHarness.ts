@@ -118,6 +118,16 @@ function computedState(type: string, name: string): Record<string, unknown> {
     case "aws:ebs/volume:Volume":
       // From the name, not the registration order: the graph fixtures stay put when code is reordered.
       return { id: `vol-0${createHash("sha256").update(name).digest("hex").slice(0, 16)}` };
+    case "aws:s3/bucket:Bucket": {
+      // Pulumi's auto-name: the resource name and 7 random characters (here from the name: stable fixtures).
+      const bucket = `${name}-${createHash("sha256").update(name).digest("hex").slice(0, 7)}`;
+      return { id: bucket, bucket, arn: `arn:aws:s3:::${bucket}` };
+    }
+    case "aws:kms/key:Key": {
+      const h = createHash("sha256").update(name).digest("hex");
+      const keyId = [h.slice(0, 8), h.slice(8, 12), h.slice(12, 16), h.slice(16, 20), h.slice(20, 32)].join("-");
+      return { id: keyId, keyId, arn: `arn:aws:kms:us-east-1:123456789012:key/${keyId}` };
+    }
     case "aws:ssm/parameter:Parameter":
       return { arn: `arn:aws:ssm:us-east-1:123456789012:parameter/${name}`, version: 1 };
     case "aws:sns/topic:Topic":

@@ -1,0 +1,189 @@
+/**
+ * Backups of an EC2 cluster (docs/runbook.md, "Backups"): where they go in the cluster's S3 bucket, who may
+ * touch them, how long the bucket keeps them and when a node takes one. Pure: the component creates the
+ * bucket and its key from these (cluster.ts), and `node.sh backup` (lib-backup.sh) writes the objects:
+ *
+ *   <prefix>/backups/<backupId>/manifest.json
+ *   <prefix>/backups/<backupId>/shard-<i>.rdb
+ */
+import type * as aws from "@pulumi/aws";
+import type { PolicyDocument, PolicyStatement } from "./policy";
+
+/** The folder below a cluster's prefix that holds its backups (and that the retention rule expires). */
+export const BACKUPS_FOLDER = "backups";
+
+/**
+ * A cluster's prefix in its bucket: `<project>/<stack>`, no leading or trailing slash. `stack` is the scope
+ * the cluster's other names use (args.ts clusterNames): the stack for the repository's own cluster,
+ * `<stack>-<name>` for a library cluster.
+ */
+export function backupObjectPrefix(project: string, stack: string): string {
+  const prefix = `${project}/${stack}`;
+  if (prefix.startsWith("/") || prefix.endsWith("/") || prefix.includes("//"))
+    throw new Error(`backup prefix ${prefix}: project and stack must be non-empty names without slashes`);
+  return prefix;
+}
+
+/** Where a cluster's backups live in its bucket: `<prefix>/backups/`. */
+export function backupsFolder(prefix: string): string {
+  return `${prefix}/${BACKUPS_FOLDER}/`;
+}
+
+/** The alias of a cluster's backup key: `alias/<prefix>/backups`, in the characters KMS accepts. */
+export function backupKeyAlias(prefix: string): string {
+  return `alias/${prefix}/${BACKUPS_FOLDER}`.replace(/[^A-Za-z0-9/_-]/g, "-");
+}
+
+/**
+ * The bucket's resource policy: nothing reaches it over plain HTTP, whoever asks.
+ *
+ * No statement denies uploads without an `x-amz-server-side-encryption` header: the bucket's default
+ * encryption (SSE-KMS with the cluster's key) encrypts every object whatever the request says, and such a
+ * Deny would refuse the plain `aws s3 cp` uploads that rely on that default.
+ */
+export function backupBucketPolicy(bucketArn: string): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "DenyInsecureTransport",
+        Effect: "Deny",
+        Principal: "*",
+        Action: ["s3:*"],
+        Resource: [bucketArn, `${bucketArn}/*`],
+        Condition: { Bool: { "aws:SecureTransport": "false" } },
+      },
+    ],
+  };
+}
+
+/**
+ * What the node role may do with backups: write and read objects below the cluster's prefix, list only
+ * that prefix, and have S3 (only S3, in the stack's region) use the bucket's key on its behalf. Nothing
+ * deletes: the bucket's lifecycle expires old backups. `account` is the stack's; S3 ARNs carry none.
+ */
+export function backupNodeStatements(
+  region: string,
+  account: string,
+  bucketName: string,
+  prefix: string,
+  kmsKeyArn: string,
+): PolicyStatement[] {
+  return [
+    {
+      Sid: "BackupObjects",
+      Effect: "Allow",
+      Action: ["s3:PutObject", "s3:GetObject"],
+      Resource: `arn:aws:s3:::${bucketName}/${prefix}/*`,
+    },
+    {
+      Sid: "ListBackups",
+      Effect: "Allow",
+      Action: ["s3:ListBucket"],
+      Resource: `arn:aws:s3:::${bucketName}`,
+      Condition: { StringLike: { "s3:prefix": [`${prefix}/*`] } },
+    },
+    {
+      Sid: "BackupKeyViaS3",
+      Effect: "Allow",
+      Action: ["kms:GenerateDataKey", "kms:Decrypt"],
+      Resource: kmsKeyArn,
+      Condition: { StringEquals: { "kms:ViaService": `s3.${region}.amazonaws.com` } },
+    },
+  ];
+}
+
+/** A restoreFrom value taken apart: the manifest's bucket and key, and the folder its shard files are in. */
+export interface RestoreSource {
+  bucket: string;
+  key: string;
+  /** The manifest's folder, with its trailing slash (the shard files sit beside the manifest). */
+  folder: string;
+}
+
+/** `s3://<bucket>/<folder>/manifest.json` (what `node.sh backup` prints), or undefined when it is not one. */
+export function parseRestoreFrom(uri: string): RestoreSource | undefined {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/((?:[^/]+\/)+)manifest\.json$/.exec(uri);
+  return m ? { bucket: m[1], key: `${m[2]}manifest.json`, folder: m[2] } : undefined;
+}
+
+/**
+ * What a new stack's nodes need to read the backup they restore (restoreFrom) when it is not in their own
+ * bucket and prefix (another stack's, a migration's): that backup's folder only, and any key of this account
+ * through S3 in this region to decrypt it (the backup's key is not known at preview; a key of another account
+ * must grant this role in its key policy too, docs/runbook.md).
+ */
+export function restoreSourceStatements(
+  region: string,
+  account: string,
+  ownBucket: string,
+  ownPrefix: string,
+  restoreFrom: string,
+): PolicyStatement[] {
+  const src = parseRestoreFrom(restoreFrom);
+  if (!src) throw new Error(`restoreFrom ${restoreFrom} is not a manifest's S3 URI`);
+  if (src.bucket === ownBucket && src.folder.startsWith(`${ownPrefix}/`)) return [];
+  return [
+    {
+      Sid: "ReadTheBackupToRestore",
+      Effect: "Allow",
+      Action: ["s3:GetObject"],
+      Resource: `arn:aws:s3:::${src.bucket}/${src.folder}*`,
+    },
+    {
+      Sid: "DecryptTheBackupToRestoreViaS3",
+      Effect: "Allow",
+      Action: ["kms:Decrypt"],
+      Resource: `arn:aws:kms:${region}:${account}:key/*`,
+      Condition: { StringEquals: { "kms:ViaService": `s3.${region}.amazonaws.com` } },
+    },
+  ];
+}
+
+/**
+ * The bucket's lifecycle, below the cluster's prefix: a backup expires `retentionDays` after it was
+ * written; an object's old versions (an overwrite, a delete, an expiry) go 1 day later, and with them the
+ * delete markers left alone; uploads interrupted halfway are aborted after 1 day.
+ */
+export function backupLifecycleRules(
+  prefix: string,
+  retentionDays: number,
+): aws.types.input.s3.BucketLifecycleConfigurationRule[] {
+  return [
+    {
+      id: "expire-backups",
+      status: "Enabled",
+      filter: { prefix: backupsFolder(prefix) },
+      expiration: { days: retentionDays },
+    },
+    {
+      id: "clean-up-versions-and-uploads",
+      status: "Enabled",
+      filter: { prefix: `${prefix}/` },
+      noncurrentVersionExpiration: { noncurrentDays: 1 },
+      expiration: { expiredObjectDeleteMarker: true },
+      abortIncompleteMultipartUpload: { daysAfterInitiation: 1 },
+    },
+  ];
+}
+
+/**
+ * When a node's backup timer fires (redis-node-backup.timer):
+ * - `calendar`: intervals that divide a day (1, 2, 3, 4, 6, 8, 12, 24 h) run at the same UTC times on every
+ *   node (6: 00:00, 06:00, 12:00, 18:00), and a node that was down then catches up when it boots
+ *   (`Persistent=true`);
+ * - `interval`: any other interval runs every N hours from the timer's start (the node's boot), on each
+ *   node's own clock: a calendar cannot repeat them evenly across midnight;
+ * - `off`: 0, no scheduled backups.
+ */
+export type BackupSchedule =
+  { kind: "calendar"; onCalendar: string } | { kind: "interval"; everyHours: number } | { kind: "off" };
+
+export function backupSchedule(intervalHours: number): BackupSchedule {
+  if (!Number.isInteger(intervalHours) || intervalHours < 0)
+    throw new Error(`backup interval must be a whole number of hours, 0 or more (got ${intervalHours})`);
+  if (intervalHours === 0) return { kind: "off" };
+  if (24 % intervalHours !== 0) return { kind: "interval", everyHours: intervalHours };
+  const hours = intervalHours === 1 ? "*" : intervalHours === 24 ? "00" : `00/${intervalHours}`;
+  return { kind: "calendar", onCalendar: `*-*-* ${hours}:00:00 UTC` };
+}
