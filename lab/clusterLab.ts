@@ -23,6 +23,7 @@ import { checkDeployedChange, DeployedShape, deploymentOf, nodeChange } from "..
 import { renderDesiredSettings, versionOf } from "../components/ec2/desired";
 import { ExpectedNode, NodeStatus, ParameterReader, parseStatus, waitForCluster } from "../components/ec2/health";
 import { nodeRolePolicy } from "../components/ec2/iam";
+import { backupBucketPolicy } from "../components/ec2/backups";
 import { DEFAULT_METRICS_INTERVAL, MetricsInterval } from "../components/monitoring/metrics";
 import { ADMIN_USER, APP_USER, EC2_PATHS, REDIS_PORT } from "../components/ec2/node/redisConf";
 import { planTopology, NodeAddress } from "../components/ec2/topology";
@@ -43,6 +44,12 @@ export { LAB_STACK };
 export const LAB_COMPONENT = stackComponentName(LAB_STACK);
 export const LAB_NAMES = clusterNames("redis-stack", LAB_STACK, LAB_COMPONENT);
 export const LAB_SENTINEL_MASTER = LAB_NAMES.sentinelMaster;
+/** The lab stack's backups: the bucket and key `pulumi up` would create (names as AWS would give them). */
+export const LAB_BACKUP = {
+  bucket: "redis-lab-backups-20261205a1b2c3",
+  keyArn: `arn:aws:kms:us-east-1:${LAB_ACCOUNT}:key/6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f`,
+  prefix: LAB_NAMES.backupPrefix,
+};
 
 export interface ClusterLab {
   lab: HostLab;
@@ -240,6 +247,12 @@ async function buildClusterLab(
       intervalSeconds: opts.metricsIntervalSeconds ?? s.ec2?.metricsIntervalSeconds ?? DEFAULT_METRICS_INTERVAL,
     },
     sentinel: s.ec2?.topology === "sentinel" ? { masterName: LAB_SENTINEL_MASTER } : undefined,
+    backup: {
+      bucket: LAB_BACKUP.bucket,
+      prefix: LAB_BACKUP.prefix,
+      intervalHours: s.ec2?.backupIntervalHours ?? 0,
+      restoreFrom: s.ec2?.restoreFrom,
+    },
   });
   const desiredFor = desiredText;
   const userData = nodes.map((n) =>
@@ -263,6 +276,12 @@ async function buildClusterLab(
         endpointIp: `${subnet}.2`,
         gatewayIp: opts.persistent ? `${subnet}.1` : undefined,
         region: ec2.region,
+        // awscli addresses the bucket by its own name (virtual-hosted style; us-east-1's global name).
+        extraEndpointNames: [
+          `${LAB_BACKUP.bucket}.s3.amazonaws.com`,
+          `${LAB_BACKUP.bucket}.s3.${ec2.region}.amazonaws.com`,
+          "s3.amazonaws.com",
+        ],
         volumeMiB: opts.dataVolumeMiB ?? 128,
         persistent: opts.persistent,
         rootfs,
@@ -317,7 +336,13 @@ async function buildClusterLab(
       hostname: nodes[i].node.name,
     });
   if (!existing) {
-    await aws.putRole(LAB_ROLE, [nodeRolePolicy(ec2.region, LAB_ACCOUNT, ssm.prefix, ssm.statusPrefix)]);
+    const backup = { bucket: LAB_BACKUP.bucket, prefix: LAB_BACKUP.prefix, kmsKeyArn: LAB_BACKUP.keyArn };
+    await aws.putRole(LAB_ROLE, [nodeRolePolicy(ec2.region, LAB_ACCOUNT, ssm.prefix, ssm.statusPrefix, backup)]);
+    await aws.putBucket(LAB_BACKUP.bucket, {
+      policy: backupBucketPolicy(`arn:aws:s3:::${LAB_BACKUP.bucket}`),
+      kmsKeyArn: LAB_BACKUP.keyArn,
+      versioning: true,
+    });
     await aws.putParameter(ssm.appPassword, "SecureString", passwords.app);
     await aws.putParameter(ssm.adminPassword, "SecureString", passwords.admin);
     await aws.putParameter(ssm.monitorPassword, "SecureString", passwords.monitor);

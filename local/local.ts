@@ -25,7 +25,7 @@ import { Ec2Settings } from "../components/config/settings";
 import { SENTINEL_PORT } from "../components/ec2/sentinel";
 import { LAB_SENTINEL_MASTER } from "../lab/clusterLab";
 import { convergeLoopback, readLoopbackState, startLoopback, stopLoopback } from "./loopback";
-import { hostsDown, hostsUp, canRunHosts, readHostsState } from "./localHosts";
+import { hostsBackup, hostsDown, hostsUp, canRunHosts, readHostsState } from "./localHosts";
 import { top } from "./top";
 
 export const ENV_FILE = path.join(ROOT, ".local", "redis.env");
@@ -158,8 +158,8 @@ async function up(mode: Mode, config: Record<string, string>): Promise<void> {
 
 async function main(): Promise<void> {
   const { command: cmd, config } = parseConfigArgs(process.argv.slice(2));
-  if (!["up", "down", "status", "top"].includes(cmd)) {
-    console.error(`usage: npm run local [-- up|down|status|top [--once]] [--config KEY=VALUE ...]`);
+  if (!["up", "down", "status", "top", "backup"].includes(cmd)) {
+    console.error(`usage: npm run local [-- up|down|status|top [--once]|backup] [--config KEY=VALUE ...]`);
     process.exit(2);
   }
   if (Object.keys(config).length > 0 && cmd !== "up") {
@@ -174,6 +174,12 @@ async function main(): Promise<void> {
     await hostsDown(log);
     fs.rmSync(path.dirname(ENV_FILE), { recursive: true, force: true });
     log("local cluster removed");
+    return;
+  }
+  if (cmd === "backup") {
+    if (!readHostsState())
+      throw new Error("backup needs the hosts mode (root on Linux) and running hosts: npm run local");
+    await hostsBackup(log);
     return;
   }
   if (cmd === "top") {

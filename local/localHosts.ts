@@ -9,9 +9,17 @@ import * as path from "path";
 import { spawnSync } from "child_process";
 import { Settings } from "../components/config/settings";
 import { NodeAddress } from "../components/ec2/topology";
-import { canRunLab, destroyPersistentLabs } from "../lab/hosts/hostLab";
+import { canRunLab, destroyPersistentLabs, HostLab } from "../lab/hosts/hostLab";
 import { stopAwsEndpoint } from "../lab/aws/control";
-import { createClusterLab, endpointDir, openClusterLab, shapeOf, sweepOrphanEndpoints } from "../lab/clusterLab";
+import {
+  createClusterLab,
+  endpointDir,
+  LAB_BACKUP,
+  openClusterLab,
+  shapeOf,
+  sweepOrphanEndpoints,
+} from "../lab/clusterLab";
+import { NODE_SCRIPT } from "../components/ec2/node/userData";
 import { ConfigError } from "../components/config/problems";
 import { checkDeployedChange } from "../components/ec2/day2";
 import { Passwords } from "../lab/passwords";
@@ -161,4 +169,22 @@ export async function hostsDown(log: (m: string) => void): Promise<void> {
   sweepOrphanEndpoints();
   if (removed.length > 0) log(`removed the local hosts (lab ${removed.join(", ")})`);
   fs.rmSync(HOSTS_DIR, { recursive: true, force: true });
+}
+
+/**
+ * `npm run local -- backup`: the same `node.sh backup now` an operator runs on an EC2 node, on the first
+ * host; the files go to the lab endpoint's S3 (below .local/hosts/, in its state dir). Prints the manifest's
+ * URI, which is what `restoreFrom` takes.
+ */
+export async function hostsBackup(log: (m: string) => void): Promise<string> {
+  const state = readHostsState();
+  if (!state) throw new Error("no local hosts (start them with: npm run local)");
+  const first = state.nodes[0].node.name;
+  log(`backup: node.sh backup now on ${first}, to s3://${LAB_BACKUP.bucket}/${LAB_BACKUP.prefix}/backups/`);
+  const r = await HostLab.open(state.labDir).host(first).sh(`${NODE_SCRIPT} backup now`);
+  if (r.code !== 0)
+    throw new Error(`backup failed on ${first}: ${(r.stdout + r.stderr).trim().split("\n").slice(-3).join(" / ")}`);
+  const uri = r.stdout.trim().split("\n").pop() ?? "";
+  log(`backup done: ${uri} (the lab's S3 keeps it in ${path.join(endpointDir(state.labDir), "s3")})`);
+  return uri;
 }

@@ -9,12 +9,14 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { spawnSync } from "child_process";
+import { createHash, randomBytes } from "crypto";
 import { AwsEndpointControl, startAwsEndpoint, stopAwsEndpoint } from "../../lab/aws/control";
 import type { EndpointConfig } from "../../lab/aws/state";
 import { nodeRolePolicy } from "../../components/ec2/iam";
 import { METRICS_NAMESPACE } from "../../components/monitoring/metrics";
 import { makeEndpointTls } from "../../lab/aws/tls";
 import { AWS_CLI_IMDS } from "../../components/ec2/node/userData";
+import { backupBucketPolicy } from "../../components/ec2/backups";
 
 /** Debian's package, which the nodes run; a pip/pyenv `aws` earlier on PATH is not the same client. */
 const AWS = "/usr/bin/aws";
@@ -30,8 +32,17 @@ const SECRET = "p@ss w0rd'\"$x\t~é";
  * writes below `<prefix>/state`, metrics into the stack's namespace), plus one test-only Deny to exercise
  * explicit denials.
  */
+const BUCKET = "redis-test-backups-0a1b2c";
+const KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT}:key/0a1b2c3d-1111-2222-3333-444455556666`;
+const BACKUP_PREFIX = "redis/test";
 const POLICIES = [
-  JSON.stringify(nodeRolePolicy(REGION, ACCOUNT, PREFIX, `${PREFIX}/state`)),
+  JSON.stringify(
+    nodeRolePolicy(REGION, ACCOUNT, PREFIX, `${PREFIX}/state`, {
+      bucket: BUCKET,
+      prefix: BACKUP_PREFIX,
+      kmsKeyArn: KEY_ARN,
+    }),
+  ),
   JSON.stringify({
     Version: "2012-10-17",
     Statement: [
@@ -112,8 +123,8 @@ describeAws("AWS endpoint with the real awscli", () => {
   let endpointUrl: string;
 
   /** Runs Debian's awscli against the endpoint; `extraEnv` overrides (e.g. static, tampered credentials). */
-  function aws(args: string[], extraEnv: Record<string, string> = {}): CliResult {
-    const r = spawnSync(AWS, [...args, "--endpoint-url", endpointUrl], {
+  function aws(args: string[], extraEnv: Record<string, string> = {}, url = endpointUrl): CliResult {
+    const r = spawnSync(AWS, [...args, "--endpoint-url", url], {
       env: { ...env, ...extraEnv },
       encoding: "utf8",
       timeout: 60_000,
@@ -142,12 +153,18 @@ describeAws("AWS endpoint with the real awscli", () => {
     const aptRepo = path.join(dir, "apt");
     fs.mkdirSync(path.join(aptRepo, "dists", "bookworm"), { recursive: true });
     fs.writeFileSync(path.join(aptRepo, "dists", "bookworm", "InRelease"), "Origin: lab\n");
-    const [imdsPort, httpsPort, aptPort] = [await freePort(), await freePort(), await freePort()];
+    const [imdsPort, httpsPort, aptPort, httpPort] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     config = {
       listen: "127.0.0.1",
       imdsListen: "127.0.0.1",
       imdsPort,
       httpsPort,
+      httpPort,
       aptPort,
       region: REGION,
       account: ACCOUNT,
@@ -183,6 +200,11 @@ describeAws("AWS endpoint with the real awscli", () => {
     await control.putParameter(`${PREFIX}/password`, "SecureString", SECRET);
     await control.putParameter(`${PREFIX}/plain`, "String", "hello");
     await control.putParameter("/other/secret", "SecureString", "not-yours");
+    await control.putBucket(BUCKET, {
+      policy: JSON.stringify(backupBucketPolicy(`arn:aws:s3:::${BUCKET}`)),
+      kmsKeyArn: KEY_ARN,
+      versioning: true,
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -400,6 +422,93 @@ describeAws("AWS endpoint with the real awscli", () => {
       instanceId: INSTANCE_ID,
       dimensions: [{ name: "Node", value: "node-a" }],
     });
+  });
+
+  // ---------------------------------------------------------------- S3, as the backups use it
+
+  const s3url = (key: string) => `s3://${BUCKET}/${key}`;
+  const sha = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+
+  test("s3 cp up and down: one PUT and a multipart upload, stored SSE-KMS with the bucket's key, bytes intact", async () => {
+    const small = path.join(dir, "small.rdb");
+    const big = path.join(dir, "big.rdb");
+    fs.writeFileSync(small, randomBytes(1000));
+    // Above awscli's 8 MiB multipart threshold: three parts, the last one short.
+    fs.writeFileSync(big, randomBytes(19 * 1024 * 1024 + 123));
+    const before = (await control.requests()).length;
+    ok(aws(["s3", "cp", small, s3url(`${BACKUP_PREFIX}/backups/b1/shard 0.rdb`), "--only-show-errors"]));
+    ok(aws(["s3", "cp", big, s3url(`${BACKUP_PREFIX}/backups/b1/shard-1.rdb`), "--only-show-errors"]));
+    const actions = (await control.requests())
+      .slice(before)
+      .filter((e) => e.service === "s3")
+      .map((e) => e.action);
+    expect(actions).toEqual(
+      expect.arrayContaining(["PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"]),
+    );
+    const view = await control.bucket(BUCKET);
+    const one = view.objects[`${BACKUP_PREFIX}/backups/b1/shard 0.rdb`];
+    const multi = view.objects[`${BACKUP_PREFIX}/backups/b1/shard-1.rdb`];
+    expect(one).toMatchObject({ size: 1000, kmsKeyArn: KEY_ARN });
+    expect(multi).toMatchObject({ size: 19 * 1024 * 1024 + 123, kmsKeyArn: KEY_ARN });
+    expect(multi.etag).toMatch(/-3$/);
+    expect(sha(one.path)).toBe(sha(small));
+    expect(sha(multi.path)).toBe(sha(big));
+    expect(view.uploads).toBe(0);
+    // Down again: the big one by ranged GETs in parallel, as awscli fetches large objects.
+    const back = path.join(dir, "back.rdb");
+    ok(aws(["s3", "cp", s3url(`${BACKUP_PREFIX}/backups/b1/shard-1.rdb`), back, "--only-show-errors"]));
+    expect(sha(back)).toBe(sha(big));
+    const head = JSON.parse(
+      ok(aws(["s3api", "head-object", "--bucket", BUCKET, "--key", `${BACKUP_PREFIX}/backups/b1/shard 0.rdb`])),
+    ) as Record<string, unknown>;
+    expect(head).toMatchObject({ ContentLength: 1000, ServerSideEncryption: "aws:kms", SSEKMSKeyId: KEY_ARN });
+    // Listing is allowed below the stack's prefix only.
+    const listed = ok(aws(["s3", "ls", s3url(`${BACKUP_PREFIX}/backups/b1/`)]));
+    expect(listed).toMatch(/shard 0\.rdb/);
+    expect(listed).toMatch(/shard-1\.rdb/);
+    // Versioning keeps what an overwrite replaced.
+    ok(aws(["s3", "cp", small, s3url(`${BACKUP_PREFIX}/backups/b1/shard-1.rdb`), "--only-show-errors"]));
+    expect((await control.bucket(BUCKET)).noncurrent[`${BACKUP_PREFIX}/backups/b1/shard-1.rdb`]).toHaveLength(1);
+  });
+
+  test("S3 refusals: another stack's prefix, a listing outside the prefix, plain HTTP, and a role without the key", async () => {
+    const file = path.join(dir, "x.rdb");
+    fs.writeFileSync(file, "REDIS0011");
+    const other = aws(["s3", "cp", file, s3url("redis/other/backups/b1/shard-0.rdb")]);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toMatch(/AccessDenied/);
+    const list = aws(["s3", "ls", s3url("redis/")]);
+    expect(list.code).not.toBe(0);
+    expect(list.stderr).toMatch(/AccessDenied/);
+    // The bucket policy refuses plain HTTP even though the role's policy allows the call.
+    const plain = aws(
+      ["s3", "cp", file, s3url(`${BACKUP_PREFIX}/plain.rdb`)],
+      {},
+      `http://127.0.0.1:${config.httpPort}`,
+    );
+    expect(plain.code).not.toBe(0);
+    expect(plain.stderr).toMatch(/AccessDenied/);
+    const log = (await control.requests()).filter((e) => e.service === "s3" && e.decision === "deny");
+    expect(log.some((e) => e.resources[0] === `arn:aws:s3:::${BUCKET}/${BACKUP_PREFIX}/plain.rdb`)).toBe(true);
+    // Without kms:GenerateDataKey through S3 an SSE-KMS bucket refuses the upload, and the message names the key.
+    await control.putRole(ROLE, [
+      JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          { Effect: "Allow", Action: ["s3:PutObject", "s3:GetObject"], Resource: `arn:aws:s3:::${BUCKET}/*` },
+        ],
+      }),
+    ]);
+    try {
+      const nokey = aws(["s3", "cp", file, s3url(`${BACKUP_PREFIX}/nokey.rdb`)]);
+      expect(nokey.code).not.toBe(0);
+      expect(nokey.stderr).toMatch(/AccessDenied/);
+      const denied = (await control.requests()).filter((e) => e.decision === "deny").pop();
+      expect(denied?.resources).toEqual([`arn:aws:s3:::${BUCKET}/${BACKUP_PREFIX}/nokey.rdb`]);
+    } finally {
+      await control.putRole(ROLE, POLICIES);
+    }
+    expect(Object.keys((await control.bucket(BUCKET)).objects).some((k) => /plain|nokey|other/.test(k))).toBe(false);
   });
 
   test("a restarted endpoint keeps parameters the nodes wrote and the credentials it issued", async () => {
