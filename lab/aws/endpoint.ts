@@ -50,7 +50,7 @@ import {
 } from "./services";
 import { MAX_S3_BODY, ReceivedBody, S3Error, s3ErrorBody, serveS3, routeOf } from "./s3";
 import type { AuthFailureKind } from "./sigv4";
-import { parseAuthorization, verify } from "./sigv4";
+import { KnownKey, parseAuthorization, verify } from "./sigv4";
 import {
   controlSocketPath,
   EndpointConfig,
@@ -215,6 +215,18 @@ export class Endpoint {
     return { accessKeyId, creds };
   }
 
+  /** What SigV4 verification needs of a key this endpoint issued (undefined: not one of ours). */
+  private issuedKey(accessKeyId: string): KnownKey | undefined {
+    const c = this.state.credentials[accessKeyId];
+    return c && { secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken, expiresAt: c.expiresAt };
+  }
+
+  /** Who signed with a verified key: the instance and role it was issued to. */
+  private callerOf(accessKeyId: string): Caller {
+    const c = this.state.credentials[accessKeyId];
+    return { accessKeyId, instanceId: c.instanceId, instanceIp: c.instanceIp, role: c.role };
+  }
+
   // ---------------------------------------------------------------- IMDS
 
   /**
@@ -279,10 +291,7 @@ export class Endpoint {
           now: Date.now(),
           region: this.config.region,
           service: service.signingName,
-          lookup: (id) => {
-            const c = this.state.credentials[id];
-            return c && { secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken, expiresAt: c.expiresAt };
-          },
+          lookup: (id) => this.issuedKey(id),
         },
       );
       // Query services take the action from the (possibly gzip-compressed) form body; parse it before auth errors
@@ -313,13 +322,7 @@ export class Endpoint {
           ? new AwsError("UnknownOperationException", `Unknown operation ${action}`)
           : new AwsError("InvalidAction", `Could not find operation ${action} for version`);
       }
-      const c = this.state.credentials[verified.auth.accessKeyId];
-      const caller: Caller = {
-        accessKeyId: verified.auth.accessKeyId,
-        instanceId: c.instanceId,
-        instanceIp: c.instanceIp,
-        role: c.role,
-      };
+      const caller = this.callerOf(verified.auth.accessKeyId);
       const output = handler(input, this.actionContext(caller, protocol, entry));
       entry.decision = "allow";
       answer =
@@ -436,20 +439,11 @@ export class Endpoint {
           now: Date.now(),
           region: this.config.region,
           service: "s3",
-          lookup: (id) => {
-            const c = this.state.credentials[id];
-            return c && { secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken, expiresAt: c.expiresAt };
-          },
+          lookup: (id) => this.issuedKey(id),
         },
       );
       if (!verified.ok) throw new S3AuthRefused(s3AuthError(verified.failure.kind, verified.failure.message));
-      const c = this.state.credentials[verified.auth.accessKeyId];
-      const caller: Caller = {
-        accessKeyId: verified.auth.accessKeyId,
-        instanceId: c.instanceId,
-        instanceIp: c.instanceIp,
-        role: c.role,
-      };
+      const caller = this.callerOf(verified.auth.accessKeyId);
       const who = callerArn(this.config.account, caller);
       const roleArn = `arn:aws:iam::${this.config.account}:role/${caller.role}`;
       const refuse = (action: string, resource: string, r: AuthzResult): never => {

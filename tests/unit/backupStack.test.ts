@@ -13,6 +13,7 @@ import {
   RunResult,
   unwrapSecrets,
   valueOf,
+  fileIn,
 } from "./support/stackHarness";
 import { decodeUserData, renderBackupTimer } from "../../components/ec2/node/userData";
 import { backupNodeStatements } from "../../components/ec2/backups";
@@ -25,14 +26,6 @@ const only = (run: RunResult, type: string) => {
   const found = byType(run.resources, type);
   expect(found.map((r) => r.name)).toEqual(["redis-prod-backups"]);
   return inputs(found[0]);
-};
-/** A heredoc the user-data writes, by its target path. */
-const fileIn = (userData: string, path: string): string => {
-  const m = new RegExp(
-    `cat >${path.replace(/[.]/g, "\\.")} <<'REDIS_STACK_FILE_END'\\n([\\s\\S]*?)\\nREDIS_STACK_FILE_END`,
-  ).exec(userData);
-  if (!m) throw new Error(`the user-data writes no ${path}`);
-  return m[1];
 };
 const userData = (run: RunResult) =>
   byType(run.resources, "aws:ec2/instance:Instance").map((r) => decodeUserData(String(inputs(r).userDataBase64)));

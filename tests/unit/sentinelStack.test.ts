@@ -13,6 +13,7 @@ import {
   unwrapSecrets,
   valueOf,
   cloudResources,
+  fileIn,
 } from "./support/stackHarness";
 import { decodeUserData, encodeUserData, ssmNames, USER_DATA_LIMIT_BYTES } from "../../components/ec2/node/userData";
 import { SENTINEL_PORT, sentinelMasterName, sentinelTimings } from "../../components/ec2/sentinel";
@@ -35,14 +36,6 @@ const instanceOf = (node: string) => {
   return inputs(found[0]);
 };
 const userDataOf = (node: string) => decodeUserData(String(instanceOf(node).userDataBase64));
-/** A heredoc the user-data writes, by its target path. */
-const fileIn = (userData: string, path: string): string => {
-  const m = new RegExp(
-    `cat >${path.replace(/[.]/g, "\\.")} <<'REDIS_STACK_FILE_END'\\n([\\s\\S]*?)\\nREDIS_STACK_FILE_END`,
-  ).exec(userData);
-  if (!m) throw new Error(`the user-data writes no ${path}`);
-  return m[1];
-};
 
 beforeAll(async () => {
   run = await runStack("prod", SENTINEL);

@@ -304,3 +304,12 @@ export function countByType(resources: Registered[]): Record<string, number> {
   for (const r of resources) counts[r.type] = (counts[r.type] ?? 0) + 1;
   return counts;
 }
+
+/** A file the user-data writes (its heredoc), by its target path. */
+export function fileIn(userData: string, path: string): string {
+  const m = new RegExp(
+    `cat >${path.replace(/[.]/g, "\\.")} <<'REDIS_STACK_FILE_END'\\n([\\s\\S]*?)\\nREDIS_STACK_FILE_END`,
+  ).exec(userData);
+  if (!m) throw new Error(`the user-data writes no ${path}`);
+  return m[1];
+}
