@@ -145,7 +145,6 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
       expect(s3.length).toBeGreaterThan(0);
       expect(s3.filter((e) => e.decision !== "allow")).toEqual([]);
       copied = await copyBackup(c, manifestKey, work);
-      void started;
     }, 600_000);
 
     test("the stack's backup status says ok and names the backup; BackupCompleted landed for every shard", async () => {
