@@ -73,6 +73,17 @@ export function choosePrimary(views: ReadonlyArray<SentinelView | undefined>): S
   return seen.sort((a, b) => b.epoch - a.epoch || Number(down(a)) - Number(down(b)))[0];
 }
 
+/**
+ * Whether a refresh should move to the primary the Sentinels named. Not to one they see down: right after a
+ * failover the majority that answers first may not have heard of it yet and still names the dead primary
+ * (the client, told by +switch-master, is already on the new one). Not to an older config epoch than the
+ * one the client last followed either.
+ */
+export function worthFollowing(named: SentinelView | undefined, followedEpoch: number): named is SentinelView {
+  if (!named) return false;
+  return !named.flags.includes("s_down") && !named.flags.includes("o_down") && named.epoch >= followedEpoch;
+}
+
 /** `+switch-master`'s message: `<name> <old ip> <old port> <new ip> <new port>`. */
 export function parseSwitchMaster(message: string, masterName: string): { host: string; port: number } | undefined {
   const [name, , , host, port] = message.trim().split(/\s+/);
@@ -97,6 +108,8 @@ export function sentinelBackend(o: SentinelBackendOptions) {
 
   let current: { host: string; port: number; client: NodeClient; connected: Promise<unknown> } | undefined;
   let refreshing: Promise<void> | undefined;
+  /** The config epoch of the last primary followed from the Sentinels' answers. */
+  let followedEpoch = 0;
   let closed = false;
   const subscribers: Array<{ destroy(): void }> = [];
 
@@ -152,7 +165,10 @@ export function sentinelBackend(o: SentinelBackendOptions) {
     (refreshing ??= (async () => {
       try {
         const named = await askAll();
-        if (named && !closed) follow(named.host, named.port, "found").catch((e: Error) => o.onError(e));
+        if (worthFollowing(named, followedEpoch) && !closed) {
+          followedEpoch = named.epoch;
+          follow(named.host, named.port, "found").catch((e: Error) => o.onError(e));
+        }
       } finally {
         refreshing = undefined;
       }
@@ -178,6 +194,7 @@ export function sentinelBackend(o: SentinelBackendOptions) {
         throw new Error(
           `none of the Sentinels (${o.sentinels.map((s) => `${s.host}:${s.port}`).join(", ")}) named a primary for ${o.masterName}`,
         );
+      followedEpoch = named.epoch;
       const connected = follow(named.host, named.port);
       for (const s of o.sentinels) {
         // A Sentinel that is down now subscribes once it is back (node-redis re-subscribes on reconnect).

@@ -3,7 +3,13 @@
  * answer it follows while they disagree, and +switch-master. The backend itself runs against real
  * Sentinels in sentinel.test.ts (kill -9) and in the lab's Sentinel suite (a silent primary).
  */
-import { choosePrimary, parseSentinelMaster, parseSwitchMaster, SentinelView } from "../../../client/src/sentinel";
+import {
+  choosePrimary,
+  parseSentinelMaster,
+  parseSwitchMaster,
+  SentinelView,
+  worthFollowing,
+} from "../../../client/src/sentinel";
 
 const fields = { name: "app", ip: "10.0.1.5", port: "6379", flags: "master", "config-epoch": "3" };
 
@@ -48,4 +54,16 @@ test("+switch-master: the new address for our name only", () => {
   expect(parseSwitchMaster("other 10.0.1.5 6379 10.0.2.7 6379", "app")).toBeUndefined();
   expect(parseSwitchMaster("app 10.0.1.5 6379", "app")).toBeUndefined();
   expect(parseSwitchMaster("app 10.0.1.5 6379 10.0.2.7 zero", "app")).toBeUndefined();
+});
+
+test("a refresh does not move back to a primary the Sentinels see down, nor to an older epoch", () => {
+  const old: SentinelView = { host: "10.0.1.5", port: 6379, epoch: 3, flags: ["s_down", "o_down", "master"] };
+  // Told by +switch-master, then asked a majority that had not heard of the failover yet: stay.
+  expect(worthFollowing(old, 3)).toBe(false);
+  expect(worthFollowing({ ...old, flags: ["s_down", "master"] }, 3)).toBe(false);
+  expect(worthFollowing({ ...old, flags: ["master"] }, 4)).toBe(false);
+  expect(worthFollowing(undefined, 0)).toBe(false);
+  // The promoted primary, at the failover's epoch: move.
+  expect(worthFollowing({ host: "10.0.2.7", port: 6379, epoch: 4, flags: ["master"] }, 3)).toBe(true);
+  expect(worthFollowing({ ...old, flags: ["master"] }, 3)).toBe(true);
 });
