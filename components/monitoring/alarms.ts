@@ -23,13 +23,15 @@
  * page through those two rather than through every alarm at once (or flap through INSUFFICIENT_DATA).
  */
 import { AlarmThresholds, Ec2Settings, EvictionPolicy, Persistence, Topology } from "../config/settings";
-import { metricDef } from "./metrics";
+import { BACKUP_COMPLETED, metricDef } from "./metrics";
 
 /** Where each alarm's description sends the reader: the README section with one row per alarm id. */
 export const RUNBOOK_URL = "README.md#monitoring";
 
-/** CloudWatch: period x evaluationPeriods may not exceed a day (for periods under an hour). */
+/** CloudWatch: period x evaluationPeriods may not exceed a day for periods under an hour... */
 export const MAX_EVALUATION_SECONDS = 86400;
+/** ...and seven days for periods of an hour or more (PutMetricAlarm's Period). */
+export const MAX_LONG_EVALUATION_SECONDS = 7 * 86400;
 /** The longest alarmDescription CloudWatch accepts. */
 export const MAX_DESCRIPTION_LENGTH = 1024;
 
@@ -74,6 +76,8 @@ export interface MonitoringInput {
   /** Whether a full node evicts (allkeys-*: the memory alarm is a notice) or refuses writes (a page). */
   maxmemoryPolicy: EvictionPolicy;
   thresholds: AlarmThresholds;
+  /** Hours between scheduled backups; 0 (none scheduled) means no stale-backup alarm. */
+  backupIntervalHours: number;
 }
 
 /** The alarms' input for an EC2 stack's settings: the one place the component and the lab build it from. */
@@ -93,6 +97,7 @@ export function monitoringInput(
     persistence: common.persistence,
     maxmemoryPolicy: common.maxmemoryPolicy,
     thresholds: ec2.alarms,
+    backupIntervalHours: ec2.backupIntervalHours,
   };
 }
 
@@ -105,13 +110,14 @@ export function isAlarmPeriod(seconds: number): boolean {
   );
 }
 
-/** "M of N" periods, with N capped so N x period stays within CloudWatch's day, and M <= N. */
+/** "M of N" periods, with N capped so N x period stays within CloudWatch's limit, and M <= N. */
 export function evaluationWindow(
   periodSeconds: number,
   datapointsToAlarm: number,
   evaluationPeriods: number,
 ): { evaluationPeriods: number; datapointsToAlarm: number } {
-  const n = Math.max(1, Math.min(evaluationPeriods, Math.floor(MAX_EVALUATION_SECONDS / periodSeconds)));
+  const limit = periodSeconds >= 3600 ? MAX_LONG_EVALUATION_SECONDS : MAX_EVALUATION_SECONDS;
+  const n = Math.max(1, Math.min(evaluationPeriods, Math.floor(limit / periodSeconds)));
   return { evaluationPeriods: n, datapointsToAlarm: Math.max(1, Math.min(datapointsToAlarm, n)) };
 }
 
@@ -120,6 +126,7 @@ export function nodeDimensions(stack: string, node: { name: string; shard: numbe
 }
 
 function seconds(n: number): string {
+  if (n % 3600 === 0) return `${n / 3600} h`;
   return n % 60 === 0 ? `${n / 60} min` : `${n} s`;
 }
 
@@ -360,6 +367,47 @@ function silentNodeRules(input: MonitoringInput): { rule: Rule; dimensions: Reco
   }));
 }
 
+/**
+ * The stale-backup alarm's window: no backup of a shard for two intervals. Each period is one interval (a
+ * day at most, CloudWatch's longest period), so every period holds a backup while they run on time; the
+ * alarm fires after two empty periods in a row. Longer intervals count whole days, up to CloudWatch's seven
+ * (an interval over 84 h is watched for seven days without a backup, less than two intervals).
+ */
+export function backupAlarmWindow(intervalHours: number): { periodSeconds: number; periods: number } {
+  const intervalSeconds = intervalHours * 3600;
+  if (intervalSeconds <= 86400) return { periodSeconds: intervalSeconds, periods: 2 };
+  return {
+    periodSeconds: 86400,
+    periods: Math.min(Math.ceil((2 * intervalSeconds) / 86400), MAX_LONG_EVALUATION_SECONDS / 86400),
+  };
+}
+
+/** One alarm per shard whose scheduled backups stopped succeeding (none when no backup is scheduled). */
+function backupRules(input: MonitoringInput): { rule: Rule; dimensions: Record<string, string>; period: number }[] {
+  if (input.backupIntervalHours <= 0) return [];
+  const { periodSeconds, periods } = backupAlarmWindow(input.backupIntervalHours);
+  return Array.from({ length: input.shards }, (_, shard) => ({
+    dimensions: { Stack: input.stackDimension, Shard: String(shard) },
+    period: periodSeconds,
+    rule: {
+      id: `shard${shard}-backup-stale`,
+      row: "backup-stale",
+      metricName: BACKUP_COMPLETED.name,
+      statistic: "SampleCount",
+      comparison: "LessThanThreshold",
+      threshold: 1,
+      of: [periods, periods],
+      treatMissingData: "breaching",
+      what:
+        `Shard ${shard} has had no successful backup for ${seconds(periods * periodSeconds)} ` +
+        `(backups are due every ${input.backupIntervalHours} h): a restore would lose everything written since.`,
+      todo:
+        "Read the stack's backup status parameter (<statusPrefix>/backup: state and reason) and /var/log/redis-stack.log " +
+        "on the node it names; fix the cause (bucket policy, KMS key, disk room) and run node.sh backup now (README Runbook: backups).",
+    },
+  }));
+}
+
 export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
   const { stackDimension: stack, periodSeconds: period } = input;
   if (!isAlarmPeriod(period))
@@ -373,6 +421,7 @@ export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
       return toSpec(rule, { Stack: stack }, period);
     }),
     ...silentNodeRules(input).map(({ rule, dimensions }) => toSpec(rule, dimensions, period)),
+    ...backupRules(input).map(({ rule, dimensions, period: p }) => toSpec(rule, dimensions, p)),
   ];
   const ids = new Set(specs.map((s) => s.id));
   if (ids.size !== specs.length) throw new Error("alarm ids must be unique (node names repeat?)");

@@ -124,13 +124,23 @@ export const NODE_METRICS: readonly MetricDef[] = [
 
 export const METRIC_NAMES: readonly string[] = NODE_METRICS.map((m) => m.name);
 
+/**
+ * Published by the backup (components/ec2/node/lib-backup.sh), not by the collector: one datum per shard
+ * of each successful backup, with the dimensions {Stack, Shard}. The stale-backup alarms count them.
+ */
+export const BACKUP_COMPLETED: MetricDef = {
+  name: "BackupCompleted",
+  unit: "Count",
+  help: "1 per shard of each backup uploaded with its manifest (node.sh backup)",
+};
+
 /** Collection periods CloudWatch alarms can evaluate (high resolution below 60 s). */
 export const METRICS_INTERVALS = [10, 30, 60] as const;
 export type MetricsInterval = (typeof METRICS_INTERVALS)[number];
 export const DEFAULT_METRICS_INTERVAL: MetricsInterval = 60;
 
 export function metricDef(name: string): MetricDef {
-  const m = NODE_METRICS.find((x) => x.name === name);
+  const m = [...NODE_METRICS, BACKUP_COMPLETED].find((x) => x.name === name);
   if (!m) throw new Error(`no metric named ${name}`);
   return m;
 }

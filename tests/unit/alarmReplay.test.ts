@@ -21,6 +21,7 @@ const specs = alarmSpecs({
   persistence: "aof+rdb",
   maxmemoryPolicy: "noeviction",
   thresholds: DEFAULT_ALARM_THRESHOLDS,
+  backupIntervalHours: 6,
 });
 const spec = (id: string): AlarmSpec => {
   const s = specs.find((x) => x.id === id);
@@ -203,4 +204,33 @@ test("the documented 3-of-3 table (evaluation range = the evaluated periods)", (
   // complete windows ignore the treatment
   expect(row([x, x, x], "notBreaching")).toBe("ALARM");
   expect(row([o, x, x], "breaching")).toBe("OK");
+});
+
+test("backup-stale: quiet while each shard's backups land every 6 h (drifting a little later each time), fires 2 empty intervals after they stop", () => {
+  const s = spec("shard1-backup-stale");
+  const hour = 3600_000;
+  const start = Date.UTC(2026, 0, 5, 0, 30);
+  // A relative timer: every 6 h plus the backup's own run time (9 min), for two days; then nothing.
+  const points: DataPoint[] = [];
+  for (let k = 0; k < 8; k++)
+    for (const shard of ["0", "1", "2"])
+      points.push({
+        timestamp: start + k * (6 * hour + 9 * 60_000),
+        value: 1,
+        dimensions: { Stack: STACK, Shard: shard },
+      });
+  const lastBackup = points[points.length - 1].timestamp;
+  const quiet = replayAlarm(s, points, { from: start, to: lastBackup });
+  expect(quiet.everAlarm).toBe(false);
+  const r = replayAlarm(s, points, { from: start, to: lastBackup + 24 * hour });
+  expect(r.everAlarm).toBe(true);
+  const after = (r.firstAlarmAt ?? 0) - lastBackup;
+  // Two whole empty periods after the last backup: 12 to 18 hours later.
+  expect(after).toBeGreaterThan(12 * hour);
+  expect(after).toBeLessThanOrEqual(18 * hour);
+  // One shard's backups failing is that shard's alarm only.
+  const shard1Stops = points.filter((p) => p.dimensions.Shard !== "1" || p.timestamp < start + 12 * hour);
+  const other = replayAlarm(spec("shard0-backup-stale"), shard1Stops, { from: start, to: lastBackup });
+  expect(other.everAlarm).toBe(false);
+  expect(replayAlarm(s, shard1Stops, { from: start, to: lastBackup }).everAlarm).toBe(true);
 });

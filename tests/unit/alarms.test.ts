@@ -12,11 +12,13 @@ import {
   isAlarmPeriod,
   MAX_DESCRIPTION_LENGTH,
   MAX_EVALUATION_SECONDS,
+  MAX_LONG_EVALUATION_SECONDS,
+  backupAlarmWindow,
   MonitoringInput,
   RUNBOOK_URL,
 } from "../../components/monitoring/alarms";
 import { DEFAULT_ALARM_THRESHOLDS, PERSISTENCE_MODES } from "../../components/config/settings";
-import { METRICS_INTERVALS, metricDef, stackDimension } from "../../components/monitoring/metrics";
+import { BACKUP_COMPLETED, METRICS_INTERVALS, metricDef, stackDimension } from "../../components/monitoring/metrics";
 import { planTopology } from "../../components/ec2/topology";
 
 const STACK = stackDimension("redis-stack", "prod");
@@ -30,6 +32,7 @@ const input = (over: Partial<MonitoringInput> = {}): MonitoringInput => ({
   persistence: "aof+rdb",
   maxmemoryPolicy: "noeviction",
   thresholds: DEFAULT_ALARM_THRESHOLDS,
+  backupIntervalHours: 0,
   ...over,
 });
 const byId = (specs: AlarmSpec[], id: string): AlarmSpec => {
@@ -237,14 +240,18 @@ test("the period is the collection interval, and every alarm keeps CloudWatch's 
     for (const s of alarmSpecs(input({ periodSeconds: period }))) {
       expect(s.periodSeconds).toBe(period);
       expect(isAlarmPeriod(s.periodSeconds)).toBe(true);
-      expect(s.evaluationPeriods * s.periodSeconds).toBeLessThanOrEqual(MAX_EVALUATION_SECONDS);
+      expect(s.evaluationPeriods * s.periodSeconds).toBeLessThanOrEqual(
+        period >= 3600 ? MAX_LONG_EVALUATION_SECONDS : MAX_EVALUATION_SECONDS,
+      );
       expect(s.datapointsToAlarm).toBeGreaterThanOrEqual(1);
       expect(s.datapointsToAlarm).toBeLessThanOrEqual(s.evaluationPeriods);
     }
   }
-  // At a day per period, "3 of 5" becomes "1 of 1".
-  expect(evaluationWindow(86400, 3, 5)).toEqual({ evaluationPeriods: 1, datapointsToAlarm: 1 });
-  expect(evaluationWindow(21600, 3, 5)).toEqual({ evaluationPeriods: 4, datapointsToAlarm: 3 });
+  // Under an hour per period the window is a day at most; from an hour on, seven days.
+  expect(evaluationWindow(1800, 30, 60)).toEqual({ evaluationPeriods: 48, datapointsToAlarm: 30 });
+  expect(evaluationWindow(86400, 3, 10)).toEqual({ evaluationPeriods: 7, datapointsToAlarm: 3 });
+  expect(evaluationWindow(86400, 9, 10)).toEqual({ evaluationPeriods: 7, datapointsToAlarm: 7 });
+  expect(evaluationWindow(21600, 3, 5)).toEqual({ evaluationPeriods: 5, datapointsToAlarm: 3 });
   expect(evaluationWindow(60, 3, 5)).toEqual({ evaluationPeriods: 5, datapointsToAlarm: 3 });
   for (const bad of [0, 15, 20, 45, 90, 172800]) {
     expect(isAlarmPeriod(bad)).toBe(false);
@@ -263,11 +270,15 @@ test("every description says what is wrong, what to do, and points at its row (R
   expect(monitoringSection).toContain("](docs/monitoring.md)");
   const rows = new Set<string>();
   for (const persistence of PERSISTENCE_MODES) {
-    for (const s of alarmSpecs(input({ persistence }))) {
+    for (const s of alarmSpecs(input({ persistence, backupIntervalHours: 6 }))) {
       expect(s.description.length).toBeLessThanOrEqual(MAX_DESCRIPTION_LENGTH);
       expect(s.description).toMatch(/\. To do: .+\. Runbook: README\.md#monitoring \([a-z0-9-]+\)\.$/);
       const row = /\(([a-z0-9-]+)\)\.$/.exec(s.description)?.[1] ?? "";
-      expect(s.id === row || (s.id.endsWith("-silent") && row === "node-silent")).toBe(true);
+      expect(
+        s.id === row ||
+          (s.id.endsWith("-silent") && row === "node-silent") ||
+          (s.id.endsWith("-backup-stale") && row === "backup-stale"),
+      ).toBe(true);
       rows.add(row);
     }
   }
@@ -305,4 +316,39 @@ test("the Sentinel topology: the same alarms, read from each node's Sentinel (no
   expect(sentinel.map((a) => a.id)).toContain("failover");
   // The cluster's texts stay the cluster's.
   expect(alarmSpecs(input()).find((a) => a.id === "cluster-state")?.description).toMatch(/cluster_state/);
+});
+
+test("stale backups: one alarm per shard, no backup for two intervals (missing data is the failure), none when off", () => {
+  expect(alarmSpecs(input()).filter((s) => s.id.includes("backup"))).toEqual([]);
+  const specs = alarmSpecs(input({ backupIntervalHours: 6 })).filter((s) => s.metricName === "BackupCompleted");
+  expect(specs.map((s) => s.id)).toEqual(["shard0-backup-stale", "shard1-backup-stale", "shard2-backup-stale"]);
+  expect(specs[2]).toMatchObject({
+    dimensions: { Stack: STACK, Shard: "2" },
+    statistic: "SampleCount",
+    comparison: "LessThanThreshold",
+    threshold: 1,
+    periodSeconds: 6 * 3600,
+    evaluationPeriods: 2,
+    datapointsToAlarm: 2,
+    treatMissingData: "breaching",
+    severity: "page",
+  });
+  expect(specs[0].description).toContain("no successful backup for 12 h");
+  // The backup publishes what the alarm reads: this metric, unit and dimensions.
+  const lib = fs.readFileSync(path.resolve(__dirname, "../../components/ec2/node/lib-backup.sh"), "utf8");
+  expect(lib).toContain(`--metric-name ${BACKUP_COMPLETED.name} --unit ${BACKUP_COMPLETED.unit} --value 1`);
+  expect(lib).toContain('--dimensions "Stack=$METRICS_STACK,Shard=$1"');
+  // Intervals beyond a day count days, within CloudWatch's seven-day range; every interval config accepts.
+  expect(backupAlarmWindow(24)).toEqual({ periodSeconds: 86400, periods: 2 });
+  expect(backupAlarmWindow(36)).toEqual({ periodSeconds: 86400, periods: 3 });
+  expect(backupAlarmWindow(168)).toEqual({ periodSeconds: 86400, periods: 7 });
+  for (let hours = 1; hours <= 168; hours++) {
+    for (const s of alarmSpecs(input({ backupIntervalHours: hours })).filter((x) => x.id.endsWith("backup-stale"))) {
+      expect(isAlarmPeriod(s.periodSeconds)).toBe(true);
+      expect(s.evaluationPeriods * s.periodSeconds).toBeLessThanOrEqual(
+        s.periodSeconds >= 3600 ? MAX_LONG_EVALUATION_SECONDS : MAX_EVALUATION_SECONDS,
+      );
+      expect(s.evaluationPeriods * s.periodSeconds).toBeGreaterThanOrEqual(Math.min(2 * hours * 3600, 7 * 86400));
+    }
+  }
 });

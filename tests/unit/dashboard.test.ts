@@ -17,6 +17,7 @@ import { planTopology } from "../../components/ec2/topology";
 const STACK = stackDimension("redis-stack", "prod");
 const NODES = planTopology(3, 1, 3).map((n) => ({ name: n.name, shard: n.shard }));
 const input = (over: Partial<MonitoringInput> = {}): DashboardInput => ({
+  backupIntervalHours: 0,
   topology: "cluster",
   region: "eu-west-1",
   maxmemoryPolicy: "allkeys-lru",

@@ -74,8 +74,9 @@ describe("prod stack resource graph", () => {
       "aws:iam/rolePolicy:RolePolicy": 1,
       "aws:sns/topic:Topic": 1,
       "aws:sns/topicSubscription:TopicSubscription": 1,
-      // per node: recover + reboot (EC2 status checks) and silent; 12 stack-wide on the nodes' metrics
-      "aws:cloudwatch/metricAlarm:MetricAlarm": 6 * 3 + 12,
+      // per node: recover + reboot (EC2 status checks) and silent; 12 stack-wide on the nodes' metrics;
+      // per shard: its backups stale
+      "aws:cloudwatch/metricAlarm:MetricAlarm": 6 * 3 + 12 + 3,
       "aws:cloudwatch/dashboard:Dashboard": 1,
     });
     expect(counts["rediscloud:index/subscription:Subscription"]).toBeUndefined();
@@ -335,8 +336,11 @@ describe("prod stack resource graph", () => {
       persistence: "aof+rdb",
       maxmemoryPolicy: "allkeys-lru", // Pulumi.prod.yaml
       thresholds: DEFAULT_ALARM_THRESHOLDS,
+      backupIntervalHours: 6, // the default
     });
     expect(ours).toHaveLength(expected.length);
+    // The collection period, but for the stale-backup alarms: one backup interval each.
+    expect(new Set(expected.map((s) => s.periodSeconds))).toEqual(new Set([60, 6 * 3600]));
     for (const spec of expected) {
       const a = one("aws:cloudwatch/metricAlarm:MetricAlarm", `-alarms-${spec.id}`);
       expect(a).toMatchObject({
@@ -344,7 +348,7 @@ describe("prod stack resource graph", () => {
         metricName: spec.metricName,
         dimensions: spec.dimensions,
         statistic: spec.statistic,
-        period: 60,
+        period: spec.periodSeconds,
         evaluationPeriods: spec.evaluationPeriods,
         datapointsToAlarm: spec.datapointsToAlarm,
         threshold: spec.threshold,
