@@ -187,3 +187,14 @@ export function backupSchedule(intervalHours: number): BackupSchedule {
   const hours = intervalHours === 1 ? "*" : intervalHours === 24 ? "00" : `00/${intervalHours}`;
   return { kind: "calendar", onCalendar: `*-*-* ${hours}:00:00 UTC` };
 }
+
+/** Tag keys of a node's data volume, which Pulumi leaves behind (retainOnDelete) when it deletes the node. */
+export const RETAINED_VOLUME_TAGS = { stack: "redis-stack:stack", node: "redis-stack:node" } as const;
+
+/**
+ * The tags that find a cluster's data volumes after their nodes, a shard or the whole stack are gone: the
+ * Pulumi project and stack (`<project>/<stack>`) and the node's name.
+ */
+export function retainedVolumeTags(projectStack: string, node: string): Record<string, string> {
+  return { [RETAINED_VOLUME_TAGS.stack]: projectStack, [RETAINED_VOLUME_TAGS.node]: node };
+}

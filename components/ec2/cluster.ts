@@ -26,7 +26,7 @@ import { DeployedShape, deploymentOf, nodeChange } from "./day2";
 import { SENTINEL_PORT } from "./sentinel";
 import { clusterNames, RedisEc2ClusterArgs } from "./args";
 import { Placement, resolveCluster, ResolvedCluster } from "./resolve";
-import { backupBucketPolicy, backupKeyAlias, backupLifecycleRules } from "./backups";
+import { backupBucketPolicy, backupKeyAlias, backupLifecycleRules, retainedVolumeTags } from "./backups";
 
 /** Debian's official AMIs (Debian 12 ships Redis 7.0.15, the version the integration tests run). */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -694,9 +694,13 @@ class ClusterWiring {
           size: s.dataVolumeGb,
           type: "gp3",
           encrypted: true,
-          tags: this.tags(`${nodeName}-data`),
+          tags: {
+            ...this.tags(`${nodeName}-data`),
+            ...retainedVolumeTags(`${pulumi.getProject()}/${pulumi.getStack()}`, nodeName),
+          },
         },
-        // Data outlives the stack: removing a node, a shard or the stack leaves the volume (README: deleting data).
+        // Data outlives the stack: removing a node, a shard or the stack leaves the volume, tagged so it can be
+        // found and deleted (docs/runbook.md, "Backups": retained volumes).
         { parent: this.component, retainOnDelete: true },
       );
       const userData = pulumi.all([volume.id, backups.bucketName]).apply(([volumeId, bucket]) =>

@@ -2,6 +2,8 @@
  * The checked-in `prod` stack (EC2 cluster, 3 shards x 1 replica, TLS) under Pulumi mocks:
  * what `pulumi up` would create, how it is secured, and what it exports.
  */
+import * as fs from "fs";
+import * as path from "path";
 import { LIVE_DIRECTIVES } from "../../components/ec2/desired";
 import * as pulumi from "@pulumi/pulumi";
 import {
@@ -15,6 +17,7 @@ import {
   valueOf,
 } from "./support/stackHarness";
 import { planTopology } from "../../components/ec2/topology";
+import { RETAINED_VOLUME_TAGS } from "../../components/ec2/backups";
 import { alarmSpecs } from "../../components/monitoring/alarms";
 import { DEFAULT_ALARM_THRESHOLDS } from "../../components/config/settings";
 import { METRIC_NAMES, METRICS_NAMESPACE } from "../../components/monitoring/metrics";
@@ -114,7 +117,12 @@ describe("prod stack resource graph", () => {
         .replace(/^redis-prod-/, "")
         .replace(/-data$/, "");
       expect(v.availabilityZone).toEqual(azOfNode.get(node));
+      // Left behind when its node goes (retainOnDelete), and findable then: docs/runbook.md lists them by these tags.
+      expect(v.tags).toMatchObject({ "redis-stack:stack": "redis-stack/prod", "redis-stack:node": node });
     }
+    const runbook = fs.readFileSync(path.resolve(__dirname, "../../docs/runbook.md"), "utf8");
+    expect(runbook).toContain(`Name=tag:${RETAINED_VOLUME_TAGS.stack},Values=<project>/<stack>`);
+    expect(runbook).toContain(`Key==\`${RETAINED_VOLUME_TAGS.node}\``);
   });
 
   test("instances: IMDSv2 only, no public IP, encrypted root and data volumes, fixed ENI, role for SSM", () => {
