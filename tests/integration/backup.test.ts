@@ -158,6 +158,55 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
       expect([...shards].sort()).toEqual(manifest.shards.map((s) => String(s.index)).sort());
     });
 
+    test("the timer: it fires on every node, and exactly one (the first planned node that answers) takes the backup", async () => {
+      const lab = c;
+      if (!lab) throw new Error("no lab");
+      const manifests = async () =>
+        Object.keys((await lab.aws.bucket(LAB_BACKUP.bucket)).objects).filter((k) =>
+          /\/\d{8}T\d{6}Z\/manifest\.json$/.test(k),
+        );
+      const before = await manifests();
+      const dropIn = "/etc/systemd/system/redis-node-backup.timer.d";
+      const countLines = async (pattern: string) =>
+        Promise.all(
+          lab.hosts.map(async (h) =>
+            Number((await h.sh(`grep -c '${pattern}' /var/log/redis-stack.log || true`)).stdout.trim()),
+          ),
+        );
+      const skippedBefore = await countLines("takes the scheduled backup, not this node");
+      // The shipped timer and unit, brought forward: 5 s after the timer restarts instead of its calendar
+      // (every backupIntervalHours, on the hour in UTC).
+      for (const h of lab.hosts) {
+        const r = await h.sh(
+          `mkdir -p ${dropIn} && printf '[Timer]\\nOnCalendar=\\nOnActiveSec=\\nOnUnitActiveSec=\\nOnActiveSec=5s\\n' >${dropIn}/lab.conf && ` +
+            "systemctl daemon-reload && systemctl restart redis-node-backup.timer",
+        );
+        expect(r.code).toBe(0);
+      }
+      let added: string[] = [];
+      for (let t = 0; t < 120 && added.length === 0; t++) {
+        await new Promise((r) => setTimeout(r, 2000));
+        added = (await manifests()).filter((k) => !before.includes(k));
+      }
+      // Let every node's run end, then put the shipped schedule back.
+      await new Promise((r) => setTimeout(r, 5000));
+      for (const h of lab.hosts)
+        await h.sh(`rm -rf ${dropIn} && systemctl daemon-reload && systemctl restart redis-node-backup.timer`);
+      expect(added).toHaveLength(1);
+      const view = await lab.aws.bucket(LAB_BACKUP.bucket);
+      const scheduled = JSON.parse(fs.readFileSync(view.objects[added[0]].path, "utf8")) as Manifest;
+      expect(scheduled.shards.map((s) => s.slots)).toEqual(expectShards);
+      expect(scheduled.shards.every((s) => s.source.role === "replica")).toBe(true);
+      // Every other node's timer fired too, and stood aside.
+      const skipped = (await countLines("takes the scheduled backup, not this node")).map(
+        (n, i) => n - skippedBefore[i],
+      );
+      expect(skipped.filter((n) => n === 1)).toHaveLength(lab.hosts.length - 1);
+      expect(skipped.filter((n) => n === 0)).toHaveLength(1);
+      const status = (await lab.aws.parameters()).find((p) => p.name === `${lab.ssm.statusPrefix}/backup`);
+      expect(JSON.parse(status?.value ?? "{}")).toMatchObject({ state: "ok", id: scheduled.id });
+    }, 400_000);
+
     test("an operator's FLUSHALL empties the stack: the backup is what is left", async () => {
       if (!c) throw new Error("no lab");
       for (const n of c.nodes.filter((x) => x.node.role === "master"))
