@@ -36,10 +36,14 @@ test("thresholds follow config", () => {
   expect(alarm("masters-missing")).toMatchObject({ threshold: 3 });
 });
 
-test("every alarm's period is the metrics interval (high resolution at 10 s)", () => {
-  const ours = byType(run.resources, "aws:cloudwatch/metricAlarm:MetricAlarm")
+test("every alarm's period is the metrics interval (high resolution at 10 s), but not the stale-backup ones", () => {
+  const all = byType(run.resources, "aws:cloudwatch/metricAlarm:MetricAlarm")
     .map(inputs)
     .filter((a) => a.namespace === "RedisStack");
+  // One stale-backup alarm per shard, a backup interval (default 6 h) each.
+  const backups = all.filter((a) => a.metricName === "BackupCompleted");
+  expect(backups.map((a) => a.period)).toEqual([21600, 21600, 21600]);
+  const ours = all.filter((a) => a.metricName !== "BackupCompleted");
   // 3 shards x (1 + 2): one silent-node alarm each, and 10 stack-wide (no RDB alarms with AOF only).
   expect(ours).toHaveLength(9 + 10);
   for (const a of ours) expect(a.period).toBe(10);
