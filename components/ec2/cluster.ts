@@ -27,6 +27,7 @@ import { SENTINEL_PORT } from "./sentinel";
 import { clusterNames, RedisEc2ClusterArgs } from "./args";
 import { Placement, resolveCluster, ResolvedCluster } from "./resolve";
 import { backupBucketPolicy, backupKeyAlias, backupLifecycleRules, retainedVolumeTags } from "./backups";
+import { createBackupBucket } from "../backup/bucket";
 
 /** Debian's official AMIs (Debian 12 ships Redis 7.0.15, the version the integration tests run). */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -472,63 +473,14 @@ class ClusterWiring {
   private backups(): Backups {
     const name = `${this.baseName}-backups`;
     const { backupPrefix: prefix, settings: s } = this.args;
-    const kept = { parent: this.component, retainOnDelete: true };
-    const key = new aws.kms.Key(
-      name,
-      {
-        description: `Redis backups of cluster ${this.baseName} in Pulumi stack ${pulumi.getProject()}/${pulumi.getStack()}`,
-        enableKeyRotation: true,
-        tags: this.tags("backups"),
-      },
-      kept,
-    );
+    const { key, bucket } = createBackupBucket(name, {
+      parent: this.component,
+      tags: this.tags("backups"),
+      keyDescription: `Redis backups of cluster ${this.baseName} in Pulumi stack ${pulumi.getProject()}/${pulumi.getStack()}`,
+      bucketPolicy: backupBucketPolicy,
+      lifecycleRules: backupLifecycleRules(prefix, s.backupRetentionDays),
+    });
     new aws.kms.Alias(name, { name: backupKeyAlias(prefix), targetKeyId: key.keyId }, { parent: this.component });
-    const bucket = new aws.s3.Bucket(name, { forceDestroy: false, tags: this.tags("backups") }, kept);
-    new aws.s3.BucketOwnershipControls(
-      name,
-      { bucket: bucket.id, rule: { objectOwnership: "BucketOwnerEnforced" } },
-      kept,
-    );
-    new aws.s3.BucketPublicAccessBlock(
-      name,
-      {
-        bucket: bucket.id,
-        blockPublicAcls: true,
-        blockPublicPolicy: true,
-        ignorePublicAcls: true,
-        restrictPublicBuckets: true,
-      },
-      kept,
-    );
-    const versioning = new aws.s3.BucketVersioning(
-      name,
-      { bucket: bucket.id, versioningConfiguration: { status: "Enabled" } },
-      kept,
-    );
-    new aws.s3.BucketServerSideEncryptionConfiguration(
-      name,
-      {
-        bucket: bucket.id,
-        rules: [
-          {
-            applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: key.arn },
-            bucketKeyEnabled: true,
-          },
-        ],
-      },
-      kept,
-    );
-    new aws.s3.BucketPolicy(
-      name,
-      { bucket: bucket.id, policy: bucket.arn.apply((arn) => JSON.stringify(backupBucketPolicy(arn))) },
-      kept,
-    );
-    // Rules on noncurrent versions need versioning on first.
-    new aws.s3.BucketLifecycleConfiguration(
-      name,
-      { bucket: bucket.id, rules: backupLifecycleRules(prefix, s.backupRetentionDays) },
-      { parent: this.component, dependsOn: [versioning] },
-    );
     return { bucketName: bucket.bucket, keyArn: key.arn };
   }
 
