@@ -40,8 +40,13 @@ export interface RedisCloudDatabaseArgs {
   cloudDeploymentCidr?: string;
   /** Replicas in another AZ (default true). */
   cloudMultiAz?: boolean;
-  /** Where periodic RDB backups go (`s3://...`; required with RDB). */
+  /**
+   * Where periodic RDB backups go (`s3://...`). Without it (and with RDB on) the component creates the bucket:
+   * its own KMS key, TLS only, the access Redis Cloud documents for its backup account.
+   */
   cloudBackupPath?: string;
+  /** Days the bucket the component creates keeps a backup, 1-3650 (default 7); not used with cloudBackupPath. */
+  backupRetentionDays?: number;
   /** Hours between RDB backups: 1, 2, 4, 6, 12 or 24 (default 6). */
   cloudBackupIntervalHours?: number;
   /** OSS Cluster API: clients then use cluster mode (default false). */

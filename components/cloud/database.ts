@@ -18,6 +18,9 @@ import { CLOUD_PEER_KEYS } from "../config/cloud";
 import { connectionOutputs, ConnectionOutputs, TlsFacts } from "../contract/connection";
 import { CLOUD_COMPONENT_OPTIONS, RedisCloudDatabaseArgs } from "./args";
 import { CloudPeer, RedisCloudPeering } from "./peering";
+import { cloudBackupBucketPolicy, cloudBackupKeyPolicy, cloudBackupPath } from "./backups";
+import { createBackupBucket } from "../backup/bucket";
+import { backupLifecycleRules, backupObjectPrefix } from "../ec2/backups";
 
 /** Stack persistence -> Redis Cloud's `dataPersistence` (RDB backups go through `remoteBackup`). */
 export function cloudDataPersistence(p: Persistence): string {
@@ -48,15 +51,27 @@ export function cloudAlerts(s: CloudSettings): { name: string; value: number }[]
   ];
 }
 
+/** Whether the database takes periodic RDB backups (Redis Cloud's remote backup). */
+export function cloudBacksUp(p: Persistence): boolean {
+  return p === "aof+rdb" || p === "rdb";
+}
+
+/**
+ * The database's remote backup: to `cloudBackupPath`, or else to the bucket the stack created (`created`,
+ * its S3 path); none without RDB persistence.
+ */
 export function cloudRemoteBackup(
   s: CloudSettings,
   p: Persistence,
-): { interval: string; storageType: string; storagePath: string } | undefined {
-  if ((p !== "aof+rdb" && p !== "rdb") || s.backupPath === undefined) return undefined;
+  created?: pulumi.Input<string>,
+): { interval: string; storageType: string; storagePath: pulumi.Input<string> } | undefined {
+  if (!cloudBacksUp(p)) return undefined;
+  const storagePath = s.backupPath ?? created;
+  if (storagePath === undefined) throw new Error("RDB backups need cloudBackupPath or the stack's own bucket");
   return {
     interval: `every-${s.backupIntervalHours}-hours`,
-    storageType: s.backupPath.startsWith("gs://") ? "google-blob-storage" : "aws-s3",
-    storagePath: s.backupPath,
+    storageType: s.backupPath?.startsWith("gs://") ? "google-blob-storage" : "aws-s3",
+    storagePath,
   };
 }
 
@@ -70,6 +85,8 @@ interface DatabasePlan {
   client: ClientSettings;
   /** A VPC peering with the app's VPC (settings.peering with its account); apps then use the private endpoint. */
   peer?: CloudPeer;
+  /** Where the stack creates the backup bucket (no cloudBackupPath, RDB on): the AWS account and region. */
+  backupBucketIn?: { accountId: string; region: string };
   tags?: Record<string, string>;
 }
 
@@ -85,6 +102,8 @@ export type CloudDatabaseOutputs = ConnectionOutputs & {
 
 interface DatabaseData {
   outputs: CloudDatabaseOutputs;
+  /** The bucket the stack created for the database's backups (no cloudBackupPath, RDB on). */
+  backupBucket?: pulumi.Output<string>;
   subscriptionId: pulumi.Output<string>;
   alerts: pulumi.Output<string[]>;
 }
@@ -96,6 +115,30 @@ class DatabaseWiring {
     private readonly name: string,
     private readonly args: DatabasePlan,
   ) {}
+
+  /**
+   * The database's backup bucket when the stack creates it (components/cloud/backups.ts): its own KMS key,
+   * Redis Cloud's documented access, TLS only, expiring backups after backupRetentionDays.
+   */
+  private backupBucket():
+    { bucket: pulumi.Output<string>; path: pulumi.Output<string>; ready: pulumi.Resource[] } | undefined {
+    const at = this.args.backupBucketIn;
+    if (!at) return undefined;
+    const prefix = backupObjectPrefix(pulumi.getProject(), pulumi.getStack());
+    const created = createBackupBucket(`${this.name}-backups`, {
+      parent: this.component,
+      tags: { Name: `${this.name}-backups`, ...this.args.tags },
+      keyDescription: `Redis Cloud backups of database ${this.name} in Pulumi stack ${prefix}`,
+      keyPolicy: JSON.stringify(cloudBackupKeyPolicy(at.accountId, at.region)),
+      bucketPolicy: cloudBackupBucketPolicy,
+      lifecycleRules: backupLifecycleRules(prefix, this.args.settings.backupRetentionDays),
+    });
+    return {
+      bucket: created.bucket.bucket,
+      path: created.bucket.bucket.apply((b) => cloudBackupPath(b, prefix)),
+      ready: created.ready,
+    };
+  }
 
   build(): DatabaseData {
     const name = this.name;
@@ -133,6 +176,7 @@ class DatabaseWiring {
       child,
     );
 
+    const backups = this.backupBucket();
     const password = new random.RandomPassword(`${name}-password`, { length: 32, special: false }, child);
     const alerts = cloudAlerts(s);
     const database = new rediscloud.SubscriptionDatabase(
@@ -152,9 +196,10 @@ class DatabaseWiring {
         password: password.result,
         sourceIps: args.allowedCidrs,
         alerts,
-        remoteBackup: cloudRemoteBackup(s, args.persistence),
+        remoteBackup: cloudRemoteBackup(s, args.persistence, backups?.path),
       },
-      child,
+      // Redis Cloud checks its access when backups are set: the bucket's policy and encryption come first.
+      { ...child, dependsOn: backups?.ready ?? [] },
     );
 
     // Peered: apps reach the private endpoint through the peering, handed out once the routes exist.
@@ -188,6 +233,7 @@ class DatabaseWiring {
     });
     const alertList = pulumi.output(alerts.map((a) => `${a.name} ${a.value}`));
     return {
+      backupBucket: backups?.bucket,
       outputs: {
         ...connection,
         ...(args.peer ? { vpcId: pulumi.output(args.peer.vpcId), subnetIds: pulumi.output(args.peer.subnetIds) } : {}),
@@ -220,6 +266,14 @@ async function resolveDatabase(
   const peer = cloud.peering
     ? { ...cloud.peering, awsAccountId: (await aws.getCallerIdentity({}, { parent })).accountId }
     : undefined;
+  // No cloudBackupPath with RDB on: the stack creates the bucket, in the AWS account and region it deploys to.
+  const backupBucketIn =
+    cloud.backupPath === undefined && cloudBacksUp(settings.persistence)
+      ? {
+          accountId: peer?.awsAccountId ?? (await aws.getCallerIdentity({}, { parent })).accountId,
+          region: (await aws.getRegion({}, { parent })).name,
+        }
+      : undefined;
   return {
     settings: cloud,
     maxmemoryPolicy: settings.maxmemoryPolicy,
@@ -228,6 +282,7 @@ async function resolveDatabase(
     allowedCidrs: settings.allowedCidrs,
     client: settings.client,
     peer,
+    backupBucketIn,
     tags: { "redis-stack:stack": pulumi.getStack(), "redis-stack:project": pulumi.getProject(), ...args.tags },
   };
 }

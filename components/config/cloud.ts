@@ -1,7 +1,7 @@
 /**
  * The Redis Cloud target's keys: subscription sizing, payment, networking, backups, CA bundle and peering.
  */
-import { parseAlarmThresholds } from "./ec2";
+import { parseAlarmThresholds, parseBackupRetentionDays } from "./ec2";
 import { Reader } from "./reader";
 import { CloudPeeringSettings, CloudSettings, Persistence } from "./settings";
 import { abbreviate, caBundleProblem, cidrsOverlap, isCidr } from "./values";
@@ -95,14 +95,8 @@ export function parseCloud(
       "pulumi config set cloudBackupPath s3://my-bucket/redis-backups",
     );
   }
-  if ((persistence === "aof+rdb" || persistence === "rdb") && backupPath === undefined) {
-    r.fail(
-      "cloudBackupPath",
-      undefined,
-      `persistence '${persistence}' includes periodic RDB backups, which Redis Cloud writes to your storage`,
-      "pulumi config set cloudBackupPath s3://my-bucket/redis-backups (or pulumi config set persistence aof)",
-    );
-  }
+  // Without cloudBackupPath, RDB persistence gets a bucket the stack creates (components/cloud/backups.ts).
+  const backupRetentionDays = parseBackupRetentionDays(r);
   const backupIntervalHours = r.number(
     "cloudBackupIntervalHours",
     6,
@@ -132,6 +126,7 @@ export function parseCloud(
     multiAz,
     backupPath,
     backupIntervalHours,
+    backupRetentionDays,
     clusterApi,
     caCertificate,
     peering,

@@ -262,6 +262,17 @@ function parseLayout(r: Reader): Pick<Ec2Settings, "topology" | "shards" | "repl
   return { topology, shards: 1, replicasPerShard: replicas };
 }
 
+/** backupRetentionDays: the backup bucket's lifecycle (EC2's bucket, or the one created for Redis Cloud). */
+export function parseBackupRetentionDays(r: Reader): number {
+  return r.int(
+    "backupRetentionDays",
+    DEFAULT_BACKUP_RETENTION_DAYS,
+    1,
+    BACKUP_RETENTION_MAX_DAYS,
+    "days the bucket keeps a backup before expiring it",
+  );
+}
+
 /** backupIntervalHours (0: no scheduled backups) and backupRetentionDays (the bucket's lifecycle). */
 function parseBackups(r: Reader): Pick<Ec2Settings, "backupIntervalHours" | "backupRetentionDays" | "restoreFrom"> {
   const backupIntervalHours = r.int(
@@ -271,13 +282,7 @@ function parseBackups(r: Reader): Pick<Ec2Settings, "backupIntervalHours" | "bac
     BACKUP_INTERVAL_MAX_HOURS,
     "hours between scheduled backups to the stack's S3 bucket, at most a week; 0 turns them off",
   );
-  const backupRetentionDays = r.int(
-    "backupRetentionDays",
-    DEFAULT_BACKUP_RETENTION_DAYS,
-    1,
-    BACKUP_RETENTION_MAX_DAYS,
-    "days the bucket keeps a backup before expiring it",
-  );
+  const backupRetentionDays = parseBackupRetentionDays(r);
   const restoreFrom = r.get("restoreFrom");
   if (restoreFrom !== undefined && !parseRestoreFrom(restoreFrom)) {
     r.fail(

@@ -127,8 +127,11 @@ export interface CloudSettings {
   paymentCardLast4?: string;
   deploymentCidr: string;
   multiAz: boolean;
+  /** cloudBackupPath; absent, RDB persistence backs up to a bucket the stack creates for Redis Cloud. */
   backupPath?: string;
   backupIntervalHours: number;
+  /** The lifecycle of the bucket the stack creates (none when backupPath is given: that bucket is yours). */
+  backupRetentionDays: number;
   clusterApi: boolean;
   /** cloudCaCertificate: Redis Cloud's CA bundle (PEM); present whenever TLS is on (validated). */
   caCertificate?: string;

@@ -227,8 +227,11 @@ describe("each bad input names the key, the value and the fix", () => {
     expect(p.fix).toContain("cloudPaymentCardLast4");
     expect(parseSettings({ ...rest, cloudPaymentMethod: "marketplace" }).problems).toEqual([]);
   });
-  test("RDB backups without a backup path, and a cloud database open to everyone", () => {
-    expectProblem({ ...CLOUD, cloudBackupPath: "" }, "cloudBackupPath", /periodic RDB backups/);
+  test("RDB backups without a backup path are fine (the stack creates the bucket); a cloud database open to everyone is not", () => {
+    const parsed = parseSettings({ ...CLOUD, cloudBackupPath: "", backupRetentionDays: "30" });
+    expect(parsed.problems).toEqual([]);
+    expect(parsed.settings?.cloud).toMatchObject({ backupPath: undefined, backupRetentionDays: 30 });
+    expectProblem({ ...CLOUD, cloudBackupPath: "ftp://x" }, "cloudBackupPath", /s3:\/\//);
     expectProblem({ ...CLOUD, allowedCidrs: "" }, "allowedCidrs", /any address/);
   });
   test("malformed alert email", () => {

@@ -72,6 +72,7 @@ const ALL_CLOUD: Required<RedisCloudDatabaseArgs> = {
   cloudDeploymentCidr: "10.0.0.0/24",
   cloudMultiAz: true,
   cloudBackupPath: "s3://b/p",
+  backupRetentionDays: 7,
   cloudBackupIntervalHours: 6,
   cloudClusterApi: false,
   cloudCaCertificate: CLOUD_CA,
