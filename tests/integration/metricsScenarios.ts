@@ -189,7 +189,11 @@ export function metricsScenarios(lab: () => ClusterLab, periodSeconds: MetricsIn
       const r = await h.sh(
         "systemctl show -p Result --value redis-node-metrics.service; systemctl is-active redis-node-metrics.timer",
       );
-      expect(r.stdout.trim().split("\n")).toEqual(["success", "active"]);
+      const state = r.stdout.trim().split("\n");
+      // A failed run says why in its journal: shown with the failure, not hidden behind "exit-code".
+      if (state[0] !== "success")
+        console.log(`${h.name}: ${(await h.sh("journalctl -u redis-node-metrics.service -n 40 --no-pager")).stdout}`);
+      expect(state).toEqual(["success", "active"]);
     }
   });
 
