@@ -98,12 +98,15 @@ export type CloudDatabaseOutputs = ConnectionOutputs & {
   vpcId?: pulumi.Output<string>;
   subnetIds?: pulumi.Output<string[]>;
   monitoring: pulumi.Output<{ alerts?: string[] }>;
+  /**
+   * Where Redis Cloud writes the periodic RDB backups: `cloudBackupPath`, or `s3://<bucket>/<project>/<stack>/backups`
+   * in the bucket the stack created (docs/runbook.md, "Backups"); "" when persistence takes no RDB.
+   */
+  backupPath: pulumi.Output<string>;
 };
 
 interface DatabaseData {
   outputs: CloudDatabaseOutputs;
-  /** The bucket the stack created for the database's backups (no cloudBackupPath, RDB on). */
-  backupBucket?: pulumi.Output<string>;
   subscriptionId: pulumi.Output<string>;
   alerts: pulumi.Output<string[]>;
 }
@@ -120,8 +123,7 @@ class DatabaseWiring {
    * The database's backup bucket when the stack creates it (components/cloud/backups.ts): its own KMS key,
    * Redis Cloud's documented access, TLS only, expiring backups after backupRetentionDays.
    */
-  private backupBucket():
-    { bucket: pulumi.Output<string>; path: pulumi.Output<string>; ready: pulumi.Resource[] } | undefined {
+  private backupBucket(): { path: pulumi.Output<string>; ready: pulumi.Resource[] } | undefined {
     const at = this.args.backupBucketIn;
     if (!at) return undefined;
     const prefix = backupObjectPrefix(pulumi.getProject(), pulumi.getStack());
@@ -134,7 +136,6 @@ class DatabaseWiring {
       lifecycleRules: backupLifecycleRules(prefix, this.args.settings.backupRetentionDays),
     });
     return {
-      bucket: created.bucket.bucket,
       path: created.bucket.bucket.apply((b) => cloudBackupPath(b, prefix)),
       ready: created.ready,
     };
@@ -177,6 +178,7 @@ class DatabaseWiring {
     );
 
     const backups = this.backupBucket();
+    const remote = cloudRemoteBackup(s, args.persistence, backups?.path);
     const password = new random.RandomPassword(`${name}-password`, { length: 32, special: false }, child);
     const alerts = cloudAlerts(s);
     const database = new rediscloud.SubscriptionDatabase(
@@ -196,7 +198,7 @@ class DatabaseWiring {
         password: password.result,
         sourceIps: args.allowedCidrs,
         alerts,
-        remoteBackup: cloudRemoteBackup(s, args.persistence, backups?.path),
+        remoteBackup: remote,
       },
       // Redis Cloud checks its access when backups are set: the bucket's policy and encryption come first.
       { ...child, dependsOn: backups?.ready ?? [] },
@@ -233,11 +235,11 @@ class DatabaseWiring {
     });
     const alertList = pulumi.output(alerts.map((a) => `${a.name} ${a.value}`));
     return {
-      backupBucket: backups?.bucket,
       outputs: {
         ...connection,
         ...(args.peer ? { vpcId: pulumi.output(args.peer.vpcId), subnetIds: pulumi.output(args.peer.subnetIds) } : {}),
         monitoring: alertList.apply((list): { alerts?: string[] } => ({ alerts: list })),
+        backupPath: pulumi.output(remote?.storagePath ?? ""),
       },
       subscriptionId: subscription.id,
       alerts: alertList,
@@ -332,6 +334,7 @@ export class RedisCloudDatabase extends pulumi.ComponentResource<DatabaseData> {
           }
         : {}),
       monitoring: from((d) => d.outputs.monitoring),
+      backupPath: from((d) => d.outputs.backupPath),
     };
     ({
       target: this.target,

@@ -4,7 +4,8 @@
  * points the database's remote backup at it; with a path of your own, or without RDB, it creates nothing.
  */
 import { createHash } from "crypto";
-import { byType, Registered, runStack, RunResult, unwrapSecrets } from "./support/stackHarness";
+import * as pulumi from "@pulumi/pulumi";
+import { byType, Registered, runStack, RunResult, unwrapSecrets, valueOf } from "./support/stackHarness";
 import {
   cloudBackupBucketPolicy,
   cloudBackupKeyPolicy,
@@ -53,7 +54,7 @@ describe("dev without cloudBackupPath", () => {
     if (run.error) throw run.error;
   });
 
-  test("creates a versioned, private, SSE-KMS bucket and key for Redis Cloud, and backs up to it", () => {
+  test("creates a versioned, private, SSE-KMS bucket and key for Redis Cloud, and backs up to it", async () => {
     const bucket = byType(run.resources, "aws:s3/bucket:Bucket");
     expect(bucket).toHaveLength(1);
     const name = bucket[0].name;
@@ -85,6 +86,8 @@ describe("dev without cloudBackupPath", () => {
       storageType: "aws-s3",
       storagePath: `s3://${bucketName}/redis-stack/dev/backups`,
     });
+    // The stack exports where the backups go (the runbook's restore starts there).
+    expect(await valueOf(backupPathOf(run))).toBe(`s3://${bucketName}/redis-stack/dev/backups`);
     // What the provider checks still holds.
     expect(checkInputsAgainstSchema(loadSchema(), DATABASE, db)).toEqual([]);
     expect(checkInputsAgainstValidation(loadValidation(), DATABASE, db)).toEqual([]);
@@ -101,5 +104,12 @@ describe("dev with AOF only", () => {
     expect(byType(run.resources, "aws:s3/bucket:Bucket")).toEqual([]);
     expect(byType(run.resources, "aws:kms/key:Key")).toEqual([]);
     expect(one(run, DATABASE).remoteBackup).toBeUndefined();
+    expect(await valueOf(backupPathOf(run))).toBe("");
   });
 });
+
+function backupPathOf(run: RunResult): pulumi.Output<string> {
+  const path = run.outputs?.backupPath;
+  if (!path) throw new Error("the stack exports no backupPath");
+  return path;
+}

@@ -144,6 +144,10 @@ test("outputs: the same contract as EC2, the public endpoint, rediss URL with th
     "throughput-higher-than 800",
     "latency 10",
   ]);
+  // Where the backups are, for the runbook's restore: the configured cloudBackupPath, not a secret.
+  if (!o.backupPath) throw new Error("the cloud stack exports no backupPath");
+  expect(await valueOf(o.backupPath)).toBe("s3://acme-redis-backups/dev");
+  expect(await pulumi.isSecret(o.backupPath)).toBe(false);
 });
 
 test("Redis Cloud's alerts take the same threshold keys as the EC2 alarms (latency in whole ms, rounded up)", () => {

@@ -6,6 +6,7 @@ import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import type { Ec2ClusterOutputs } from "../../../components/ec2/cluster";
+import type { CloudDatabaseOutputs } from "../../../components/cloud/database";
 import type { ConnectionOutputs } from "../../../components/contract/connection";
 import { stackConfig } from "../../../lab/stackFiles";
 
@@ -13,7 +14,8 @@ export const PROJECT = "redis-stack";
 
 /** What index.ts exports: the contract of either target, the EC2 cluster's other outputs when it is one. */
 export type StackOutputs = ConnectionOutputs &
-  Partial<Omit<Ec2ClusterOutputs, keyof ConnectionOutputs | "monitoring">> & {
+  Partial<Omit<Ec2ClusterOutputs, keyof ConnectionOutputs | "monitoring">> &
+  Partial<Pick<CloudDatabaseOutputs, "backupPath">> & {
     monitoring: pulumi.Output<unknown>;
   };
 
