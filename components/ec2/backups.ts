@@ -7,7 +7,9 @@
  *   <prefix>/backups/<backupId>/shard-<i>.rdb
  */
 import type * as aws from "@pulumi/aws";
+import type { ConfigProblem, Topology } from "../config/settings";
 import type { PolicyDocument, PolicyStatement } from "./policy";
+import { planSlots } from "./topology";
 
 /** The folder below a cluster's prefix that holds its backups (and that the retention rule expires). */
 export const BACKUPS_FOLDER = "backups";
@@ -105,6 +107,97 @@ export interface RestoreSource {
 export function parseRestoreFrom(uri: string): RestoreSource | undefined {
   const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/((?:[^/]+\/)+)manifest\.json$/.exec(uri);
   return m ? { bucket: m[1], key: `${m[2]}manifest.json`, folder: m[2] } : undefined;
+}
+
+/** The manifest format `node.sh backup` writes and a restore reads (lib-backup.sh, manifest_check). */
+export const MANIFEST_FORMAT = 1;
+
+/**
+ * The RDB version Redis 7.0 writes and reads: Debian 12's redis-server, what nodes on the default AMI run. A
+ * newer RDB (Redis 7.2 writes 11) does not load into it.
+ */
+export const DEBIAN12_REDIS_RDB_VERSION = 10;
+
+/** What a restore must match: the stack's topology and shard count, and for a cluster each shard's slots. */
+export interface RestoreTarget {
+  topology: Topology;
+  shards: number;
+  /** The newest RDB version the nodes load; undefined when unknown (a pinned AMI: the nodes check at boot). */
+  maxRdbVersion?: number;
+}
+
+/**
+ * Why a backup's manifest (its text) cannot be restored into a stack planned as `target`: the checks each
+ * planned master makes at boot before its Redis starts (lib-backup.sh manifest_check, with the same
+ * wording), and the RDB version, so `pulumi preview` refuses what the nodes would. Empty when it fits.
+ * The files' checksums are only checked at boot, on the downloaded files.
+ */
+export function restoreManifestProblems(uri: string, text: string, target: RestoreTarget): ConfigProblem[] {
+  const problem = (reason: string, fix: string): ConfigProblem => ({
+    key: "restoreFrom",
+    value: uri,
+    problem: `does not fit this stack: ${reason}`,
+    fix,
+  });
+  const another = `restore from another backup (aws s3 ls ${uri.replace(/[^/]+\/manifest\.json$/, "")} lists them)`;
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch (e) {
+    return [problem(`the manifest is not JSON (${(e as Error).message})`, another)];
+  }
+  const manifest = (m && typeof m === "object" ? m : {}) as {
+    format?: unknown;
+    topology?: unknown;
+    shards?: unknown;
+  };
+  if (manifest.format !== MANIFEST_FORMAT)
+    return [problem(`manifest format ${JSON.stringify(manifest.format)} is not one this stack reads (1)`, another)];
+  if (manifest.topology !== target.topology)
+    return [
+      problem(
+        `the backup is of a ${String(manifest.topology)} stack and this one is a ${target.topology} stack`,
+        `pulumi config set topology ${String(manifest.topology)}, or ${another}`,
+      ),
+    ];
+  const entries = (Array.isArray(manifest.shards) ? manifest.shards : []) as Array<Record<string, unknown>>;
+  if (entries.length !== target.shards)
+    return [
+      problem(
+        `the backup has ${entries.length} shard(s) and this stack plans ${target.shards}`,
+        `create it with shards=${entries.length} (pulumi config set shards ${entries.length}), then change shards once it runs`,
+      ),
+    ];
+  const problems: ConfigProblem[] = [];
+  const slots = target.topology === "cluster" ? planSlots(target.shards) : [];
+  for (let shard = 0; shard < target.shards; shard++) {
+    const e = entries.find((x) => x.index === shard);
+    if (!e) {
+      problems.push(problem(`the manifest has no shard ${shard}`, another));
+      continue;
+    }
+    const planned = slots[shard] && `${slots[shard].start}-${slots[shard].end}`;
+    if (planned && e.slots !== planned)
+      problems.push(
+        problem(
+          `shard ${shard} of the backup holds slots ${String(e.slots)} and this stack plans ${planned} for it`,
+          "a manifest lists each shard's slots as this stack plans them (docs/runbook.md, Migrating in)",
+        ),
+      );
+    if (typeof e.file !== "string" || typeof e.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(e.sha256))
+      problems.push(
+        problem(`shard ${shard}'s entry names no file with its SHA-256`, "each entry needs file, size and sha256"),
+      );
+    const rdb = e.rdbVersion;
+    if (target.maxRdbVersion !== undefined && typeof rdb === "number" && rdb > target.maxRdbVersion)
+      problems.push(
+        problem(
+          `shard ${shard} is RDB version ${rdb}, newer than the nodes' Redis reads (${target.maxRdbVersion})`,
+          "restore from a backup taken by Redis 7.0, or pin an amiId whose Redis reads it",
+        ),
+      );
+  }
+  return problems;
 }
 
 /**

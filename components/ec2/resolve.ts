@@ -14,6 +14,7 @@ import { factsFromAws, InstanceTypeInfo } from "./instanceTypes";
 import { checkSubnets } from "./topology";
 import { checkDeployedChange, DeployedShape, deploymentOf, isDeployedShape } from "./day2";
 import { EC2_COMPONENT_OPTIONS, RedisEc2ClusterArgs, stackComponentName } from "./args";
+import { DEBIAN12_REDIS_RDB_VERSION, parseRestoreFrom, restoreManifestProblems } from "./backups";
 
 /** Where the nodes go: an existing VPC's subnets (one per AZ), or a VPC the component creates. */
 export type Placement =
@@ -184,6 +185,52 @@ async function readDeployed(name: string, parent: pulumi.Resource): Promise<Depl
 }
 
 /**
+ * Reads the manifest restoreFrom names (an invoke, so `pulumi preview` reads it with the deployer's
+ * credentials) and checks that it fits the planned stack: a missing, unreadable or misfitting backup fails
+ * the preview instead of booting nodes that refuse it. The files' checksums are checked by the nodes.
+ */
+async function checkRestoreSource(
+  ec2: ResolvedCluster["settings"]["ec2"],
+  parent: pulumi.Resource,
+): Promise<ConfigProblem[]> {
+  const uri = ec2.restoreFrom;
+  const source = uri === undefined ? undefined : parseRestoreFrom(uri);
+  if (!uri || !source) return []; // the parser reports the shape
+  let object: aws.s3.GetObjectResult;
+  try {
+    object = await aws.s3.getObject({ bucket: source.bucket, key: source.key }, { parent });
+  } catch (e) {
+    const text = e instanceof Error ? e.message : String(e);
+    const reason = text.split("\n").find((l) => l.trim() !== "") ?? "no reason given";
+    return [
+      {
+        key: "restoreFrom",
+        value: uri,
+        problem: `cannot be read at preview (${reason})`,
+        fix:
+          `check it exists (aws s3 ls s3://${source.bucket}/${source.folder}); ` +
+          "whoever runs pulumi needs s3:GetObject on it, and kms:Decrypt through S3 for its key",
+      },
+    ];
+  }
+  if (!object.body) {
+    // The provider returns only text bodies: awscli uploads a .json as application/json, a hand upload may not.
+    await pulumi.log.warn(
+      `restoreFrom ${uri}: its Content-Type is ${object.contentType || "unset"}, so preview cannot read it; ` +
+        "the nodes check it at boot (aws s3 cp sets application/json for a .json file)",
+      parent,
+    );
+    return [];
+  }
+  return restoreManifestProblems(uri, object.body, {
+    topology: ec2.topology,
+    shards: ec2.shards,
+    // A pinned AMI may carry another Redis: its nodes' redis-check-rdb decides at boot.
+    maxRdbVersion: ec2.amiId === undefined ? DEBIAN12_REDIS_RDB_VERSION : undefined,
+  });
+}
+
+/**
  * Validates the arguments and looks up what they depend on. Throws a ConfigError listing every problem,
  * phrased for `audience`.
  */
@@ -212,5 +259,10 @@ export async function resolveCluster(
   const deployed = await readDeployed(name, parent);
   const changeProblems = checkDeployedChange(deployed, deploymentOf(name, ec2, settings.tls));
   if (changeProblems.length > 0) fail(changeProblems, audience);
+  // Only a new stack restores (its nodes ignore restoreFrom once they hold data): check it before creating one.
+  if (ec2.restoreFrom !== undefined && deployed === undefined) {
+    const restoreProblems = await checkRestoreSource(ec2, parent);
+    if (restoreProblems.length > 0) fail(restoreProblems, audience);
+  }
   return { settings: { ...settings, ec2 }, placement, deployed };
 }

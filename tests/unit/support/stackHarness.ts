@@ -181,6 +181,8 @@ export async function runStack(
   subnets: SubnetFixture[] = [],
   /** The stack's outputs from its last update (what it reads back through its self stack reference). */
   deployedOutputs: Record<string, unknown> = {},
+  /** Objects in S3 the program may read, by `<bucket>/<key>` (a backup manifest restoreFrom names). */
+  s3Objects: Record<string, S3ObjectFixture> = {},
 ): Promise<RunResult> {
   const config: Record<string, string> = { ...stackConfig(stack) };
   for (const [k, v] of Object.entries(overrides)) {
@@ -189,7 +191,13 @@ export async function runStack(
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const program = () => (require("../../../index") as () => Promise<StackOutputs>)();
-  return runProgram(program, { project: PROJECT, stack, config, subnets, deployedOutputs });
+  return runProgram(program, { project: PROJECT, stack, config, subnets, deployedOutputs, s3Objects });
+}
+
+/** An object aws.s3.getObject returns: its text body only for a text Content-Type, as the provider does. */
+export interface S3ObjectFixture {
+  body: string;
+  contentType: string;
 }
 
 export interface ProgramRun {
@@ -199,6 +207,7 @@ export interface ProgramRun {
   config: Record<string, string>;
   subnets?: SubnetFixture[];
   deployedOutputs?: Record<string, unknown>;
+  s3Objects?: Record<string, S3ObjectFixture>;
   /** An update instead of a preview (the health waits run). Default: a preview. */
   update?: boolean;
 }
@@ -211,7 +220,7 @@ export async function runProgram<T = StackOutputs>(
   program: () => Promise<T> | T,
   run: ProgramRun,
 ): Promise<Omit<RunResult, "outputs"> & { outputs?: T }> {
-  const { project, stack, config, subnets = [], deployedOutputs = {} } = run;
+  const { project, stack, config, subnets = [], deployedOutputs = {}, s3Objects = {} } = run;
   const resources: Registered[] = [];
   const calls: string[] = [];
   urns.clear();
@@ -261,6 +270,19 @@ export async function runProgram<T = StackOutputs>(
             const s = subnets.find((x) => x.id === inputs.id);
             if (!s) throw new Error(`no fixture for subnet ${String(inputs.id)}`);
             return { ...s };
+          }
+          case "aws:s3/getObject:getObject": {
+            const { bucket, key } = inputs as { bucket: string; key: string };
+            const o = s3Objects[`${bucket}/${key}`];
+            if (!o) throw new Error(`reading S3 Object (${key}) in bucket ${bucket}: couldn't find resource`);
+            const text = /^(text\/|application\/json)/.test(o.contentType);
+            return {
+              bucket,
+              key,
+              contentType: o.contentType,
+              contentLength: o.body.length,
+              ...(text ? { body: o.body } : {}),
+            };
           }
           case "rediscloud:index/getPaymentMethod:getPaymentMethod":
             return {
