@@ -2,16 +2,9 @@
  * Preview knows what is deployed (the stack's own last `deployment` output, read through a stack reference
  * to itself) and refuses what a running cluster cannot take, naming the key, before any resource exists.
  */
-import { runStack, valueOf } from "./support/stackHarness";
+import { PROD_DEPLOYMENT, runStack, valueOf } from "./support/stackHarness";
 
-const deployment = {
-  target: "ec2",
-  shards: 3,
-  replicasPerShard: 1,
-  tls: true,
-  dataVolumeGb: 32,
-  nodes: ["shard0-0", "shard1-0", "shard2-0", "shard0-1", "shard1-1", "shard2-1"],
-};
+const deployment = PROD_DEPLOYMENT;
 
 test("replicasPerShard 1 -> 2 on a deployed stack fails at preview naming the key and the fix", async () => {
   const run = await runStack("prod", { "redis-stack:replicasPerShard": "2" }, [], { deployment });

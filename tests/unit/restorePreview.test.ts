@@ -10,7 +10,7 @@ import * as os from "os";
 import * as path from "path";
 import { DEBIAN12_REDIS_RDB_VERSION, restoreManifestProblems } from "../../components/ec2/backups";
 import { planSlots } from "../../components/ec2/topology";
-import { runStack, S3ObjectFixture } from "./support/stackHarness";
+import { PROD_DEPLOYMENT, runStack, S3ObjectFixture } from "./support/stackHarness";
 
 const BUCKET = "old-backups";
 const KEY = "redis-stack/prod/backups/20261205T060000Z/manifest.json";
@@ -174,14 +174,7 @@ describe("pulumi preview of a new stack with restoreFrom", () => {
   });
 
   test("a deployed stack does not read it again (its nodes ignore restoreFrom, the backup may have expired)", async () => {
-    const deployment = {
-      target: "ec2",
-      shards: 3,
-      replicasPerShard: 1,
-      tls: true,
-      dataVolumeGb: 32,
-      nodes: ["shard0-0", "shard1-0", "shard2-0", "shard0-1", "shard1-1", "shard2-1"],
-    };
+    const deployment = PROD_DEPLOYMENT;
     const run = await runStack("prod", restore, [], { deployment });
     expect(run.error).toBeUndefined();
     expect(run.calls).not.toContain("aws:s3/getObject:getObject");

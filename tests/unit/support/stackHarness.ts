@@ -4,6 +4,7 @@
  */
 import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
+import type { DeployedShape } from "../../../components/ec2/day2";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import type { Ec2ClusterOutputs } from "../../../components/ec2/cluster";
 import type { CloudDatabaseOutputs } from "../../../components/cloud/database";
@@ -193,6 +194,16 @@ export async function runStack(
   const program = () => (require("../../../index") as () => Promise<StackOutputs>)();
   return runProgram(program, { project: PROJECT, stack, config, subnets, deployedOutputs, s3Objects });
 }
+
+/** The prod stack's deployment record after its first update: 3 shards x 1 replica, TLS, 32 GB volumes. */
+export const PROD_DEPLOYMENT: DeployedShape = {
+  target: "ec2",
+  shards: 3,
+  replicasPerShard: 1,
+  tls: true,
+  dataVolumeGb: 32,
+  nodes: ["shard0-0", "shard1-0", "shard2-0", "shard0-1", "shard1-1", "shard2-1"],
+};
 
 /** An object aws.s3.getObject returns: its text body only for a text Content-Type, as the provider does. */
 export interface S3ObjectFixture {
