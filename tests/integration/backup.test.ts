@@ -21,7 +21,7 @@ import {
   parseClusterNodes,
   startWriter,
 } from "../../lab/clusterLab";
-import { NODE_SCRIPT } from "../../components/ec2/node/userData";
+import { NODE_SCRIPT, UNITS } from "../../components/ec2/node/userData";
 import type { Settings } from "../../components/config/settings";
 
 const FILL = 20000;
@@ -188,8 +188,16 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
         await new Promise((r) => setTimeout(r, 2000));
         added = (await manifests()).filter((k) => !before.includes(k));
       }
-      // Let every node's run end, then put the shipped schedule back.
-      await new Promise((r) => setTimeout(r, 5000));
+      // Let every node's run end (the taking node still sends its metrics and its status after the
+      // manifest), then put the shipped schedule back.
+      const running = async () =>
+        (
+          await Promise.all(
+            lab.hosts.map(async (h) => (await h.sh(`systemctl is-active ${UNITS.backup} || true`)).stdout.trim()),
+          )
+        ).filter((s) => s === "active" || s === "activating" || s === "deactivating");
+      for (let t = 0; t < 60 && (await running()).length > 0; t++) await new Promise((r) => setTimeout(r, 2000));
+      expect(await running()).toEqual([]);
       for (const h of lab.hosts)
         await h.sh(`rm -rf ${dropIn} && systemctl daemon-reload && systemctl restart redis-node-backup.timer`);
       expect(added).toHaveLength(1);
