@@ -9,7 +9,7 @@
 import type * as aws from "@pulumi/aws";
 import type { ConfigProblem, Topology } from "../config/settings";
 import type { PolicyDocument, PolicyStatement } from "./policy";
-import { planSlots } from "./topology";
+import { TOTAL_SLOTS } from "./topology";
 
 /** The folder below a cluster's prefix that holds its backups (and that the retention rule expires). */
 export const BACKUPS_FOLDER = "backups";
@@ -118,12 +118,49 @@ export const MANIFEST_FORMAT = 1;
  */
 export const DEBIAN12_REDIS_RDB_VERSION = 10;
 
-/** What a restore must match: the stack's topology and shard count, and for a cluster each shard's slots. */
+/** What a restore must match: the stack's topology and shard count (a cluster's slots may lie in any layout). */
 export interface RestoreTarget {
   topology: Topology;
   shards: number;
   /** The newest RDB version the nodes load; undefined when unknown (a pinned AMI: the nodes check at boot). */
   maxRdbVersion?: number;
+}
+
+/**
+ * Why a cluster backup's slot layout cannot be restored (undefined when it can): each shard's slots as
+ * CLUSTER NODES lists a master's (`0-5460`, or `0-100,250,300-5460` after a reshard), every slot of
+ * 0..16383 in exactly one shard. A restored stack's masters serve the backup's layout, whatever the plan's
+ * even split says (lib-backup.sh manifest_check, with the same wording).
+ */
+export function slotLayoutProblem(shards: Array<{ index: unknown; slots: unknown }>): string | undefined {
+  const owner = new Map<number, unknown>();
+  for (const e of shards) {
+    const ranges: Array<[number, number]> = [];
+    for (const token of typeof e.slots === "string" ? e.slots.split(",") : []) {
+      const m = /^(\d+)(?:-(\d+))?$/.exec(token);
+      const lo = Number(m?.[1]);
+      const hi = Number(m?.[2] ?? m?.[1]);
+      if (!m || hi < lo || hi >= TOTAL_SLOTS) {
+        ranges.length = 0;
+        break;
+      }
+      ranges.push([lo, hi]);
+    }
+    if (ranges.length === 0)
+      return `shard ${String(e.index)}'s slots ${JSON.stringify(e.slots ?? null)} are not ranges of 0-16383 such as 0-5460 or 0-100,250`;
+    for (const [lo, hi] of ranges)
+      for (let slot = lo; slot <= hi; slot++) {
+        if (owner.has(slot))
+          return `slot ${slot} is in shard ${String(owner.get(slot))} and in shard ${String(e.index)}`;
+        owner.set(slot, e.index);
+      }
+  }
+  if (owner.size < TOTAL_SLOTS) {
+    let first = 0;
+    while (owner.has(first)) first++;
+    return `${TOTAL_SLOTS - owner.size} slot(s) are in no shard (the first: ${first})`;
+  }
+  return undefined;
 }
 
 /**
@@ -169,21 +206,22 @@ export function restoreManifestProblems(uri: string, text: string, target: Resto
       ),
     ];
   const problems: ConfigProblem[] = [];
-  const slots = target.topology === "cluster" ? planSlots(target.shards) : [];
+  if (target.topology === "cluster") {
+    const layout = slotLayoutProblem(entries.map((e) => ({ index: e.index, slots: e.slots })));
+    if (layout)
+      problems.push(
+        problem(
+          layout,
+          "a manifest lists each shard's slots as CLUSTER NODES shows them, every slot 0-16383 in exactly one shard (docs/runbook.md, Migrating in)",
+        ),
+      );
+  }
   for (let shard = 0; shard < target.shards; shard++) {
     const e = entries.find((x) => x.index === shard);
     if (!e) {
       problems.push(problem(`the manifest has no shard ${shard}`, another));
       continue;
     }
-    const planned = slots[shard] && `${slots[shard].start}-${slots[shard].end}`;
-    if (planned && e.slots !== planned)
-      problems.push(
-        problem(
-          `shard ${shard} of the backup holds slots ${String(e.slots)} and this stack plans ${planned} for it`,
-          "a manifest lists each shard's slots as this stack plans them (docs/runbook.md, Migrating in)",
-        ),
-      );
     if (typeof e.file !== "string" || typeof e.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(e.sha256))
       problems.push(
         problem(`shard ${shard}'s entry names no file with its SHA-256`, "each entry needs file, size and sha256"),

@@ -93,6 +93,7 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
     test("node.sh backup now: every shard from an in-sync replica (its fork, not the master's), checked, uploaded SSE-KMS, manifest last", async () => {
       if (!c) throw new Error("no lab");
       expect(await keySet(c, "load", "fill", FILL)).toEqual([]);
+      if (settings.ec2?.topology !== "sentinel") await moveLowestSlots(c, 100);
       const writer = await startWriter(c, "bk");
       await new Promise((r) => setTimeout(r, 1500));
       const syncsBefore = await fullSyncs(c);
@@ -255,7 +256,7 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
         expect(
           lines
             .filter((l) => l.flags.includes("master"))
-            .map((l) => l.slots.join(" "))
+            .map((l) => l.slots.join(","))
             .sort(),
         ).toEqual([...expectShards].sort());
         const last = restored.nodes[restored.nodes.length - 1];
@@ -318,6 +319,38 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
   });
 }
 
+/**
+ * A cluster that has been resharded, as a grown or shrunk one has: `count` slots, with their keys, move from
+ * the master serving slot 0 to the one serving slot 16383, so no master serves the even split any more and
+ * the backup (and the stack restored from it) must carry that layout.
+ */
+async function moveLowestSlots(c: ClusterLab, count: number): Promise<void> {
+  const lines = parseClusterNodes((await c.cli(c.nodes[0], ["cluster", "nodes"])).stdout);
+  const serving = (slot: string) =>
+    lines.find((l) => l.flags.includes("master") && l.slots.some((r) => r.startsWith(slot)));
+  const from = serving("0-");
+  const to = lines.find((l) => l.flags.includes("master") && l.slots.some((r) => r.endsWith("-16383")));
+  if (!from || !to) throw new Error("no masters serving slots 0 and 16383");
+  const r = await c.cli(
+    to.addr,
+    [
+      "--cluster",
+      "reshard",
+      to.addr,
+      "--cluster-from",
+      from.id,
+      "--cluster-to",
+      to.id,
+      "--cluster-slots",
+      String(count),
+      "--cluster-yes",
+    ],
+    "admin",
+    120_000,
+  );
+  if (r.code !== 0) throw new Error(`redis-cli --cluster reshard failed: ${r.stdout} ${r.stderr}`);
+}
+
 /** Addresses of the nodes that are replicas now, by their own ROLE. */
 async function replicaAddresses(c: ClusterLab): Promise<string[]> {
   const out: string[] = [];
@@ -326,4 +359,12 @@ async function replicaAddresses(c: ClusterLab): Promise<string[]> {
 }
 
 const prod = stackSettings("prod");
-backupScenarios("the prod cluster", prod, ["0-5460", "5461-10922", "10923-16383"]);
+// Resharded before its backup (moveLowestSlots): the manifest lists shards by their lowest slot.
+backupScenarios("the prod cluster", prod, ["0-99,10923-16383", "100-5460", "5461-10922"]);
+// The Sentinel topology: one shard (no slots, "-"), saved from a replica the primary lists as online,
+// restored into a new stack's planned primary before its Sentinel starts.
+backupScenarios(
+  "the Sentinel topology",
+  stackSettings("prod", "redis-stack", { topology: "sentinel", shards: "", replicasPerShard: "" }),
+  ["-"],
+);

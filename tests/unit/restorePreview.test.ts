@@ -1,7 +1,8 @@
 /**
  * restoreFrom is checked at preview: the stack reads the manifest it names (aws.s3.getObject, with the
  * deployer's credentials) and refuses, naming the key and the fix, a backup its planned masters would refuse
- * at boot (lib-backup.sh manifest_check): missing, not JSON, another topology or shard count, other slots,
+ * at boot (lib-backup.sh manifest_check): missing, not JSON, another topology or shard count, slots not
+ * each in exactly one shard,
  * an RDB newer than the nodes' Redis. The same manifests go through the node's own check, so the two agree.
  */
 import { spawnSync } from "child_process";
@@ -49,7 +50,6 @@ function nodeAccepts(text: string, topology: string, shards: number): { ok: bool
   const file = path.join(dir, "manifest.json");
   fs.writeFileSync(file, text);
   const lib = path.join(__dirname, "../../components/ec2/node/lib-backup.sh");
-  const slots = topology === "cluster" ? planSlots(shards).map((s) => `${s.start}-${s.end}`) : [""];
   const reasons: string[] = [];
   try {
     for (let shard = 0; shard < shards; shard++) {
@@ -62,7 +62,6 @@ function nodeAccepts(text: string, topology: string, shards: number): { ok: bool
           file,
           String(shard),
           String(shards),
-          slots[shard],
           topology,
         ],
         { encoding: "utf8" },
@@ -87,9 +86,33 @@ describe("the manifest check (pure) and the node's agree", () => {
     ],
     ["4 shards", manifest(4), /the backup has 4 shard\(s\) and this stack plans 3/],
     [
-      "other slot ranges",
+      "a resharded cluster's layout (not the even split, a master with several ranges)",
+      manifest(3, (m) => {
+        shardsOf(m)[0].slots = "100-5460";
+        shardsOf(m)[1].slots = "5461-10922,16000-16383";
+        shardsOf(m)[2].slots = "0-99,10923-15999";
+      }),
+      undefined,
+    ],
+    [
+      "slots in no shard",
       manifest(3, (m) => (shardsOf(m)[1].slots = "5461-10000")),
-      /shard 1 of the backup holds slots 5461-10000 and this stack plans 5461-10922/,
+      /922 slot\(s\) are in no shard \(the first: 10001\)/,
+    ],
+    [
+      "a slot in two shards",
+      manifest(3, (m) => (shardsOf(m)[1].slots = "5460-10922")),
+      /slot 5460 is in shard 0 and in shard 1/,
+    ],
+    [
+      "slots that are not ranges",
+      manifest(3, (m) => (shardsOf(m)[2].slots = "10923-16384")),
+      /shard 2's slots "10923-16384" are not ranges/,
+    ],
+    [
+      "a cluster shard without slots",
+      manifest(3, (m) => delete shardsOf(m)[2].slots),
+      /shard 2's slots null are not ranges/,
     ],
     ["a shard missing (two entries for shard 0)", manifest(3, (m) => (shardsOf(m)[2].index = 0)), /has no shard 2/],
   ];

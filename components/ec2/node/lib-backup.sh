@@ -194,6 +194,8 @@ backup_run() {
 # newer than this Redis) stops the node before Redis starts: the stack never comes up empty and healthy.
 
 readonly RESTORE_DONE_FILE=$DATA_DIR/restored-from
+# The manifest restored from, kept: node 0 creates the cluster with its slot layout (restored_layout).
+readonly RESTORE_MANIFEST_FILE=$DATA_DIR/restored-manifest.json
 
 # data_volume_empty: no Redis data on the volume (a new volume, or one never used by Redis).
 data_volume_empty() {
@@ -219,12 +221,13 @@ someone_serves() {
   return 1
 }
 
-# manifest_check MANIFEST SHARD SHARDS SLOTS TOPOLOGY: prints "file size sha256 rdbVersion" of SHARD's entry,
-# or why the manifest does not fit this stack (and exits 1).
+# manifest_check MANIFEST SHARD SHARDS TOPOLOGY: prints "file size sha256 rdbVersion" of SHARD's entry, or why
+# the manifest does not fit this stack (and exits 1). A cluster backup's slots are each shard's as CLUSTER
+# NODES listed them (a resharded cluster's are not the even split): every slot 0-16383 in exactly one shard.
 manifest_check() {
   python3 - "$@" <<'PY'
-import json, sys
-path, shard, shards, slots, topology = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+import json, re, sys
+path, shard, shards, topology = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 try:
     m = json.load(open(path))
 except ValueError as e:
@@ -236,13 +239,34 @@ if m.get("topology") != topology:
     sys.exit(f"the backup is of a {m.get('topology')} stack and this one is a {topology} stack")
 if len(entries) != shards:
     sys.exit(f"the backup has {len(entries)} shard(s) and this stack plans {shards}: create it with shards={len(entries)}")
+if topology == "cluster":
+    owner = {}
+    for x in entries:
+        slots = x.get("slots")
+        tokens = [re.fullmatch(r"(\d+)(?:-(\d+))?", t) for t in slots.split(",")] if isinstance(slots, str) else []
+        ranges = [(int(t[1]), int(t[2] or t[1])) for t in tokens if t]
+        if not ranges or len(ranges) != len(tokens) or any(hi < lo or hi >= 16384 for lo, hi in ranges):
+            sys.exit(f"shard {x.get('index')}'s slots {json.dumps(slots)} are not ranges of 0-16383 such as 0-5460 or 0-100,250")
+        for lo, hi in ranges:
+            for s in range(lo, hi + 1):
+                if s in owner:
+                    sys.exit(f"slot {s} is in shard {owner[s]} and in shard {x.get('index')}")
+                owner[s] = x.get("index")
+    if len(owner) < 16384:
+        first = next(s for s in range(16384) if s not in owner)
+        sys.exit(f"{16384 - len(owner)} slot(s) are in no shard (the first: {first})")
 e = next((x for x in entries if x.get("index") == shard), None)
 if e is None:
     sys.exit(f"the manifest has no shard {shard}")
-if topology == "cluster" and e.get("slots") != slots:
-    sys.exit(f"shard {shard} of the backup holds slots {e.get('slots')} and this stack plans {slots} for it")
 print(e["file"], e["size"], e["sha256"], e.get("rdbVersion", 0))
 PY
+}
+
+# restored_layout: "index slots" per shard of the backup this stack was restored from (the manifest the
+# restoring master kept on its volume), for the cluster's creation to give each master its backup's slots.
+restored_layout() {
+  python3 -c 'import json, sys
+for e in json.load(open(sys.argv[1]))["shards"]: print(e["index"], e["slots"])' "$RESTORE_MANIFEST_FILE"
 }
 
 # restore_place FILE: the RDB as dump.rdb and as the append-only file's base, owned by Redis.
@@ -264,7 +288,7 @@ restore_prepare() {
     log "restore: another node already serves, so this one joins it (restoreFrom applies to a new stack only)"
     return 0
   fi
-  local work=$DATA_DIR/restore base shards slots entry file size sha rdb have got
+  local work=$DATA_DIR/restore base shards entry file size sha rdb have got
   base=${RESTORE_FROM%/manifest.json}
   [ "$base" != "$RESTORE_FROM" ] || fail_with "restoreFrom must name a backup's manifest.json (s3://BUCKET/PREFIX/backups/ID/manifest.json), got $RESTORE_FROM"
   rm -rf "$work"
@@ -274,8 +298,7 @@ restore_prepare() {
   aws s3 cp --region "$AWS_REGION" --only-show-errors "$RESTORE_FROM" "$work/manifest.json" ||
     fail_with "restoreFrom: cannot read $RESTORE_FROM (does it exist, and may this stack's node role read it?)"
   shards=$(awk '$4 == "master"' <<<"$CLUSTER_PLAN" | wc -l)
-  slots=$(awk -v me="$NODE_NAME" '$1 == me { print $6 "-" $7 }' <<<"$CLUSTER_PLAN")
-  entry=$(manifest_check "$work/manifest.json" "$NODE_SHARD" "$shards" "$slots" "${TOPOLOGY:-cluster}" 2>&1) ||
+  entry=$(manifest_check "$work/manifest.json" "$NODE_SHARD" "$shards" "${TOPOLOGY:-cluster}" 2>&1) ||
     fail_with "restoreFrom: $RESTORE_FROM does not fit this stack: $entry"
   read -r file size sha rdb <<<"$entry"
   have=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\..*/\1/p')
@@ -288,6 +311,7 @@ restore_prepare() {
   redis-check-rdb "$work/$file" >"$work/check.log" 2>&1 ||
     fail_with "restoreFrom: redis-check-rdb (Redis $have) refuses $base/$file: $(grep -m1 -i 'error\|can.t' "$work/check.log" | head -c 300)"
   restore_place "$work/$file"
+  install -m 0644 "$work/manifest.json" "$RESTORE_MANIFEST_FILE"
   printf '%s\n' "$RESTORE_FROM" | write_file "$RESTORE_DONE_FILE" 0644 root:root >/dev/null
   rm -rf "$work"
   log "restore: shard $NODE_SHARD placed; Redis loads it when it starts"

@@ -137,16 +137,45 @@ missing_slot_ranges() {
     }'
 }
 
+# canon_slots RANGES: slot ranges ("a-b" or "a", separated by commas or spaces; CLUSTER NODES' [..] markers
+# ignored) merged and sorted as CLUSTER NODES prints a master's, comma-joined: two layouts compare as text.
+canon_slots() {
+  awk -F'[ ,]+' '
+    { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+(-[0-9]+)?$/) { n = split($i, r, "-"); for (s = r[1] + 0; s <= (n > 1 ? r[2] : r[1]) + 0; s++) own[s] = 1 } }
+    END {
+      a = -1
+      for (s = 0; s <= 16384; s++) {
+        if (s < 16384 && (s in own)) { if (a < 0) a = s; continue }
+        if (a >= 0) { out = out (out == "" ? "" : ",") (a == s - 1 ? a : a "-" (s - 1)); a = -1 }
+      }
+      print out
+    }' <<<"$1"
+}
+
+# creation_slots SHARD START END: the slots SHARD's master serves once the cluster is created: those of the
+# backup a restored stack loaded (its layout, resharded or not: lib-backup.sh restored_layout), else the
+# planned START-END.
+creation_slots() {
+  if [ -n "${RESTORE_FROM:-}" ] && [ -f "${RESTORE_MANIFEST_FILE:-}" ]; then
+    canon_slots "$(restored_layout | awk -v s="$1" '$1 == s { print $2 }')"
+  else
+    echo "$2-$3"
+  fi
+}
+
 # create_restored_cluster: `redis-cli --cluster create` refuses masters that hold keys, so a restored stack
-# is created by hand, as redis-cli would: a distinct config epoch per master, the planned slots each does
+# is created by hand, as redis-cli would: a distinct config epoch per master, the backup's slots each does
 # not own yet (it claimed those its keys are in when it loaded them), then every master meets node 0.
 create_restored_cluster() {
   local name ip port shard start end ranges masters deadline
   masters=$(plan_masters | wc -l)
+  log "the restored cluster serves the backup's slot layout: $(restored_layout | tr '\n' ' ')"
   while read -r name ip port _ shard start end; do
     rcli "$ip" "$port" cluster set-config-epoch "$((shard + 1))" >/dev/null 2>&1 || true
     # Every missing range in one command: the slots without keys lie scattered between those with keys.
-    ranges=$(missing_slot_ranges "$ip" "$port" "$start" "$end" | tr '\n' ' ')
+    ranges=$(creation_slots "$shard" "$start" "$end" | tr ',' '\n' | while IFS=- read -r lo hi; do
+      missing_slot_ranges "$ip" "$port" "$lo" "${hi:-$lo}"
+    done | tr '\n' ' ')
     if [ -n "${ranges// /}" ]; then
       # shellcheck disable=SC2086  # "a b a b ...", one word each
       rcli "$ip" "$port" cluster addslotsrange $ranges >/dev/null || die "CLUSTER ADDSLOTSRANGE failed on $name"
@@ -167,13 +196,14 @@ create_restored_cluster() {
   done
 }
 
-# verify_slot_plan: each planned master serves exactly its planned slot range.
+# verify_slot_plan: each planned master serves exactly its slots at creation (creation_slots).
 verify_slot_plan() {
-  local nodes name ip port shard start end got
+  local nodes name ip port shard start end got want
   nodes=$(rcli "$NODE_IP" "$REDIS_PORT" cluster nodes | tr -d '\r') || die "the local node does not answer CLUSTER NODES"
   while read -r name ip port _ shard start end; do
-    got=$(awk -v a="$ip:$port" 'index($2, a "@") == 1 { print $9 }' <<<"$nodes")
-    [ "$got" = "$start-$end" ] || die "$name ($ip:$port) serves slots '${got}', planned $start-$end (shard $shard)"
+    got=$(canon_slots "$(awk -v a="$ip:$port" 'index($2, a "@") == 1 { for (i = 9; i <= NF; i++) print $i }' <<<"$nodes")")
+    want=$(creation_slots "$shard" "$start" "$end")
+    [ "$got" = "$want" ] || die "$name ($ip:$port) serves slots '${got}', planned $want (shard $shard)"
   done < <(plan_masters)
   log "slot plan verified"
 }
