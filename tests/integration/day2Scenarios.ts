@@ -8,10 +8,12 @@ import * as fs from "fs";
 import { stackSettings } from "../../lab/stackFiles";
 import { Settings } from "../../components/config/settings";
 import { MIN_MAXMEMORY_BYTES } from "../../components/config/ec2";
+import { slotLayoutProblem } from "../../components/ec2/backups";
 import {
   ClusterLab,
   infoField,
   keySet,
+  LAB_BACKUP,
   missingWrites,
   parseClusterNodes,
   RunningWriter,
@@ -235,6 +237,32 @@ export function day2Scenarios(lab: () => ClusterLab): void {
       current = withEc2(current, { shards: 3 });
       const r = await c.deploy(current, { timeoutMs: 900_000 });
       expect(r.removed.sort()).toEqual(["shard3-0", "shard3-1"]);
+      // Before the drain began, the coordinator took a last backup of all four shards, one a stack of four
+      // shards restores whatever their slots (the layout after 3 -> 4 is not the even split).
+      const logs = await Promise.all(
+        c.hosts.map(
+          async (h) =>
+            (
+              await h.sh(
+                "grep -E 'the last backup before draining|resharding: draining' /var/log/redis-stack.log || true",
+              )
+            ).stdout,
+        ),
+      );
+      const coordinator = logs.find((l) => /the last backup before draining \[.*\] is s3:/.test(l)) ?? "";
+      const uri = /the last backup before draining \[[^\]]*\] is (s3:\S+)/.exec(coordinator)?.[1] ?? "";
+      const stored = (await c.aws.bucket(LAB_BACKUP.bucket)).objects[uri.slice(`s3://${LAB_BACKUP.bucket}/`.length)];
+      expect(stored).toBeDefined();
+      const last = JSON.parse(fs.readFileSync(stored.path, "utf8")) as {
+        finished: string;
+        shards: Array<{ index: number; slots: string }>;
+      };
+      expect(last.shards).toHaveLength(4);
+      expect(slotLayoutProblem(last.shards)).toBeUndefined();
+      // (The grow's rebalance logged "draining [] and filling [...]" earlier: the shrink's names a master.)
+      const drainStarted = /^(\S+) .*resharding: draining \[[0-9a-f]/m.exec(coordinator)?.[1] ?? "";
+      expect(drainStarted).not.toBe("");
+      expect(last.finished <= drainStarted).toBe(true);
       const { results, lost } = await stopAndCheck(writers);
       expect(lost).toEqual(results.map(() => []));
       for (const res of results) expect(maxGap(res)).toBeLessThan(PLANNED_GAP_MS);
