@@ -35,8 +35,11 @@ const SIZES_MB = (process.env.BENCH_SIZES_MB ?? "10,100,500").split(",").map(Num
 const BASELINE_MS = Number(process.env.BENCH_BASELINE_S ?? 20) * 1000;
 const VALUE_BYTES = 1024;
 const PAUSE_MS = 5;
-/** Each data volume holds the AOF, its RDB base and a backup's RDB at once, with room to rewrite: 4x. */
-const VOLUME_MIB = Math.max(128, 4 * Math.max(...SIZES_MB));
+/**
+ * Each data volume holds the AOF (its RDB base and the fill's increment), dump.rdb and one shard's backup
+ * RDB at once, and a restore its download beside both copies it installs: 6x the largest size.
+ */
+const VOLUME_MIB = Math.max(128, 6 * Math.max(...SIZES_MB));
 const settings = stackSettings("prod");
 const log = (line: string) => console.log(line);
 

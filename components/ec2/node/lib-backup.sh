@@ -111,21 +111,28 @@ backup_metric() {
 # backup_shard ID INDEX SLOTS MASTER_IP MASTER_PORT REPLICAS...: saves, checks and uploads one shard; prints
 # its manifest entry (JSON) on success, the reason on failure (its log lines go to stderr).
 backup_shard() {
-  local id=$1 index=$2 slots=$3 src ip port role file sha size version rdb
+  local id=$1 index=$2 slots=$3 src ip port role file sha size version rdb out
   shift 3
   src=$(backup_source "$@")
   read -r ip port role <<<"$src"
   file=$BACKUP_WORK_DIR/$id/shard-$index.rdb
   log "backup $id: shard $index (slots $slots) from the $role at $ip:$port" >&2
-  RCLI_TIMEOUT=$BACKUP_TRANSFER_SECONDS rcli "$ip" "$port" --rdb "$file" >/dev/null 2>&1 ||
-    { echo "shard $index: redis-cli --rdb from $ip:$port failed"; return 1; }
-  redis-check-rdb "$file" >/dev/null 2>&1 || { echo "shard $index: redis-check-rdb refuses the saved file"; return 1; }
+  if ! out=$(RCLI_TIMEOUT=$BACKUP_TRANSFER_SECONDS rcli "$ip" "$port" --rdb "$file" 2>&1); then
+    # The reason as redis-cli gives it, and the room left: the volume holds one shard's RDB at a time.
+    echo "shard $index: redis-cli --rdb from $ip:$port failed ($(tail -n 1 <<<"$out" | tr -d '\r' | head -c 200);" \
+      "$(df -h --output=avail "$BACKUP_WORK_DIR" | tail -n 1 | tr -d ' ') left on $DATA_DIR)"
+    rm -f "$file"
+    return 1
+  fi
+  redis-check-rdb "$file" >/dev/null 2>&1 || { echo "shard $index: redis-check-rdb refuses the saved file"; rm -f "$file"; return 1; }
   sha=$(sha256sum "$file" | cut -d' ' -f1)
   size=$(stat -c %s "$file")
   rdb=$(head -c 9 "$file" | sed -n 's/^REDIS0*\([0-9][0-9]*\)$/\1/p')
   version=$({ rcli "$ip" "$port" info server 2>/dev/null || true; } | tr -d '\r' | sed -n 's/^redis_version://p')
   aws s3 cp --region "$AWS_REGION" --only-show-errors "$file" "$(backup_uri "$id")/shard-$index.rdb" >&2 ||
     { echo "shard $index: upload to $(backup_uri "$id")/shard-$index.rdb failed (see $BOOT_LOG)"; return 1; }
+  # Uploaded: the next shard's RDB gets its room (a full volume failed the third shard of 500 MB each).
+  rm -f "$file"
   printf '{"index":%s,"slots":"%s","file":"shard-%s.rdb","size":%s,"sha256":"%s","rdbVersion":%s,"redisVersion":"%s","source":{"address":"%s:%s","role":"%s"}}' \
     "$index" "$slots" "$index" "$size" "$sha" "${rdb:-0}" "$version" "$ip" "$port" "$role"
 }
