@@ -22,6 +22,7 @@ import {
   ClusterLab,
   createClusterLab,
   LAB_BACKUP,
+  LAB_DATA_VOLUME_MIB,
   parseClusterNodes,
   startWriter,
   tagForSlots,
@@ -39,7 +40,7 @@ const PAUSE_MS = 5;
  * Each data volume holds the AOF (its RDB base and the fill's increment), dump.rdb and one shard's backup
  * RDB at once, and a restore its download beside both copies it installs: 6x the largest size.
  */
-const VOLUME_MIB = Math.max(128, 6 * Math.max(...SIZES_MB));
+const VOLUME_MIB = Math.max(LAB_DATA_VOLUME_MIB, 6 * Math.max(...SIZES_MB));
 const settings = stackSettings("prod");
 const log = (line: string) => console.log(line);
 

@@ -37,6 +37,8 @@ import { clusterNames, stackComponentName } from "../components/ec2/args";
 export const TEST_SUBNET = "10.77.0";
 export const AZS = ["us-east-1a", "us-east-1b", "us-east-1c"];
 export const LAB_ACCOUNT = "123456789012";
+/** Each node's sparse data volume: 3 GiB, so the node's byte arithmetic meets sizes past 2^31 as on EC2. */
+export const LAB_DATA_VOLUME_MIB = 3072;
 export const LAB_ROLE = "redis-stack-lab-node";
 export { LAB_STACK };
 /** The lab stack's Sentinel master name, as the stack derives it. */
@@ -169,7 +171,10 @@ export interface ClusterLabOptions {
   /** Where the CA and node certificates go (default a temp dir). */
   pkiDir?: string;
   passwords?: Passwords;
-  /** Size of each node's (sparse) data volume. */
+  /**
+   * Size of each node's (sparse) data volume; default LAB_DATA_VOLUME_MIB, above 2 GiB as a real one is:
+   * Debian's awk (mawk) prints byte counts from 2^31 on as 3.2e+09, which a 128 MiB lab volume never showed.
+   */
   dataVolumeMiB?: number;
   /** Progress lines (the one-time root filesystem build, boots). */
   log?: (line: string) => void;
@@ -282,7 +287,7 @@ async function buildClusterLab(
           `${LAB_BACKUP.bucket}.s3.${ec2.region}.amazonaws.com`,
           "s3.amazonaws.com",
         ],
-        volumeMiB: opts.dataVolumeMiB ?? 128,
+        volumeMiB: opts.dataVolumeMiB ?? LAB_DATA_VOLUME_MIB,
         persistent: opts.persistent,
         rootfs,
         start: false,

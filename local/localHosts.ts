@@ -135,7 +135,6 @@ export async function hostsUp(
     subnet: LOCAL_SUBNET,
     persistent: true,
     pkiDir: path.join(HOSTS_DIR, "pki"),
-    dataVolumeMiB: 512,
     log,
   });
   const state: HostsState = {

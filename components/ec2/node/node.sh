@@ -419,10 +419,13 @@ apply_live() {
 
 # grow_filesystem: a data volume grown in EBS (dataVolumeGb) grows its ext4 filesystem online.
 grow_filesystem() {
-  local dev dev_bytes fs_bytes
+  local dev dev_bytes fs_bytes blocks block_size
   dev=$(find_data_device) || return 0
   dev_bytes=$(blockdev --getsize64 "$dev")
-  fs_bytes=$(tune2fs -l "$dev" | awk -F: '/^Block count/ { c = $2 } /^Block size/ { s = $2 } END { print c * s }')
+  # The product in bash: Debian's awk (mawk) prints one above 2^31 as 3.14573e+09, which stopped every
+  # node with a data volume of 2 GiB or more here.
+  read -r blocks block_size < <(tune2fs -l "$dev" | awk -F': *' '/^Block count:/ { c = $2 } /^Block size:/ { s = $2 } END { print c, s }')
+  fs_bytes=$((blocks * block_size))
   # Grow only for a real difference (ext4 rounds to its block and group sizes).
   if [ "$((dev_bytes - fs_bytes))" -gt $((64 * 1024 * 1024)) ]; then
     # One attempt per device size: a failure is logged once, not at every timer run.
