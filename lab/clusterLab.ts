@@ -21,6 +21,7 @@ import { ConfigError } from "../components/config/problems";
 import { Settings } from "../components/config/settings";
 import { checkDeployedChange, DeployedShape, deploymentOf, nodeChange } from "../components/ec2/day2";
 import { renderDesiredSettings, versionOf } from "../components/ec2/desired";
+import { appAclRules } from "../components/ec2/node/appAcl";
 import { ExpectedNode, NodeStatus, ParameterReader, parseStatus, waitForCluster } from "../components/ec2/health";
 import { nodeRolePolicy } from "../components/ec2/iam";
 import { backupBucketPolicy } from "../components/ec2/backups";
@@ -138,6 +139,7 @@ export function desiredText(s: Settings, generation: number, plan: NodeAddress[]
     persistence: s.persistence,
     generation,
     plan,
+    appAclRules: appAclRules(s.ec2?.appAclGrants ?? []),
   });
 }
 

@@ -1,6 +1,6 @@
 /**
  * The EC2 target's keys: layout (topology, shards, replicas), instance and memory, timeouts, volume, network,
- * node image, monitoring and backups.
+ * node image, monitoring, backups and the app user's grants.
  */
 import type { InstanceTypeInfo } from "../ec2/instanceTypes";
 import { defaultMaxmemoryBytes, describeInstanceType } from "../ec2/instanceTypes";
@@ -8,6 +8,7 @@ import { REPL_BACKLOG_BYTES } from "../ec2/node/redisConf";
 import { MIN_SENTINELS, SENTINEL_DEFAULT_REPLICAS } from "../ec2/sentinel";
 import { DEFAULT_METRICS_INTERVAL, METRICS_INTERVALS, MetricsInterval } from "../monitoring/metrics";
 import { parseRestoreFrom } from "../ec2/backups";
+import { appAclGrantProblem, parseAppAclGrants } from "../ec2/node/appAcl";
 import { Reader } from "./reader";
 import {
   AlarmThresholds,
@@ -42,6 +43,7 @@ export function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts
   const image = parseNodeImage(r);
   const { metricsIntervalSeconds, alarms } = parseMonitoring(r);
   const backups = parseBackups(r);
+  const appAclGrants = parseAppAcl(r);
   return {
     region: awsRegion ?? "",
     ...layout,
@@ -53,6 +55,7 @@ export function parseEc2(r: Reader, awsRegion: string | undefined, instanceFacts
     metricsIntervalSeconds,
     alarms,
     ...backups,
+    appAclGrants,
   };
 }
 
@@ -293,6 +296,26 @@ function parseBackups(r: Reader): Pick<Ec2Settings, "backupIntervalHours" | "bac
     );
   }
   return { backupIntervalHours, backupRetentionDays, restoreFrom };
+}
+
+/** appAclGrants: command rules added to the app user's default, each one a rule Redis 7.0 knows. */
+function parseAppAcl(r: Reader): string[] {
+  const text = r.get("appAclGrants");
+  if (text === undefined) return [];
+  const grants = parseAppAclGrants(text);
+  for (const rule of grants) {
+    const problem = appAclGrantProblem(rule);
+    if (problem !== undefined) {
+      r.fail(
+        "appAclGrants",
+        text,
+        problem,
+        'pulumi config set appAclGrants "+flushdb +keys" (rules separated by spaces; see docs/security.md)',
+      );
+      break;
+    }
+  }
+  return grants;
 }
 
 function isMetricsInterval(n: number): n is MetricsInterval {

@@ -44,6 +44,7 @@ export const CONFIG_KEYS = {
   backupIntervalHours: String(DEFAULT_BACKUP_INTERVAL_HOURS),
   backupRetentionDays: String(DEFAULT_BACKUP_RETENTION_DAYS),
   restoreFrom: "(none)",
+  appAclGrants: "(none)",
   cloudRegion: "us-east-1",
   cloudMemoryGb: "1",
   cloudThroughputOps: "1000",
@@ -102,6 +103,7 @@ export const CONFIG_TYPES: Record<ConfigKey, PulumiConfigType> = {
   backupIntervalHours: "integer",
   backupRetentionDays: "integer",
   restoreFrom: "string",
+  appAclGrants: "string",
   cloudRegion: "string",
   // A string: the memory limit may be fractional (0.5), and Pulumi's config types have no number.
   cloudMemoryGb: "string",
@@ -181,6 +183,7 @@ export const KEY_SCOPES: Record<ConfigKey, KeyScope> = {
   backupIntervalHours: "ec2",
   backupRetentionDays: "both",
   restoreFrom: "ec2",
+  appAclGrants: "ec2",
   cloudRegion: "cloud",
   cloudMemoryGb: "cloud",
   cloudThroughputOps: "cloud",

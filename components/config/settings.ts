@@ -101,6 +101,8 @@ export interface Ec2Settings {
   backupRetentionDays: number;
   /** A backup's manifest (s3://...manifest.json) a new stack loads its data from (backups.ts parseRestoreFrom). */
   restoreFrom?: string;
+  /** Command rules added to the app user's least-privilege default (ec2/node/appAcl.ts), in their order. */
+  appAclGrants: string[];
 }
 
 /**

@@ -77,6 +77,12 @@ export interface RedisEc2ClusterArgs {
    * checksum, a newer RDB) stops the nodes instead. Only a new cluster restores.
    */
   restoreFrom?: string;
+  /**
+   * Command rules added to the app user's least-privilege ACL, separated by spaces (for example
+   * "+flushdb +keys"): `+command`, `-command`, `+command|subcommand`, `+@category` or `-@category`, each
+   * known to Redis 7.0; @all, @admin and @dangerous are refused whole (name the commands). Applied live.
+   */
+  appAclGrants?: string;
   /** `REDIS_MAX_RETRIES` handed to apps (default 10). */
   clientMaxRetries?: number;
   /** `REDIS_CONNECT_TIMEOUT` handed to apps, ms (default 5000). */

@@ -13,7 +13,14 @@ import * as tls from "@pulumi/tls";
 import { ClientSettings, Ec2Settings, EvictionPolicy, Persistence } from "../config/settings";
 import { ConfigError, ProblemAudience } from "../config/problems";
 import { addressedTopology, NodeAddress } from "./topology";
-import { APP_USER, CLUSTER_BUS_OFFSET, EXPORTER_PORT, REDIS_PORT } from "./node/redisConf";
+import {
+  APP_USER,
+  CLUSTER_BUS_OFFSET,
+  EXPORTER_PORT,
+  REDIS_PORT,
+  TLS_CERT_VALIDITY_DAYS,
+  TLS_RENEWAL_DAYS,
+} from "./node/redisConf";
 import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames, ssmShippedScripts } from "./node/userData";
 import { connectionOutputs, ConnectionOutputs, TlsFacts } from "../contract/connection";
 import { RedisVpc } from "./network";
@@ -22,6 +29,7 @@ import { monitoringInput } from "../monitoring/alarms";
 import { nodeRolePolicy } from "./iam";
 import { ExpectedNode, ParameterReader, ssmReader, waitForCluster } from "./health";
 import { renderDesiredSettings, rollOrder, versionOf } from "./desired";
+import { appAclRules } from "./node/appAcl";
 import { DeployedShape, deploymentOf, nodeChange } from "./day2";
 import { SENTINEL_PORT } from "./sentinel";
 import { clusterNames, RedisEc2ClusterArgs } from "./args";
@@ -207,6 +215,7 @@ class ClusterWiring {
       persistence: this.args.persistence,
       generation: s.nodeGeneration,
       plan: this.nodes,
+      appAclRules: appAclRules(s.appAclGrants),
     });
     const param = this.publicParam(
       "settings",
@@ -445,8 +454,8 @@ class ClusterWiring {
           certRequestPem: csr.certRequestPem,
           caPrivateKeyPem: caKey.privateKeyPem,
           caCertPem: ca.certPem,
-          validityPeriodHours: 2 * 365 * 24,
-          earlyRenewalHours: 30 * 24,
+          validityPeriodHours: TLS_CERT_VALIDITY_DAYS * 24,
+          earlyRenewalHours: TLS_RENEWAL_DAYS * 24,
           allowedUses: ["digitalSignature", "keyEncipherment", "serverAuth", "clientAuth"],
         },
         { parent: this.component },

@@ -7,6 +7,7 @@
  *   generation <n>                      bump to roll every node (package upgrade, TLS material, restart)
  *   node <name> <ip> <port> <role> <shard>   the current plan: nodes not in it are drained and forgotten
  *   set <directive> <value...>          a redis.conf directive Redis changes live (CONFIG SET)
+ *   app-acl <rules...>                  the app user's ACL rules (node/appAcl.ts), applied live (ACL SETUSER)
  */
 import { createHash } from "crypto";
 import { EvictionPolicy, Persistence } from "../config/settings";
@@ -56,6 +57,8 @@ export interface DesiredSettingsInput extends LiveSettingsInput {
   /** Bumped to restart every node once, one at a time (replicas first, masters after a handoff). */
   generation: number;
   plan: NodeAddress[];
+  /** The app user's ACL rules: the default and the team's `appAclGrants` (node/appAcl.ts appAclRules). */
+  appAclRules: string;
 }
 
 /** SSM's limit for a Standard String parameter. */
@@ -68,6 +71,7 @@ export function renderDesiredSettings(d: DesiredSettingsInput): string {
       .sort((a, b) => a.node.index - b.node.index)
       .map((n) => `node ${n.node.name} ${n.ip} ${n.port} ${n.node.role} ${n.node.shard}`),
     ...liveSettings(d).map(([k, v]) => (v === "" ? `set ${k}` : `set ${k} ${v}`)),
+    `app-acl ${d.appAclRules}`,
   ].join("\n");
   const text = `version ${desiredVersion(body)}\n${body}`;
   if (Buffer.byteLength(text) > DESIRED_SETTINGS_LIMIT_BYTES)

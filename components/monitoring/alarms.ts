@@ -24,6 +24,7 @@
  */
 import { AlarmThresholds, Ec2Settings, EvictionPolicy, Persistence, Topology } from "../config/settings";
 import { BACKUP_COMPLETED, metricDef } from "./metrics";
+import { TLS_RENEWAL_DAYS } from "../ec2/node/redisConf";
 
 /** Where each alarm's description sends the reader: the README section with one row per alarm id. */
 export const RUNBOOK_URL = "README.md#monitoring";
@@ -78,12 +79,14 @@ export interface MonitoringInput {
   thresholds: AlarmThresholds;
   /** Hours between scheduled backups; 0 (none scheduled) means no stale-backup alarm. */
   backupIntervalHours: number;
+  /** With TLS on, the nodes' certificates expire: the expiry alarm. */
+  tls: boolean;
 }
 
 /** The alarms' input for an EC2 stack's settings: the one place the component and the lab build it from. */
 export function monitoringInput(
   ec2: Ec2Settings,
-  common: { persistence: Persistence; maxmemoryPolicy: EvictionPolicy },
+  common: { persistence: Persistence; maxmemoryPolicy: EvictionPolicy; tls: boolean },
   stackDimension: string,
   nodes: { name: string; shard: number }[],
 ): MonitoringInput {
@@ -98,6 +101,7 @@ export function monitoringInput(
     maxmemoryPolicy: common.maxmemoryPolicy,
     thresholds: ec2.alarms,
     backupIntervalHours: ec2.backupIntervalHours,
+    tls: common.tls,
   };
 }
 
@@ -345,6 +349,29 @@ function persistenceRules({ input, thresholds: t }: RuleContext): Rule[] {
   ];
 }
 
+/**
+ * With TLS on: a node's certificate close to its end. The stack issues new certificates on the first pulumi up
+ * within TLS_RENEWAL_DAYS of expiry and the nodes load them live, so this fires only when no pulumi up ran
+ * in that window (or a node could not load what it got).
+ */
+function certificateRules({ input }: RuleContext): Rule[] {
+  if (!input.tls) return [];
+  return [
+    {
+      id: "tls-cert-expiry",
+      metricName: "TlsCertDaysLeft",
+      statistic: "Minimum",
+      comparison: "LessThanThreshold",
+      threshold: TLS_RENEWAL_DAYS,
+      of: [1, 1],
+      what: `A node's TLS certificate expires in less than ${TLS_RENEWAL_DAYS} days; when it does, clients, replication and the cluster bus refuse it.`,
+      todo:
+        "Run pulumi up: it issues new certificates within that window and every node loads them live (its log: " +
+        "live: TLS material renewed). If it persists, read /var/log/redis-stack.log on the node for why it kept the old one.",
+    },
+  ];
+}
+
 /** One alarm per node that stops publishing: its instance or its collector is down. */
 function silentNodeRules(input: MonitoringInput): { rule: Rule; dimensions: Record<string, string> }[] {
   const { stackDimension: stack, periodSeconds: period } = input;
@@ -413,7 +440,12 @@ export function alarmSpecs(input: MonitoringInput): AlarmSpec[] {
   if (!isAlarmPeriod(period))
     throw new Error(`alarm period ${period} s: CloudWatch takes 10, 30 or a multiple of 60 seconds up to a day`);
   const context: RuleContext = { input, thresholds: input.thresholds, sentinel: input.topology === "sentinel" };
-  const stackWide = [...availabilityRules(context), ...capacityRules(context), ...persistenceRules(context)];
+  const stackWide = [
+    ...availabilityRules(context),
+    ...capacityRules(context),
+    ...persistenceRules(context),
+    ...certificateRules(context),
+  ];
   const specs = [
     ...stackWide.map((rule) => {
       if (!metricDef(rule.metricName).stackWide)

@@ -8,6 +8,7 @@
  */
 import { MonitoringInput, nodeDimensions, Statistic } from "./alarms";
 import { METRICS_NAMESPACE, metricDef } from "./metrics";
+import { TLS_RENEWAL_DAYS } from "../ec2/node/redisConf";
 
 export interface DashboardInput extends MonitoringInput {
   region: string;
@@ -149,6 +150,15 @@ export function dashboardBody(input: DashboardInput): DashboardBody {
         lines: byNode("DataDiskUsedPercent", "Maximum"),
         thresholds: [{ label: "alarm (alarmDiskPercent)", value: t.diskPercent }],
       },
+      ...(input.tls
+        ? [
+            {
+              title: "TLS: days until the certificate expires (by node)",
+              lines: byNode("TlsCertDaysLeft", "Minimum"),
+              thresholds: [{ label: "alarm, renewal window", value: TLS_RENEWAL_DAYS }],
+            },
+          ]
+        : []),
     ],
     [
       { title: "Per node: collections per period (Up)", lines: byNode("Up", "SampleCount") },

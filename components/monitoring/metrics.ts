@@ -118,6 +118,12 @@ export const NODE_METRICS: readonly MetricDef[] = [
     stackWide: true,
     help: "percent used of the data volume's filesystem",
   },
+  {
+    name: "TlsCertDaysLeft",
+    unit: "None",
+    stackWide: true,
+    help: "days until the node's TLS certificate expires (TLS on only)",
+  },
   { name: "CpuPercent", unit: "Percent", help: "redis-server's CPU (user + sys) over the period, of one core" },
   { name: "Up", unit: "Count", help: "1 per successful collection: a node that stops reporting has none" },
 ];

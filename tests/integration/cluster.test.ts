@@ -4,7 +4,7 @@
  * installs Redis and awscli from the lab's mirror; awscli reads the secrets from the lab's AWS endpoint,
  * which enforces the stack's node role policy. Only AWS's own APIs are stood in.
  */
-import { EC2_PATHS } from "../../components/ec2/node/redisConf";
+import { APP_ACL_RULES, EC2_PATHS, nodeFiles } from "../../components/ec2/node/redisConf";
 import { describeLab } from "../../lab/hosts/hostLab";
 import { stackSettings } from "../../lab/stackFiles";
 import { CloudInitResult } from "../../lab/hosts/hostLab";
@@ -253,6 +253,43 @@ describeLab("prod cluster from rendered user-data", () => {
     expect(wrong.stdout + wrong.stderr).toMatch(/WRONGPASS|invalid username-password/);
     expect((await c.cli("shard0-0", ["ping"], "app")).stdout).toBe("PONG\n");
     expect((await c.cli("shard0-0", ["config", "get", "maxmemory"], "app")).stdout).toMatch(/NOPERM/);
+  });
+
+  test("the app user on a real node: data commands run; what wipes, ships out or administers data is refused", async () => {
+    const asApp = async (args: string[]) => (await c.cli("shard0-0", ["-c", ...args], "app")).stdout.trim();
+    expect(await asApp(["set", "acl:{a}", "v"])).toBe("OK");
+    expect(await asApp(["get", "acl:{a}"])).toBe("v");
+    expect(await asApp(["hset", "acl:{a}:h", "f", "1"])).toBe("1");
+    expect(await asApp(["eval", "return redis.call('get', KEYS[1])", "1", "acl:{a}"])).toBe("v");
+    expect(await asApp(["cluster", "slots"])).not.toMatch(/NOPERM/);
+    expect(await asApp(["info", "server"])).toMatch(/redis_version:7\.0/);
+    for (const cmd of [
+      ["flushall"],
+      ["flushdb"],
+      ["keys", "*"],
+      // (DEBUG: enable-debug-command refuses it even before the ACL; ACL DRYRUN in the unit tests.)
+      ["config", "set", "maxmemory", "1"],
+      ["replicaof", "no", "one"],
+      ["cluster", "forget", "0123456789012345678901234567890123456789"],
+      ["cluster", "failover"],
+      ["client", "kill", "id", "1"],
+      ["client", "list"],
+      ["script", "flush"],
+      ["function", "flush"],
+      ["acl", "list"],
+      ["bgsave"],
+      ["restore", "acl:{b}", "0", "x"],
+    ]) {
+      expect([cmd.join(" "), await asApp(cmd)]).toEqual([cmd.join(" "), expect.stringMatching(/NOPERM/)]);
+    }
+    expect(await asApp(["get", "acl:{a}"])).toBe("v");
+    // What the node runs is what the stack renders: the ACL file's app line, its rules byte for byte.
+    const line = (await c.hosts[0].sh(`grep '^user app ' ${nodeFiles(EC2_PATHS).acl}`)).stdout.trim();
+    expect(line.split(" ").slice(4).join(" ")).toBe(APP_ACL_RULES);
+    // A granted RESTORE (or MIGRATE's) payload is checked before Redis loads it.
+    expect((await c.cli("shard0-0", ["config", "get", "sanitize-dump-payload"])).stdout).toBe(
+      "sanitize-dump-payload\nclients\n",
+    );
   });
 
   test("TLS only: a plaintext client reaches the port and is dropped at the handshake; a TLS client with the stack's CA works", async () => {

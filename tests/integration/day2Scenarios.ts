@@ -8,6 +8,7 @@ import * as fs from "fs";
 import { stackSettings } from "../../lab/stackFiles";
 import { Settings } from "../../components/config/settings";
 import { MIN_MAXMEMORY_BYTES } from "../../components/config/ec2";
+import { EC2_PATHS, nodeFiles } from "../../components/ec2/node/redisConf";
 import { slotLayoutProblem } from "../../components/ec2/backups";
 import {
   ClusterLab,
@@ -118,6 +119,88 @@ export function day2Scenarios(lab: () => ClusterLab): void {
       );
     }, 600_000);
 
+    test("an appAclGrants change reaches every node live: KEYS refused to the app user before, allowed after, nothing restarted", async () => {
+      const asApp = async (args: string[]) =>
+        Promise.all(c.nodes.map(async (n) => (await c.cli(n, args, "app")).stdout.trim()));
+      expect(await asApp(["keys", "nosuch:*"])).toEqual(Array(6).fill(expect.stringMatching(/NOPERM/)));
+      const before = await runIds();
+      current = withEc2(current, { appAclGrants: ["+keys"] });
+      const change = await c.deploy(current);
+      expect(await asApp(["keys", "nosuch:*"])).toEqual(Array(6).fill(""));
+      // Only what was granted: the rest of the default stands.
+      expect(await asApp(["flushall"])).toEqual(Array(6).fill(expect.stringMatching(/NOPERM/)));
+      expect(await asApp(["config", "get", "maxmemory"])).toEqual(Array(6).fill(expect.stringMatching(/NOPERM/)));
+      expect(change.convergedMs).toBeLessThan(LIVE_BOUND_MS);
+      expect(await runIds()).toEqual(before);
+      // Kept for the next start: the ACL file's app line carries the grant (the roll below boots from it).
+      for (const h of c.hosts) {
+        const line = (await h.sh(`grep '^user app ' ${nodeFiles(EC2_PATHS).acl}`)).stdout;
+        expect(line).toMatch(/ -@admin -@dangerous .* \+keys\n$/);
+        expect(line).not.toContain("nopass");
+        expect((await h.sh("grep -c 'live: app ACL ->' /var/log/redis-stack.log")).stdout.trim()).toBe("1");
+      }
+      console.log(
+        `appAclGrants +keys: live on every node ${(change.convergedMs / 1000).toFixed(1)} s after the parameter changed`,
+      );
+    }, 300_000);
+
+    test("settings that did not come through preview are refused on every node, which reports why; the rest applies", async () => {
+      const param = async (name: string) => (await c.aws.parameters()).find((p) => p.name === name)?.value ?? "";
+      const good = await param(c.ssm.settings);
+      // What a principal with ssm:PutParameter on the settings (not pulumi up) could write: a new version,
+      // a directive that moves the data directory, the debug command, and the app user granted everything.
+      const tampered = good
+        .replace(/^version \S+/, "version tampered0001")
+        .replace(/^app-acl .*$/m, (line) => `${line} +@all +config|set`)
+        .concat("\nset dir /tmp\nset enable-debug-command yes\n");
+      const dirs = await configOf("dir");
+      await c.aws.putParameter(c.ssm.settings, "String", tampered);
+      const details = async () =>
+        Promise.all(
+          c.nodes.map(
+            async (n) =>
+              (JSON.parse((await param(c.ssm.status(n.node.name))) || "{}") as { detail?: string }).detail ?? "",
+          ),
+        );
+      let seen = await details();
+      for (let t = 0; t < 60 && !seen.every((d) => /tampered0001 applied in part/.test(d)); t++) {
+        await sleep(2000);
+        seen = await details();
+      }
+      expect(seen).toHaveLength(6);
+      for (const d of seen) {
+        expect(d).toMatch(/settings tampered0001 applied in part; refused: /);
+        expect(d).toContain("set dir: not a directive the stack changes live");
+        expect(d).toContain("set enable-debug-command: not a directive");
+        expect(d).toContain("app-acl +@all: grants admin or dangerous commands");
+        expect(d).toContain("app-acl +config|set: ");
+      }
+      expect(await configOf("dir")).toEqual(dirs);
+      for (const h of c.hosts) {
+        expect(
+          (
+            await h.sh(`grep -cE '^(dir|enable-debug-command) ' ${nodeFiles(EC2_PATHS).settings} || true`)
+          ).stdout.trim(),
+        ).toBe("0");
+        // Logged once for this version (the log's tee may trail the status a little on a loaded machine).
+        let logged = "";
+        for (let t = 0; t < 15 && logged !== "1"; t++) {
+          if (t > 0) await sleep(1000);
+          logged = (await h.sh("grep -c 'refused: set dir' /var/log/redis-stack.log || true")).stdout.trim();
+        }
+        expect(logged).toBe("1");
+      }
+      // The app user keeps what the stack gave it (appAclGrants +keys): no more.
+      for (const n of c.nodes) {
+        expect((await c.cli(n, ["keys", "nosuch:*"], "app")).stdout.trim()).toBe("");
+        expect((await c.cli(n, ["config", "set", "maxmemory", "1"], "app")).stdout).toMatch(/NOPERM/);
+        expect((await c.cli(n, ["flushall"], "app")).stdout).toMatch(/NOPERM/);
+      }
+      // pulumi up's own settings again: every node applies them and reports no refusal.
+      await c.deploy(current);
+      for (const d of await details()) expect(d).not.toMatch(/refused/);
+    }, 300_000);
+
     test("a grown data volume grows its filesystem online", async () => {
       const size = async (i: number) =>
         Number((await c.hosts[i].sh("df --output=size -B1M /var/lib/redis | tail -n 1")).stdout.trim());
@@ -186,6 +269,8 @@ export function day2Scenarios(lab: () => ClusterLab): void {
       );
       expect(handoffs.reduce((sum, n) => sum + Number(n), 0)).toBeGreaterThanOrEqual(3);
       await c.waitConverged(120_000);
+      // Restarted from their ACL files, the nodes keep the app user's grant (appAclGrants +keys above).
+      for (const n of c.nodes) expect((await c.cli(n, ["keys", "nosuch:*"], "app")).stdout.trim()).toBe("");
       const { results, lost } = await stopAndCheck(writers);
       expect(lost).toEqual(results.map(() => []));
       // Masters restart after a handoff: no shard waits for a failover timeout.

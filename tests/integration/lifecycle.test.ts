@@ -169,24 +169,68 @@ describeLab("node lifecycle on real hosts", () => {
     );
   }, 900_000);
 
-  test("a certificate renewed in SSM reaches the node at its next boot", async () => {
+  test("a certificate renewed in SSM is served live (no restart, 0 failed commands); one that does not chain to the CA is refused; the next boot keeps the renewed one", async () => {
     const i = 3;
     const name = c.nodes[i].node.name;
+    const runId = async () => infoField((await c.cli(c.nodes[i], ["info", "server"])).stdout, "run_id");
     const before = await servedCertSerial(i);
     expect(before).toMatch(/^serial=/);
+    const idBefore = await runId();
+    const writer = await startWriter(c, tagForSlots(c.nodes[i].node.slots.start, c.nodes[i].node.slots.end, "tls"));
     for (const ext of ["crt", "key"]) fs.rmSync(path.join(c.pkiDir, `${name}.${ext}`));
     const renewed = makePki(c.pkiDir, [{ name, ip: c.nodes[i].ip }]).nodes.get(name);
     if (!renewed) throw new Error("no renewed certificate");
-    await c.aws.putParameter(c.ssm.tlsCert(name), "String", renewed.certPem);
+    const renewedSerial = await certSerial(renewed.certPem);
+    // As pulumi up writes a renewed pair: the key first, then the certificate.
     await c.aws.putParameter(c.ssm.tlsKey(name), "SecureString", renewed.keyPem);
-    // Running nodes keep what they loaded; the reboot's prepare unit fetches the new pair.
-    expect(await servedCertSerial(i)).toBe(before);
+    await c.aws.putParameter(c.ssm.tlsCert(name), "String", renewed.certPem);
+    let served = before;
+    for (let t = 0; t < 60 && served !== renewedSerial; t++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      served = await servedCertSerial(i);
+    }
+    expect(served).toBe(renewedSerial);
+    expect(await runId()).toBe(idBefore);
+    expect(
+      (
+        await c.hosts[i].sh("grep -c 'live: TLS material renewed from SSM and loaded' /var/log/redis-stack.log")
+      ).stdout.trim(),
+    ).toBe("1");
+    // Replication and the cluster bus keep working over the new certificate.
+    await c.waitConverged(60_000);
+    const result = await writer.stop();
+    expect(result.errors).toEqual([]);
+    expect(
+      await missingWrites(
+        c,
+        writer.tag,
+        result.acked.map(([seq]) => seq),
+      ),
+    ).toEqual([]);
+    // A certificate of another CA (what a wrong write to the parameter would give) is refused.
+    const foreign = (
+      await c.lab.client.sh(
+        `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -subj /CN=${name} -days 30 2>/dev/null`,
+      )
+    ).stdout;
+    expect(foreign).toContain("BEGIN CERTIFICATE");
+    await c.aws.putParameter(c.ssm.tlsCert(name), "String", foreign);
+    let refused = "";
+    for (let t = 0; t < 60 && !refused; t++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      refused = (await c.hosts[i].sh("grep 'does not chain to the CA' /var/log/redis-stack.log || true")).stdout;
+    }
+    expect(refused).toContain(c.ssm.tlsCert(name));
+    expect(await servedCertSerial(i)).toBe(renewedSerial);
+    await c.aws.putParameter(c.ssm.tlsCert(name), "String", renewed.certPem);
+    // The next boot's prepare reads the same pair from SSM.
     await c.hosts[i].reboot({ timeoutMs: 120_000 });
     await c.hosts[i].waitBooted(180_000);
     await c.waitConverged(120_000);
-    const after = await servedCertSerial(i);
-    expect(after).toBe(await certSerial(renewed.certPem));
-    expect(after).not.toBe(before);
+    expect(await servedCertSerial(i)).toBe(renewedSerial);
+    console.log(
+      `TLS renewal: ${name} served serial ${renewedSerial.replace("serial=", "")} live, run_id unchanged, ${result.acked.length} writes meanwhile, 0 failed`,
+    );
   }, 600_000);
 
   test("a replacement instance (new id) runs the user-data again, re-attaches the kept volume and returns with the same cluster identity", async () => {

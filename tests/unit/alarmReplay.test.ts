@@ -22,6 +22,7 @@ const specs = alarmSpecs({
   maxmemoryPolicy: "noeviction",
   thresholds: DEFAULT_ALARM_THRESHOLDS,
   backupIntervalHours: 6,
+  tls: true,
 });
 const spec = (id: string): AlarmSpec => {
   const s = specs.find((x) => x.id === id);
@@ -233,4 +234,19 @@ test("backup-stale: quiet while each shard's backups land every 6 h (drifting a 
   const other = replayAlarm(spec("shard0-backup-stale"), shard1Stops, { from: start, to: lastBackup });
   expect(other.everAlarm).toBe(false);
   expect(replayAlarm(s, shard1Stops, { from: start, to: lastBackup }).everAlarm).toBe(true);
+});
+
+test("tls-cert-expiry: quiet while every node has 30 days or more, fires in the first period one has less", () => {
+  // Two nodes' certificates counting down a minute at a time, one crossing 30 days in the fourth minute.
+  const day = 1 / (24 * 60);
+  const points = [
+    ...series([30 + 3 * day, 30 + 2 * day, 30 + day, 30 - day / 2, 30 - 2 * day], stackWide, "TlsCertDaysLeft"),
+    ...series([400, 400, 400, 400, 400], stackWide, "TlsCertDaysLeft"),
+  ];
+  const r = replayAlarm(spec("tls-cert-expiry"), points, span(5));
+  expect(states(r)).toEqual(["OK", "OK", "OK", "ALARM", "ALARM"]);
+  expect(r.firstAlarmAt).toBe(T0 + 4 * MIN);
+  // A renewal (the node loads its new certificate live) clears it at the next period.
+  const renewed = replayAlarm(spec("tls-cert-expiry"), series([29.5, 729.5, 729.5], stackWide), span(3));
+  expect(states(renewed)).toEqual(["ALARM", "OK", "OK"]);
 });

@@ -33,6 +33,7 @@ const input = (over: Partial<MonitoringInput> = {}): MonitoringInput => ({
   maxmemoryPolicy: "noeviction",
   thresholds: DEFAULT_ALARM_THRESHOLDS,
   backupIntervalHours: 0,
+  tls: true,
   ...over,
 });
 const byId = (specs: AlarmSpec[], id: string): AlarmSpec => {
@@ -41,7 +42,7 @@ const byId = (specs: AlarmSpec[], id: string): AlarmSpec => {
   return found;
 };
 
-test("the prod stack's alarms: 12 stack-wide and one silent-node alarm per node", () => {
+test("the prod stack's alarms: 13 stack-wide and one silent-node alarm per node", () => {
   const specs = alarmSpecs(input());
   expect(specs.map((s) => s.id)).toEqual([
     "cluster-state",
@@ -56,6 +57,7 @@ test("the prod stack's alarms: 12 stack-wide and one silent-node alarm per node"
     "rdb-stale",
     "aof-write-failed",
     "disk",
+    "tls-cert-expiry",
     "shard0-0-silent",
     "shard1-0-silent",
     "shard2-0-silent",

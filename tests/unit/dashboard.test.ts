@@ -18,6 +18,7 @@ const STACK = stackDimension("redis-stack", "prod");
 const NODES = planTopology(3, 1, 3).map((n) => ({ name: n.name, shard: n.shard }));
 const input = (over: Partial<MonitoringInput> = {}): DashboardInput => ({
   backupIntervalHours: 0,
+  tls: true,
   topology: "cluster",
   region: "eu-west-1",
   maxmemoryPolicy: "allkeys-lru",

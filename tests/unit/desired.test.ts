@@ -12,6 +12,7 @@ import {
   rollOrder,
   versionOf,
 } from "../../components/ec2/desired";
+import { APP_ACL_RULES, appAclRules } from "../../components/ec2/node/appAcl";
 import { checkDeployedChange, DeployedShape, nodeChange } from "../../components/ec2/day2";
 
 const plan = (shards: number) => addressedTopology(shards, 1, ["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"], 10, 6379);
@@ -22,9 +23,10 @@ const input = {
   persistence: "aof+rdb" as const,
   generation: 0,
   plan: plan(3),
+  appAclRules: APP_ACL_RULES,
 };
 
-test("the version changes with any setting, the generation or the plan, and only then", () => {
+test("the version changes with any setting, the generation, the plan or the app's ACL, and only then", () => {
   const v = versionOf(renderDesiredSettings(input));
   expect(versionOf(renderDesiredSettings({ ...input }))).toBe(v);
   for (const changed of [
@@ -34,6 +36,7 @@ test("the version changes with any setting, the generation or the plan, and only
     { ...input, persistence: "rdb" as const },
     { ...input, generation: 1 },
     { ...input, plan: plan(4) },
+    { ...input, appAclRules: appAclRules(["+flushdb"]) },
   ])
     expect(versionOf(renderDesiredSettings(changed))).not.toBe(v);
 });

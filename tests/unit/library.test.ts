@@ -47,6 +47,7 @@ const ALL_EC2: Required<RedisEc2ClusterArgs> = {
   backupIntervalHours: 6,
   backupRetentionDays: 7,
   restoreFrom: "s3://other-backups/shop/old/backups/20261205T060000Z/manifest.json",
+  appAclGrants: "+flushdb",
   clientMaxRetries: 10,
   clientConnectTimeoutMs: 5000,
   region: "us-east-1",

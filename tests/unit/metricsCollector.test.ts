@@ -244,6 +244,39 @@ describe("against a real redis-server (cluster mode, one master with every slot)
     expect(valueOf(after, "Up")).toBe(1);
   });
 
+  test("TLS on: TlsCertDaysLeft is the days left of the certificate Redis loads, per node and stack-wide; an unreadable one is left out and logged", () => {
+    const env = fs.readFileSync(path.join(dir, "node.env"), "utf8");
+    const cert = path.join(dir, "node.crt");
+    const made = spawnSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null"].concat(
+        ["-subj", "/CN=shard0-0", "-days", "45", "-out", cert],
+      ),
+      { encoding: "utf8" },
+    );
+    expect(made.status).toBe(0);
+    // TLS on points the collector's Redis client at TLS too; only the certificate's figure matters here.
+    fs.writeFileSync(
+      path.join(dir, "node.env"),
+      env.replace("TLS='no'", `TLS='yes'\nTLS_CERT='${cert}'\nTLS_CA='${cert}'\nTLS_KEY='${cert}'`),
+    );
+    try {
+      const data = collect();
+      expect(valueOf(data, "TlsCertDaysLeft")).toBeGreaterThan(44.9);
+      expect(valueOf(data, "TlsCertDaysLeft")).toBeLessThanOrEqual(45);
+      expect(valueOf(data, "TlsCertDaysLeft", 1)).toBe(valueOf(data, "TlsCertDaysLeft"));
+      fs.writeFileSync(cert, "not a certificate\n");
+      expect(valueOf(collect(), "TlsCertDaysLeft")).toBeUndefined();
+      expect(fs.readFileSync(path.join(dir, "log"), "utf8")).toContain(
+        `cannot read the certificate's expiry from ${cert}`,
+      );
+    } finally {
+      fs.writeFileSync(path.join(dir, "node.env"), env);
+    }
+    // TLS off: no such metric.
+    expect(valueOf(collect(), "TlsCertDaysLeft")).toBeUndefined();
+  });
+
   test("Redis down: the node still reports, and its cluster state reads 0 (the safe reading)", () => {
     const env = fs.readFileSync(path.join(dir, "node.env"), "utf8");
     fs.writeFileSync(path.join(dir, "node.env"), env.replace(`REDIS_PORT='${port}'`, "REDIS_PORT='1'"));

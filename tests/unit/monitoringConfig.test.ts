@@ -44,8 +44,8 @@ test("every alarm's period is the metrics interval (high resolution at 10 s), bu
   const backups = all.filter((a) => a.metricName === "BackupCompleted");
   expect(backups.map((a) => a.period)).toEqual([21600, 21600, 21600]);
   const ours = all.filter((a) => a.metricName !== "BackupCompleted");
-  // 3 shards x (1 + 2): one silent-node alarm each, and 10 stack-wide (no RDB alarms with AOF only).
-  expect(ours).toHaveLength(9 + 10);
+  // 3 shards x (1 + 2): one silent-node alarm each, and 11 stack-wide (no RDB alarms with AOF only).
+  expect(ours).toHaveLength(9 + 11);
   for (const a of ours) expect(a.period).toBe(10);
   const names = ours.map((a) => a.metricName);
   expect(names).not.toContain("RdbLastSaveOk");

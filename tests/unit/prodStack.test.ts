@@ -77,9 +77,9 @@ describe("prod stack resource graph", () => {
       "aws:iam/rolePolicy:RolePolicy": 1,
       "aws:sns/topic:Topic": 1,
       "aws:sns/topicSubscription:TopicSubscription": 1,
-      // per node: recover + reboot (EC2 status checks) and silent; 12 stack-wide on the nodes' metrics;
+      // per node: recover + reboot (EC2 status checks) and silent; 13 stack-wide on the nodes' metrics;
       // per shard: its backups stale
-      "aws:cloudwatch/metricAlarm:MetricAlarm": 6 * 3 + 12 + 3,
+      "aws:cloudwatch/metricAlarm:MetricAlarm": 6 * 3 + 13 + 3,
       "aws:cloudwatch/dashboard:Dashboard": 1,
     });
     expect(counts["rediscloud:index/subscription:Subscription"]).toBeUndefined();
@@ -345,6 +345,7 @@ describe("prod stack resource graph", () => {
       maxmemoryPolicy: "allkeys-lru", // Pulumi.prod.yaml
       thresholds: DEFAULT_ALARM_THRESHOLDS,
       backupIntervalHours: 6, // the default
+      tls: true, // the default
     });
     expect(ours).toHaveLength(expected.length);
     // The collection period, but for the stale-backup alarms: one backup interval each.

@@ -103,7 +103,7 @@ test("every CloudWatch alarm of the prod stack has its rule, or is listed as abs
     if (absent.has(rowOf(s))) expect(rulesOf(s)).toEqual([]);
     else expect(rulesOf(s).length).toBeGreaterThan(0);
   }
-  expect([...absent.keys()].sort()).toEqual(["backup-stale", "disk", "latency-p99"]);
+  expect([...absent.keys()].sort()).toEqual(["backup-stale", "disk", "latency-p99", "tls-cert-expiry"]);
   for (const [id, reason] of absent) {
     expect(specs.map(rowOf)).toContain(id);
     expect(reason.length).toBeGreaterThan(40);

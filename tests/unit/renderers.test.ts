@@ -27,6 +27,8 @@ import {
   UNITS,
 } from "../../components/ec2/node/userData";
 import { METRICS_INTERVALS } from "../../components/monitoring/metrics";
+import { refusedGrants } from "../../components/ec2/node/appAcl";
+import { LIVE_DIRECTIVES } from "../../components/ec2/desired";
 
 const base = {
   announceIp: "10.0.0.10",
@@ -201,6 +203,30 @@ test("node.env is plain bash that yields the node's facts exactly, and no secret
   expect(env).not.toMatch(/BEGIN .*PRIVATE KEY|masterauth|requirepass/i);
 });
 
+test("node.env carries what the node checks the desired settings against: the live directives and the refused grants", () => {
+  const env = scripts[0];
+  const value = (k: string) =>
+    env
+      .split("\n")
+      .find((l) => l.startsWith(`${k}=`))
+      ?.slice(k.length + 1);
+  expect(value("LIVE_DIRECTIVES")).toBe(`'${LIVE_DIRECTIVES.join(" ")}'`);
+  const refused = (value("APP_ACL_REFUSED") ?? "").replace(/^'|'$/g, "").split(" ");
+  expect(refused).toEqual(refusedGrants());
+  for (const rule of [
+    "+@all",
+    "+@admin",
+    "+@dangerous",
+    "+@keyspace",
+    "+config",
+    "+config|set",
+    "+acl|setuser",
+    "+debug",
+  ])
+    expect(refused).toContain(rule);
+  for (const rule of ["+flushdb", "+keys", "+config|get", "+@hash"]) expect(refused).not.toContain(rule);
+});
+
 test("every awscli call on a node gets the IMDS settings: node.env sets them, node.sh exports them by name", () => {
   // node.env as the user-data writes it.
   const env = scripts[0];
@@ -211,11 +237,12 @@ test("every awscli call on a node gets the IMDS settings: node.env sets them, no
   expect(exported?.sort()).toEqual(Object.keys(AWS_CLI_IMDS).sort());
 });
 
-test("metrics.py, lib-backup.sh and lib-sentinel.sh ship through SSM: Standard-tier chunks that reassemble to them, named with their SHA-256 in node.env", () => {
+test("metrics.py, lib-backup.sh, lib-live.sh and lib-sentinel.sh ship through SSM: Standard-tier chunks that reassemble to them, named with their SHA-256 in node.env", () => {
   const shipped = ssmShippedScripts(spec.ssm);
   expect(shipped.map((s) => [s.path, s.mode])).toEqual([
     ["/usr/local/lib/redis-stack/metrics.py", "0755"],
     ["/usr/local/lib/redis-stack/lib-backup.sh", "0644"],
+    ["/usr/local/lib/redis-stack/lib-live.sh", "0644"],
     ["/usr/local/lib/redis-stack/lib-sentinel.sh", "0644"],
   ]);
   for (const s of shipped) {

@@ -55,6 +55,7 @@ UNITS: Dict[str, str] = {
     "AofWriteOk": "None",
     "AofRewriteInProgress": "None",
     "DataDiskUsedPercent": "Percent",
+    "TlsCertDaysLeft": "None",
     "CpuPercent": "Percent",
     "Up": "Count",
 }
@@ -74,6 +75,7 @@ STACK_WIDE = {
     "RdbSecondsSinceLastSave",
     "AofWriteOk",
     "DataDiskUsedPercent",
+    "TlsCertDaysLeft",
 }
 
 PERCENTILES = (("LatencyP50", 50.0), ("LatencyP95", 95.0), ("LatencyP99", 99.0), ("LatencyP999", 99.9))
@@ -276,11 +278,30 @@ def sentinel_health(env: Dict[str, str], info: Dict[str, str], values: Dict[str,
     values["ClusterStateOk"] = 1.0 if primary_ok and quorum and follows else 0.0
 
 
+def tls_cert_days_left(path: str, now: float) -> Optional[float]:
+    """Days until the certificate Redis loads (its file) expires; None when it cannot be read."""
+    try:
+        out = subprocess.run(
+            ["openssl", "x509", "-noout", "-enddate", "-in", path],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        # notAfter=Dec  6 20:00:00 2028 GMT (strptime's space matches the padding)
+        end = datetime.strptime(out.split("=", 1)[1], "%b %d %H:%M:%S %Y GMT").replace(tzinfo=timezone.utc)
+    except (OSError, subprocess.SubprocessError, IndexError, ValueError) as e:
+        log(f"cannot read the certificate's expiry from {path}: {e}")
+        return None
+    return round((end.timestamp() - now) / 86400.0, 2)
+
+
 def collect(env: Dict[str, str], state: Dict[str, object], now: float) -> Tuple[Dict[str, float], Dict[str, object]]:
     values: Dict[str, float] = {"Up": 1.0}
     disk = disk_used_percent(env.get("DATA_DIR", "/var/lib/redis"))
     if disk is not None:
         values["DataDiskUsedPercent"] = round(disk, 2)
+    if env.get("TLS") == "yes" and env.get("TLS_CERT"):
+        days = tls_cert_days_left(env["TLS_CERT"], now)
+        if days is not None:
+            values["TlsCertDaysLeft"] = days
     redis = Redis(env, env["NODE_IP"], env["REDIS_PORT"])
     try:
         info = parse_info(redis.cli("info"))

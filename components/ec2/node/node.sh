@@ -29,6 +29,8 @@ readonly UNIT=redis-node
 readonly DESIRED_FILE=$CONF_DIR/desired
 readonly SETTINGS_CONF=$CONF_DIR/settings.conf
 readonly GENERATION_FILE=$CONF_DIR/generation
+# The app user's ACL rules Redis runs with (refresh_secrets at boot, apply_app_acl live).
+readonly APP_ACL_APPLIED=$CONF_DIR/app-acl
 # Debian's Prometheus exporter for Redis (write_exporter_config).
 readonly EXPORTER=prometheus-redis-exporter
 
@@ -300,7 +302,7 @@ acl_user() { printf 'user %s on #%s %s\n' "$1" "$(printf '%s' "$2" | sha256sum |
 # rotated passwords reach a node by restarting it. /etc/redis-stack belongs to no package, so no
 # upgrade resets its modes (Debian's redis-tools resets /etc/redis).
 refresh_secrets() {
-  local app_pass admin_pass monitor_pass names name
+  local app_pass admin_pass monitor_pass names name app_rules
   install -d -m 0750 -o root -g redis "$CONF_DIR"
   names=("$SSM_APP_PASSWORD" "$SSM_ADMIN_PASSWORD" "$SSM_MONITOR_PASSWORD")
   while read -r name; do [ -z "$name" ] || names+=("$name"); done < <(topology_secret_names)
@@ -312,13 +314,15 @@ refresh_secrets() {
   monitor_pass=${SSM_VALUES[$SSM_MONITOR_PASSWORD]}
   printf '%s' "$admin_pass" | write_file "$ADMIN_PASS_FILE" 0600 root:root >/dev/null
   topology_secrets
+  app_rules=$(app_acl_rules)
   {
     echo "user default off"
-    acl_user "$APP_USER" "$app_pass" "$APP_ACL_RULES"
+    acl_user "$APP_USER" "$app_pass" "$app_rules"
     acl_user "$ADMIN_USER" "$admin_pass" "$ADMIN_ACL_RULES"
     acl_user "$MONITOR_USER" "$monitor_pass" "$MONITOR_ACL_RULES"
     topology_acl_users
   } | write_file "$CONF_DIR/users.acl" 0640 root:redis >/dev/null
+  printf '%s\n' "$app_rules" | write_file "$APP_ACL_APPLIED" 0640 root:root >/dev/null
   printf 'masterauth "%s"\n' "$admin_pass" | write_file "$CONF_DIR/secrets.conf" 0640 root:redis >/dev/null
   if [ "$TLS" = yes ]; then
     install -d -m 0750 -o root -g redis "$CONF_DIR/tls"
@@ -383,8 +387,11 @@ my_slot_count() {
 
 # fetch_desired: the stack's desired settings from SSM into $DESIRED_FILE; prints "changed" when they did.
 fetch_desired() {
-  local value
-  value=$(ssm_get "$SSM_SETTINGS") || return 1
+  local value names=("$SSM_SETTINGS")
+  # The node's certificate and CA ride along (String parameters: no KMS call), for refresh_tls_live.
+  [ "$TLS" != yes ] || names+=("$SSM_TLS_CA" "$SSM_TLS_CERT")
+  ssm_get_batch "${names[@]}" || return 1
+  value=${SSM_VALUES[$SSM_SETTINGS]}
   grep -q '^version ' <<<"$value" || {
     log "warning: $SSM_SETTINGS has no version line; ignoring it"
     return 1
@@ -395,7 +402,7 @@ fetch_desired() {
 # write_settings_conf: the live directives as redis.conf lines (components/ec2/desired.ts renderSettingsConf:
 # `save ""` first, since the first save of a config load resets the schedule and later ones append).
 write_settings_conf() {
-  awk '$1 == "set" {
+  awk -v live=" $LIVE_DIRECTIVES " '$1 == "set" && index(live, " " $2 " ") {
       k = $2; v = ""
       for (i = 3; i <= NF; i++) v = v (i > 3 ? " " : "") $i
       if (k == "save") { print "save \"\""; if (v != "") print "save " v }
@@ -414,7 +421,7 @@ apply_live() {
     else
       log "warning: CONFIG SET $key '$value' was refused; it applies at the next restart (settings.conf)"
     fi
-  done < <(awk '$1 == "set" { k = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); print k, $0 }' "$DESIRED_FILE")
+  done < <(awk -v live=" $LIVE_DIRECTIVES " '$1 == "set" && index(live, " " $2 " ") { k = $2; $1 = ""; $2 = ""; sub(/^ +/, ""); print k, $0 }' "$DESIRED_FILE")
 }
 
 # grow_filesystem: a data volume grown in EBS (dataVolumeGb) grows its ext4 filesystem online.
@@ -611,10 +618,13 @@ settings_tick() {
     changed=yes
   fi
   apply_live
+  apply_app_acl
+  refresh_tls_live
   grow_filesystem
   topology_tick
   roll
   [ -n "$changed" ] && publish_status ok "settings $(applied_version) applied"
+  report_refusals
   # A drained master publishes its empty slot count (the deploy deletes its shard after that).
   if [ "$(my_slot_count)" = 0 ] && ! desired_nodes | awk -v n="$NODE_NAME" '$1 == n { f = 1 } END { exit !f }'; then
     publish_status ok "drained: not in the stack's plan any more"
@@ -689,8 +699,9 @@ prepare() {
   # First: lib-sentinel.sh (SSM) defines which secrets the Sentinel topology reads.
   install_shipped_scripts
   load_shipped_libs
-  refresh_secrets
+  # The desired settings first: they carry the app user's ACL rules, which refresh_secrets writes.
   retry "$SECRETS_WAIT_SECONDS" fetch_desired >/dev/null || fail_with "cannot read $SSM_SETTINGS from SSM (instance role, region $AWS_REGION)"
+  refresh_secrets
   write_settings_conf >/dev/null
   write_config
   restore_prepare
@@ -811,6 +822,11 @@ load_shipped_libs() {
     # shellcheck source=components/ec2/node/lib-backup.sh
     . "$LIB_DIR/lib-backup.sh"
     BACKUP_LIB_LOADED=yes
+  fi
+  if [ -z "${LIVE_LIB_LOADED:-}" ] && [ -f "$LIB_DIR/lib-live.sh" ]; then
+    # shellcheck source=components/ec2/node/lib-live.sh
+    . "$LIB_DIR/lib-live.sh"
+    LIVE_LIB_LOADED=yes
   fi
   if [ "${TOPOLOGY:-cluster}" = sentinel ] && [ -z "${SENTINEL_LIB_LOADED:-}" ] && [ -f "$LIB_DIR/lib-sentinel.sh" ]; then
     # shellcheck source=components/ec2/node/lib-sentinel.sh

@@ -25,8 +25,16 @@ export const EXPORTER_PORT = 9121;
 export const APP_USER = "app";
 export const ADMIN_USER = "admin";
 export const MONITOR_USER = "monitor";
-/** App may run any data command, none of the admin ones (CONFIG, DEBUG, SHUTDOWN, REPLICAOF, ACL, cluster admin). */
-export const APP_ACL_RULES = "~* &* +@all -@admin";
+/** The app user's default rules (appAcl.ts: least privilege; `appAclGrants` adds to them). */
+export { APP_ACL_RULES } from "./appAcl";
+/** Each node's TLS certificate lasts this long ... */
+export const TLS_CERT_VALIDITY_DAYS = 2 * 365;
+/**
+ * ... and the first pulumi up within this many days of its end issues a new one (the tls provider's
+ * earlyRenewalHours), which every node loads live (node.sh refresh_tls_live); the expiry alarm fires at it.
+ */
+export const TLS_RENEWAL_DAYS = 30;
+
 export const ADMIN_ACL_RULES = "~* &* +@all";
 /**
  * Exactly what prometheus-redis-exporter 1.45 sends with the node's flags (node.sh write_exporter_config;
@@ -189,6 +197,9 @@ export function renderRedisConf(c: RedisConfInput): string {
     `aclfile ${f.acl}`,
     `masteruser ${ADMIN_USER}`,
     `include ${f.secrets}`,
+    // A RESTORE payload from a client (a granted RESTORE, MIGRATE's) is checked whole before it is loaded;
+    // the RDB from disk or from the master is the cluster's own and loads unchecked, as fast as before.
+    "sanitize-dump-payload clients",
     ...(c.settingsFile
       ? [
           "",

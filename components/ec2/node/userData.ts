@@ -28,6 +28,8 @@ import {
 } from "./redisConf";
 
 import { METRICS_NAMESPACE } from "../../monitoring/metrics";
+import { refusedGrants } from "./appAcl";
+import { LIVE_DIRECTIVES } from "../desired";
 import { backupSchedule } from "../backups";
 import {
   renderSentinelConf,
@@ -42,7 +44,8 @@ import {
 
 export const SCRIPTS_DIR = __dirname;
 
-export type ScriptName = "lib-cluster.sh" | "lib-sentinel.sh" | "lib-backup.sh" | "node.sh" | "metrics.py";
+export type ScriptName =
+  "lib-cluster.sh" | "lib-sentinel.sh" | "lib-backup.sh" | "lib-live.sh" | "node.sh" | "metrics.py";
 
 export function readScript(name: ScriptName): string {
   return fs.readFileSync(path.join(SCRIPTS_DIR, name), "utf8");
@@ -66,11 +69,13 @@ export function shippedScript(name: ScriptName): string {
  * (prepare, at every boot) installs one whenever the file on the node does not have the SHA-256 that
  * the user-data names. Only what runs after the packages are in may live here (node.sh needs awscli): the
  * metrics collector, and the functions node.sh sources once prepare has installed them (load_shipped_libs):
- * the backups' (lib-backup.sh) and the Sentinel topology's (lib-sentinel.sh; a cluster node never sources it).
+ * the backups' (lib-backup.sh), the live checks, app ACL and TLS renewal (lib-live.sh) and the Sentinel
+ * topology's (lib-sentinel.sh; a cluster node never sources it).
  */
 export const SSM_SHIPPED_SCRIPTS = [
   { name: "metrics.py", mode: "0755" },
   { name: "lib-backup.sh", mode: "0644" },
+  { name: "lib-live.sh", mode: "0644" },
   { name: "lib-sentinel.sh", mode: "0644" },
 ] as const satisfies ReadonlyArray<{
   name: ScriptName;
@@ -533,6 +538,8 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["APP_USER", APP_USER],
     ["ADMIN_USER", ADMIN_USER],
     ["APP_ACL_RULES", APP_ACL_RULES],
+    ["APP_ACL_REFUSED", refusedGrants().join(" ")],
+    ["LIVE_DIRECTIVES", LIVE_DIRECTIVES.join(" ")],
     ["ADMIN_ACL_RULES", ADMIN_ACL_RULES],
     ["MONITOR_USER", MONITOR_USER],
     ["MONITOR_ACL_RULES", MONITOR_ACL_RULES],
