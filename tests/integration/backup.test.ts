@@ -22,6 +22,7 @@ import {
   startWriter,
 } from "../../lab/clusterLab";
 import { NODE_SCRIPT, UNITS } from "../../components/ec2/node/userData";
+import { backupBucketPolicy } from "../../components/ec2/backups";
 import type { Settings } from "../../components/config/settings";
 
 const FILL = 20000;
@@ -158,6 +159,48 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
       const shards = new Set(metrics.map((m) => m.dimensions.find((d) => d.name === "Shard")?.value));
       expect([...shards].sort()).toEqual(manifest.shards.map((s) => String(s.index)).sort());
     });
+
+    test("an upload S3 refuses fails the backup: the status names the shard, the reason and the URI; no manifest is written", async () => {
+      if (!c) throw new Error("no lab");
+      const lab = c;
+      const bucketArn = `arn:aws:s3:::${LAB_BACKUP.bucket}`;
+      const policy = backupBucketPolicy(bucketArn);
+      // The bucket's owner refuses new objects for a while (as a mistaken policy would).
+      await lab.aws.putBucket(LAB_BACKUP.bucket, {
+        policy: {
+          ...policy,
+          Statement: [
+            ...policy.Statement,
+            {
+              Sid: "DenyWrites",
+              Effect: "Deny",
+              Principal: "*",
+              Action: ["s3:PutObject"],
+              Resource: [`${bucketArn}/*`],
+            },
+          ],
+        },
+        kmsKeyArn: LAB_BACKUP.keyArn,
+        versioning: true,
+      });
+      try {
+        const before = Object.keys((await lab.aws.bucket(LAB_BACKUP.bucket)).objects);
+        const r = await lab.hosts[0].sh(`${NODE_SCRIPT} backup now`);
+        expect(r.code).not.toBe(0);
+        const status = JSON.parse(
+          (await lab.aws.parameters()).find((p) => p.name === `${lab.ssm.statusPrefix}/backup`)?.value ?? "{}",
+        ) as { state?: string; id?: string; detail?: string };
+        expect(status.state).toBe("failed");
+        expect(status.detail).toMatch(/shard \d: upload to s3:\/\/\S+\/shard-\d\.rdb failed \(see \S+\)/);
+        expect(r.stdout + r.stderr).toContain(`backup ${status.id} failed`);
+        const after = Object.keys((await lab.aws.bucket(LAB_BACKUP.bucket)).objects);
+        expect(after.filter((k) => !before.includes(k))).toEqual([]);
+        // Nothing of it stays on the taking node's volume.
+        expect((await lab.hosts[0].sh("ls -A /var/lib/redis/backup 2>/dev/null | wc -l")).stdout.trim()).toBe("0");
+      } finally {
+        await lab.aws.putBucket(LAB_BACKUP.bucket, { policy, kmsKeyArn: LAB_BACKUP.keyArn, versioning: true });
+      }
+    }, 300_000);
 
     test("the timer: it fires on every node, and exactly one (the first planned node that answers) takes the backup", async () => {
       const lab = c;
