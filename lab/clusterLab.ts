@@ -28,7 +28,14 @@ import { backupBucketPolicy } from "../components/ec2/backups";
 import { DEFAULT_METRICS_INTERVAL, MetricsInterval } from "../components/monitoring/metrics";
 import { ADMIN_USER, APP_USER, EC2_PATHS, REDIS_PORT } from "../components/ec2/node/redisConf";
 import { planTopology, NodeAddress } from "../components/ec2/topology";
-import { renderNodeUserData, ssmShippedScripts, ClusterSpec, SsmNames } from "../components/ec2/node/userData";
+import {
+  certificateSha256,
+  renderNodeUserData,
+  ssmShippedScripts,
+  ClusterSpec,
+  SsmNames,
+  TlsPin,
+} from "../components/ec2/node/userData";
 import { generatePasswords, LAB_STACK, Passwords } from "./passwords";
 import { makePki, Pki } from "./pki";
 import { SENTINEL_PORT } from "../components/ec2/sentinel";
@@ -47,10 +54,12 @@ export { LAB_STACK };
 export const LAB_COMPONENT = stackComponentName(LAB_STACK);
 export const LAB_NAMES = clusterNames("redis-stack", LAB_STACK, LAB_COMPONENT);
 export const LAB_SENTINEL_MASTER = LAB_NAMES.sentinelMaster;
-/** The lab stack's backups: the bucket and key `pulumi up` would create (names as AWS would give them). */
+/** The lab cluster's KMS key, as `pulumi up` would create it: its SecureStrings and its backups use it. */
+export const LAB_KEY_ARN = `arn:aws:kms:us-east-1:${LAB_ACCOUNT}:key/6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f`;
+/** The lab stack's backups: the bucket `pulumi up` would create (its name as AWS would give it) and its key. */
 export const LAB_BACKUP = {
   bucket: "redis-lab-backups-20261205a1b2c3",
-  keyArn: `arn:aws:kms:us-east-1:${LAB_ACCOUNT}:key/6f1c2d3e-4a5b-4c6d-8e7f-0a1b2c3d4e5f`,
+  keyArn: LAB_KEY_ARN,
   prefix: LAB_NAMES.backupPrefix,
 };
 
@@ -262,8 +271,14 @@ async function buildClusterLab(
     },
   });
   const desiredFor = desiredText;
+  /** TLS on: the lab CA is the one the nodes accept (its SHA-256 in their user-data). */
+  const pinOf = (tlsOn: boolean, p: Pki | undefined): TlsPin | false => {
+    if (!tlsOn) return false;
+    if (!p) throw new Error("TLS on without the lab's PKI");
+    return { caSha256: certificateSha256(p.caCertPem) };
+  };
   const userData = nodes.map((n) =>
-    renderNodeUserData(specFor(settings), nodes, n, volumeId(place(n.node)), settings.tls),
+    renderNodeUserData(specFor(settings), nodes, n, volumeId(place(n.node)), pinOf(settings.tls, pki)),
   );
 
   let lab: HostLab;
@@ -330,7 +345,12 @@ async function buildClusterLab(
   const putTls = async (p: Pki, among: NodeAddress[]) => {
     await aws.putParameter(ssm.tlsCa, "String", p.caCertPem);
     for (const n of among) {
-      await aws.putParameter(ssm.tlsKey(n.node.name), "SecureString", p.nodes.get(n.node.name)?.keyPem ?? "");
+      await aws.putParameter(
+        ssm.tlsKey(n.node.name),
+        "SecureString",
+        p.nodes.get(n.node.name)?.keyPem ?? "",
+        LAB_KEY_ARN,
+      );
       await aws.putParameter(ssm.tlsCert(n.node.name), "String", p.nodes.get(n.node.name)?.certPem ?? "");
     }
   };
@@ -343,23 +363,31 @@ async function buildClusterLab(
       hostname: nodes[i].node.name,
     });
   if (!existing) {
-    const backup = { bucket: LAB_BACKUP.bucket, prefix: LAB_BACKUP.prefix, kmsKeyArn: LAB_BACKUP.keyArn };
-    await aws.putRole(LAB_ROLE, [nodeRolePolicy(ec2.region, LAB_ACCOUNT, ssm.prefix, ssm.statusPrefix, backup)]);
+    const backup = { bucket: LAB_BACKUP.bucket, prefix: LAB_BACKUP.prefix };
+    await aws.putRole(LAB_ROLE, [
+      nodeRolePolicy(ec2.region, LAB_ACCOUNT, ssm.prefix, ssm.statusPrefix, LAB_KEY_ARN, backup),
+    ]);
     await aws.putBucket(LAB_BACKUP.bucket, {
       policy: backupBucketPolicy(`arn:aws:s3:::${LAB_BACKUP.bucket}`),
       kmsKeyArn: LAB_BACKUP.keyArn,
       versioning: true,
     });
-    await aws.putParameter(ssm.appPassword, "SecureString", passwords.app);
-    await aws.putParameter(ssm.adminPassword, "SecureString", passwords.admin);
-    await aws.putParameter(ssm.monitorPassword, "SecureString", passwords.monitor);
-    if (ec2.topology === "sentinel") await aws.putParameter(ssm.sentinelPassword, "SecureString", passwords.sentinel);
+    await aws.putParameter(ssm.appPassword, "SecureString", passwords.app, LAB_KEY_ARN);
+    await aws.putParameter(ssm.adminPassword, "SecureString", passwords.admin, LAB_KEY_ARN);
+    await aws.putParameter(ssm.replicationPassword, "SecureString", passwords.replication, LAB_KEY_ARN);
+    await aws.putParameter(ssm.monitorPassword, "SecureString", passwords.monitor, LAB_KEY_ARN);
+    if (ec2.topology === "sentinel")
+      await aws.putParameter(ssm.sentinelPassword, "SecureString", passwords.sentinel, LAB_KEY_ARN);
     await aws.putParameter(ssm.settings, "String", desiredFor(settings, 0, nodes));
     if (pki) await putTls(pki, nodes);
     for (let i = 0; i < nodes.length; i++) await register(i);
-  } else if (!(await aws.parameters()).some((p) => p.name === ssm.monitorPassword)) {
-    // Recorded before the monitor user existed: the hosts a deploy adds read it at boot.
-    await aws.putParameter(ssm.monitorPassword, "SecureString", passwords.monitor);
+  } else {
+    // Recorded before the monitor or replication user existed: the hosts a deploy adds read them at boot.
+    const known = new Set((await aws.parameters()).map((p) => p.name));
+    if (!known.has(ssm.monitorPassword))
+      await aws.putParameter(ssm.monitorPassword, "SecureString", passwords.monitor, LAB_KEY_ARN);
+    if (!known.has(ssm.replicationPassword))
+      await aws.putParameter(ssm.replicationPassword, "SecureString", passwords.replication, LAB_KEY_ARN);
   }
   // The scripts the user-data names by checksum, as this code renders them (what `pulumi up` writes).
   const stored = new Map((await aws.parameters()).map((p) => [p.name, p.value]));
@@ -531,7 +559,7 @@ async function buildClusterLab(
       await putTls(result.pki, fresh);
     }
     for (const n of fresh) {
-      const ud = renderNodeUserData(specFor(next), plan, n, volumeId(place(n.node)), next.tls);
+      const ud = renderNodeUserData(specFor(next), plan, n, volumeId(place(n.node)), pinOf(next.tls, result.pki));
       const host = await lab.addHost({ name: n.node.name, ip: n.ip, volumeId: volumeId(place(n.node)), userData: ud });
       nodes.push(n);
       hosts.push(host);

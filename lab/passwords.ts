@@ -7,6 +7,8 @@ export const LAB_STACK = "lab";
 export interface Passwords {
   app: string;
   admin: string;
+  /** Replicas logging in to their master (ACL user `replication`). */
+  replication: string;
   /** The nodes' Prometheus exporter (ACL user `monitor`). */
   monitor: string;
   /** The Sentinel topology's Sentinels (ACL user `sentinel`, on the data nodes and on each other). */
@@ -21,5 +23,5 @@ export function generatePasswords(): Passwords {
       .replace(/[^A-Za-z0-9]/g, "")
       .slice(0, 32)
       .padEnd(32, "0");
-  return { app: pw(), admin: pw(), monitor: pw(), sentinel: pw() };
+  return { app: pw(), admin: pw(), replication: pw(), monitor: pw(), sentinel: pw() };
 }

@@ -7,7 +7,14 @@ import { execFile } from "child_process";
 import { promisify } from "util";
 import { Ec2Settings } from "../components/config/settings";
 import { Passwords } from "../lab/passwords";
-import { ADMIN_ACL_RULES, ADMIN_USER, APP_ACL_RULES, APP_USER } from "../components/ec2/node/redisConf";
+import {
+  ADMIN_ACL_RULES,
+  ADMIN_USER,
+  APP_ACL_RULES,
+  APP_USER,
+  REPLICATION_ACL_RULES,
+  REPLICATION_USER,
+} from "../components/ec2/node/redisConf";
 import type { NodeAddress } from "../components/ec2/topology";
 import { SENTINEL_PORT } from "../components/ec2/sentinel";
 import { LAB_SENTINEL_MASTER } from "../lab/clusterLab";
@@ -24,6 +31,7 @@ export function renderAclFile(p: Passwords): string {
     "user default off",
     `user ${APP_USER} on #${sha(p.app)} ${APP_ACL_RULES}`,
     `user ${ADMIN_USER} on #${sha(p.admin)} ${ADMIN_ACL_RULES}`,
+    `user ${REPLICATION_USER} on #${sha(p.replication)} ${REPLICATION_ACL_RULES}`,
     "",
   ].join("\n");
 }

@@ -70,7 +70,8 @@ export async function startLoopback(settings: Settings, log: (m: string) => void
   if (!ec2) throw new Error("target must be ec2");
   const previous = readLoopbackState();
   const nodes = loopbackNodes(settings);
-  const passwords = previous?.passwords ?? generatePasswords();
+  // A deployment recorded before a user existed gets a password for it now.
+  const passwords = { ...generatePasswords(), ...previous?.passwords };
   const pki = settings.tls
     ? makePki(
         path.join(LOOPBACK_DIR, "pki"),
@@ -95,7 +96,7 @@ export async function startLoopback(settings: Settings, log: (m: string) => void
     });
     fs.writeFileSync(f.conf, conf, { mode: 0o600 });
     fs.writeFileSync(f.acl, renderAclFile(passwords), { mode: 0o600 });
-    fs.writeFileSync(f.secrets, `masterauth "${passwords.admin}"\n`, { mode: 0o600 });
+    fs.writeFileSync(f.secrets, `masterauth "${passwords.replication}"\n`, { mode: 0o600 });
     fs.writeFileSync(path.join(paths.confDir, "admin.pass"), passwords.admin, { mode: 0o600 });
     if (pki) {
       const c = pki.nodes.get(n.node.name);

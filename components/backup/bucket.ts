@@ -1,6 +1,6 @@
 /**
- * A bucket for Redis backups, as both targets create it: a KMS key of its own (rotated yearly), and a bucket
- * encrypted with it by default (S3 Bucket Keys on), versioned, owner-enforced (no ACLs), every public access
+ * A bucket for Redis backups, as both targets create it: a KMS key of its own (rotated yearly) or the
+ * caller's, and a bucket encrypted with it by default (S3 Bucket Keys on), versioned, owner-enforced (no ACLs), every public access
  * blocked, with the caller's bucket policy and lifecycle. The key and the bucket outlive the stack
  * (retainOnDelete, forceDestroy off): `pulumi destroy` never takes backups with it.
  */
@@ -11,7 +11,10 @@ import type { PolicyDocument } from "../ec2/policy";
 export interface BackupBucketArgs {
   parent: pulumi.Resource;
   tags: Record<string, string>;
-  keyDescription: string;
+  /** A key the caller made (the EC2 cluster's key, which encrypts its secrets and volumes too). */
+  key?: aws.kms.Key;
+  /** The key's description, when this creates the key. */
+  keyDescription?: string;
   /** The key's policy; AWS's default key policy (the account administers and uses it) when not given. */
   keyPolicy?: pulumi.Input<string>;
   bucketPolicy: (bucketArn: string) => PolicyDocument;
@@ -25,18 +28,33 @@ export interface BackupBucket {
   ready: pulumi.Resource[];
 }
 
-export function createBackupBucket(name: string, a: BackupBucketArgs): BackupBucket {
-  const kept = { parent: a.parent, retainOnDelete: true };
-  const key = new aws.kms.Key(
+/** A KMS key rotated yearly that outlives the stack (what it encrypted may outlive it: backups, volumes). */
+export function createRetainedKey(
+  name: string,
+  a: { parent: pulumi.Resource; tags: Record<string, string>; description: string; policy?: pulumi.Input<string> },
+): aws.kms.Key {
+  return new aws.kms.Key(
     name,
     {
-      description: a.keyDescription,
+      description: a.description,
       enableKeyRotation: true,
-      ...(a.keyPolicy !== undefined ? { policy: a.keyPolicy } : {}),
+      ...(a.policy !== undefined ? { policy: a.policy } : {}),
       tags: a.tags,
     },
-    kept,
+    { parent: a.parent, retainOnDelete: true },
   );
+}
+
+export function createBackupBucket(name: string, a: BackupBucketArgs): BackupBucket {
+  const kept = { parent: a.parent, retainOnDelete: true };
+  const key =
+    a.key ??
+    createRetainedKey(name, {
+      parent: a.parent,
+      tags: a.tags,
+      description: a.keyDescription ?? `Redis backups (${name})`,
+      policy: a.keyPolicy,
+    });
   const bucket = new aws.s3.Bucket(name, { forceDestroy: false, tags: a.tags }, kept);
   new aws.s3.BucketOwnershipControls(
     name,

@@ -21,12 +21,19 @@ import {
   TLS_CERT_VALIDITY_DAYS,
   TLS_RENEWAL_DAYS,
 } from "./node/redisConf";
-import { ClusterSpec, encodeUserData, renderNodeUserData, SsmNames, ssmShippedScripts } from "./node/userData";
+import {
+  certificateSha256,
+  ClusterSpec,
+  encodeUserData,
+  renderNodeUserData,
+  SsmNames,
+  ssmShippedScripts,
+} from "./node/userData";
 import { connectionOutputs, ConnectionOutputs, TlsFacts } from "../contract/connection";
 import { RedisVpc } from "./network";
 import { NodeAlarms } from "../monitoring/nodeAlarms";
 import { monitoringInput } from "../monitoring/alarms";
-import { nodeRolePolicy } from "./iam";
+import { clusterKeyPolicy, nodeRolePolicy } from "./iam";
 import { ExpectedNode, ParameterReader, ssmReader, waitForCluster } from "./health";
 import { renderDesiredSettings, rollOrder, versionOf } from "./desired";
 import { appAclRules } from "./node/appAcl";
@@ -35,7 +42,7 @@ import { SENTINEL_PORT } from "./sentinel";
 import { clusterNames, RedisEc2ClusterArgs } from "./args";
 import { Placement, resolveCluster, ResolvedCluster } from "./resolve";
 import { backupBucketPolicy, backupKeyAlias, backupLifecycleRules, retainedVolumeTags } from "./backups";
-import { createBackupBucket } from "../backup/bucket";
+import { createBackupBucket, createRetainedKey } from "../backup/bucket";
 
 /** Debian's official AMIs (Debian 12 ships Redis 7.0.15, the version the integration tests run). */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -80,14 +87,29 @@ interface SecurityGroups {
   nodes: aws.ec2.SecurityGroup;
 }
 
+/**
+ * Where the stack's secrets are written: under the cluster's key, once the node role may decrypt it through
+ * SSM (`after`), so no node boots unable to read one (on an existing stack, the update that moves them from
+ * aws/ssm to the cluster's key).
+ */
+interface SecretVault {
+  keyArn: pulumi.Output<string>;
+  after: pulumi.Resource;
+}
+
 interface Secrets {
   appPassword: random.RandomPassword;
 }
 
-/** The cluster's backup bucket and the key it encrypts with. */
+/** The cluster's backup bucket. */
 interface Backups {
   bucketName: pulumi.Output<string>;
-  keyArn: pulumi.Output<string>;
+}
+
+/** The cluster's KMS key (secrets, volumes, backups, alerts) and the account it belongs to. */
+interface ClusterKey {
+  key: aws.kms.Key;
+  account: pulumi.Output<string>;
 }
 
 interface NodeInstance {
@@ -117,14 +139,16 @@ class ClusterWiring {
     const network = this.network();
     this.nodes = addressedTopology(s.shards, s.replicasPerShard, network.cidrs, s.ipHostOffset, REDIS_PORT);
     const groups = this.securityGroups(network.vpcId);
-    const secrets = this.secrets();
-    const trust: TlsFacts = args.tls ? { tls: true, caCertificate: this.tlsMaterial() } : { tls: false };
-    const backups = this.backups();
-    const profile = this.identity(backups);
+    const key = this.clusterKey();
+    const backups = this.backups(key);
+    const { profile, rolePolicy } = this.identity(backups, key);
+    const vault = { keyArn: key.key.arn, after: rolePolicy };
+    const secrets = this.secrets(vault);
+    const trust: TlsFacts = args.tls ? { tls: true, caCertificate: this.tlsMaterial(vault) } : { tls: false };
     const deployment = deploymentOf(name, s, args.tls);
     const desired = this.desiredSettings();
     const scripts = this.shippedScripts();
-    const instances = this.nodeInstances(network, groups.nodes, profile, scripts, backups);
+    const instances = this.nodeInstances(network, groups.nodes, profile, scripts, backups, key.key, trust);
     const { leaving } = nodeChange(args.deployed, deployment);
     this.announceChange(leaving);
     // Leaving shards are drained before Pulumi deletes their nodes (deletes run after the program ends,
@@ -138,6 +162,7 @@ class ClusterWiring {
       {
         region: s.region,
         alertEmail: args.alertEmail,
+        kmsKeyArn: key.key.arn,
         instances,
         metrics: monitoringInput(
           s,
@@ -347,11 +372,25 @@ class ClusterWiring {
     );
   }
 
-  private secureParam(id: string, paramName: string, value: pulumi.Input<string>, description: string) {
+  /** A SecureString under the cluster's key, written once the node role may decrypt it (SecretVault). */
+  private secureParam(
+    vault: SecretVault,
+    id: string,
+    paramName: string,
+    value: pulumi.Input<string>,
+    description: string,
+  ) {
     return new aws.ssm.Parameter(
       `${this.baseName}-${id}`,
-      { name: paramName, type: "SecureString", value: pulumi.secret(value), description, tags: this.tags(id) },
-      { parent: this.component },
+      {
+        name: paramName,
+        type: "SecureString",
+        keyId: vault.keyArn,
+        value: pulumi.secret(value),
+        description,
+        tags: this.tags(id),
+      },
+      { parent: this.component, dependsOn: [vault.after] },
     );
   }
 
@@ -364,7 +403,7 @@ class ClusterWiring {
   }
 
   /** Passwords: generated here, stored as SSM SecureString, read by the nodes at boot. */
-  private secrets(): Secrets {
+  private secrets(vault: SecretVault): Secrets {
     const name = this.baseName;
     const ssm = this.args.ssm;
     const appPassword = new random.RandomPassword(
@@ -383,14 +422,28 @@ class ClusterWiring {
       { length: 32, special: false },
       { parent: this.component },
     );
-    this.secureParam("app-password", ssm.appPassword, appPassword.result, "Redis password of the app user");
+    this.secureParam(vault, "app-password", ssm.appPassword, appPassword.result, "Redis password of the app user");
     this.secureParam(
+      vault,
       "admin-password",
       ssm.adminPassword,
       adminPassword.result,
-      "Redis password of the admin user (tooling, replication)",
+      "Redis password of the admin user (the nodes' own tooling, operators)",
+    );
+    const replicationPassword = new random.RandomPassword(
+      `${name}-replication-password`,
+      { length: 32, special: false },
+      { parent: this.component },
     );
     this.secureParam(
+      vault,
+      "replication-password",
+      ssm.replicationPassword,
+      replicationPassword.result,
+      "Redis password of the replication user (replicas logging in to their master)",
+    );
+    this.secureParam(
+      vault,
       "monitor-password",
       ssm.monitorPassword,
       monitorPassword.result,
@@ -403,6 +456,7 @@ class ClusterWiring {
         { parent: this.component },
       );
       this.secureParam(
+        vault,
         "sentinel-password",
         ssm.sentinelPassword,
         sentinelPassword.result,
@@ -416,7 +470,7 @@ class ClusterWiring {
    * A CA and one certificate per node (its fixed IP as SAN). All of it goes to SSM (keys as
    * SecureString), where nodes read it at boot. Returns the CA certificate.
    */
-  private tlsMaterial(): pulumi.Output<string> {
+  private tlsMaterial(vault: SecretVault): pulumi.Output<string> {
     const name = this.baseName;
     const ssm = this.args.ssm;
     const caKey = new tls.PrivateKey(
@@ -461,6 +515,7 @@ class ClusterWiring {
         { parent: this.component },
       );
       this.secureParam(
+        vault,
         `${nodeName}-tls-key`,
         ssm.tlsKey(nodeName),
         key.privateKeyPem,
@@ -472,25 +527,47 @@ class ClusterWiring {
   }
 
   /**
-   * The cluster's backups (components/ec2/backups.ts): a KMS key of its own, rotated yearly, and a bucket
-   * encrypted with it, versioned, private, TLS-only, whose lifecycle expires backups after
-   * backupRetentionDays. Created whatever backupIntervalHours says (on-demand backups need them too).
-   * Backups outlive the stack, like the data volumes: `pulumi destroy` leaves the key and the bucket as they
-   * are, and never empties the bucket (forceDestroy false); only the alias and the lifecycle go, so a
-   * destroyed stack's last backups are not expired behind its back (docs/runbook.md, "Backups").
+   * The cluster's KMS key, rotated yearly (components/ec2/iam.ts clusterKeyPolicy): it encrypts the stack's
+   * SecureStrings, the data and root volumes, the backups and the alert topic. It outlives the stack, as
+   * the backups and volumes it encrypts do. It began as the backups' key and keeps that resource's name
+   * (a new name would replace the key under every backup) and its alias.
    */
-  private backups(): Backups {
+  private clusterKey(): ClusterKey {
     const name = `${this.baseName}-backups`;
-    const { backupPrefix: prefix, settings: s } = this.args;
-    const { key, bucket } = createBackupBucket(name, {
+    const account = aws.getCallerIdentityOutput({}, { parent: this.component }).accountId;
+    const key = createRetainedKey(name, {
       parent: this.component,
       tags: this.tags("backups"),
-      keyDescription: `Redis backups of cluster ${this.baseName} in Pulumi stack ${pulumi.getProject()}/${pulumi.getStack()}`,
+      description: `Redis cluster ${this.baseName} in Pulumi stack ${pulumi.getProject()}/${pulumi.getStack()}: its SSM secrets, volumes, backups and alerts`,
+      policy: account.apply((a) => JSON.stringify(clusterKeyPolicy(a))),
+    });
+    new aws.kms.Alias(
+      name,
+      { name: backupKeyAlias(this.args.backupPrefix), targetKeyId: key.keyId },
+      { parent: this.component },
+    );
+    return { key, account };
+  }
+
+  /**
+   * The cluster's backups (components/ec2/backups.ts): a bucket encrypted with the cluster's key,
+   * versioned, private, TLS-only, whose lifecycle expires backups after backupRetentionDays. Created
+   * whatever backupIntervalHours says (on-demand backups need it too). Backups outlive the stack, like the
+   * data volumes: `pulumi destroy` leaves the key and the bucket as they are, and never empties the bucket
+   * (forceDestroy false); only the alias and the lifecycle go, so a destroyed stack's last backups are not
+   * expired behind its back (docs/runbook.md, "Backups").
+   */
+  private backups(key: ClusterKey): Backups {
+    const name = `${this.baseName}-backups`;
+    const { backupPrefix: prefix, settings: s } = this.args;
+    const { bucket } = createBackupBucket(name, {
+      parent: this.component,
+      tags: this.tags("backups"),
+      key: key.key,
       bucketPolicy: backupBucketPolicy,
       lifecycleRules: backupLifecycleRules(prefix, s.backupRetentionDays),
     });
-    new aws.kms.Alias(name, { name: backupKeyAlias(prefix), targetKeyId: key.keyId }, { parent: this.component });
-    return { bucketName: bucket.bucket, keyArn: key.arn };
+    return { bucketName: bucket.bucket };
   }
 
   /**
@@ -498,7 +575,10 @@ class ClusterWiring {
    * backups below the cluster's prefix (components/ec2/iam.ts; no AWS-managed policy, they grant reads on
    * every parameter).
    */
-  private identity(backups: Backups): aws.iam.InstanceProfile {
+  private identity(
+    backups: Backups,
+    key: ClusterKey,
+  ): { profile: aws.iam.InstanceProfile; rolePolicy: aws.iam.RolePolicy } {
     const name = this.baseName;
     const role = new aws.iam.Role(
       `${name}-node`,
@@ -511,31 +591,33 @@ class ClusterWiring {
       },
       { parent: this.component },
     );
-    const identity = aws.getCallerIdentityOutput({}, { parent: this.component });
-    new aws.iam.RolePolicy(
+    const rolePolicy = new aws.iam.RolePolicy(
       `${name}-node`,
       {
         role: role.id,
         policy: pulumi
-          .all([identity.accountId, backups.bucketName, backups.keyArn])
-          .apply(([account, bucket, kmsKeyArn]) =>
+          .all([key.account, backups.bucketName, key.key.arn])
+          .apply(([account, bucket, keyArn]) =>
             JSON.stringify(
-              nodeRolePolicy(this.args.settings.region, account, this.args.ssm.prefix, this.args.ssm.statusPrefix, {
-                bucket,
-                prefix: this.args.backupPrefix,
-                kmsKeyArn,
-                restoreFrom: this.args.settings.restoreFrom,
-              }),
+              nodeRolePolicy(
+                this.args.settings.region,
+                account,
+                this.args.ssm.prefix,
+                this.args.ssm.statusPrefix,
+                keyArn,
+                { bucket, prefix: this.args.backupPrefix, restoreFrom: this.args.settings.restoreFrom },
+              ),
             ),
           ),
       },
       { parent: this.component },
     );
-    return new aws.iam.InstanceProfile(
+    const profile = new aws.iam.InstanceProfile(
       `${name}-node`,
       { role: role.name, tags: this.tags("node") },
       { parent: this.component },
     );
+    return { profile, rolePolicy };
   }
 
   /**
@@ -601,6 +683,8 @@ class ClusterWiring {
     profile: aws.iam.InstanceProfile,
     scripts: aws.ssm.Parameter[],
     backups: Backups,
+    key: aws.kms.Key,
+    trust: TlsFacts,
   ): NodeInstance[] {
     const name = this.baseName;
     const s = this.args.settings;
@@ -655,16 +739,21 @@ class ClusterWiring {
           size: s.dataVolumeGb,
           type: "gp3",
           encrypted: true,
+          kmsKeyId: key.arn,
           tags: {
             ...this.tags(`${nodeName}-data`),
             ...retainedVolumeTags(`${pulumi.getProject()}/${pulumi.getStack()}`, nodeName),
           },
         },
         // Data outlives the stack: removing a node, a shard or the stack leaves the volume, tagged so it can be
-        // found and deleted (docs/runbook.md, "Backups": retained volumes).
-        { parent: this.component, retainOnDelete: true },
+        // found and deleted (docs/runbook.md, "Backups": retained volumes). A volume's key cannot change in
+        // place (a new key replaces the volume, and its data): volumes made before the cluster key existed keep
+        // the account's aws/ebs key (docs/security.md, "The cluster's key").
+        { parent: this.component, retainOnDelete: true, ignoreChanges: ["kmsKeyId"] },
       );
-      const userData = pulumi.all([volume.id, backups.bucketName]).apply(([volumeId, bucket]) =>
+      // With TLS, the node accepts only the stack's CA (its SHA-256 in the user-data; node.sh ca_pin_problem).
+      const ca = trust.tls ? trust.caCertificate : "";
+      const userData = pulumi.all([volume.id, backups.bucketName, ca]).apply(([volumeId, bucket, caPem]) =>
         encodeUserData(
           renderNodeUserData(
             {
@@ -679,7 +768,7 @@ class ClusterWiring {
             this.nodes,
             n,
             volumeId,
-            this.args.tls,
+            trust.tls ? { caSha256: certificateSha256(caPem) } : false,
           ),
         ),
       );
@@ -691,7 +780,13 @@ class ClusterWiring {
           iamInstanceProfile: profile.name,
           primaryNetworkInterface: { networkInterfaceId: eni.id },
           metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 },
-          rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: 16, deleteOnTermination: true },
+          rootBlockDevice: {
+            encrypted: true,
+            kmsKeyId: key.arn,
+            volumeType: "gp3",
+            volumeSize: 16,
+            deleteOnTermination: true,
+          },
           // gzip + base64: cloud-init unpacks it; keeps 3 x 3 clusters' scripts under EC2's 16 KB limit.
           userDataBase64: userData,
           userDataReplaceOnChange: false,
@@ -710,7 +805,8 @@ class ClusterWiring {
         {
           parent: this.component,
           deleteBeforeReplace: true,
-          ignoreChanges: s.amiId ? ["userDataBase64"] : ["ami", "userDataBase64"],
+          // A root volume's key changes only with its instance (a roll): not in place, as for the data volume.
+          ignoreChanges: [...(s.amiId ? [] : ["ami"]), "userDataBase64", "rootBlockDevice.kmsKeyId"],
           // The first boot installs packages: it must find the NAT route in place (see RedisVpc).
           // and, in SSM, the scripts its user-data names by checksum.
           dependsOn: [...network.egressRoutes, ...scripts, ...(previous ? [previous.instance] : [])],

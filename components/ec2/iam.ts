@@ -1,15 +1,19 @@
 /**
- * The node role's permissions, as one pure policy document: the component attaches it, and the lab's AWS
- * endpoint enforces the very same document, so a test can prove what a node may and may not read.
+ * The node role's permissions and the cluster's KMS key policy, as pure policy documents: the component
+ * attaches them, and the lab's AWS endpoint enforces the very same node policy, so a test can prove what a
+ * node may and may not read.
  *
- * No AWS-managed policy: AmazonSSMManagedInstanceCore grants ssm:GetParameter(s) on "*" (and parameters
- * encrypted with the aws/ssm key need no KMS grant), so with it any node could read every stack's
- * passwords and TLS keys in the account.
+ * No AWS-managed policy: AmazonSSMManagedInstanceCore grants ssm:GetParameter(s) on "*", so with it any node
+ * could read every parameter in the account. And no secret under the account's `aws/ssm` key: that key's
+ * policy lets every principal of the account decrypt through SSM, so `ssm:GetParameter` on "*" (which the
+ * AWS-managed read-only policies grant) would read the admin password and the nodes' TLS keys. The cluster's
+ * own key (clusterKeyPolicy) is used only by whom IAM allows, and the node role only through SSM, for this
+ * stack's parameters (ssmSecretsStatement).
  */
 
 import { METRICS_NAMESPACE } from "../monitoring/metrics";
 import { backupNodeStatements, restoreSourceStatements } from "./backups";
-import type { PolicyDocument } from "./policy";
+import type { PolicyDocument, PolicyStatement } from "./policy";
 
 export type { ConditionOperator, PolicyDocument, PolicyStatement } from "./policy";
 
@@ -19,8 +23,6 @@ export interface BackupAccess {
   bucket: string;
   /** The cluster's prefix in it (backupObjectPrefix): no leading or trailing slash. */
   prefix: string;
-  /** The ARN of the KMS key the bucket encrypts with. */
-  kmsKeyArn: string;
   /** restoreFrom: a backup the new stack's nodes load (read access when it is not below their own prefix). */
   restoreFrom?: string;
 }
@@ -44,7 +46,69 @@ export function parameterArnBelow(region: string, account: string, prefix: strin
 }
 
 /**
+ * SSM decrypts a SecureString with the caller's rights (KMS Decrypt, through SSM, with the parameter's ARN as
+ * encryption context): this lets the node role decrypt with the cluster's key only that way, and only for
+ * parameters below `ssmPrefix`. A direct `kms:Decrypt` of a value read without decryption is refused, and
+ * so is any other stack's parameter under the same key.
+ */
+export function ssmSecretsStatement(
+  region: string,
+  account: string,
+  ssmPrefix: string,
+  keyArn: string,
+): PolicyStatement {
+  return {
+    Sid: "DecryptThisStacksSecretsViaSsm",
+    Effect: "Allow",
+    Action: ["kms:Decrypt"],
+    Resource: keyArn,
+    Condition: {
+      StringEquals: { "kms:ViaService": `ssm.${region}.amazonaws.com` },
+      StringLike: {
+        [`kms:EncryptionContext:${SSM_ENCRYPTION_CONTEXT_KEY}`]: parameterArnBelow(region, account, ssmPrefix),
+      },
+    },
+  };
+}
+
+/** The encryption context key Parameter Store sends to KMS: the parameter's ARN. */
+export const SSM_ENCRYPTION_CONTEXT_KEY = "PARAMETER_ARN";
+
+/**
+ * The cluster key's policy:
+ * - the account administers and uses it through IAM (AWS's default key policy statement: without it nobody
+ *   could manage the key, and KMS refuses a policy that locks its caller out). Who may use the key is then
+ *   what IAM policies grant: the node role through SSM and S3 (nodeRolePolicy), whoever runs `pulumi up`;
+ *   the AWS-managed read-only policies grant no kms:Decrypt;
+ * - CloudWatch may encrypt the alarm notifications it publishes to the encrypted alert topic (an encrypted
+ *   SNS topic drops a publisher's messages when the key refuses it), for this account's alarms only.
+ */
+export function clusterKeyPolicy(account: string): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "AccountAdministersThroughIam",
+        Effect: "Allow",
+        Principal: { AWS: `arn:aws:iam::${account}:root` },
+        Action: ["kms:*"],
+        Resource: "*",
+      },
+      {
+        Sid: "CloudWatchAlarmsPublishToTheAlertTopic",
+        Effect: "Allow",
+        Principal: { Service: "cloudwatch.amazonaws.com" },
+        Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
+        Resource: "*",
+        Condition: { StringEquals: { "aws:SourceAccount": account } },
+      },
+    ],
+  };
+}
+
+/**
  * `ssmPrefix`: this stack's parameters; `statusPrefix`: where nodes publish their state (below it).
+ * `keyArn`: the cluster's KMS key, which encrypts the stack's SecureStrings and its backups.
  * PutMetricData takes no resource ARN: the `cloudwatch:namespace` condition keeps the nodes to ours.
  * `backup`: the cluster's backup bucket, whose prefix the nodes may write and read (backupNodeStatements).
  */
@@ -53,6 +117,7 @@ export function nodeRolePolicy(
   account: string,
   ssmPrefix: string,
   statusPrefix: string,
+  keyArn: string,
   backup?: BackupAccess,
 ): PolicyDocument {
   return {
@@ -65,6 +130,7 @@ export function nodeRolePolicy(
         Action: ["ssm:GetParameter", "ssm:GetParameters"],
         Resource: parameterArnBelow(region, account, ssmPrefix),
       },
+      ssmSecretsStatement(region, account, ssmPrefix, keyArn),
       {
         Sid: "PublishNodeStatus",
         Effect: "Allow",
@@ -78,7 +144,7 @@ export function nodeRolePolicy(
         Resource: "*",
         Condition: { StringEquals: { "cloudwatch:namespace": METRICS_NAMESPACE } },
       },
-      ...(backup ? backupNodeStatements(region, account, backup.bucket, backup.prefix, backup.kmsKeyArn) : []),
+      ...(backup ? backupNodeStatements(region, account, backup.bucket, backup.prefix, keyArn) : []),
       ...(backup?.restoreFrom
         ? restoreSourceStatements(region, account, backup.bucket, backup.prefix, backup.restoreFrom)
         : []),

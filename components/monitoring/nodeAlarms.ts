@@ -14,6 +14,11 @@ import { METRICS_NAMESPACE } from "./metrics";
 export interface NodeAlarmsArgs {
   region: string;
   alertEmail?: string;
+  /**
+   * The KMS key that encrypts the alert topic; its policy must let CloudWatch use it (components/ec2/iam.ts
+   * clusterKeyPolicy), or the topic drops every alarm's notification.
+   */
+  kmsKeyArn?: pulumi.Input<string>;
   instances: { name: string; instanceId: pulumi.Input<string> }[];
   /** What the nodes publish to CloudWatch: with it, the metric alarms and the dashboard exist. */
   metrics?: MonitoringInput;
@@ -29,7 +34,10 @@ export class NodeAlarms extends pulumi.ComponentResource {
     super("redis-stack:monitoring:NodeAlarms", name, {}, opts);
     const topic = new aws.sns.Topic(
       `${name}-alerts`,
-      { tags: { Name: `${name}-alerts`, ...args.tags } },
+      {
+        ...(args.kmsKeyArn !== undefined ? { kmsMasterKeyId: args.kmsKeyArn } : {}),
+        tags: { Name: `${name}-alerts`, ...args.tags },
+      },
       { parent: this },
     );
     if (args.alertEmail) {

@@ -115,8 +115,9 @@ export class AwsEndpointControl {
     await this.request("PUT", `/roles/${encodeURIComponent(name)}`, { policies });
   }
 
-  async putParameter(name: string, type: "String" | "SecureString", value: string): Promise<void> {
-    await this.request("PUT", "/parameters", { name, type, value });
+  /** `keyId`: a SecureString's KMS key ARN (as `pulumi up` writes them); without it, the aws/ssm key. */
+  async putParameter(name: string, type: "String" | "SecureString", value: string, keyId?: string): Promise<void> {
+    await this.request("PUT", "/parameters", { name, type, value, keyId });
   }
 
   async deleteParameter(name: string): Promise<void> {

@@ -44,6 +44,7 @@ import {
   Caller,
   callerArn,
   fakeCiphertext,
+  isKmsKeyArn,
   serviceBySigningName,
   serviceByTarget,
   ServiceDef,
@@ -349,7 +350,8 @@ export class Endpoint {
       now: Date.now(),
       changed: () => this.persist(),
       authorize: (action, resources, conditionContext) => {
-        entry.resources = resources;
+        // A call may authorize twice (SSM's read, then KMS's decrypt for it): the log lists both resources.
+        entry.resources = [...new Set([...entry.resources, ...resources])];
         const policies = this.policies.get(caller.role) ?? [];
         const r = authorizeAll(policies, action, resources, conditionContext, (m) => this.warnOnce(m));
         if (r.ok) return;
@@ -653,9 +655,11 @@ export class Endpoint {
           lastModified: p.lastModified,
         }));
       case "PUT /parameters": {
-        const { name, type, value } = input;
+        const { name, type, value, keyId } = input;
         if (typeof name !== "string" || typeof value !== "string")
           throw new ControlError(400, "name and value are required strings");
+        if (keyId !== undefined && (type !== "SecureString" || typeof keyId !== "string" || !isKmsKeyArn(keyId)))
+          throw new ControlError(400, "keyId must be a KMS key ARN, on a SecureString");
         if (type !== "String" && type !== "SecureString" && type !== "StringList")
           throw new ControlError(400, "type must be String or SecureString");
         const prev = this.state.parameters[name];
@@ -665,6 +669,7 @@ export class Endpoint {
           version: (prev?.version ?? 0) + 1,
           lastModified: Date.now(),
           ciphertext: type === "SecureString" ? fakeCiphertext() : undefined,
+          keyId: type === "SecureString" ? keyId : undefined,
         };
         this.persist();
         return undefined;

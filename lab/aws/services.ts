@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "crypto";
 import { ssmParameterArn } from "./iam";
-import { AwsError } from "./protocols";
+import { accessDenied, AwsError } from "./protocols";
 import type { EndpointConfig, EndpointState, MetricDatum, ParameterType, StoredParameter } from "./state";
 import { MAX_METRICS } from "./state";
 
@@ -99,8 +99,34 @@ export function fakeCiphertext(): string {
   return Buffer.concat([Buffer.from([1, 2, 2, 0, 0x78]), randomBytes(150)]).toString("base64");
 }
 
+/** A KMS key's ARN (not an alias, a bare id or another account's key: the lab knows keys only by ARN). */
+export function isKmsKeyArn(s: string): boolean {
+  return /^arn:aws:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/.test(s);
+}
+
+/** The encryption context Parameter Store gives KMS for a parameter: its ARN under `PARAMETER_ARN`. */
+function ssmEncryptionContext(ctx: ActionContext, name: string): Record<string, string> {
+  return { PARAMETER_ARN: arn(ctx, name) };
+}
+
+/**
+ * The condition keys KMS sees: the service that calls it for the caller (none when the caller calls KMS
+ * itself), the caller's account and the encryption context.
+ */
+function kmsContext(ctx: ActionContext, encryptionContext: Record<string, string>, viaService?: string) {
+  return {
+    ...(viaService ? { "kms:ViaService": `${viaService}.${ctx.config.region}.amazonaws.com` } : {}),
+    "kms:CallerAccount": ctx.config.account,
+    ...Object.fromEntries(Object.entries(encryptionContext).map(([k, v]) => [`kms:EncryptionContext:${k}`, v])),
+  };
+}
+
 function parameterOutput(ctx: ActionContext, name: string, p: StoredParameter, decrypt: boolean) {
   const hidden = p.type === "SecureString" && !decrypt;
+  // SSM decrypts with the caller's rights: a customer key needs kms:Decrypt allowed through SSM, for this
+  // parameter's ARN as encryption context (the aws/ssm key's own policy allows every principal of the account).
+  if (p.type === "SecureString" && decrypt && p.keyId)
+    ctx.authorize("kms:Decrypt", [p.keyId], kmsContext(ctx, ssmEncryptionContext(ctx, name), "ssm"));
   return {
     Name: name,
     Type: p.type,
@@ -203,6 +229,14 @@ const ssm: ServiceDef = {
         );
       }
       const finalType = type ?? existing?.type ?? "String";
+      // Without a KeyId a SecureString goes under the account's aws/ssm key; with one, SSM encrypts with the
+      // caller's rights (kms:Encrypt through SSM). The lab knows keys by ARN only and refuses anything else.
+      const keyId = finalType === "SecureString" ? str(input, "KeyId") : undefined;
+      if (keyId !== undefined) {
+        if (!isKmsKeyArn(keyId))
+          throw new AwsError("ValidationException", `KeyId ${keyId}: the lab's endpoint takes KMS key ARNs only`);
+        ctx.authorize("kms:Encrypt", [keyId], kmsContext(ctx, ssmEncryptionContext(ctx, name), "ssm"));
+      }
       const next: StoredParameter = {
         type: finalType,
         value,
@@ -210,6 +244,7 @@ const ssm: ServiceDef = {
         lastModified: ctx.now,
         description: str(input, "Description") ?? existing?.description,
         ciphertext: finalType === "SecureString" ? fakeCiphertext() : undefined,
+        keyId,
       };
       ctx.state.parameters[name] = next;
       ctx.changed();
@@ -223,6 +258,51 @@ const ssm: ServiceDef = {
       delete ctx.state.parameters[name];
       ctx.changed();
       return {};
+    },
+  },
+};
+
+// ------------------------------------------------------------------ KMS
+
+/**
+ * KMS Decrypt of a SecureString's ciphertext (what GetParameter without decryption returns), as a principal
+ * would try it outside SSM: authorized on the parameter's key with the request's own encryption context and
+ * no kms:ViaService. A ciphertext under aws/ssm is refused to everyone: that key's policy allows its use only
+ * through SSM. The lab's ciphertexts are opaque, so the key and plaintext come from the parameter that holds
+ * the blob; a wrong encryption context fails as KMS fails it (InvalidCiphertextException).
+ */
+const kms: ServiceDef = {
+  signingName: "kms",
+  iamPrefix: "kms",
+  json: { targetPrefix: "TrentService", version: "1.1" },
+  actions: {
+    Decrypt(input, ctx) {
+      const blob = str(input, "CiphertextBlob", true);
+      const context = Object.fromEntries(
+        Object.entries(record(input.EncryptionContext)).map(([k, v]) => [k, typeof v === "string" ? v : ""]),
+      );
+      const found = Object.entries(ctx.state.parameters).find(
+        ([, p]) => p.ciphertext !== undefined && p.ciphertext === blob,
+      );
+      if (!found) throw new AwsError("InvalidCiphertextException", "");
+      const [name, p] = found;
+      const keyArn = p.keyId ?? `arn:aws:kms:${ctx.config.region}:${ctx.config.account}:alias/aws/ssm`;
+      if (!p.keyId)
+        throw accessDenied(
+          "json",
+          `User: ${callerArn(ctx.config.account, ctx.caller)} is not authorized to perform: kms:Decrypt on resource: ${keyArn} because the AWS managed key aws/ssm allows its use only through SSM`,
+        );
+      ctx.authorize("kms:Decrypt", [keyArn], kmsContext(ctx, context));
+      const wanted = ssmEncryptionContext(ctx, name);
+      const same =
+        Object.keys(context).length === Object.keys(wanted).length &&
+        Object.entries(wanted).every(([k, v]) => context[k] === v);
+      if (!same) throw new AwsError("InvalidCiphertextException", "");
+      return {
+        KeyId: keyArn,
+        Plaintext: Buffer.from(p.value, "utf8").toString("base64"),
+        EncryptionAlgorithm: "SYMMETRIC_DEFAULT",
+      };
     },
   },
 };
@@ -314,7 +394,7 @@ function roleIdSuffix(role: string): string {
 /** S3 speaks REST, not JSON or query: the endpoint hands its requests to s3.ts, so it has no actions here. */
 const s3: ServiceDef = { signingName: "s3", iamPrefix: "s3", actions: {} };
 
-export const SERVICES: ServiceDef[] = [ssm, cloudwatch, sts, s3];
+export const SERVICES: ServiceDef[] = [ssm, cloudwatch, sts, s3, kms];
 
 export function serviceBySigningName(name: string): ServiceDef | undefined {
   return SERVICES.find((s) => s.signingName === name);

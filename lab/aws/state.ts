@@ -45,6 +45,12 @@ export interface StoredParameter {
   description?: string;
   /** What a SecureString reads as without decryption (opaque, generated per version; never the value). */
   ciphertext?: string;
+  /**
+   * A SecureString's customer-managed KMS key (its ARN): reading it decrypted needs the caller allowed
+   * kms:Decrypt on it through SSM. Undefined: the account's aws/ssm key, whose policy lets every principal of
+   * the account decrypt through SSM.
+   */
+  keyId?: string;
 }
 
 /** Temporary credentials the endpoint issued to one instance through IMDS. */

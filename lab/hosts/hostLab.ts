@@ -61,7 +61,7 @@ export interface LabOptions {
   endpointIp: string;
   /** An address for this machine itself on the bridge, so its own programs reach the hosts. */
   gatewayIp?: string;
-  /** AWS region: names ssm/monitoring/sts/s3.<region>.amazonaws.com in /etc/hosts. Default "us-east-1". */
+  /** AWS region: names ssm/monitoring/sts/s3/kms.<region>.amazonaws.com in /etc/hosts. Default "us-east-1". */
   region?: string;
   /** More names that every host resolves to the endpoint. */
   extraEndpointNames?: string[];
@@ -931,6 +931,7 @@ class HostImpl extends NamespaceNode implements Host {
       `monitoring.${r}.amazonaws.com`,
       `sts.${r}.amazonaws.com`,
       `s3.${r}.amazonaws.com`,
+      `kms.${r}.amazonaws.com`,
       ...this.lab.extraEndpointNames,
     ];
     write("etc/hostname", `${this.name}\n`, 0o644);

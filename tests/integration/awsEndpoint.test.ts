@@ -35,13 +35,11 @@ const SECRET = "p@ss w0rd'\"$x\t~é";
 const BUCKET = "redis-test-backups-0a1b2c";
 const KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT}:key/0a1b2c3d-1111-2222-3333-444455556666`;
 const BACKUP_PREFIX = "redis/test";
+/** Another stack's key in the same account. */
+const OTHER_KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT}:key/0a1b2c3d-7777-8888-9999-aaaabbbbcccc`;
 const POLICIES = [
   JSON.stringify(
-    nodeRolePolicy(REGION, ACCOUNT, PREFIX, `${PREFIX}/state`, {
-      bucket: BUCKET,
-      prefix: BACKUP_PREFIX,
-      kmsKeyArn: KEY_ARN,
-    }),
+    nodeRolePolicy(REGION, ACCOUNT, PREFIX, `${PREFIX}/state`, KEY_ARN, { bucket: BUCKET, prefix: BACKUP_PREFIX }),
   ),
   JSON.stringify({
     Version: "2012-10-17",
@@ -197,7 +195,9 @@ describeAws("AWS endpoint with the real awscli", () => {
       instanceType: "t3.small",
       role: ROLE,
     });
-    await control.putParameter(`${PREFIX}/password`, "SecureString", SECRET);
+    await control.putParameter(`${PREFIX}/password`, "SecureString", SECRET, KEY_ARN);
+    await control.putParameter(`${PREFIX}/under-another-key`, "SecureString", "other key", OTHER_KEY_ARN);
+    await control.putParameter(`${PREFIX}/under-aws-ssm`, "SecureString", "aws/ssm");
     await control.putParameter(`${PREFIX}/plain`, "String", "hello");
     await control.putParameter("/other/secret", "SecureString", "not-yours");
     await control.putBucket(BUCKET, {
@@ -297,6 +297,88 @@ describeAws("AWS endpoint with the real awscli", () => {
     expect(hidden.Parameter.Type).toBe("SecureString");
     expect(hidden.Parameter.Value).not.toContain(SECRET);
     expect(hidden.Parameter.Value).toMatch(/^AQICAH[A-Za-z0-9+/=]+$/);
+  });
+
+  test("the cluster's key: SSM decrypts this stack's secrets for the node; KMS itself, another key or a write refuses", async () => {
+    const get = (name: string) =>
+      aws([
+        "ssm",
+        "get-parameter",
+        "--name",
+        name,
+        "--with-decryption",
+        "--query",
+        "Parameter.Value",
+        "--output",
+        "text",
+      ]);
+    // Under another key (another stack's, in the same prefix): readable as ciphertext, not decryptable.
+    const other = get(`${PREFIX}/under-another-key`);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toContain(`is not authorized to perform: kms:Decrypt on resource: ${OTHER_KEY_ARN}`);
+    expect(other.stdout).not.toContain("other key");
+    // The account's aws/ssm key lets every principal decrypt through SSM: what the stack's own key prevents.
+    expect(ok(get(`${PREFIX}/under-aws-ssm`))).toBe("aws/ssm\n");
+    // The ciphertext, taken to KMS directly with the right encryption context: the role may decrypt only via SSM.
+    const blobOf = (name: string) => {
+      const b64 = ok(aws(["ssm", "get-parameter", "--name", name, "--query", "Parameter.Value", "--output", "text"]));
+      const file = path.join(dir, `${name.replace(/\W/g, "_")}.blob`);
+      fs.writeFileSync(file, Buffer.from(b64.trim(), "base64"));
+      return file;
+    };
+    const kmsDecrypt = (file: string, name: string) =>
+      aws([
+        "kms",
+        "decrypt",
+        "--ciphertext-blob",
+        `fileb://${file}`,
+        "--encryption-context",
+        `PARAMETER_ARN=arn:aws:ssm:${REGION}:${ACCOUNT}:parameter${name}`,
+        "--query",
+        "Plaintext",
+        "--output",
+        "text",
+      ]);
+    const ours = blobOf(`${PREFIX}/password`);
+    const direct = kmsDecrypt(ours, `${PREFIX}/password`);
+    expect(direct.code).not.toBe(0);
+    expect(direct.stderr).toContain(`is not authorized to perform: kms:Decrypt on resource: ${KEY_ARN}`);
+    const managed = kmsDecrypt(blobOf(`${PREFIX}/under-aws-ssm`), `${PREFIX}/under-aws-ssm`);
+    expect(managed.stderr).toContain("AccessDeniedException");
+    // A node may not write a secret under the key either (no kms:Encrypt): its status is a plain String.
+    const write = aws([
+      "ssm",
+      "put-parameter",
+      "--name",
+      `${PREFIX}/state/x`,
+      "--type",
+      "SecureString",
+      "--key-id",
+      KEY_ARN,
+      "--value",
+      "v",
+    ]);
+    expect(write.stderr).toContain(`is not authorized to perform: kms:Encrypt on resource: ${KEY_ARN}`);
+    // The stand-in can say yes: a role allowed kms:Decrypt outright gets the plaintext, and only with the context
+    // the ciphertext was made with. So the refusals above are the policy's, not the lab's.
+    await control.putRole(ROLE, [
+      JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          { Effect: "Allow", Action: ["ssm:GetParameter"], Resource: "*" },
+          { Effect: "Allow", Action: ["kms:Decrypt"], Resource: KEY_ARN },
+        ],
+      }),
+    ]);
+    try {
+      const plain = ok(kmsDecrypt(ours, `${PREFIX}/password`));
+      expect(Buffer.from(plain.trim(), "base64").toString("utf8")).toBe(SECRET);
+      expect(kmsDecrypt(ours, `${PREFIX}/plain`).stderr).toContain("InvalidCiphertextException");
+    } finally {
+      await control.putRole(ROLE, POLICIES);
+    }
+    const log = (await control.requests()).filter((e) => e.service === "kms" || e.action === "GetParameter");
+    expect(log.some((e) => e.decision === "deny" && e.resources.includes(OTHER_KEY_ARN))).toBe(true);
   });
 
   test("a parameter outside the role's path is AccessDeniedException naming action and resource", () => {

@@ -4,6 +4,7 @@
  * installs Redis and awscli from the lab's mirror; awscli reads the secrets from the lab's AWS endpoint,
  * which enforces the stack's node role policy. Only AWS's own APIs are stood in.
  */
+import * as path from "path";
 import { APP_ACL_RULES, EC2_PATHS, nodeFiles } from "../../components/ec2/node/redisConf";
 import { describeLab } from "../../lab/hosts/hostLab";
 import { stackSettings } from "../../lab/stackFiles";
@@ -13,10 +14,12 @@ import {
   ClusterLab,
   createClusterLab,
   infoField,
+  masterOfSlot,
   parseClusterNodes,
   waitHealthyFromClient,
 } from "../../lab/clusterLab";
 import { metricsScenarios } from "./metricsScenarios";
+import { labContractEnv, TS_NODE_ENV } from "./clientScenarios";
 import { NODE_SCRIPT, ssmShippedScripts } from "../../components/ec2/node/userData";
 import { MetricsInterval } from "../../components/monitoring/metrics";
 
@@ -52,6 +55,9 @@ async function expectPlannedTopology(c: ClusterLab, from: string): Promise<void>
   for (const m of lines.filter((l) => l.flags.includes("master")))
     expect(lines.filter((l) => l.masterId === m.id)).toHaveLength(1);
 }
+
+/** An app's commands through one client library (lab/mixedWorkload.ts), run on the lab's client network. */
+const MIXED_WORKLOAD = path.resolve(__dirname, "../../lab/mixedWorkload.ts");
 
 describeLab("prod cluster from rendered user-data", () => {
   let c: ClusterLab;
@@ -186,6 +192,11 @@ describeLab("prod cluster from rendered user-data", () => {
       "640 root:redis /etc/redis-stack/tls/node.key",
     ]);
     expect((await h.sh("grep -c '^user app on #' /etc/redis-stack/users.acl")).stdout.trim()).toBe("1");
+    // The file Redis reads (the redis group may) holds the replication password, never the admin's.
+    const secrets = (await h.sh("cat /etc/redis-stack/secrets.conf /etc/redis-stack/redis-node.conf")).stdout;
+    expect(secrets).toContain(c.passwords.replication);
+    expect(secrets).not.toContain(c.passwords.admin);
+    expect(secrets).toMatch(/^masteruser replication$/m);
     // Nothing secret in the node's logs, its journal, cloud-init's output or the console.
     const logs = (
       await h.sh("cat /var/log/redis-stack.log /var/log/cloud-init-output.log; journalctl --no-pager -o cat")
@@ -193,6 +204,7 @@ describeLab("prod cluster from rendered user-data", () => {
     expect(logs).toContain("first boot of shard0-0 done");
     expect(logs).not.toContain(c.passwords.app);
     expect(logs).not.toContain(c.passwords.admin);
+    expect(logs).not.toContain(c.passwords.replication);
   });
 
   test("cluster_state ok, 16384 slots, 3 masters with the planned ranges, each with exactly its planned replica in another AZ", async () => {
@@ -255,6 +267,67 @@ describeLab("prod cluster from rendered user-data", () => {
     expect((await c.cli("shard0-0", ["config", "get", "maxmemory"], "app")).stdout).toMatch(/NOPERM/);
   });
 
+  test("replicas log in as the replication user, which can do nothing else; a master from before that user existed gets it from its replica", async () => {
+    const asReplication = async (node: string, cmd: string[]) => {
+      const r = await c.lab.client.exec(
+        [
+          "redis-cli",
+          "-h",
+          c.nodes.find((n) => n.node.name === node)?.ip ?? "",
+          "--tls",
+          "--cacert",
+          c.clientCa ?? "",
+        ].concat(["--user", "replication", ...cmd]),
+        { env: { REDISCLI_AUTH: c.passwords.replication } },
+      );
+      return (r.stdout + r.stderr).trim();
+    };
+    expect(await asReplication("shard0-0", ["ping"])).toBe("PONG");
+    for (const cmd of [
+      ["get", "k"],
+      ["set", "k", "v"],
+      ["info"],
+      ["config", "get", "masterauth"],
+      ["acl", "list"],
+      ["cluster", "nodes"],
+    ])
+      expect([cmd.join(" "), await asReplication("shard0-0", cmd)]).toEqual([
+        cmd.join(" "),
+        expect.stringMatching(/NOPERM/),
+      ]);
+    // A master launched before the user existed: take the user away (which also ends the connections logged in
+    // as it: the replica's link), and the replica (its settings tick) creates the user there again and syncs.
+    const master = await masterOfSlot(c, c.nodes[1].node.slots.start);
+    const replica = c.nodes.find((n) => n.node.shard === master.node.shard && n !== master);
+    if (!replica) throw new Error(`no replica of ${master.node.name}`);
+    const r = c.hosts[replica.node.index];
+    const logLines = async () =>
+      Number((await r.sh("grep -c 'replication: created user' /var/log/redis-stack.log || true")).stdout.trim());
+    const before = await logLines();
+    expect((await c.cli(master, ["acl", "deluser", "replication"])).stdout.trim()).toBe("1");
+    const link = async () => infoField((await c.cli(replica, ["info", "replication"])).stdout, "master_link_status");
+    const t0 = Date.now();
+    let healed = false;
+    while (Date.now() - t0 < 60_000 && !healed) {
+      await new Promise((res) => setTimeout(res, 1000));
+      healed = (await link()) === "up" && (await c.cli(master, ["acl", "getuser", "replication"])).stdout.trim() !== "";
+    }
+    expect(healed).toBe(true);
+    expect(await logLines()).toBe(before + 1);
+    // The same user as the replica's own (from its ACL file): password hash and rules, in whatever order Redis lists them.
+    const userLine = async (n: typeof master) =>
+      ((await c.cli(n, ["acl", "list"])).stdout.split("\n").find((l) => l.startsWith("user replication ")) ?? "")
+        .split(" ")
+        .sort();
+    expect(await userLine(master)).toEqual(await userLine(replica));
+    expect((await userLine(master)).join(" ")).toMatch(
+      /^#[0-9a-f]{64} \+ping \+psync \+replconf -@all on replication resetchannels user$/,
+    );
+    console.log(
+      `replication user healed on ${master.node.name} by ${replica.node.name} within ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
+  });
+
   test("the app user on a real node: data commands run; what wipes, ships out or administers data is refused", async () => {
     const asApp = async (args: string[]) => (await c.cli("shard0-0", ["-c", ...args], "app")).stdout.trim();
     expect(await asApp(["set", "acl:{a}", "v"])).toBe("OK");
@@ -290,6 +363,28 @@ describeLab("prod cluster from rendered user-data", () => {
     expect((await c.cli("shard0-0", ["config", "get", "sanitize-dump-payload"])).stdout).toBe(
       "sanitize-dump-payload\nclients\n",
     );
+  });
+
+  test("an app's mixed workload as the app user through ioredis Cluster, node-redis createCluster and redis-stack-client: every command works, FLUSHALL is refused", async () => {
+    for (const client of ["ioredis", "node-redis", "redis-stack-client"]) {
+      const r = await c.lab.client.exec(
+        ["node", "-r", require.resolve("ts-node/register/transpile-only"), MIXED_WORKLOAD],
+        {
+          env: { ...labContractEnv(c), ...TS_NODE_ENV, MIXED_CLIENT: client },
+          timeoutMs: 120_000,
+        },
+      );
+      expect([client, r.code, r.stderr.slice(-500)]).toEqual([client, 0, expect.anything()]);
+      const out = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as {
+        client: string;
+        ran: number;
+        failed: Array<{ op: string; error: string }>;
+        refused: string;
+      };
+      expect(out).toMatchObject({ client, failed: [] });
+      expect(out.ran).toBeGreaterThan(50);
+      expect([client, out.refused]).toEqual([client, expect.stringMatching(/NOPERM/)]);
+    }
   });
 
   test("TLS only: a plaintext client reaches the port and is dropped at the handshake; a TLS client with the stack's CA works", async () => {

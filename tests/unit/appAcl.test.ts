@@ -16,6 +16,7 @@ import {
   parseAppAclGrants,
 } from "../../components/ec2/node/appAcl";
 import { parseSettings } from "../../components/config/parse";
+import { REPLICATION_ACL_RULES } from "../../components/ec2/node/redisConf";
 import { readCommandTable, startScratchRedis } from "../../lab/vendorRedisCommands";
 
 const PORT = 17400 + (process.pid % 500);
@@ -149,6 +150,43 @@ describe("the app user's rules on a real redis-server", () => {
       }
       expect([name, reply]).toEqual([name, expect.stringMatching(/^This user has no permissions to run/)]);
     }
+  });
+});
+
+describe("the replication user's rules on a real redis-server", () => {
+  test("a replica's handshake (PING, REPLCONF, PSYNC) and nothing else: no key, no channel, no other command", async () => {
+    expect(await dryrun("replication", REPLICATION_ACL_RULES, ["ping"])).toBe("OK");
+    expect(await dryrun("replication", REPLICATION_ACL_RULES, ["replconf", "listening-port", "6379"])).toBe("OK");
+    expect(await dryrun("replication", REPLICATION_ACL_RULES, ["psync", "?", "-1"])).toBe("OK");
+    const user = (await redis.call("acl", "getuser", "replication")) as unknown[];
+    const field = (name: string) => String(user[user.indexOf(name) + 1]);
+    expect(field("keys")).toBe("");
+    expect(field("channels")).toBe("");
+    const names = Object.keys(table.commands);
+    // Every other command and subcommand answers as it does for a user with no commands at all (AUTH, HELLO
+    // and QUIT need none); a container such as `acl` is judged by its subcommands.
+    const others = names.filter(
+      (c) => !["ping", "replconf", "psync"].includes(c) && !names.some((n) => n.startsWith(`${c}|`)),
+    );
+    expect(others.length).toBeGreaterThan(200);
+    let refused = 0;
+    for (const name of others) {
+      const replies: string[] = [];
+      for (const [user, rules] of [
+        ["replication", REPLICATION_ACL_RULES],
+        ["nothing", "-@all"],
+      ]) {
+        let reply = "";
+        for (let extra = 0; extra <= 12; extra++) {
+          reply = await dryrun(user, rules, [...name.split("|"), ...Array<string>(extra).fill("1")]);
+          if (!/wrong number of arguments/.test(reply)) break;
+        }
+        replies.push(reply);
+      }
+      expect([name, replies[0]]).toEqual([name, replies[1]]);
+      if (/^This user has no permissions to run/.test(replies[0])) refused++;
+    }
+    expect(refused).toBeGreaterThan(others.length - 5);
   });
 });
 

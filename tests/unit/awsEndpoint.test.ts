@@ -32,8 +32,9 @@ import { METRICS_NAMESPACE } from "../../components/monitoring/metrics";
 const ARN = (name: string) => ssmParameterArn("us-east-1", "123456789012", name);
 
 /** The node role's policy as the stack renders it (components/ec2/iam.ts), through JSON as AWS receives it. */
+const KEY = "arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-0000-4000-8000-0123456789ab";
 const STACK_POLICY = JSON.parse(
-  JSON.stringify(nodeRolePolicy("us-east-1", "123456789012", "/redis/prod", "/redis/prod/status")),
+  JSON.stringify(nodeRolePolicy("us-east-1", "123456789012", "/redis/prod", "/redis/prod/status", KEY)),
 ) as PolicyDocument;
 
 describe("IAM evaluator", () => {
@@ -54,6 +55,27 @@ describe("IAM evaluator", () => {
     expect(can("ssm:PutParameter", "/redis/prod/password")).toBe("implicitDeny");
     expect(can("ssm:PutParameter", "/redis/prod/settings")).toBe("implicitDeny");
     expect(can("ssm:PutParameter", "/redis/prod/statusx")).toBe("implicitDeny");
+  });
+
+  test("the cluster's key: the node role decrypts through SSM only, and only this stack's parameters", () => {
+    const decrypt = (context: Record<string, string>, key = KEY) =>
+      authorize([STACK_POLICY], { action: "kms:Decrypt", resource: key, context }).decision;
+    const viaSsm = { "kms:ViaService": "ssm.us-east-1.amazonaws.com" };
+    const ours = { "kms:EncryptionContext:PARAMETER_ARN": ARN("/redis/prod/admin-password") };
+    expect(decrypt({ ...viaSsm, ...ours })).toBe("allow");
+    expect(decrypt({ ...viaSsm, ...ours }, KEY.replace(/ab$/, "ac"))).toBe("implicitDeny");
+    // Without SSM (a direct KMS call on the ciphertext), through another service, or another stack's parameter.
+    expect(decrypt(ours)).toBe("implicitDeny");
+    expect(decrypt({ "kms:ViaService": "s3.us-east-1.amazonaws.com", ...ours })).toBe("implicitDeny");
+    expect(decrypt({ ...viaSsm, "kms:EncryptionContext:PARAMETER_ARN": ARN("/redis/production/x") })).toBe(
+      "implicitDeny",
+    );
+    expect(decrypt(viaSsm)).toBe("implicitDeny");
+    // Nothing else on the key: no encrypting, no re-keying, no grants.
+    for (const action of ["kms:Encrypt", "kms:ReEncryptFrom", "kms:CreateGrant", "kms:GenerateDataKey"])
+      expect(authorize([STACK_POLICY], { action, resource: KEY, context: { ...viaSsm, ...ours } }).decision).toBe(
+        "implicitDeny",
+      );
   });
 
   test("metrics: only into the stack's namespace (the cloudwatch:namespace condition)", () => {

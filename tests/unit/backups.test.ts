@@ -80,15 +80,15 @@ test("a node may put and get objects below its prefix, list only that prefix, an
 });
 
 test("the node role policy appends the backup statements when given the bucket, and is unchanged without", () => {
-  const without = nodeRolePolicy("eu-west-1", "123456789012", "/redis-stack/prod", "/redis-stack/prod/status");
-  const withBackup = nodeRolePolicy("eu-west-1", "123456789012", "/redis-stack/prod", "/redis-stack/prod/status", {
+  const without = nodeRolePolicy("eu-west-1", "123456789012", "/redis-stack/prod", "/redis-stack/prod/status", KEY);
+  const withBackup = nodeRolePolicy("eu-west-1", "123456789012", "/redis-stack/prod", "/redis-stack/prod/status", KEY, {
     bucket: "b-0a1b2c3",
     prefix: "redis-stack/prod",
-    kmsKeyArn: KEY,
   });
   expect(without.Statement.map((s) => s.Sid)).toEqual([
     "SessionManager",
     "ReadThisStacksParameters",
+    "DecryptThisStacksSecretsViaSsm",
     "PublishNodeStatus",
     "PublishNodeMetrics",
   ]);
@@ -192,10 +192,9 @@ describe("restoreFrom", () => {
     ]);
     // A backup below the stack's own prefix needs nothing more than the backup statements.
     expect(restoreSourceStatements("eu-west-1", "123456789012", "old-backups", "redis-stack/prod", uri)).toEqual([]);
-    const policy = nodeRolePolicy("eu-west-1", "123456789012", "/p", "/p/status", {
+    const policy = nodeRolePolicy("eu-west-1", "123456789012", "/p", "/p/status", KEY, {
       bucket: "new-backups",
       prefix: "redis-stack/prod2",
-      kmsKeyArn: KEY,
       restoreFrom: uri,
     });
     expect(policy.Statement.map((x) => x.Sid)).toContain("ReadTheBackupToRestore");

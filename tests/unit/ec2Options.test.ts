@@ -23,6 +23,7 @@ interface Seen {
   type: string;
   name: string;
   opts: pulumi.CustomResourceOptions;
+  props: pulumi.Inputs;
 }
 
 /** Runs the component as an update (preview off) and records options, registrations and status reads in order. */
@@ -45,7 +46,14 @@ async function runUpdate(opts: { deployed?: DeployedShape; instanceType?: string
           return { id: a.name, state: { ...inputs, outputs: opts.deployed ? { deployment: opts.deployed } : {} } };
         return {
           id: `${a.name}-id`,
-          state: { ...inputs, result: "pw", certPem: "CERT", privateKeyPem: "KEY", arn: "arn:x", name: a.name },
+          state: {
+            ...inputs,
+            result: "pw",
+            certPem: "-----BEGIN CERTIFICATE-----\nCERT\n-----END CERTIFICATE-----\n",
+            privateKeyPem: "KEY",
+            arn: "arn:x",
+            name: a.name,
+          },
         };
       },
       call: (a) => {
@@ -104,7 +112,7 @@ async function runUpdate(opts: { deployed?: DeployedShape; instanceType?: string
     {
       transformations: [
         (args) => {
-          seen.push({ type: args.type, name: args.name, opts: args.opts });
+          seen.push({ type: args.type, name: args.name, opts: args.opts, props: args.props });
           return undefined;
         },
       ],
@@ -118,7 +126,7 @@ async function runUpdate(opts: { deployed?: DeployedShape; instanceType?: string
   return { cluster, seen, reads, events, healthyAt };
 }
 
-test("an update waits for every node's health and settings; instances: deleteBeforeReplace, ignoreChanges on ami and user-data; volumes retained; all children parented", async () => {
+test("an update waits for every node's health and settings; instances: deleteBeforeReplace, ignoreChanges on ami, user-data and the root key; volumes retained, their key never replacing them; all children parented", async () => {
   const { cluster, seen, reads, healthyAt } = await runUpdate();
   // `pulumi up` waits until every node reported ok from its current instance.
   expect(healthyAt).toMatch(/^\d{4}-\d\d-\d\dT/);
@@ -129,7 +137,9 @@ test("an update waits for every node's health and settings; instances: deleteBef
   const order = rollOrder(nodes);
   for (const [k, i] of instances.entries()) {
     expect(i.opts.deleteBeforeReplace).toBe(true);
-    expect(i.opts.ignoreChanges).toEqual(["ami", "userDataBase64"]);
+    // The root volume's key changes only when the instance is replaced anyway: a stack made before the cluster
+    // key existed keeps its running instances.
+    expect(i.opts.ignoreChanges).toEqual(["ami", "userDataBase64", "rootBlockDevice.kmsKeyId"]);
     // Booted only once the private subnets route through the NAT (first boot installs packages), and
     // after the node before it in the roll order.
     const deps = (i.opts.dependsOn ?? []) as pulumi.Resource[];
@@ -152,6 +162,19 @@ test("an update waits for every node's health and settings; instances: deleteBef
   const volumes = seen.filter((s) => s.type === "aws:ebs/volume:Volume");
   expect(volumes).toHaveLength(6);
   for (const v of volumes) expect(v.opts.retainOnDelete).toBe(true);
+  // A new key on an existing volume would replace it, and its data: volumes made before the cluster key keep theirs.
+  for (const v of volumes) expect(v.opts.ignoreChanges).toEqual(["kmsKeyId"]);
+  // Secrets go under the cluster key only once the node role may decrypt them through SSM.
+  const secureStrings = seen.filter(
+    (s) => s.type === "aws:ssm/parameter:Parameter" && (s.props as { type?: unknown }).type === "SecureString",
+  );
+  expect(secureStrings.length).toBeGreaterThanOrEqual(9);
+  for (const p of secureStrings) {
+    const deps = (p.opts.dependsOn ?? []) as pulumi.Resource[];
+    const depNames = await Promise.all(deps.map((d) => new Promise<string>((r) => d.urn.apply(r))));
+    expect(depNames.map((u) => u.split("::").pop())).toEqual(["redis-prod-node"]);
+    expect(depNames[0]).toContain("aws:iam/rolePolicy:RolePolicy");
+  }
   // Nor the backups: the key and the bucket stay as they are (and the bucket is never emptied to delete it).
   // The lifecycle goes with the stack (a destroyed stack's last backups are not expired behind its back),
   // and the alias (a new stack of the same name takes it again).

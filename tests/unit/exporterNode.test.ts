@@ -33,6 +33,7 @@ test("node.env carries the monitor user, its ACL rules, its password's SSM name 
     redisConf: "port 6379",
     nodeTimeoutMs: 2000,
     tls: true,
+    tlsCaSha256: "0f".repeat(32),
     metrics: { stack: "redis-stack-test", intervalSeconds: 60 },
   });
   const r = spawnSync(

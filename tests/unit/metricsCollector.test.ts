@@ -67,7 +67,7 @@ test("the collector reads node.env exactly as bash does (multi-line, quoted valu
       `import sys, json; sys.path.insert(0, ${JSON.stringify(SCRIPTS_DIR)}); import metrics; print(json.dumps(metrics.read_env(${JSON.stringify(file)})))`,
     ]),
   ) as Record<string, string>;
-  const names = [...env.matchAll(/^([A-Z_]+)=/gm)].map((m) => m[1]);
+  const names = [...env.matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1]);
   const fromBash = spawnSync(
     "bash",
     ["-c", `set -eu; . ${file}; for n in ${names.join(" ")}; do printf '%s\\0' "\${!n}"; done`],

@@ -64,10 +64,10 @@ describe("prod stack resource graph", () => {
       "aws:ebs/volume:Volume": 6,
       "aws:ec2/volumeAttachment:VolumeAttachment": 6,
       "aws:ec2/instance:Instance": 6,
-      "random:index/randomPassword:RandomPassword": 3,
-      // passwords (app, admin, monitor), CA, per-node key + certificate, desired settings, shipped scripts
+      "random:index/randomPassword:RandomPassword": 4,
+      // passwords (app, admin, replication, monitor), CA, per-node key + certificate, desired settings, shipped scripts
       "aws:ssm/parameter:Parameter":
-        3 + 1 + 6 * 2 + 1 + ssmShippedScripts(ssmNames("redis-stack", "prod")).flatMap((sc) => sc.chunks).length,
+        4 + 1 + 6 * 2 + 1 + ssmShippedScripts(ssmNames("redis-stack", "prod")).flatMap((sc) => sc.chunks).length,
       "pulumi:pulumi:StackReference": 1,
       "tls:index/selfSignedCert:SelfSignedCert": 1,
       "tls:index/locallySignedCert:LocallySignedCert": 6,
@@ -140,6 +140,60 @@ describe("prod stack resource graph", () => {
     expect(run.calls).toContain("aws:ec2/getAmi:getAmi");
   });
 
+  test("the cluster's KMS key: rotated, kept, and encrypting every secret, volume, backup and alert", () => {
+    const keys = byType(run.resources, "aws:kms/key:Key");
+    expect(keys).toHaveLength(1);
+    const key = inputs(keys[0]);
+    expect(key.enableKeyRotation).toBe(true);
+    const secret = byType(run.resources, "aws:ssm/parameter:Parameter")
+      .map(inputs)
+      .filter((p) => p.type === "SecureString");
+    // The mocks give the one key this ARN; every use below must name it.
+    const arn = String(secret[0]?.keyId);
+    expect(arn).toMatch(/^arn:aws:kms:us-east-1:123456789012:key\/[0-9a-f-]{36}$/);
+    expect(secret.length).toBe(4 + NAMES.length);
+    for (const p of secret) expect(p.keyId).toBe(arn);
+    for (const v of byType(run.resources, "aws:ebs/volume:Volume").map(inputs)) expect(v.kmsKeyId).toBe(arn);
+    for (const i of instances()) expect(i.rootBlockDevice).toMatchObject({ encrypted: true, kmsKeyId: arn });
+    expect(
+      one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "-backups"),
+    ).toMatchObject({
+      rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: arn } }],
+    });
+    expect(one("aws:sns/topic:Topic", "-alerts").kmsMasterKeyId).toBe(arn);
+    // The key policy: the account through IAM (who may use it is the IAM policies' say), and CloudWatch for the
+    // encrypted alert topic (without it the topic drops every alarm's notification).
+    const policy = JSON.parse(String(key.policy)) as {
+      Statement: Array<{ Sid: string; Principal: Record<string, string>; Action: string[]; Condition?: unknown }>;
+    };
+    expect(policy.Statement.map((st) => [st.Sid, st.Principal])).toEqual([
+      ["AccountAdministersThroughIam", { AWS: "arn:aws:iam::123456789012:root" }],
+      ["CloudWatchAlarmsPublishToTheAlertTopic", { Service: "cloudwatch.amazonaws.com" }],
+    ]);
+    expect(policy.Statement[1]).toMatchObject({
+      Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
+      Condition: { StringEquals: { "aws:SourceAccount": "123456789012" } },
+    });
+    // The node role decrypts with it through SSM for this stack's parameters, and through S3 for its backups.
+    const role = JSON.parse(String(one("aws:iam/rolePolicy:RolePolicy", "-node").policy)) as {
+      Statement: Array<{ Sid: string; Action: string[]; Resource: string; Condition?: Record<string, unknown> }>;
+    };
+    const onKey = role.Statement.filter((st) => st.Action.some((a) => a.startsWith("kms:")));
+    expect(onKey.map((st) => [st.Sid, st.Resource, st.Condition])).toEqual([
+      [
+        "DecryptThisStacksSecretsViaSsm",
+        arn,
+        {
+          StringEquals: { "kms:ViaService": "ssm.us-east-1.amazonaws.com" },
+          StringLike: {
+            "kms:EncryptionContext:PARAMETER_ARN": "arn:aws:ssm:us-east-1:123456789012:parameter/redis-stack/prod/*",
+          },
+        },
+      ],
+      ["BackupKeyViaS3", arn, { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } }],
+    ]);
+  });
+
   test("security groups: 6379 and the exporter's 9121 from nodes, the client SG and allowedCidrs; the bus only between nodes; never 0.0.0.0/0 in", () => {
     const sgs = byType(run.resources, "aws:ec2/securityGroup:SecurityGroup").map(inputs);
     const nodes = sgs.find((s) => String(s.description).startsWith("Redis Cluster nodes"));
@@ -197,6 +251,7 @@ describe("prod stack resource graph", () => {
         "/redis-stack/prod/admin-password",
         "/redis-stack/prod/app-password",
         "/redis-stack/prod/monitor-password",
+        "/redis-stack/prod/replication-password",
         ...NAMES.map((n) => `/redis-stack/prod/tls/${n}.key`),
       ].sort(),
     );
@@ -268,7 +323,7 @@ describe("prod stack resource graph", () => {
     expect(text).not.toContain(FAKE.password("redis-prod-admin-password"));
   });
 
-  test("each node's user-data carries its cluster role and TLS, and no secret; live settings come from the parameter", () => {
+  test("each node's user-data carries its cluster role, TLS and starting settings, and no secret; later settings come from the parameter", () => {
     const secrets = [
       FAKE.password("redis-prod-app-password"),
       FAKE.password("redis-prod-admin-password"),
@@ -292,8 +347,22 @@ describe("prod stack resource graph", () => {
       ]) {
         expect(ud).toContain(line);
       }
-      // Set once at boot from the parameter, and live afterwards: never fixed in the user-data.
-      for (const d of LIVE_DIRECTIVES) expect(ud).not.toMatch(new RegExp(`^${d} `, "m"));
+      // The values the node is created with are in its user-data (the design card's "cluster + maxmemory in
+      // user-data"), before the settings file, which the stack's later changes rewrite and which decides.
+      for (const line of [
+        "maxmemory 11166285824",
+        "maxmemory-policy allkeys-lru",
+        "appendonly yes",
+        "cluster-node-timeout 2000",
+        "cluster-enabled yes",
+      ])
+        expect(ud).toMatch(new RegExp(`^${line}$`, "m"));
+      const settingsAt = ud.indexOf("include /etc/redis-stack/settings.conf");
+      for (const d of LIVE_DIRECTIVES) {
+        const at = ud.search(new RegExp(`^${d} `, "m"));
+        expect(at).toBeGreaterThan(0);
+        expect(at).toBeLessThan(settingsAt);
+      }
       expect(ud).toContain("SSM_APP_PASSWORD='/redis-stack/prod/app-password'");
       expect(ud).toContain("SSM_MONITOR_PASSWORD='/redis-stack/prod/monitor-password'");
       expect(ud).toContain(`SSM_TLS_KEY='/redis-stack/prod/tls/${NAMES[i]}.key'`);

@@ -4,6 +4,9 @@
  */
 import { execFileSync, spawnSync } from "child_process";
 import { createHash } from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import * as zlib from "zlib";
 import { renderRedisConf, EC2_PATHS } from "../../components/ec2/node/redisConf";
 import { addressedTopology } from "../../components/ec2/topology";
@@ -25,10 +28,12 @@ import {
   renderBackupTimer,
   renderBackupUnit,
   UNITS,
+  certificateSha256,
 } from "../../components/ec2/node/userData";
 import { METRICS_INTERVALS } from "../../components/monitoring/metrics";
 import { refusedGrants } from "../../components/ec2/node/appAcl";
 import { LIVE_DIRECTIVES } from "../../components/ec2/desired";
+import { makePki } from "../../lab/pki";
 
 const base = {
   announceIp: "10.0.0.10",
@@ -56,7 +61,7 @@ test("redis.conf: cluster, AOF everysec + RDB, maxmemory, ACL file, no secret", 
     "maxmemory 1073741824",
     "maxmemory-policy allkeys-lru",
     "aclfile /etc/redis-stack/users.acl",
-    "masteruser admin",
+    "masteruser replication",
     "include /etc/redis-stack/secrets.conf",
     "port 6379",
     "dir /var/lib/redis",
@@ -145,7 +150,55 @@ const spec = {
   metrics: { stack: "redis-stack-test", intervalSeconds: 60 },
   backup: { bucket: "redis-test-backups-0a1b2c3", prefix: "redis-stack/test", intervalHours: 6 },
 };
-const scripts = cluster.map((n, i) => renderNodeUserData(spec, cluster, n, `vol-0${i}abcdef`, i % 2 === 0));
+/** The CA a TLS node accepts: its SHA-256 (a made-up one; the nodes compare it with what SSM gives them). */
+const PIN = { caSha256: "0f".repeat(32) };
+const scripts = cluster.map((n, i) => renderNodeUserData(spec, cluster, n, `vol-0${i}abcdef`, i % 2 === 0 && PIN));
+
+test("a TLS node accepts only the stack's CA: the pin is the SHA-256 node.sh computes, and no TLS node renders without one", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ca-pin-"));
+  try {
+    // Two CAs as the lab makes them (openssl), each in its own directory.
+    const ours = makePki(path.join(dir, "ours"), []).caCertPem;
+    const theirs = makePki(path.join(dir, "theirs"), []).caCertPem;
+    const pin = certificateSha256(ours);
+    const problem = (pem: string) =>
+      execFileSync(
+        "bash",
+        [
+          "-c",
+          `set -euo pipefail; SSM_TLS_CA=/redis-stack/test/tls/ca.crt; TLS_CA_SHA256=${pin}; . "$LIB"; ca_pin_problem "$PEM"`,
+        ],
+        {
+          env: { PATH: process.env.PATH, LIB: path.join(__dirname, "../../components/ec2/node/lib-live.sh"), PEM: pem },
+        },
+      ).toString();
+    expect(problem(ours)).toBe("");
+    expect(problem(theirs)).toMatch(
+      new RegExp(
+        `^the CA in /redis-stack/test/tls/ca.crt \\(SHA-256 [0-9a-f]{16}\\.\\.\\.\\) is not the one this node was created with \\(${pin.slice(0, 16)}\\.\\.\\.\\)\n$`,
+      ),
+    );
+    expect(problem("not a certificate")).toContain("is not the one this node was created with");
+    expect(problem("")).toContain("is not the one this node was created with");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  expect(scripts[0]).toContain(`TLS_CA_SHA256='${PIN.caSha256}'`);
+  expect(scripts[1]).toContain("TLS_CA_SHA256=''");
+  expect(() =>
+    renderNodeEnv({
+      self: cluster[0],
+      cluster,
+      region: "eu-west-1",
+      dataVolumeId: "vol-0",
+      ssm: spec.ssm,
+      redisConf: "",
+      nodeTimeoutMs: 2000,
+      tls: true,
+      metrics: spec.metrics,
+    }),
+  ).toThrow(/TLS needs the CA's SHA-256 to pin/);
+});
 
 test("user-data only installs files and units, then hands over to node.sh first-boot", () => {
   const s = scripts[0];
@@ -177,6 +230,7 @@ test("node.env is plain bash that yields the node's facts exactly, and no secret
     redisConf: 'port 6379\nsave ""\n# it\'s quoted',
     nodeTimeoutMs: 2000,
     tls: true,
+    tlsCaSha256: PIN.caSha256,
     metrics: spec.metrics,
     backup: spec.backup,
   });
@@ -362,12 +416,12 @@ describe("the backup units", () => {
       cluster,
       cluster[0],
       "vol-0",
-      true,
+      PIN,
     );
     expect(off).toContain("BACKUP_INTERVAL_HOURS='0'");
     expect(off).toContain(renderBackupTimer(0));
     // Without a backup spec (a renderer's caller with no bucket): no bucket, no schedule.
-    const none = renderNodeUserData({ ...spec, backup: undefined }, cluster, cluster[0], "vol-0", true);
+    const none = renderNodeUserData({ ...spec, backup: undefined }, cluster, cluster[0], "vol-0", PIN);
     expect(none).toContain("BACKUP_BUCKET=''");
     expect(none).toContain("BACKUP_INTERVAL_HOURS='0'");
   });

@@ -311,6 +311,7 @@ replicate_owner() {
   deadline=$((SECONDS + ${SYNC_WAIT_SECONDS:-600}))
   until rcli "$NODE_IP" "$REDIS_PORT" info replication 2>/dev/null | tr -d '\r' | grep -q '^master_link_status:up'; do
     [ "$SECONDS" -ge "$deadline" ] && die "replica link to $owner not up within ${SYNC_WAIT_SECONDS:-600}s"
+    heal_replication_user
     sleep 0.2
   done
   # Done when the master itself lists this node as its replica (gossip has caught up).

@@ -1,10 +1,12 @@
 # shellcheck shell=bash
 # lib-live.sh: what a running node takes from the stack without a restart beyond the live directives
 # (node.sh apply_live): the check of the desired settings against what preview allows, the app user's ACL
-# (appAclGrants) and renewed TLS material. Functions only, sourced by node.sh in both topologies, shipped
-# through SSM (the user-data has no room left). Uses node.sh's rcli, log, write_file, ssm_get_batch,
+# (appAclGrants), renewed TLS material, the CA pin (also at boot) and the replication user on a master
+# from before it existed. Functions only, sourced by node.sh in
+# both topologies, shipped through SSM (the user-data has no room left). Uses node.sh's rcli, log, write_file, ssm_get_batch,
 # ssm_value_to_file, publish_status, applied_version and the node.env facts:
-#   APP_USER APP_ACL_RULES APP_ACL_REFUSED LIVE_DIRECTIVES TLS TLS_CA TLS_CERT TLS_KEY SSM_TLS_* EXPORTER
+#   APP_USER APP_ACL_RULES APP_ACL_REFUSED LIVE_DIRECTIVES TLS TLS_CA TLS_CA_SHA256 TLS_CERT TLS_KEY SSM_TLS_* EXPORTER
+#   REPLICATION_USER REPLICATION_ACL_RULES
 # shellcheck disable=SC2154  # variables come from node.env and node.sh
 
 # desired_refusals: what the desired settings ask that this node does not do, one line each. Only pulumi up
@@ -78,15 +80,52 @@ apply_app_acl() {
   log "live: $APP_USER ACL -> $rules"
 }
 
+# heal_replication_user: a replica logs in to its master as REPLICATION_USER. A master launched by a stack
+# from before that user existed lacks it (a running node never re-runs its user-data, and rebuilds its ACL
+# file from its own at every start), so a replica launched since could never sync from it. While this
+# node's link to its master is down, it checks the master as admin (the automation's user) and creates the
+# user there, with the rules and password hash of its own ACL file. At most every 5 s; never fails.
+heal_replication_user() {
+  [ "$SECONDS" -ge "${REPLICATION_HEAL_AT:-0}" ] || return 0
+  REPLICATION_HEAL_AT=$((SECONDS + 5))
+  local info host port hash reply
+  info=$({ rcli "$NODE_IP" "$REDIS_PORT" info replication 2>/dev/null || true; } | tr -d '\r')
+  grep -qx 'master_link_status:down' <<<"$info" || return 0
+  host=$(awk -F: '$1 == "master_host" { print $2 }' <<<"$info")
+  port=$(awk -F: '$1 == "master_port" { print $2 }' <<<"$info")
+  [ -n "$host" ] && [ -n "$port" ] || return 0
+  # A master that does not answer (dead, partitioned) is left alone at once: its replica is about to fail over.
+  reply=$(RCLI_TIMEOUT=2 rcli "$host" "$port" acl getuser "$REPLICATION_USER" 2>/dev/null | tr -d '\r') || return 0
+  [ -z "$reply" ] || return 0
+  hash=$(awk -v u="$REPLICATION_USER" '$1 == "user" && $2 == u { for (i = 3; i <= NF; i++) if ($i ~ /^#/) print substr($i, 2) }' "$CONF_DIR/users.acl")
+  [ -n "$hash" ] || return 0
+  # shellcheck disable=SC2086  # the rules are separate words
+  if [ "$({ RCLI_TIMEOUT=2 rcli "$host" "$port" acl setuser "$REPLICATION_USER" on "#$hash" $REPLICATION_ACL_RULES 2>/dev/null || true; } | tr -d '\r')" = OK ]; then
+    log "replication: created user $REPLICATION_USER on master $host:$port (launched before the user existed)"
+  fi
+}
+
+# ca_pin_problem PEM: why PEM is not the CA this node was created with, or nothing when it is. The user-data
+# carries the SHA-256 of that CA's DER (TLS_CA_SHA256): a CA written to the parameter since, by mistake or by
+# whoever else may write it, is refused with whatever chains to it (the cluster bus trusts certificates
+# alone). What openssl cannot read hashes as nothing, and is refused too.
+ca_pin_problem() {
+  local got
+  got=$(printf '%s\n' "$1" | { openssl x509 -outform DER 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)
+  [ "$got" = "${TLS_CA_SHA256:-}" ] ||
+    echo "the CA in $SSM_TLS_CA (SHA-256 ${got:0:16}...) is not the one this node was created with (${TLS_CA_SHA256:0:16}...)"
+}
+
 # refresh_tls_live: a certificate renewed in SSM is loaded without a restart. The stack issues a new one on
 # the first pulumi up within 30 days of the old one's expiry (cluster.ts earlyRenewalHours); fetch_desired
-# reads it with the settings. It is checked first (it chains to the CA, the key is its key), installed,
+# reads it with the settings. It is checked first (the CA is the pinned one, the certificate chains to it,
+# the key is its key), installed,
 # and Redis 7 re-reads its TLS files on CONFIG SET of their paths: clients, replication and the cluster bus
 # use them from their next connection. The exporter gets the CA again. Sentinel cannot reload them: it
 # serves the new certificate from its next restart (a nodeGeneration roll, docs/runbook.md).
 refresh_tls_live() {
   [ "$TLS" = yes ] || return 0
-  local dir reply serial
+  local dir reply serial problem
   [ -n "${SSM_VALUES[$SSM_TLS_CERT]+set}" ] && [ -n "${SSM_VALUES[$SSM_TLS_CA]+set}" ] || return 0
   if printf '%s\n' "${SSM_VALUES[$SSM_TLS_CERT]}" | cmp -s - "$TLS_CERT" &&
     printf '%s\n' "${SSM_VALUES[$SSM_TLS_CA]}" | cmp -s - "$TLS_CA"; then
@@ -96,6 +135,11 @@ refresh_tls_live() {
     log "warning: a new certificate is in SSM but its key cannot be read ($SSM_TLS_KEY); keeping the installed one"
     return 0
   }
+  problem=$(ca_pin_problem "${SSM_VALUES[$SSM_TLS_CA]}")
+  if [ -n "$problem" ]; then
+    log "warning: $problem; keeping the installed TLS material"
+    return 0
+  fi
   dir=$(mktemp -d)
   printf '%s\n' "${SSM_VALUES[$SSM_TLS_CA]}" >"$dir/ca.crt"
   printf '%s\n' "${SSM_VALUES[$SSM_TLS_CERT]}" >"$dir/node.crt"

@@ -302,13 +302,17 @@ acl_user() { printf 'user %s on #%s %s\n' "$1" "$(printf '%s' "$2" | sha256sum |
 # rotated passwords reach a node by restarting it. /etc/redis-stack belongs to no package, so no
 # upgrade resets its modes (Debian's redis-tools resets /etc/redis).
 refresh_secrets() {
-  local app_pass admin_pass monitor_pass names name app_rules
+  local app_pass admin_pass monitor_pass names name app_rules problem
   install -d -m 0750 -o root -g redis "$CONF_DIR"
-  names=("$SSM_APP_PASSWORD" "$SSM_ADMIN_PASSWORD" "$SSM_MONITOR_PASSWORD")
+  names=("$SSM_APP_PASSWORD" "$SSM_ADMIN_PASSWORD" "$SSM_REPLICATION_PASSWORD" "$SSM_MONITOR_PASSWORD")
   while read -r name; do [ -z "$name" ] || names+=("$name"); done < <(topology_secret_names)
   if [ "$TLS" = yes ]; then names+=("$SSM_TLS_CA" "$SSM_TLS_CERT" "$SSM_TLS_KEY"); fi
   retry "$SECRETS_WAIT_SECONDS" ssm_get_batch "${names[@]}" ||
     fail_with "cannot read ${SSM_MISSING:-${names[*]}} from SSM (instance role, region $AWS_REGION)"
+  if [ "$TLS" = yes ]; then
+    problem=$(ca_pin_problem "${SSM_VALUES[$SSM_TLS_CA]}")
+    [ -z "$problem" ] || fail_with "$problem"
+  fi
   app_pass=${SSM_VALUES[$SSM_APP_PASSWORD]}
   admin_pass=${SSM_VALUES[$SSM_ADMIN_PASSWORD]}
   monitor_pass=${SSM_VALUES[$SSM_MONITOR_PASSWORD]}
@@ -319,11 +323,12 @@ refresh_secrets() {
     echo "user default off"
     acl_user "$APP_USER" "$app_pass" "$app_rules"
     acl_user "$ADMIN_USER" "$admin_pass" "$ADMIN_ACL_RULES"
+    acl_user "$REPLICATION_USER" "${SSM_VALUES[$SSM_REPLICATION_PASSWORD]}" "$REPLICATION_ACL_RULES"
     acl_user "$MONITOR_USER" "$monitor_pass" "$MONITOR_ACL_RULES"
     topology_acl_users
   } | write_file "$CONF_DIR/users.acl" 0640 root:redis >/dev/null
   printf '%s\n' "$app_rules" | write_file "$APP_ACL_APPLIED" 0640 root:root >/dev/null
-  printf 'masterauth "%s"\n' "$admin_pass" | write_file "$CONF_DIR/secrets.conf" 0640 root:redis >/dev/null
+  printf 'masterauth "%s"\n' "${SSM_VALUES[$SSM_REPLICATION_PASSWORD]}" | write_file "$CONF_DIR/secrets.conf" 0640 root:redis >/dev/null
   if [ "$TLS" = yes ]; then
     install -d -m 0750 -o root -g redis "$CONF_DIR/tls"
     ssm_value_to_file "$SSM_TLS_CA" "$TLS_CA" 0644
@@ -619,6 +624,7 @@ settings_tick() {
   fi
   apply_live
   apply_app_acl
+  heal_replication_user
   refresh_tls_live
   grow_filesystem
   topology_tick
@@ -726,6 +732,7 @@ wait_replica_synced() {
   [ "$(my_role)" = slave ] || return 0
   until rcli "$NODE_IP" "$REDIS_PORT" info replication 2>/dev/null | tr -d '\r' | grep -q '^master_link_status:up'; do
     [ "$SECONDS" -ge "$deadline" ] && fail_with "replica link to its master not up after ${SYNC_WAIT_SECONDS:-600}s"
+    heal_replication_user
     sleep 0.5
   done
 }

@@ -19,12 +19,19 @@ export const REPL_BACKLOG_BYTES = 64 * 1024 * 1024;
 export const EXPORTER_PORT = 9121;
 
 /**
- * Users the node defines: `default` is switched off, apps use `app`, tooling and replication use `admin`,
- * the node's Prometheus exporter uses `monitor`.
+ * Users the node defines: `default` is switched off, apps use `app`, the node's own tooling uses `admin`,
+ * replicas log in to their master as `replication`, the node's Prometheus exporter uses `monitor`.
  */
 export const APP_USER = "app";
 export const ADMIN_USER = "admin";
 export const MONITOR_USER = "monitor";
+export const REPLICATION_USER = "replication";
+/**
+ * What a replica sends its master (redis.io, "ACL rules for replication"): PING, REPLCONF and PSYNC after
+ * AUTH; nothing else, no key, no channel. Its password is the one in each node's redis.conf (masterauth),
+ * readable by the `redis` group, so the admin password is in no file Redis itself reads.
+ */
+export const REPLICATION_ACL_RULES = "resetkeys resetchannels -@all +psync +replconf +ping";
 /** The app user's default rules (appAcl.ts: least privilege; `appAclGrants` adds to them). */
 export { APP_ACL_RULES } from "./appAcl";
 /** Each node's TLS certificate lasts this long ... */
@@ -39,7 +46,7 @@ export const ADMIN_ACL_RULES = "~* &* +@all";
 /**
  * Exactly what prometheus-redis-exporter 1.45 sends with the node's flags (node.sh write_exporter_config;
  * exporter/exporter.go scrapeRedisHost at v1.45.0): INFO ALL, CLUSTER INFO, LATENCY LATEST, SLOWLOG LEN and
- * SLOWLOG GET 1. No key, no channel. Not CONFIG GET: `CONFIG GET *` returns masterauth, the admin password
+ * SLOWLOG GET 1. No key, no channel. Not CONFIG GET: `CONFIG GET *` returns masterauth, the replication password
  * (the exporter is pointed at INFO instead, `--config-command=INFO`); not CLIENT SETNAME
  * (`--set-client-name=false`). A refused command would add an ACL LOG entry at every scrape and push real
  * events out of its 128 entries, so what the exporter sends is allowed and the rest is not sent at all.
@@ -105,9 +112,10 @@ export function renderRedisConf(c: RedisConfInput): string {
   const f = nodeFiles(c.paths);
   const live = liveSettings(c);
   const value = (k: string) => live.find(([d]) => d === k)?.[1] ?? "";
-  // Rendered here for the loopback mode; EC2 nodes include their settings.conf (last, so it decides).
+  // The values the node is created with, in this file (the design card's "cluster + maxmemory in
+  // user-data"): a node that boots without its settings.conf still runs with the stack's memory limit,
+  // policy and persistence. EC2 nodes include their settings.conf last, so the stack's later changes decide.
   const inline = (k: string): string[] => {
-    if (c.settingsFile) return [];
     if (k === "save") return [renderSettingsConf(live.filter(([d]) => d === "save"))];
     return [`${k} ${value(k)}`];
   };
@@ -193,9 +201,9 @@ export function renderRedisConf(c: RedisConfInput): string {
     "# latency: INFO latencystats with p95 (the metrics collector windows LATENCY HISTOGRAM itself)",
     'latency-tracking-info-percentiles "50 95 99 99.9"',
     "",
-    "# auth: ACL users (default off) with hashed passwords; replication authenticates as admin",
+    `# auth: ACL users (default off) with hashed passwords; replicas authenticate as ${REPLICATION_USER}`,
     `aclfile ${f.acl}`,
-    `masteruser ${ADMIN_USER}`,
+    `masteruser ${REPLICATION_USER}`,
     `include ${f.secrets}`,
     // A RESTORE payload from a client (a granted RESTORE, MIGRATE's) is checked whole before it is loaded;
     // the RDB from disk or from the master is the cluster's own and loads unchecked, as fast as before.

@@ -25,6 +25,8 @@ import {
   MONITOR_USER,
   nodeFiles,
   renderRedisConf,
+  REPLICATION_ACL_RULES,
+  REPLICATION_USER,
 } from "./redisConf";
 
 import { METRICS_NAMESPACE } from "../../monitoring/metrics";
@@ -126,6 +128,8 @@ export interface SsmNames {
   prefix: string;
   appPassword: string;
   adminPassword: string;
+  /** The password replicas log in to their master with (ACL user `replication`). */
+  replicationPassword: string;
   /** The password of the nodes' Prometheus exporter (ACL user `monitor`). */
   monitorPassword: string;
   /** Sentinel topology: the password of the Sentinels' user, on the data nodes and on each other. */
@@ -148,6 +152,7 @@ export function ssmNames(project: string, stack: string): SsmNames {
     prefix,
     appPassword: `${prefix}/app-password`,
     adminPassword: `${prefix}/admin-password`,
+    replicationPassword: `${prefix}/replication-password`,
     monitorPassword: `${prefix}/monitor-password`,
     sentinelPassword: `${prefix}/sentinel-password`,
     tlsKey: (nodeName) => `${prefix}/tls/${nodeName}.key`,
@@ -479,6 +484,12 @@ export interface UserDataInput {
   nodeTimeoutMs: number;
   /** TLS on: the node reads its key, its certificate and the CA from SSM at every boot. */
   tls: boolean;
+  /**
+   * With TLS: the SHA-256 of the CA's DER (certificateSha256), the only CA the node accepts from SSM, at boot
+   * and live: whoever else can write the CA parameter cannot make the node trust another CA (the cluster
+   * bus authenticates peers by certificate alone).
+   */
+  tlsCaSha256?: string;
   /** How long a node waits for its peers before giving up (seconds). */
   peerWaitSeconds?: number;
   /** How long the first boot retries apt (the NAT may still be coming up), seconds. */
@@ -509,9 +520,23 @@ export function shq(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * SHA-256 of a certificate's DER (the base64 body of its first PEM block), lower-case hex: what
+ * `openssl x509 -outform DER | sha256sum` prints on the node for the same certificate.
+ */
+export function certificateSha256(pem: string): string {
+  const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem);
+  if (!m) throw new Error("not a PEM certificate");
+  return createHash("sha256")
+    .update(Buffer.from(m[1].replace(/\s+/g, ""), "base64"))
+    .digest("hex");
+}
+
 /** The node's facts as sourced by node.sh: non-secret values only (SSM names, never values). */
 export function renderNodeEnv(u: UserDataInput): string {
   const f = nodeFiles(EC2_PATHS);
+  if (u.tls && !/^[0-9a-f]{64}$/.test(u.tlsCaSha256 ?? ""))
+    throw new Error(`${u.self.node.name}: TLS needs the CA's SHA-256 to pin (tlsCaSha256), got ${u.tlsCaSha256}`);
   const { node } = u.self;
   const peerWait = u.peerWaitSeconds ?? 900;
   const vars: Array<[string, string]> = [
@@ -526,6 +551,7 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["DATA_VOLUME_ID", u.dataVolumeId],
     ["SSM_APP_PASSWORD", u.ssm.appPassword],
     ["SSM_ADMIN_PASSWORD", u.ssm.adminPassword],
+    ["SSM_REPLICATION_PASSWORD", u.ssm.replicationPassword],
     ["SSM_MONITOR_PASSWORD", u.ssm.monitorPassword],
     ["SSM_TLS_KEY", u.tls ? u.ssm.tlsKey(node.name) : ""],
     ["SSM_TLS_CERT", u.tls ? u.ssm.tlsCert(node.name) : ""],
@@ -541,6 +567,8 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["APP_ACL_REFUSED", refusedGrants().join(" ")],
     ["LIVE_DIRECTIVES", LIVE_DIRECTIVES.join(" ")],
     ["ADMIN_ACL_RULES", ADMIN_ACL_RULES],
+    ["REPLICATION_USER", REPLICATION_USER],
+    ["REPLICATION_ACL_RULES", REPLICATION_ACL_RULES],
     ["MONITOR_USER", MONITOR_USER],
     ["MONITOR_ACL_RULES", MONITOR_ACL_RULES],
     ["EXPORTER_PORT", String(EXPORTER_PORT)],
@@ -549,6 +577,7 @@ export function renderNodeEnv(u: UserDataInput): string {
     ["TLS_CA", f.caCert],
     ["TLS_CERT", f.cert],
     ["TLS_KEY", f.key],
+    ["TLS_CA_SHA256", u.tls ? (u.tlsCaSha256 ?? "") : ""],
     ["PEER_WAIT_SECONDS", String(peerWait)],
     ["DATA_DIR", EC2_PATHS.dataDir],
     ["METRICS_NAMESPACE", METRICS_NAMESPACE],
@@ -663,14 +692,20 @@ export interface ClusterSpec {
   backup?: BackupSpec;
 }
 
+/** TLS on, with the one CA a node accepts: the SHA-256 of its DER (certificateSha256). */
+export interface TlsPin {
+  caSha256: string;
+}
+
 /** One node's user-data from the cluster's spec: the single path used by the component and the tests. */
 export function renderNodeUserData(
   spec: ClusterSpec,
   cluster: NodeAddress[],
   self: NodeAddress,
   dataVolumeId: string,
-  tls: boolean,
+  pin: TlsPin | false,
 ): string {
+  const tls = pin !== false;
   const redisConf = renderRedisConf({
     announceIp: self.ip,
     port: self.port,
@@ -692,6 +727,7 @@ export function renderNodeUserData(
     redisConf,
     nodeTimeoutMs: spec.nodeTimeoutMs,
     tls,
+    tlsCaSha256: pin ? pin.caSha256 : undefined,
     peerWaitSeconds: spec.peerWaitSeconds,
     aptWaitSeconds: spec.aptWaitSeconds,
     metrics: spec.metrics,
