@@ -6,8 +6,11 @@
 # both topologies, shipped through SSM (the user-data has no room left). Uses node.sh's rcli, log, write_file, ssm_get_batch,
 # ssm_value_to_file, publish_status, applied_version and the node.env facts:
 #   APP_USER APP_ACL_RULES APP_ACL_REFUSED LIVE_DIRECTIVES TLS TLS_CA TLS_CA_SHA256 TLS_CERT TLS_KEY SSM_TLS_* EXPORTER
-#   REPLICATION_USER REPLICATION_ACL_RULES
+#   REPLICATION_USER REPLICATION_ACL_RULES EXPORTER_DIR
 # shellcheck disable=SC2154  # variables come from node.env and node.sh
+
+# desired_app_rules: the app user's rules the desired settings carry (empty when they carry none).
+desired_app_rules() { awk '$1 == "app-acl" { $1 = ""; sub(/^ +/, ""); print; exit }' "$DESIRED_FILE" 2>/dev/null || true; }
 
 # desired_refusals: what the desired settings ask that this node does not do, one line each. Only pulumi up
 # writes the parameter, after preview's checks; whatever else is in it is refused here too: a directive the
@@ -19,7 +22,7 @@ desired_refusals() {
   while read -r key; do
     [[ " $LIVE_DIRECTIVES " == *" $key "* ]] || echo "set $key: not a directive the stack changes live"
   done < <(awk '$1 == "set" { print $2 }' "$DESIRED_FILE" 2>/dev/null || true)
-  rules=$(awk '$1 == "app-acl" { $1 = ""; sub(/^ +/, ""); print; exit }' "$DESIRED_FILE" 2>/dev/null || true)
+  rules=$(desired_app_rules)
   [ -n "$rules" ] || return 0
   if [ "$rules" != "$APP_ACL_RULES" ] && [ "${rules#"$APP_ACL_RULES "}" = "$rules" ]; then
     echo "app-acl: does not start with the stack's default rules"
@@ -51,7 +54,7 @@ report_refusals() {
 # with the team's appAclGrants; desired settings written before they did fall back to the user-data's default.
 app_acl_rules() {
   local rules
-  rules=$(awk '$1 == "app-acl" { $1 = ""; sub(/^ +/, ""); print; exit }' "$DESIRED_FILE" 2>/dev/null || true)
+  rules=$(desired_app_rules)
   # Rules the node refuses leave the app user as it is (its last applied rules, or the default).
   # (Captured first: grep -q closing a pipe early would fail the pipeline and let refused rules through.)
   if [ -n "$rules" ] && grep -q '^app-acl' <<<"$(desired_refusals)"; then
@@ -160,7 +163,7 @@ refresh_tls_live() {
     else
       log "warning: Redis did not reload the renewed TLS material ($reply); it loads it at its next start ($serial)"
     fi
-    write_file /etc/redis-stack-exporter/ca.crt 0644 root:root <"$TLS_CA" | grep -q changed &&
+    write_file "$EXPORTER_DIR/ca.crt" 0644 root:root <"$TLS_CA" | grep -q changed &&
       { systemctl restart --no-block "$EXPORTER" || log "warning: could not restart $EXPORTER"; }
   fi
   rm -rf "$dir"

@@ -31,8 +31,9 @@ readonly SETTINGS_CONF=$CONF_DIR/settings.conf
 readonly GENERATION_FILE=$CONF_DIR/generation
 # The app user's ACL rules Redis runs with (refresh_secrets at boot, apply_app_acl live).
 readonly APP_ACL_APPLIED=$CONF_DIR/app-acl
-# Debian's Prometheus exporter for Redis (write_exporter_config).
+# Debian's Prometheus exporter for Redis, and the directory of its CA copy and password (write_exporter_config).
 readonly EXPORTER=prometheus-redis-exporter
+readonly EXPORTER_DIR=/etc/redis-stack-exporter
 
 # shellcheck source=/dev/null
 . "$CONF_DIR/node.env"
@@ -302,7 +303,7 @@ acl_user() { printf 'user %s on #%s %s\n' "$1" "$(printf '%s' "$2" | sha256sum |
 # rotated passwords reach a node by restarting it. /etc/redis-stack belongs to no package, so no
 # upgrade resets its modes (Debian's redis-tools resets /etc/redis).
 refresh_secrets() {
-  local app_pass admin_pass monitor_pass names name app_rules problem
+  local app_pass admin_pass repl_pass monitor_pass names name app_rules problem
   install -d -m 0750 -o root -g redis "$CONF_DIR"
   names=("$SSM_APP_PASSWORD" "$SSM_ADMIN_PASSWORD" "$SSM_REPLICATION_PASSWORD" "$SSM_MONITOR_PASSWORD")
   while read -r name; do [ -z "$name" ] || names+=("$name"); done < <(topology_secret_names)
@@ -315,6 +316,7 @@ refresh_secrets() {
   fi
   app_pass=${SSM_VALUES[$SSM_APP_PASSWORD]}
   admin_pass=${SSM_VALUES[$SSM_ADMIN_PASSWORD]}
+  repl_pass=${SSM_VALUES[$SSM_REPLICATION_PASSWORD]}
   monitor_pass=${SSM_VALUES[$SSM_MONITOR_PASSWORD]}
   printf '%s' "$admin_pass" | write_file "$ADMIN_PASS_FILE" 0600 root:root >/dev/null
   topology_secrets
@@ -323,12 +325,12 @@ refresh_secrets() {
     echo "user default off"
     acl_user "$APP_USER" "$app_pass" "$app_rules"
     acl_user "$ADMIN_USER" "$admin_pass" "$ADMIN_ACL_RULES"
-    acl_user "$REPLICATION_USER" "${SSM_VALUES[$SSM_REPLICATION_PASSWORD]}" "$REPLICATION_ACL_RULES"
+    acl_user "$REPLICATION_USER" "$repl_pass" "$REPLICATION_ACL_RULES"
     acl_user "$MONITOR_USER" "$monitor_pass" "$MONITOR_ACL_RULES"
     topology_acl_users
   } | write_file "$CONF_DIR/users.acl" 0640 root:redis >/dev/null
   printf '%s\n' "$app_rules" | write_file "$APP_ACL_APPLIED" 0640 root:root >/dev/null
-  printf 'masterauth "%s"\n' "${SSM_VALUES[$SSM_REPLICATION_PASSWORD]}" | write_file "$CONF_DIR/secrets.conf" 0640 root:redis >/dev/null
+  printf 'masterauth "%s"\n' "$repl_pass" | write_file "$CONF_DIR/secrets.conf" 0640 root:redis >/dev/null
   if [ "$TLS" = yes ]; then
     install -d -m 0750 -o root -g redis "$CONF_DIR/tls"
     ssm_value_to_file "$SSM_TLS_CA" "$TLS_CA" 0644
@@ -349,7 +351,7 @@ refresh_secrets() {
 # from sending CONFIG GET and CLIENT SETNAME (redisConf.ts MONITOR_ACL_RULES). It reads its files at
 # start only: restarted at every run, it never serves stale ones.
 write_exporter_config() {
-  local d=/etc/redis-stack-exporter u=redis a="--config-command=INFO --set-client-name=false"
+  local d=$EXPORTER_DIR u=redis a="--config-command=INFO --set-client-name=false"
   install -d -m 0750 -o root -g prometheus "$d"
   if [ "$TLS" = yes ]; then
     u=rediss
