@@ -9,8 +9,8 @@
  * = last write acknowledged before the death to the first acknowledged after it -> every acknowledged
  * write checked by an outside client (lost ones counted, and whether they fall in asynchronous
  * replication's last second) -> boot the old master again, wait for it to rejoin }. Then, at the default:
- * BENCH_LOAD_SECONDS (default 300) of redis-benchmark (SET, 50 clients, 512 B) with BGSAVE and
- * BGREWRITEAOF on every master, counting failovers (cluster_current_epoch bumps, role changes).
+ * BENCH_LOAD_SECONDS (default 600) of redis-benchmark (SET, 50 clients, 512 B) with a fork on every master
+ * every 30 s (BGSAVE and BGREWRITEAOF in turn), counting failovers (cluster_current_epoch bumps, role changes).
  * In the lab of the default timeout, after the kill -9 runs, RUNS planned stops as well: { writer on shard 0
  * -> clean reboot of its master (the node's ExecStop runs `node.sh handoff`: the replica takes over with
  * CLUSTER FAILOVER before Redis stops) -> the cluster converges with the rebooted node back -> write gap
@@ -18,6 +18,8 @@
  * Prints tables and writes bench-results/failover.json.
  *   BENCH_RUNS=10 BENCH_PLANNED_RUNS=10 BENCH_TIMEOUTS=1000,2000,3000 BENCH_LOAD_SECONDS=60 BENCH_LOAD_TIMEOUT=2000
  *   (BENCH_LOAD_SECONDS=0 skips the steady load; BENCH_OUT names the results file)
+ * BENCH_FAULT=crash: the victim's redis-server alone is killed (SIGKILL; its instance and systemd live on: the
+ * unit's ExecStop has the replica take over, Restart= brings the process back) instead of its instance.
  * BENCH_CLIENTS=ioredis,redis-py,redis-stack-client: each run's fault is measured by one writer per client library,
  * side by side on the same shard (each configured as docs/clients.md says; ioredis alone unless told).
  * `-- --topology sentinel`: the same on the Sentinel topology (one primary, two replicas, three Sentinels;
@@ -54,7 +56,9 @@ const TIMEOUTS = (process.env.BENCH_TIMEOUTS ?? `1000,${DEFAULT_NODE_TIMEOUT_MS}
   .map(Number);
 /** The node timeout the steady-load run checks for false failovers (the shipped default unless told). */
 const LOAD_TIMEOUT = Number(process.env.BENCH_LOAD_TIMEOUT ?? DEFAULT_NODE_TIMEOUT_MS);
-const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 300);
+const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 600);
+/** During the steady load, every master forks this often (BGSAVE and BGREWRITEAOF in turn). */
+const FORK_EVERY_S = 30;
 /** Asynchronous replication: a write the dying master acknowledged this shortly before may be gone. */
 const REPLICATION_WINDOW_MS = 1000;
 /** The node timeout whose lab also runs the planned stops (the shipped default). */
@@ -66,17 +70,59 @@ if (TOPOLOGY !== "cluster" && TOPOLOGY !== "sentinel") {
   process.exit(2);
 }
 const SENTINEL = TOPOLOGY === "sentinel";
+/** What kills the victim: its instance (silent, then its processes die) or its redis-server alone. */
+const FAULT = process.env.BENCH_FAULT ?? "instance";
+if (FAULT !== "instance" && FAULT !== "crash") {
+  console.error(`BENCH_FAULT takes instance or crash (got ${FAULT})`);
+  process.exit(2);
+}
 const CLIENTS = (process.env.BENCH_CLIENTS ?? "ioredis").split(",").filter((x) => x !== "") as WriterClient[];
 const unknownClient = CLIENTS.find((x) => !WRITER_CLIENTS.includes(x));
 if (unknownClient !== undefined || CLIENTS.length === 0) {
   console.error(`BENCH_CLIENTS takes a list of ${WRITER_CLIENTS.join(", ")} (got ${process.env.BENCH_CLIENTS})`);
   process.exit(2);
 }
+const FAULT_TEXT =
+  FAULT === "crash"
+    ? "the master's redis-server is killed (SIGKILL)"
+    : "the master's instance dies (silent, then killed)";
 const base = stackSettings(
   "prod",
   "redis-stack",
   SENTINEL ? { topology: "sentinel", shards: "", replicasPerShard: "" } : {},
 );
+
+/**
+ * SIGKILL of the victim's redis-server alone, the instance and its systemd alive (an OOM kill, a segfault):
+ * the unit's ExecStop has the replica take over at once, and Restart= brings the process back as a replica.
+ */
+async function crashRedis(host: ClusterLab["hosts"][number]): Promise<number> {
+  const pid = (await host.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
+  if (!/^[1-9][0-9]*$/.test(pid)) throw new Error(`${host.name}: redis-node has no main process (${pid})`);
+  const at = Date.now();
+  const r = await host.sh(`kill -KILL ${pid}`);
+  if (r.code !== 0) throw new Error(`${host.name}: kill -KILL ${pid}: ${r.stderr}`);
+  return at;
+}
+
+/** The promoted replica's own account of its takeover (redis-node-watch), from its log. */
+async function watcherTakeover(
+  c: ClusterLab,
+  survivors: NodeAddress[],
+  victimId: string,
+  killedAt: number,
+): Promise<{ detectedInMs: number; takeoverMs: number } | undefined> {
+  const promoted = await masterOfSlot(c, 0, survivors);
+  const log = (await c.hosts[promoted.node.index].sh("cat /var/log/redis-stack.log")).stdout;
+  const re = new RegExp(
+    `watch: master ${victimId} failed .* at once, (\\d+) ms after seeing the flag \\(at (\\d+) ms since the epoch\\)`,
+    "g",
+  );
+  // The same two nodes trade places run after run: only a takeover after this run's fault counts.
+  const last = [...log.matchAll(re)].filter((m) => Number(m[2]) >= killedAt).pop();
+  if (!last) return undefined;
+  return { detectedInMs: Number(last[2]) - killedAt, takeoverMs: Number(last[1]) };
+}
 
 /** The node whose death the runs measure: the master of shard 0, or the primary the Sentinels name. */
 async function victimOf(c: ClusterLab): Promise<NodeAddress> {
@@ -112,6 +158,13 @@ interface ClientSeen {
 
 interface FailoverRun {
   promotedInMs: number;
+  /**
+   * Redis Cluster, instance loss: from the fault until the promoted replica's watcher saw the cluster's FAIL
+   * flag (detection), and from there until it had taken over (takeover), from its log; absent when Redis's
+   * own election promoted it.
+   */
+  detectedInMs?: number;
+  takeoverMs?: number;
   clients: Partial<Record<WriterClient, ClientSeen>>;
 }
 
@@ -202,16 +255,27 @@ async function failoverRuns(
       const survivors = c.nodes.filter((n) => n !== victim);
       const writers = await startWriters(c, `b${i}`);
       await sleep(500);
-      const killedAt = await c.hosts[victim.node.index].instanceLoss();
+      const host = c.hosts[victim.node.index];
+      const victimId = SENTINEL ? "" : (await c.cli(victim, ["cluster", "myid"])).stdout.trim();
+      const killedAt = FAULT === "crash" ? await crashRedis(host) : await host.instanceLoss();
       const promotedInMs = await c.waitConverged(60000, survivors);
+      const watched = SENTINEL ? undefined : await watcherTakeover(c, survivors, victimId, killedAt);
       // The slowest client may still be on its way back: every writer gets a write through before it stops.
       await sleep(CLIENTS.length > 1 ? 5000 : 1000);
-      const clients = await judgeWriters(c, writers, killedAt, (acked) => writeGap(acked, killedAt).ms);
-      runs.push({ promotedInMs, clients });
-      console.log(
-        `  node-timeout ${nodeTimeoutMs} ms, run ${i + 1}/${RUNS}: ${describe(clients)} (cluster converged without the victim after ${(promotedInMs / 1000).toFixed(2)} s)`,
+      // A crash lands a round trip after killedAt (the kill runs on the host): the longest stop between two
+      // acknowledged writes from just before it, rather than "the first write after killedAt", which may
+      // still be the old master's. An instance loss is silent from killedAt on.
+      const clients = await judgeWriters(c, writers, killedAt, (acked) =>
+        FAULT === "crash"
+          ? longestSilence(acked.filter(([, t]) => t >= killedAt - 1000))
+          : writeGap(acked, killedAt).ms,
       );
-      await c.hosts[victim.node.index].start();
+      runs.push({ promotedInMs, clients, ...watched });
+      console.log(
+        `  node-timeout ${nodeTimeoutMs} ms, run ${i + 1}/${RUNS}: ${describe(clients)} (cluster converged without the victim after ${(promotedInMs / 1000).toFixed(2)} s${watched ? `; FAIL flag seen after ${(watched.detectedInMs / 1000).toFixed(2)} s, taken over ${watched.takeoverMs} ms later` : ""})`,
+      );
+      // A crashed process is brought back by its unit (RestartSec); a dead instance boots again.
+      if (FAULT === "instance") await host.start();
       await c.waitConverged(120000);
       // The next run starts once the returned node is a failover candidate again (as a node's own status says).
       await c.waitFailoverReady(120000);
@@ -309,17 +373,22 @@ async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
       { timeoutMs: (LOAD_SECONDS + 30) * 1000 },
     );
     const masters = SENTINEL ? [first] : c.nodes.filter((n) => n.node.role === "master");
-    const everyMaster = (cmd: string) => Promise.all(masters.map((m) => c.cli(m, [cmd])));
-    const at = [0.15, 0.4, 0.65].map((f) => f * LOAD_SECONDS * 1000);
+    const everyMaster = (cmd: string[]) => Promise.all(masters.map((m) => c.cli(m, cmd)));
+    // A fork on every master every FORK_EVERY_MS, RDB saves and AOF rewrites in turn (SCHEDULE: a save
+    // asked while a rewrite still runs starts after it instead of being refused).
+    const at = Array.from(
+      { length: Math.max(1, Math.floor(LOAD_SECONDS / FORK_EVERY_S) - 1) },
+      (_, i) => (i + 1) * FORK_EVERY_S * 1000,
+    );
     const started = Date.now();
     for (const [i, t] of at.entries()) {
       await sleep(Math.max(0, started + t - Date.now()));
-      await everyMaster(i % 2 === 0 ? "bgsave" : "bgrewriteaof");
+      await everyMaster(i % 2 === 0 ? ["bgsave", "schedule"] : ["bgrewriteaof"]);
       console.log(
         `  load: ${i % 2 === 0 ? "BGSAVE" : "BGREWRITEAOF"} on every master at ${((Date.now() - started) / 1000).toFixed(0)} s`,
       );
     }
-    await everyMaster("bgrewriteaof");
+    await everyMaster(["bgrewriteaof"]);
     const out = await bench;
     const after = await view();
     return {
@@ -360,12 +429,30 @@ async function main(): Promise<void> {
   for (const t of TIMEOUTS) {
     console.log(
       SENTINEL
-        ? `Sentinel topology, down-after ${t} ms: ${RUNS} x the primary's instance dies (silent, then killed); clients ${CLIENTS.join(", ")}`
-        : `cluster-node-timeout ${t} ms: ${RUNS} x the instance of shard 0's master dies (silent, then killed); clients ${CLIENTS.join(", ")}`,
+        ? `Sentinel topology, down-after ${t} ms: ${RUNS} x ${FAULT_TEXT.replace("master", "primary")}; clients ${CLIENTS.join(", ")}`
+        : `cluster-node-timeout ${t} ms: ${RUNS} x ${FAULT_TEXT} (shard 0); clients ${CLIENTS.join(", ")}`,
     );
     const withPlanned = t === PLANNED_TIMEOUT && PLANNED_RUNS > 0;
     const { runs, planned: stops } = await failoverRuns(t, withPlanned);
     rawRuns.push({ nodeTimeoutMs: t, failover: runs, ...(stops ? { plannedStop: stops } : {}) });
+    const watchedRuns = runs.filter((r) => r.detectedInMs !== undefined && r.takeoverMs !== undefined);
+    if (watchedRuns.length > 0) {
+      // Where the gap went: detection (fault -> the FAIL flag seen), takeover, then the client's share.
+      const client = CLIENTS[0];
+      const share = watchedRuns
+        .map((r) => (r.clients[client]?.writeGapMs ?? Number.NaN) - (r.detectedInMs ?? 0) - (r.takeoverMs ?? 0))
+        .filter((x) => !Number.isNaN(x));
+      const line = (name: string, x: Stats) =>
+        `${name} median ${x.median} ms, p95 ${x.n >= 20 ? `${x.p95} ms` : "-"}, max ${x.max} ms`;
+      console.log(
+        `  breakdown at ${t} ms over ${watchedRuns.length} runs the watcher took over (of ${runs.length}): ` +
+          [
+            line("detection (FAIL flag seen)", stats(watchedRuns.map((r) => r.detectedInMs ?? 0))),
+            line("takeover", stats(watchedRuns.map((r) => r.takeoverMs ?? 0))),
+            line(`${client}'s share (its gap minus both)`, stats(share)),
+          ].join("; "),
+      );
+    }
     for (const client of CLIENTS) {
       const seen = runs.map((r) => r.clients[client]).filter((x): x is ClientSeen => x !== undefined);
       const lostAt = seen.flatMap((x) => x.lostAtMs);
@@ -403,7 +490,7 @@ async function main(): Promise<void> {
   // Nearest-rank p95 over fewer than 20 runs is the maximum: it is then shown as "-".
   const p95 = (x: Stats) => (x.n >= 20 ? s(x.p95) : "  -  ");
   console.log(
-    "\nwrite unavailability on the affected shard when its master's instance dies (seconds, last ack before -> first after)",
+    `\nwrite unavailability on the affected shard when ${FAULT_TEXT} (seconds, ${FAULT === "crash" ? "the longest stop between acknowledged writes from 1 s before the kill on" : "last ack before -> first after"})`,
   );
   console.log(
     "node-timeout  client              n    median  p95    max    | lost (outside the 1 s window) | healthy again: median  p95",
@@ -434,6 +521,7 @@ async function main(): Promise<void> {
   const file = writeResults(process.env.BENCH_OUT ?? (SENTINEL ? "failover-sentinel" : "failover"), {
     machine: machine(),
     topology: TOPOLOGY,
+    fault: FAULT,
     tls: base.tls,
     defaultNodeTimeoutMs: DEFAULT_NODE_TIMEOUT_MS,
     clients: CLIENTS,

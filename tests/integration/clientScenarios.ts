@@ -91,53 +91,57 @@ export function clientScenarios(lab: () => ClusterLab): void {
     await sleep(6000);
     // The instance dies as EC2's do: its packets vanish (no RST), then its processes die.
     const killedAt = await host.instanceLoss();
-    await c.waitConverged(
-      60_000,
-      c.nodes.filter((n) => n !== victim),
-    );
-    // A planned failover in another shard, once the first is over: its replica takes over on request.
-    await sleep(Math.max(0, 18_000 - (Date.now() - started)));
-    const other = await masterOfSlot(c, 16383);
-    const replica = c.nodes.find((n) => n.node.shard === other.node.shard && n !== other);
-    if (!replica) throw new Error("no replica in the last shard");
-    const failoverEpoch = Date.now();
-    expect((await admin(c, replica, ["cluster", "failover"])).stdout).toMatch(/OK/);
-    const r = await load;
-    // On the load's own clock (it starts once its process is up).
-    const killAt = killedAt - r.startedAt;
-    const failoverAt = failoverEpoch - r.startedAt;
-    const kill = latencyIn(r, killAt, killAt + 10_000);
-    const planned = latencyIn(r, failoverAt, failoverAt + 5_000);
-    console.log(
-      `client through an instance loss (at ${(killAt / 1000).toFixed(1)} s) and a planned failover (at ${(failoverAt / 1000).toFixed(1)} s): ` +
-        `${r.rounds} rounds; kill window max ${kill.max} ms p99 ${kill.p99} ms; failover window max ${planned.max} ms p99 ${planned.p99} ms; ` +
-        `incr ok ${count(r, "incr", "ok")} failed ${count(r, "incr", "failed")} unknown ${count(r, "incr", "unknown")}; ` +
-        `counters ${JSON.stringify(r.counters)}; errors ${JSON.stringify(r.errors)}`,
-    );
-    expect(await role(c, replica)).toBe("master");
-    expect(r.rounds).toBeGreaterThan(1500);
-    // The promises, at their numbers: an instance loss costs the app under 5 s, a planned failover under 1 s.
-    expect(kill.max).toBeLessThan(5_000);
-    expect(planned.max).toBeLessThan(1_000);
-    // Reads and idempotent writes: no error reached the app, within the retry budget.
-    expect(count(r, "get", "error") + count(r, "get", "failed")).toBe(0);
-    expect(count(r, "set", "error") + count(r, "set", "failed") + count(r, "set", "unknown")).toBe(0);
-    // INCRBY is never repeated blindly: each one either succeeded or failed with a typed error.
-    expect(count(r, "incr", "error")).toBe(0);
-    expect(r.counters.retries).toBeGreaterThan(0);
-    const judged = await judgeLoad(c, r);
-    // Replication is asynchronous: what the dead master acknowledged in its last moments and had not sent
-    // to its replica is the one documented loss. Anything else lost is a bug.
-    console.log(
-      `client: ${judged.lost.length} acknowledged SETs lost, acknowledged at ${JSON.stringify(judged.lost.map(([, , at]) => at - killAt))} ms from the loss`,
-    );
-    expect(judged.lost.filter(([, , at]) => at < killAt - 1000 || at > killAt + 100)).toEqual([]);
-    expect(r.verify.wrongReads).toBe(0);
-    expect(judged.counter).toBeGreaterThanOrEqual(r.verify.incrAcked);
-    expect(judged.counter).toBeLessThanOrEqual(r.verify.incrAcked + r.verify.incrUnknown);
-    // The dead instance boots again and rejoins as a replica, for the scenarios after this one.
-    await host.start();
-    await c.waitConverged(120_000);
+    try {
+      await c.waitConverged(
+        60_000,
+        c.nodes.filter((n) => n !== victim),
+      );
+      // A planned failover in another shard, once the first is over: its replica takes over on request.
+      await sleep(Math.max(0, 18_000 - (Date.now() - started)));
+      const other = await masterOfSlot(c, 16383);
+      const replica = c.nodes.find((n) => n.node.shard === other.node.shard && n !== other);
+      if (!replica) throw new Error("no replica in the last shard");
+      const failoverEpoch = Date.now();
+      expect((await admin(c, replica, ["cluster", "failover"])).stdout).toMatch(/OK/);
+      const r = await load;
+      // On the load's own clock (it starts once its process is up).
+      const killAt = killedAt - r.startedAt;
+      const failoverAt = failoverEpoch - r.startedAt;
+      const kill = latencyIn(r, killAt, killAt + 10_000);
+      const planned = latencyIn(r, failoverAt, failoverAt + 5_000);
+      console.log(
+        `client through an instance loss (at ${(killAt / 1000).toFixed(1)} s) and a planned failover (at ${(failoverAt / 1000).toFixed(1)} s): ` +
+          `${r.rounds} rounds; kill window max ${kill.max} ms p99 ${kill.p99} ms; failover window max ${planned.max} ms p99 ${planned.p99} ms; ` +
+          `incr ok ${count(r, "incr", "ok")} failed ${count(r, "incr", "failed")} unknown ${count(r, "incr", "unknown")}; ` +
+          `counters ${JSON.stringify(r.counters)}; errors ${JSON.stringify(r.errors)}`,
+      );
+      expect(await role(c, replica)).toBe("master");
+      expect(r.rounds).toBeGreaterThan(1500);
+      // The promises, at their numbers: an instance loss costs the app under 5 s, a planned failover under 1 s.
+      expect(kill.max).toBeLessThan(5_000);
+      expect(planned.max).toBeLessThan(1_000);
+      // Reads and idempotent writes: no error reached the app, within the retry budget.
+      expect(count(r, "get", "error") + count(r, "get", "failed")).toBe(0);
+      expect(count(r, "set", "error") + count(r, "set", "failed") + count(r, "set", "unknown")).toBe(0);
+      // INCRBY is never repeated blindly: each one either succeeded or failed with a typed error.
+      expect(count(r, "incr", "error")).toBe(0);
+      expect(r.counters.retries).toBeGreaterThan(0);
+      const judged = await judgeLoad(c, r);
+      // Replication is asynchronous: what the dead master acknowledged in its last moments and had not sent
+      // to its replica is the one documented loss. Anything else lost is a bug.
+      console.log(
+        `client: ${judged.lost.length} acknowledged SETs lost, acknowledged at ${JSON.stringify(judged.lost.map(([, , at]) => at - killAt))} ms from the loss`,
+      );
+      expect(judged.lost.filter(([, , at]) => at < killAt - 1000 || at > killAt + 100)).toEqual([]);
+      expect(r.verify.wrongReads).toBe(0);
+      expect(judged.counter).toBeGreaterThanOrEqual(r.verify.incrAcked);
+      expect(judged.counter).toBeLessThanOrEqual(r.verify.incrAcked + r.verify.incrUnknown);
+    } finally {
+      // The dead instance boots again and rejoins as a replica, for the scenarios after this one (also when
+      // an assertion above failed: the next scenarios need the whole cluster).
+      await host.start();
+      await c.waitConverged(120_000);
+    }
   }, 300_000);
 
   test("client: every node frozen for 10 s: the fallback serves stale reads, writes fail fast or replay in order, nothing is lost", async () => {

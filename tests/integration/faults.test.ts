@@ -26,7 +26,7 @@ import {
 } from "../../lab/clusterLab";
 import { NodeAddress } from "../../components/ec2/topology";
 import { restartDelaySeconds } from "../../components/ec2/node/userData";
-import { WriteResult, writeGap } from "../../lab/writer";
+import { longestSilence, WriteResult, writeGap } from "../../lab/writer";
 
 const settings = stackSettings("prod");
 const nodeTimeoutMs = settings.ec2?.nodeTimeoutMs ?? 0;
@@ -103,6 +103,7 @@ describeLab("fault tolerance", () => {
     // The same fault seen by redis-py (Debian's python3-redis, configured as docs/clients.md says).
     const py = await startWriter(c, tagForSlots(shard.start, shard.end, "apy"), { client: "redis-py" });
     await sleep(1000);
+    const victimId = (await c.cli(victim, ["cluster", "myid"])).stdout.trim();
     const killedAt = await instanceLoss(victim);
     const recoveredIn = await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(victim)).catch(() => Number.NaN);
     // redis-py notices the new master only at its next slot-map read (lab/writer.py): give it time to.
@@ -123,6 +124,12 @@ describeLab("fault tolerance", () => {
       redisPy: { writeGapMs: pyGap.ms, acked: pyRes.acked.length, lost: pyLost },
     };
     expect(gap.ms).toBeLessThan(INSTANCE_LOSS_GAP_MS);
+    // The replica took over as soon as the cluster flagged its master (redis-node-watch.service), without
+    // waiting out Redis's election delay.
+    const promotedLog = await c.hosts[idx(promoted)].sh(
+      `grep -c 'master ${victimId} failed.*took its slots over at once' /var/log/redis-stack.log`,
+    );
+    expect(promotedLog.stdout.trim()).toBe("1");
     // Only what the master acknowledged in its last moments can be gone (asynchronous replication).
     expect(lost.filter(([, ms]) => ms < -REPLICATION_WINDOW_MS || ms > 0)).toEqual([]);
     // redis-py came back on the promoted replica (its figures are the bench's: docs/clients.md), losing
@@ -332,6 +339,7 @@ describeLab("fault tolerance", () => {
     await sleep(1000);
     const crashed = await mainPid();
     expect(crashed).toMatch(/^[1-9][0-9]*$/);
+    const crashedAt = Date.now();
     expect((await host.sh(`kill -KILL ${crashed}`)).code).toBe(0);
     const promotedIn = await c.waitConverged(RECOVERY_BOUND_MS + 5000, others(victim));
     // No human step: the unit's Restart=always brings the process back and it finds its new place.
@@ -348,7 +356,16 @@ describeLab("fault tolerance", () => {
     // It came back after its replica had taken over, so it is the replica now.
     expect(await role(c, victim)).toBe("slave");
     expect(infoField((await c.cli(victim, ["info", "replication"])).stdout, "master_link_status")).toBe("up");
-    report.processCrash = { promotedInMs: promotedIn, restartSec, healedInMs: healedIn };
+    // The unit's ExecStop saw the process gone and had the replica take over at once (CLUSTER FAILOVER
+    // FORCE): writes stopped for under a second, not a node timeout.
+    expect((await host.sh("cat /var/log/redis-stack.log")).stdout).toMatch(
+      /crash: Redis exited \(killed KILL\) as a master; [0-9.]+:[0-9]+ \(offset [0-9]+\) takes over with CLUSTER FAILOVER FORCE/,
+    );
+    // The longest stop between two acknowledged writes from just before the kill on (the kill itself lands a
+    // round trip after crashedAt, so "the first write after crashedAt" may still be the old master's).
+    const gap = longestSilence(res.acked.filter(([, t]) => t >= crashedAt - 1000));
+    report.processCrash = { promotedInMs: promotedIn, writeGapMs: gap, restartSec, healedInMs: healedIn };
+    expect(gap).toBeLessThan(1000);
     await expectNoneLost(w, res);
   });
 

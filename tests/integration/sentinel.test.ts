@@ -298,4 +298,31 @@ describeLab("Sentinel topology", () => {
     expect(maxGap).toBeLessThan(PLANNED_GAP_MS);
     await expectNoneLost(w, res);
   }, 900_000);
+
+  test("7. the primary's redis-server crashes on a live instance: its own Sentinel fails over at once, writes resume within 2 s, it returns as a replica", async () => {
+    const victim = await primary();
+    const host = c.hosts[idx(victim)];
+    const w = await startWriter(c, "crash");
+    await sleep(1000);
+    const pid = (await host.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
+    expect(pid).toMatch(/^[1-9][0-9]*$/);
+    const crashedAt = Date.now();
+    expect((await host.sh(`kill -KILL ${pid}`)).code).toBe(0);
+    const promoted = await c.waitConverged(FAILOVER_BOUND_MS + 10_000, others(victim));
+    // systemd brings the process back after RestartSec; the Sentinels make it a replica of the new primary.
+    await c.waitConverged(120_000);
+    const res = await w.stop();
+    // The longest stop between two acknowledged writes from just before the kill on (the kill lands a round
+    // trip after crashedAt: the first write after crashedAt may still be the old primary's).
+    const gap = longestSilence(res.acked.filter(([, t]) => t >= crashedAt - 1000));
+    const log = (await host.sh("cat /var/log/redis-stack.log")).stdout;
+    report.processCrash = { convergedInMs: promoted, writeGapMs: gap };
+    // The unit's ExecStop saw the process gone and asked the Sentinel on this instance to fail over: no
+    // down-after wait, no quorum, no leader election.
+    expect(log).toMatch(/crash: Redis exited \(killed KILL\) as the primary; the Sentinel here fails over/);
+    expect(await primary()).not.toBe(victim);
+    expect(await role(c, victim)).toBe("slave");
+    expect(gap).toBeLessThan(2_000);
+    await expectNoneLost(w, res);
+  });
 });

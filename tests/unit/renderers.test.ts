@@ -27,6 +27,7 @@ import {
   renderMetricsTimer,
   renderBackupTimer,
   renderBackupUnit,
+  renderWatchUnit,
   UNITS,
   certificateSha256,
 } from "../../components/ec2/node/userData";
@@ -213,6 +214,7 @@ test("user-data only installs files and units, then hands over to node.sh first-
     "/etc/systemd/system/redis-node-metrics.timer",
     "/etc/systemd/system/redis-node-backup.service",
     "/etc/systemd/system/redis-node-backup.timer",
+    "/etc/systemd/system/redis-node-watch.service",
   ])
     expect(s).toContain(`cat >${path} <<'REDIS_STACK_FILE_END'`);
   // lib-backup.sh does not fit beside the other scripts: it comes from SSM (below).
@@ -357,6 +359,26 @@ test("the metrics timer fires on the wall clock's period boundaries (systemd's o
     expect(times[1] - times[0]).toBe(interval * 1000);
   }
   expect(() => renderMetricsTimer(45)).toThrow(/divide a minute/);
+});
+
+test("the watch unit (Redis Cluster): node.sh watch, restarted whenever it ends, sandboxed; node.sh enables it by that name", () => {
+  expect(lines(renderWatchUnit())).toEqual(
+    expect.arrayContaining([
+      "Type=simple",
+      "After=redis-node-cluster.service",
+      "ExecStart=/usr/local/lib/redis-stack/node.sh watch",
+      "Restart=always",
+      "NoNewPrivileges=yes",
+      "ProtectSystem=strict",
+      "ReadWritePaths=/var/log",
+      "WantedBy=multi-user.target",
+    ]),
+  );
+  // node.sh's first boot enables the cluster topology's units by name: the same name as the file written.
+  const nodeSh = fs.readFileSync(path.join(__dirname, "../../components/ec2/node/node.sh"), "utf8");
+  expect(nodeSh).toMatch(
+    new RegExp(`^topology_units\\(\\).*else echo ${UNITS.watch.replace(".", "\\.")}; fi; }$`, "m"),
+  );
 });
 
 describe("the backup units", () => {

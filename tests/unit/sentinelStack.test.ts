@@ -110,6 +110,8 @@ test("each node's user-data: Sentinel mode redis.conf, the Sentinel unit (lib-se
     expect(fileIn(ud, "/etc/systemd/system/redis-node-sentinel.service")).toContain(
       "ExecStart=/usr/bin/redis-server /var/lib/redis-stack-sentinel/sentinel.conf --sentinel",
     );
+    // The Sentinels elect and promote: no cluster failover watcher.
+    expect(ud).not.toContain("cat >/etc/systemd/system/redis-node-watch.service");
     // lib-sentinel.sh arrives through SSM (it does not fit in EC2's 16 KB beside the rest): named, not carried.
     expect(env).toMatch(/^\/usr\/local\/lib\/redis-stack\/lib-sentinel\.sh 0644 [0-9a-f]{64} /m);
     expect(ud).not.toContain("decide_primary()");

@@ -168,3 +168,116 @@ refresh_tls_live() {
   fi
   rm -rf "$dir"
 }
+
+# elapsed_ms START: milliseconds since START (an $EPOCHREALTIME reading).
+elapsed_ms() {
+  local now=$EPOCHREALTIME
+  echo $(((${now/./} - ${1/./}) / 1000))
+}
+
+# replica_offset HOST PORT: the replication offset the replica on HOST has applied (empty if it does not answer).
+replica_offset() {
+  { rcli "$1" "$2" info replication 2>/dev/null || true; } | tr -d '\r' | awk -F: '$1 == "slave_repl_offset" { print $2 }'
+}
+
+# crash_takeover: node.sh handoff found Redis not answering. As the unit's ExecStopPost, after the main
+# process ended, systemd says how: SERVICE_RESULT is "success" for a stop systemd asked for (the ExecStop
+# handoff already ran) and names the failure otherwise (signal, core-dump, exit-code, oom-kill): a crash.
+# (On a failure systemd skips ExecStop: only ExecStopPost runs.) A server that is stuck but alive is never
+# here: the process must be gone, so a stall is left to the node timeout.
+# A master's most up-to-date replica takes over at once with CLUSTER FAILOVER FORCE: the other masters elect
+# it without the node timeout and the election delay, and the restarted process (RestartSec later) finds a
+# newer owner of its slots and becomes its replica. Writes the crashed master acknowledged and had not yet
+# replicated are lost, as in any failover (asynchronous replication). lib-sentinel.sh has the Sentinel one.
+crash_takeover() {
+  [ -n "${SERVICE_RESULT:-}" ] && [ "$SERVICE_RESULT" != success ] || return 0
+  local started=$EPOCHREALTIME me myid addr offset best="" best_offset=-1
+  me=$(awk '$3 ~ /myself/' "$DATA_DIR/nodes.conf" 2>/dev/null) || return 0
+  awk '$3 ~ /master/ && NF >= 9 { f = 1 } END { exit !f }' <<<"$me" || return 0
+  myid=${me%% *}
+  while read -r addr; do
+    offset=$(RCLI_TIMEOUT=1 replica_offset "${addr%:*}" "${addr##*:}")
+    if [ -n "$offset" ] && [ "$offset" -gt "$best_offset" ]; then
+      best=$addr
+      best_offset=$offset
+    fi
+  done < <(awk -v m="$myid" '$4 == m && $3 ~ /slave/ && $3 !~ /fail/ { a = $2; sub(/@.*/, "", a); print a }' "$DATA_DIR/nodes.conf")
+  if [ -z "$best" ]; then
+    log "warning: crash: Redis exited ($EXIT_CODE ${EXIT_STATUS:-}) as a master and no replica answered; the cluster fails over after the node timeout"
+    return 0
+  fi
+  if RCLI_TIMEOUT=2 rcli "${best%:*}" "${best##*:}" cluster failover force 2>/dev/null | tr -d '\r' | grep -q '^OK'; then
+    log "crash: Redis exited ($EXIT_CODE ${EXIT_STATUS:-}) as a master; $best (offset $best_offset) takes over with CLUSTER FAILOVER FORCE ($(elapsed_ms "$started") ms)"
+    publish_status stopping "Redis exited ($EXIT_CODE ${EXIT_STATUS:-}); $best takes over its slots"
+  else
+    log "warning: crash: $best refused CLUSTER FAILOVER FORCE; the cluster fails over after the node timeout"
+  fi
+}
+
+# failover_watch: redis-node-watch.service (Redis Cluster). Redis elects a replica 500-1000 ms after the
+# cluster flags its master FAIL (a delay to let the flag spread and to rank the replicas), on top of the
+# node timeout it took to flag it. FAIL already means a majority of the masters lost the master, so the
+# replica that would win the election takes over as soon as it sees the flag: CLUSTER NODES every 100 ms
+# on one connection, each line judged alone (a line says all of one node's state).
+failover_watch() {
+  local master
+  while :; do
+    while read -r master; do
+      fast_takeover "$master" || log "warning: watch: the fast takeover failed; the cluster's own election follows"
+    done < <(RCLI_TIMEOUT=3600 rcli "$NODE_IP" "$REDIS_PORT" -r -1 -i 0.1 cluster nodes 2>/dev/null | failed_master_events)
+    sleep 1
+  done
+}
+
+# failed_master_events: reads CLUSTER NODES replies, one after another, and prints this replica's master id
+# once each time the cluster flags it FAIL ("fail", not the unconfirmed "fail?"); again only after the
+# flag was cleared or the master changed.
+failed_master_events() {
+  awk '
+    $3 ~ /myself/ { mine = ($3 ~ /slave/) ? $4 : "" }
+    { failed[$1] = ($3 ~ /(^|,)fail(,|$)/) }
+    mine == "" || !failed[mine] { said = "" }
+    mine != "" && failed[mine] && said != mine { print mine; fflush(); said = mine }'
+}
+
+# fast_takeover MASTER_ID: this replica takes its failed master's slots at once (CLUSTER FAILOVER TAKEOVER:
+# no election) when it is the one Redis would elect: its data is fresh enough (Redis's own validity rule:
+# cut off for at most cluster-replica-validity-factor x node timeout + 10 s) and no other replica of that
+# master has a larger offset (the lower node id wins a tie). When it cannot tell (a sibling does not
+# answer), it leaves the failover to Redis's election.
+fast_takeover() {
+  local master=$1 seen=$EPOCHREALTIME state nodes me myid down limit myoffset sid addr offset
+  # One connection for the three reads (each connection costs a TLS handshake): the replies follow each other.
+  state=$(printf '%s\n' "CLUSTER NODES" "INFO replication" "CONFIG GET cluster-node-timeout" |
+    RCLI_TIMEOUT=1 rcli "$NODE_IP" "$REDIS_PORT" | tr -d '\r')
+  nodes=$(awk 'NF >= 8 && $2 ~ /@/' <<<"$state")
+  me=$(awk '$3 ~ /myself/' <<<"$nodes")
+  myid=${me%% *}
+  # Still this replica's master, and still flagged failed.
+  awk -v m="$master" '$3 ~ /slave/ && $4 == m { f = 1 } END { exit !f }' <<<"$me" || return 0
+  awk -v m="$master" '$1 == m && $3 ~ /(^|,)fail(,|$)/ { f = 1 } END { exit !f }' <<<"$nodes" || return 0
+  myoffset=$(awk -F: '$1 == "slave_repl_offset" { print $2 }' <<<"$state")
+  down=$(awk -F: '$1 == "master_link_down_since_seconds" { print $2 }' <<<"$state")
+  limit=$(awk 'p { print; exit } $0 == "cluster-node-timeout" { p = 1 }' <<<"$state")
+  limit=$((${limit:-15000} * 10 / 1000 + 10))
+  if [ -n "$down" ] && [ "$down" -gt "$limit" ]; then
+    log "watch: master $master failed, but this replica lost it ${down}s ago (over ${limit}s): leaving it to the cluster's election"
+    return 0
+  fi
+  while read -r sid addr; do
+    [ -n "$sid" ] || continue
+    offset=$(RCLI_TIMEOUT=1 replica_offset "${addr%:*}" "${addr##*:}")
+    if [ -z "$offset" ]; then
+      log "watch: master $master failed; replica $addr does not answer, so the cluster's election picks the replica"
+      return 0
+    fi
+    if [ "$offset" -gt "$myoffset" ] || { [ "$offset" = "$myoffset" ] && [[ "$sid" < "$myid" ]]; }; then
+      return 0
+    fi
+  done < <(awk -v m="$master" '$4 == m && $3 ~ /slave/ && $3 !~ /myself/ && $3 !~ /fail/ { a = $2; sub(/@.*/, "", a); print $1, a }' <<<"$nodes")
+  if RCLI_TIMEOUT=2 rcli "$NODE_IP" "$REDIS_PORT" cluster failover takeover | tr -d '\r' | grep -q '^OK'; then
+    log "watch: master $master failed (the cluster's FAIL flag); this replica (offset $myoffset) took its slots over at once, $(elapsed_ms "$seen") ms after seeing the flag (at $((${seen/./} / 1000)) ms since the epoch)"
+  else
+    return 1
+  fi
+}

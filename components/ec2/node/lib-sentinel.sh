@@ -209,22 +209,14 @@ topology_ready() {
 
 topology_tick() { remember_primary; }
 
-# replica_offset HOST PORT: the replication offset the replica on HOST has applied (empty if it does not answer).
-replica_offset() {
-  { rcli "$1" "$2" info replication 2>/dev/null || true; } | tr -d '\r' | awk -F: '$1 == "slave_repl_offset" { print $2 }'
-}
-
-# elapsed_ms START: milliseconds since START (an $EPOCHREALTIME reading).
-elapsed_ms() {
-  local now=$EPOCHREALTIME
-  echo $(((${now/./} - ${1/./}) / 1000))
-}
-
 # topology_handoff: before Redis stops on purpose, a primary pauses writes until an in-sync replica has
 # every one of them, then asks its Sentinel to fail over, and waits until it is a replica itself: a
 # planned stop costs no detection timeout and loses no acknowledged write.
 topology_handoff() {
-  node_alive "$NODE_IP" "$REDIS_PORT" || return 0
+  node_alive "$NODE_IP" "$REDIS_PORT" || {
+    crash_takeover
+    return 0
+  }
   if [ "$(my_role)" != master ]; then
     publish_status stopping "Redis stopping (a replica: nothing to hand over)"
     return 0
@@ -279,5 +271,21 @@ topology_handoff() {
   else
     log "warning: handoff: the Sentinels did not fail over within 15s; clients wait for their failover"
     publish_status stopping "Redis stopping without a handoff"
+  fi
+}
+
+# crash_takeover: Redis exited on its own on a live instance (lib-live.sh says when). If the Sentinels still
+# name this node the primary, its own Sentinel (still running here) fails over at once (SENTINEL FAILOVER:
+# no down-after wait, no vote), so the Sentinels name a replica within a second instead of after
+# down-after-milliseconds plus the quorum and the leader election.
+crash_takeover() {
+  [ -n "${SERVICE_RESULT:-}" ] && [ "$SERVICE_RESULT" != success ] || return 0
+  local started=$EPOCHREALTIME
+  [ "$(sentinel_primary "$NODE_IP")" = "$NODE_IP $REDIS_PORT" ] || return 0
+  if RCLI_TIMEOUT=2 scli "$NODE_IP" sentinel failover "$SENTINEL_MASTER" 2>/dev/null | tr -d '\r' | grep -q '^OK'; then
+    log "crash: Redis exited ($EXIT_CODE ${EXIT_STATUS:-}) as the primary; the Sentinel here fails over ($(elapsed_ms "$started") ms)"
+    publish_status stopping "Redis exited ($EXIT_CODE ${EXIT_STATUS:-}); the Sentinels fail over to a replica"
+  else
+    log "warning: crash: Redis exited as the primary and the Sentinel here refused to fail over; the Sentinels fail over after down-after-milliseconds"
   fi
 }

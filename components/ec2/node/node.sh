@@ -12,6 +12,8 @@
 #   node.sh settings    every 20 s on a running node (redis-node-settings.timer): apply the stack's desired
 #                       settings live, grow the filesystem, forget departed nodes, reshard, roll
 #   node.sh handoff     before Redis stops (ExecStop): a master hands its slots to an in-sync replica
+#   node.sh watch       redis-node-watch.service (Redis Cluster): a replica takes over as soon as the cluster
+#                       flags its master failed (lib-live.sh failover_watch)
 #   node.sh backup [now|scheduled]
 #                       save every shard to the stack's S3 bucket (lib-backup.sh); "scheduled" is the
 #                       timer's (redis-node-backup.timer): only the first node that answers takes it
@@ -643,7 +645,10 @@ settings_tick() {
 # on the replica: the master pauses writes until the replica has them all, then they switch roles), so a
 # planned stop costs no failover timeout and loses no acknowledged write.
 topology_handoff() {
-  node_alive "$NODE_IP" "$REDIS_PORT" || return 0
+  node_alive "$NODE_IP" "$REDIS_PORT" || {
+    crash_takeover
+    return 0
+  }
   local nodes me myid replica ip port deadline started=$SECONDS
   nodes=$(cluster_nodes)
   me=$(awk '$3 ~ /myself/' <<<"$nodes")
@@ -680,7 +685,7 @@ topology_handoff() {
 
 # topology_units: the topology's own units, enabled at first boot (lib-sentinel.sh arrives later, via SSM).
 readonly UNITS_SENTINEL=redis-node-sentinel.service
-topology_units() { if [ "${TOPOLOGY:-cluster}" = sentinel ]; then echo "$UNITS_SENTINEL"; fi; }
+topology_units() { if [ "${TOPOLOGY:-cluster}" = sentinel ]; then echo "$UNITS_SENTINEL"; else echo redis-node-watch.service; fi; }
 topology_secret_names() { :; }
 topology_secrets() { :; }
 topology_acl_users() { :; }
@@ -769,7 +774,8 @@ first_boot() {
   # Starting the last unit of the chain starts the others (Requires=) and waits for the cluster.
   systemctl start redis-node-cluster.service ||
     fail_with "redis-node-cluster did not finish: $(journalctl -u redis-node-prepare -u "$UNIT" -u redis-node-cluster -n 5 --no-pager -o cat 2>/dev/null | tr '\n' ' ')"
-  systemctl start redis-node-settings.timer
+  # shellcheck disable=SC2046  # a list of unit names
+  systemctl start redis-node-settings.timer $(topology_units)
   # Scheduled backups (backupIntervalHours 0: the timer has no trigger, and stays disabled).
   if [ "${BACKUP_INTERVAL_HOURS:-0}" -gt 0 ] && [ -n "${BACKUP_BUCKET:-}" ]; then
     systemctl enable --now redis-node-backup.timer >/dev/null 2>&1 || log "warning: could not enable redis-node-backup.timer"
@@ -814,10 +820,11 @@ main() {
   converge) converge ;;
   settings) settings_tick ;;
   handoff) topology_handoff || log "warning: handoff failed; Redis stops anyway" ;;
+  watch) failover_watch ;;
   check-aof) check_aof ;;
   backup) backup_run "${2:-now}" ;;
   *)
-    echo "usage: node.sh first-boot|prepare|converge|settings|handoff|check-aof|backup [now|scheduled]" >&2
+    echo "usage: node.sh first-boot|prepare|converge|settings|handoff|watch|check-aof|backup [now|scheduled]" >&2
     exit 2
     ;;
   esac

@@ -210,6 +210,8 @@ export const UNITS = {
   backupTimer: "redis-node-backup.timer",
   /** Sentinel topology only: the node's Sentinel. */
   sentinel: "redis-node-sentinel.service",
+  /** Redis Cluster only: a replica takes over as soon as the cluster flags its master failed. */
+  watch: "redis-node-watch.service",
 } as const;
 
 /** How often a running node checks the desired settings (the bound on a live change is about twice this). */
@@ -239,6 +241,8 @@ export function renderSystemdUnit(nodeTimeoutMs: number): string {
     // A planned stop (reboot, stop/start, replacement, rolling restart) first hands a master's slots to
     // its replica (CLUSTER FAILOVER): no failover timeout. As root ("+"), never failing the stop ("-").
     `ExecStop=-+${NODE_SCRIPT} handoff`,
+    // A crash (systemd skips ExecStop when the process failed): the replica takes over at once.
+    `ExecStopPost=-+${NODE_SCRIPT} handoff`,
     "LimitNOFILE=65535",
     "Restart=always",
     `RestartSec=${restartSec}`,
@@ -273,6 +277,32 @@ export function renderSentinelUnit(): string {
     "LimitNOFILE=65535",
     "Restart=always",
     "RestartSec=2",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+  ].join("\n");
+}
+
+/**
+ * watch (Redis Cluster): while Redis runs, a replica watches the cluster's view of its master and takes over
+ * as soon as the master is flagged FAIL, without Redis's 500-1000 ms election delay (lib-live.sh
+ * failover_watch). Restarted whenever it ends: Redis down just makes it wait.
+ */
+export function renderWatchUnit(): string {
+  return [
+    "[Unit]",
+    "Description=Redis node: a replica takes over at once when its master fails (redis-stack)",
+    `After=${UNITS.cluster}`,
+    "",
+    "[Service]",
+    "Type=simple",
+    `ExecStart=${NODE_SCRIPT} watch`,
+    "Restart=always",
+    "RestartSec=2",
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "ReadWritePaths=/var/log",
+    "PrivateTmp=yes",
     "",
     "[Install]",
     "WantedBy=multi-user.target",
@@ -661,7 +691,9 @@ export function renderUserData(u: UserDataInput): string {
     `install -d -m 0755 ${NODE_LIB_DIR} /etc/redis-stack`,
     writeFileStep(NODE_ENV_FILE, "0644", renderNodeEnv(u)),
     writeFileStep(`${NODE_LIB_DIR}/lib-cluster.sh`, "0644", shippedScript("lib-cluster.sh")),
-    ...(u.sentinel ? [writeFileStep(`/etc/systemd/system/${UNITS.sentinel}`, "0644", renderSentinelUnit())] : []),
+    u.sentinel
+      ? writeFileStep(`/etc/systemd/system/${UNITS.sentinel}`, "0644", renderSentinelUnit())
+      : writeFileStep(`/etc/systemd/system/${UNITS.watch}`, "0644", renderWatchUnit()),
     writeFileStep(NODE_SCRIPT, "0755", shippedScript("node.sh")),
     writeFileStep(`/etc/systemd/system/${UNITS.prepare}`, "0644", renderPrepareUnit()),
     writeFileStep(`/etc/systemd/system/${UNITS.server}`, "0644", renderSystemdUnit(u.nodeTimeoutMs)),
