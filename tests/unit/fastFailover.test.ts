@@ -129,6 +129,12 @@ describe("crash_takeover: after Redis failed (ExecStopPost), the freshest replic
     );
   });
 
+  test("a failure without an exited main process (Redis never started: SERVICE_RESULT resources, no EXIT_CODE) still logs what it did", () => {
+    const { out, calls } = run(asMaster, { SERVICE_RESULT: "resources" }, { "10.0.0.5:6379": 7 });
+    expect(calls.filter((c) => c.includes("cluster failover"))).toEqual(["call: 10.0.0.5 6379 cluster failover force"]);
+    expect(out).toContain("log: crash: Redis exited (no exit ) as a master; 10.0.0.5:6379 (offset 7) takes over");
+  });
+
   test("a replica that does not answer is passed over; none answering leaves it to the cluster, with a warning", () => {
     const one = run(asMaster, { ...killed, SERVICE_RESULT: "oom-kill" }, { "10.0.0.5:6379": 10 });
     expect(one.calls.filter((c) => c.includes("cluster failover"))).toEqual([

@@ -203,12 +203,12 @@ crash_takeover() {
     fi
   done < <(awk -v m="$myid" '$4 == m && $3 ~ /slave/ && $3 !~ /fail/ { a = $2; sub(/@.*/, "", a); print a }' "$DATA_DIR/nodes.conf")
   if [ -z "$best" ]; then
-    log "warning: crash: Redis exited ($EXIT_CODE ${EXIT_STATUS:-}) as a master and no replica answered; the cluster fails over after the node timeout"
+    log "warning: crash: Redis exited (${EXIT_CODE:-no exit} ${EXIT_STATUS:-}) as a master and no replica answered; the cluster fails over after the node timeout"
     return 0
   fi
   if RCLI_TIMEOUT=2 rcli "${best%:*}" "${best##*:}" cluster failover force 2>/dev/null | tr -d '\r' | grep -q '^OK'; then
-    log "crash: Redis exited ($EXIT_CODE ${EXIT_STATUS:-}) as a master; $best (offset $best_offset) takes over with CLUSTER FAILOVER FORCE ($(elapsed_ms "$started") ms)"
-    publish_status stopping "Redis exited ($EXIT_CODE ${EXIT_STATUS:-}); $best takes over its slots"
+    log "crash: Redis exited (${EXIT_CODE:-no exit} ${EXIT_STATUS:-}) as a master; $best (offset $best_offset) takes over with CLUSTER FAILOVER FORCE ($(elapsed_ms "$started") ms)"
+    publish_status stopping "Redis exited (${EXIT_CODE:-no exit} ${EXIT_STATUS:-}); $best takes over its slots"
   else
     log "warning: crash: $best refused CLUSTER FAILOVER FORCE; the cluster fails over after the node timeout"
   fi
@@ -221,6 +221,8 @@ crash_takeover() {
 # on one connection, each line judged alone (a line says all of one node's state).
 failover_watch() {
   local master
+  # Stopped with the instance (SIGTERM): a normal end, not a failure to publish.
+  trap 'exit 0' TERM
   while :; do
     while read -r master; do
       fast_takeover "$master" || log "warning: watch: the fast takeover failed; the cluster's own election follows"

@@ -283,8 +283,8 @@ crash_takeover() {
   local started=$EPOCHREALTIME
   [ "$(sentinel_primary "$NODE_IP")" = "$NODE_IP $REDIS_PORT" ] || return 0
   if RCLI_TIMEOUT=2 scli "$NODE_IP" sentinel failover "$SENTINEL_MASTER" 2>/dev/null | tr -d '\r' | grep -q '^OK'; then
-    log "crash: Redis exited ($EXIT_CODE ${EXIT_STATUS:-}) as the primary; the Sentinel here fails over ($(elapsed_ms "$started") ms)"
-    publish_status stopping "Redis exited ($EXIT_CODE ${EXIT_STATUS:-}); the Sentinels fail over to a replica"
+    log "crash: Redis exited (${EXIT_CODE:-no exit} ${EXIT_STATUS:-}) as the primary; the Sentinel here fails over ($(elapsed_ms "$started") ms)"
+    publish_status stopping "Redis exited (${EXIT_CODE:-no exit} ${EXIT_STATUS:-}); the Sentinels fail over to a replica"
   else
     log "warning: crash: Redis exited as the primary and the Sentinel here refused to fail over; the Sentinels fail over after down-after-milliseconds"
   fi
