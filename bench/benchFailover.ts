@@ -42,6 +42,7 @@ import {
 } from "../lab/clusterLab";
 import { NodeAddress } from "../components/ec2/topology";
 import { stackSettings } from "../lab/stackFiles";
+import { EC2_PATHS } from "../components/ec2/node/redisConf";
 import { sleep } from "../local/localCluster";
 import { DEFAULT_NODE_TIMEOUT_MS, Settings } from "../components/config/settings";
 import { machine, stats, Stats, writeResults } from "./benchUtil";
@@ -111,17 +112,17 @@ async function watcherTakeover(
   survivors: NodeAddress[],
   victimId: string,
   killedAt: number,
-): Promise<{ detectedInMs: number; takeoverMs: number } | undefined> {
+): Promise<{ detectedInMs: number; takeoverMs: number; how: string } | undefined> {
   const promoted = await masterOfSlot(c, 0, survivors);
   const log = (await c.hosts[promoted.node.index].sh("cat /var/log/redis-stack.log")).stdout;
   const re = new RegExp(
-    `watch: master ${victimId} failed .* at once, (\\d+) ms after seeing the flag \\(at (\\d+) ms since the epoch\\)`,
+    `watch: master ${victimId} failed \\((.*?)\\); .* at once, (\\d+) ms after seeing the flag \\(at (\\d+) ms since the epoch\\)`,
     "g",
   );
   // The same two nodes trade places run after run: only a takeover after this run's fault counts.
-  const last = [...log.matchAll(re)].filter((m) => Number(m[2]) >= killedAt).pop();
+  const last = [...log.matchAll(re)].filter((m) => Number(m[3]) >= killedAt).pop();
   if (!last) return undefined;
-  return { detectedInMs: Number(last[2]) - killedAt, takeoverMs: Number(last[1]) };
+  return { detectedInMs: Number(last[3]) - killedAt, takeoverMs: Number(last[2]), how: last[1] };
 }
 
 /** The node whose death the runs measure: the master of shard 0, or the primary the Sentinels name. */
@@ -165,6 +166,8 @@ interface FailoverRun {
    */
   detectedInMs?: number;
   takeoverMs?: number;
+  /** What the watcher acted on: "a quorum of the masters lost it" (asked directly) or "the cluster's FAIL flag". */
+  how?: string;
   clients: Partial<Record<WriterClient, ClientSeen>>;
 }
 
@@ -272,7 +275,7 @@ async function failoverRuns(
       );
       runs.push({ promotedInMs, clients, ...watched });
       console.log(
-        `  node-timeout ${nodeTimeoutMs} ms, run ${i + 1}/${RUNS}: ${describe(clients)} (cluster converged without the victim after ${(promotedInMs / 1000).toFixed(2)} s${watched ? `; FAIL flag seen after ${(watched.detectedInMs / 1000).toFixed(2)} s, taken over ${watched.takeoverMs} ms later` : ""})`,
+        `  node-timeout ${nodeTimeoutMs} ms, run ${i + 1}/${RUNS}: ${describe(clients)} (cluster converged without the victim after ${(promotedInMs / 1000).toFixed(2)} s${watched ? `; the replica saw its master lost (${watched.how}) after ${(watched.detectedInMs / 1000).toFixed(2)} s, took over ${watched.takeoverMs} ms later` : ""})`,
       );
       // A crashed process is brought back by its unit (RestartSec); a dead instance boots again.
       if (FAULT === "instance") await host.start();
@@ -310,6 +313,27 @@ interface LoadResult {
   epochAfter: number;
   rolesChanged: number;
   benchmarkTail: string;
+  /** What the nodes' own logs say happened: stalls Redis reported, and the Sentinels' down and failover events. */
+  evidence: string[];
+}
+
+/** Log lines that explain a failover without a fault (or show there was none), per host. */
+const LOAD_EVIDENCE =
+  "Asynchronous AOF fsync is taking too long|[+]sdown|[+]odown|[+]switch-master|[+]failover-state|FAIL message received|Failover election|Marking node .* as failing";
+
+async function loadEvidence(c: ClusterLab): Promise<string[]> {
+  const out: string[] = [];
+  for (const [i, n] of c.nodes.entries()) {
+    const r = await c.hosts[i].sh(
+      `{ cat ${EC2_PATHS.logDir}/redis-node.log; journalctl -u redis-node-sentinel --no-pager -o cat 2>/dev/null; } | grep -E '${LOAD_EVIDENCE}' | tail -n 20 || true`,
+    );
+    for (const line of r.stdout
+      .trim()
+      .split("\n")
+      .filter((l) => l !== ""))
+      out.push(`${n.ip}: ${line}`);
+  }
+  return out;
 }
 
 async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
@@ -391,6 +415,8 @@ async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
     await everyMaster(["bgrewriteaof"]);
     const out = await bench;
     const after = await view();
+    const evidence = await loadEvidence(c);
+    for (const line of evidence) console.log(`  load evidence: ${line}`);
     return {
       seconds: LOAD_SECONDS,
       failovers: after.epoch - before.epoch,
@@ -398,6 +424,7 @@ async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
       epochAfter: after.epoch,
       rolesChanged: before.masters === after.masters ? 0 : 1,
       benchmarkTail: benchmarkSummary(out.stdout + out.stderr),
+      evidence,
     };
   } finally {
     await c.destroy();
@@ -444,10 +471,11 @@ async function main(): Promise<void> {
         .filter((x) => !Number.isNaN(x));
       const line = (name: string, x: Stats) =>
         `${name} median ${x.median} ms, p95 ${x.n >= 20 ? `${x.p95} ms` : "-"}, max ${x.max} ms`;
+      const byQuorum = watchedRuns.filter((r) => r.how?.startsWith("a quorum")).length;
       console.log(
-        `  breakdown at ${t} ms over ${watchedRuns.length} runs the watcher took over (of ${runs.length}): ` +
+        `  breakdown at ${t} ms over ${watchedRuns.length} runs the watcher took over (of ${runs.length}; ${byQuorum} on the masters' quorum, ${watchedRuns.length - byQuorum} on the FAIL flag): ` +
           [
-            line("detection (FAIL flag seen)", stats(watchedRuns.map((r) => r.detectedInMs ?? 0))),
+            line("detection (quorum or FAIL flag seen)", stats(watchedRuns.map((r) => r.detectedInMs ?? 0))),
             line("takeover", stats(watchedRuns.map((r) => r.takeoverMs ?? 0))),
             line(`${client}'s share (its gap minus both)`, stats(share)),
           ].join("; "),
