@@ -161,7 +161,12 @@ describe("crash_takeover: after Redis failed (ExecStopPost), the freshest replic
 describe("fast_takeover: on its master's FAIL, the replica Redis would elect takes over without the election delay", () => {
   const ME_IP = "10.0.0.2";
   /** Runs fast_takeover A with the cluster's view, this replica's INFO and its siblings' offsets. */
-  function run(nodes: string[], mine: { offset: number; downSeconds?: number }, siblings: Record<string, number>) {
+  function run(
+    nodes: string[],
+    mine: { offset: number; downSeconds?: number },
+    siblings: Record<string, number>,
+    takeoverReply = "OK",
+  ) {
     const script = `
       set -euo pipefail
       . "$LIB"
@@ -182,14 +187,14 @@ describe("fast_takeover: on its master's FAIL, the replica Redis would elect tak
           return 0
         fi
         case "$1 $3 $4" in
-        "${ME_IP} cluster failover") echo OK ;;
+        "${ME_IP} cluster failover") echo "${takeoverReply}" ;;
         *" info replication") case "$1" in ${Object.entries(siblings)
           .map(([ip, o]) => `"${ip}") printf 'slave_repl_offset:${o}\r\n' ;;`)
           .join(" ")} *) return 1 ;; esac ;;
         *) return 1 ;;
         esac
       }
-      fast_takeover ${A}`;
+      { fast_takeover ${A} || echo "returned $?"; }`;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fast-takeover-"));
     try {
       const r = execFileSync("bash", ["-c", `${script} 2>"$DIR/calls"; cat "$DIR/calls"`], {
@@ -227,6 +232,14 @@ describe("fast_takeover: on its master's FAIL, the replica Redis would elect tak
     const silent = run([failedA, me, sib(B, "10.0.0.3")], { offset: 900 }, {});
     expect(silent.tookOver).toBe(false);
     expect(silent.out).toContain("replica 10.0.0.3:6379 does not answer, so the cluster's election picks the replica");
+  });
+
+  test("a refused takeover (Redis's election came first) is logged with Redis's reply and reported to the watcher", () => {
+    const r = run([failedA, me], { offset: 500 }, {}, "ERR You should send CLUSTER FAILOVER to a replica");
+    expect(r.out).toContain("log: watch: CLUSTER FAILOVER TAKEOVER refused (");
+    expect(r.out).toMatch(/ms after the flag\): ERR You should send CLUSTER FAILOVER to a replica/);
+    expect(r.out).toContain("returned 1");
+    expect(run([failedA, me], { offset: 500 }, {}).out).not.toContain("returned");
   });
 
   test("Redis's validity rule: cut off longer than 10 x node timeout + 10 s, its data is too old to take over", () => {

@@ -246,28 +246,47 @@ failed_master_events() {
 # no election) when it is the one Redis would elect: its data is fresh enough (Redis's own validity rule:
 # cut off for at most cluster-replica-validity-factor x node timeout + 10 s) and no other replica of that
 # master has a larger offset (the lower node id wins a tie). When it cannot tell (a sibling does not
-# answer), it leaves the failover to Redis's election.
+# answer), it leaves the failover to Redis's election. It races that election (500-1000 ms after the
+# flag), so it spawns as little as it can: one connection reads the state, one awk judges it.
 fast_takeover() {
-  local master=$1 seen=$EPOCHREALTIME state nodes me myid down limit myoffset sid addr offset
+  local master=$1 seen=$EPOCHREALTIME state verdict down limit myoffset myid sibs sib sid addr offset reply
   # One connection for the three reads (each connection costs a TLS handshake): the replies follow each other.
   state=$(printf '%s\n' "CLUSTER NODES" "INFO replication" "CONFIG GET cluster-node-timeout" |
-    RCLI_TIMEOUT=1 rcli "$NODE_IP" "$REDIS_PORT" | tr -d '\r')
-  nodes=$(awk 'NF >= 8 && $2 ~ /@/' <<<"$state")
-  me=$(awk '$3 ~ /myself/' <<<"$nodes")
-  myid=${me%% *}
-  # Still this replica's master, and still flagged failed.
-  awk -v m="$master" '$3 ~ /slave/ && $4 == m { f = 1 } END { exit !f }' <<<"$me" || return 0
-  awk -v m="$master" '$1 == m && $3 ~ /(^|,)fail(,|$)/ { f = 1 } END { exit !f }' <<<"$nodes" || return 0
-  myoffset=$(awk -F: '$1 == "slave_repl_offset" { print $2 }' <<<"$state")
-  down=$(awk -F: '$1 == "master_link_down_since_seconds" { print $2 }' <<<"$state")
-  limit=$(awk 'p { print; exit } $0 == "cluster-node-timeout" { p = 1 }' <<<"$state")
-  limit=$((${limit:-15000} * 10 / 1000 + 10))
-  if [ -n "$down" ] && [ "$down" -gt "$limit" ]; then
+    RCLI_TIMEOUT=1 rcli "$NODE_IP" "$REDIS_PORT")
+  # "go OFFSET MYID [SIBLING_ID=HOST:PORT...]", "stale DOWN LIMIT" or "no" (not this replica's master, or
+  # no longer flagged failed).
+  verdict=$(awk -v m="$master" '
+    { sub(/\r$/, "") }
+    NF >= 8 && $2 ~ /@/ {
+      n++; id[n] = $1; flags[$1] = $3; of[$1] = $4; a = $2; sub(/@.*/, "", a); addr[$1] = a
+      if ($3 ~ /myself/) me = $1
+      next
+    }
+    /^slave_repl_offset:/ { sub(/^[^:]*:/, ""); offset = $0 }
+    /^master_link_down_since_seconds:/ { sub(/^[^:]*:/, ""); down = $0 }
+    want { timeout = $0; want = 0 }
+    $0 == "cluster-node-timeout" { want = 1 }
+    END {
+      if (me == "" || flags[me] !~ /slave/ || of[me] != m || flags[m] !~ /(^|,)fail(,|$)/) { print "no"; exit }
+      limit = int((timeout == "" ? 15000 : timeout) * 10 / 1000) + 10
+      if (down != "" && down + 0 > limit) { print "stale", down, limit; exit }
+      line = "go " offset " " me
+      for (i = 1; i <= n; i++)
+        if (id[i] != me && of[id[i]] == m && flags[id[i]] ~ /slave/ && flags[id[i]] !~ /fail/) line = line " " id[i] "=" addr[id[i]]
+      print line
+    }' <<<"$state")
+  case "$verdict" in
+  go\ *) ;;
+  stale\ *)
+    read -r _ down limit <<<"$verdict"
     log "watch: master $master failed, but this replica lost it ${down}s ago (over ${limit}s): leaving it to the cluster's election"
     return 0
-  fi
-  while read -r sid addr; do
-    [ -n "$sid" ] || continue
+    ;;
+  *) return 0 ;;
+  esac
+  read -r _ myoffset myid sibs <<<"$verdict"
+  for sib in $sibs; do
+    sid=${sib%%=*} addr=${sib#*=}
     offset=$(RCLI_TIMEOUT=1 replica_offset "${addr%:*}" "${addr##*:}")
     if [ -z "$offset" ]; then
       log "watch: master $master failed; replica $addr does not answer, so the cluster's election picks the replica"
@@ -276,10 +295,12 @@ fast_takeover() {
     if [ "$offset" -gt "$myoffset" ] || { [ "$offset" = "$myoffset" ] && [[ "$sid" < "$myid" ]]; }; then
       return 0
     fi
-  done < <(awk -v m="$master" '$4 == m && $3 ~ /slave/ && $3 !~ /myself/ && $3 !~ /fail/ { a = $2; sub(/@.*/, "", a); print $1, a }' <<<"$nodes")
-  if RCLI_TIMEOUT=2 rcli "$NODE_IP" "$REDIS_PORT" cluster failover takeover | tr -d '\r' | grep -q '^OK'; then
+  done
+  reply=$(RCLI_TIMEOUT=2 rcli "$NODE_IP" "$REDIS_PORT" cluster failover takeover) || true
+  if [[ $reply == OK* ]]; then
     log "watch: master $master failed (the cluster's FAIL flag); this replica (offset $myoffset) took its slots over at once, $(elapsed_ms "$seen") ms after seeing the flag (at $((${seen/./} / 1000)) ms since the epoch)"
   else
+    log "watch: CLUSTER FAILOVER TAKEOVER refused ($(elapsed_ms "$seen") ms after the flag): ${reply:-no reply}"
     return 1
   fi
 }
