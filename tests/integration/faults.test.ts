@@ -359,7 +359,7 @@ describeLab("fault tolerance", () => {
     // The unit's ExecStop saw the process gone and had the replica take over at once (CLUSTER FAILOVER
     // FORCE): writes stopped for under a second, not a node timeout.
     expect((await host.sh("cat /var/log/redis-stack.log")).stdout).toMatch(
-      /crash: Redis exited \(killed KILL\) as a master; [0-9.]+:[0-9]+ \(offset [0-9]+\) takes over with CLUSTER FAILOVER FORCE/,
+      /crash: Redis exited \(killed KILL\) as a master; [0-9.]+:[0-9]+ \((offset [0-9]+|the only replica)\) takes over with CLUSTER FAILOVER FORCE/,
     );
     // The longest stop between two acknowledged writes from just before the kill on (the kill itself lands a
     // round trip after crashedAt, so "the first write after crashedAt" may still be the old master's).

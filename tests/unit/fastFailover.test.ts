@@ -70,6 +70,47 @@ describe("failed_master_events: the watcher acts once per FAIL of its own master
   });
 });
 
+describe("failover_watch: only a node id reaches the takeover", () => {
+  /**
+   * One round of the watcher loop under an ERR trap that writes to stdout (the worst case: node.sh's once
+   * did, and its text reached this pipe). The stand-in redis-cli prints REPLY and fails, as it does when
+   * Redis dies under it; EXTRA may replace a function; `sleep` ends the loop. Returns the arguments
+   * fast_takeover was called with.
+   */
+  function watchOnce(reply: string[], extra = ""): string[] {
+    const script = `
+      set -Eeuo pipefail
+      . "$LIB"
+      trap 'echo "FATAL: \\"$BASH_COMMAND\\" failed"' ERR
+      NODE_IP=10.0.0.2 REDIS_PORT=6379
+      log() { :; }
+      ctl_open() { :; }
+      rcli() { printf '%s\\n' "$REPLY_LINES"; return 1; }
+      fast_takeover() { echo "takeover $1"; }
+      sleep() { exit 0; }
+      ${extra}
+      failover_watch`;
+    const out = execFileSync("bash", ["-c", script], {
+      env: { PATH: process.env.PATH, LIB, REPLY_LINES: reply.join("\n") },
+      stdio: ["ignore", "pipe", "pipe"],
+    }).toString();
+    return out
+      .split("\n")
+      .filter((x) => x.startsWith("takeover "))
+      .map((x) => x.slice("takeover ".length));
+  }
+
+  test("a failed master's id is acted on once; redis-cli dying under it puts nothing else on the pipe", () => {
+    const failed = [line(A, "10.0.0.1", "master,fail", "-", "0-5460"), line(ME, "10.0.0.2", "myself,slave", A)];
+    expect(watchOnce(failed)).toEqual([A]);
+  });
+
+  test("a line that is not a node id (an error message) is never taken for a failed master", () => {
+    const noisy = `failed_master_events() { cat >/dev/null; echo "shard1-1: FATAL: x failed"; echo "${B}"; echo "${A}x"; }`;
+    expect(watchOnce([], noisy)).toEqual([B]);
+  });
+});
+
 describe("crash_takeover: after Redis failed (ExecStopPost), the freshest replica takes over at once", () => {
   let dir: string;
   beforeEach(() => {
@@ -135,6 +176,13 @@ describe("crash_takeover: after Redis failed (ExecStopPost), the freshest replic
     expect(out).toContain("log: crash: Redis exited (no exit ) as a master; 10.0.0.5:6379 (offset 7) takes over");
   });
 
+  test("a single replica is asked to take over at once, without a question about its offset first", () => {
+    const one = [line(ME, "10.0.0.2", "myself,master", "-", "0-5460"), line(A, "10.0.0.5", "slave", ME)];
+    const { out, calls } = run(one, killed, { "10.0.0.5:6379": 5 });
+    expect(calls).toEqual(["call: 10.0.0.5 6379 cluster failover force"]);
+    expect(out).toContain("10.0.0.5:6379 (the only replica) takes over with CLUSTER FAILOVER FORCE");
+  });
+
   test("a replica that does not answer is passed over; none answering leaves it to the cluster, with a warning", () => {
     const one = run(asMaster, { ...killed, SERVICE_RESULT: "oom-kill" }, { "10.0.0.5:6379": 10 });
     expect(one.calls.filter((c) => c.includes("cluster failover"))).toEqual([
@@ -166,6 +214,7 @@ describe("fast_takeover: on its master's FAIL, the replica Redis would elect tak
     mine: { offset: number; downSeconds?: number },
     siblings: Record<string, number>,
     takeoverReply = "OK",
+    beforeTakeover = "",
   ) {
     const script = `
       set -euo pipefail
@@ -173,34 +222,38 @@ describe("fast_takeover: on its master's FAIL, the replica Redis would elect tak
       NODE_IP=${ME_IP}; REDIS_PORT=6379
       log() { echo "log: $*"; }
       rcli() {
-        echo "call: $*" >&2
+        echo "call: $*" >>"$DIR/calls"
         if [ $# = 2 ] && [ "$1" = ${ME_IP} ]; then
-          # Commands on stdin (redis-cli without arguments): the replies follow each other.
+          # Interactive redis-cli (the watcher's CTL connection): a command per line on stdin, the replies in turn.
           while read -r cmd; do
-            echo "call: $1 $2 <<< $cmd" >&2
+            echo "call: $1 $2 <<< $cmd" >>"$DIR/calls"
             case "$cmd" in
             "CLUSTER NODES") printf '%s\n' "$NODES" ;;
             "INFO replication") printf 'role:slave\r\nslave_repl_offset:${mine.offset}\r\n${mine.downSeconds === undefined ? "" : `master_link_down_since_seconds:${mine.downSeconds}\r\n`}' ;;
             "CONFIG GET cluster-node-timeout") printf 'cluster-node-timeout\r\n2000\r\n' ;;
+            "CLUSTER FAILOVER TAKEOVER") echo "${takeoverReply}" ;;
+            "ECHO "*) echo "\${cmd#ECHO }" ;;
             esac
           done
           return 0
         fi
         case "$1 $3 $4" in
-        "${ME_IP} cluster failover") echo "${takeoverReply}" ;;
         *" info replication") case "$1" in ${Object.entries(siblings)
           .map(([ip, o]) => `"${ip}") printf 'slave_repl_offset:${o}\r\n' ;;`)
           .join(" ")} *) return 1 ;; esac ;;
         *) return 1 ;;
         esac
       }
-      { fast_takeover ${A} || echo "returned $?"; }`;
+      ctl_open
+      ${beforeTakeover}
+      { fast_takeover ${A} || echo "returned $?"; }
+      ctl_close`;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fast-takeover-"));
     try {
-      const r = execFileSync("bash", ["-c", `${script} 2>"$DIR/calls"; cat "$DIR/calls"`], {
+      const r = execFileSync("bash", ["-c", `${script}; cat "$DIR/calls"`], {
         env: { PATH: process.env.PATH, LIB, NODES: nodes.join("\n"), DIR: dir },
       }).toString();
-      return { out: r, tookOver: r.includes(`call: ${ME_IP} 6379 cluster failover takeover`) };
+      return { out: r, tookOver: r.includes(`call: ${ME_IP} 6379 <<< CLUSTER FAILOVER TAKEOVER`) };
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -240,6 +293,18 @@ describe("fast_takeover: on its master's FAIL, the replica Redis would elect tak
     expect(r.out).toMatch(/ms after the flag\): ERR You should send CLUSTER FAILOVER to a replica/);
     expect(r.out).toContain("returned 1");
     expect(run([failedA, me], { offset: 500 }, {}).out).not.toContain("returned");
+  });
+
+  test("its connection lost (Redis restarted since the watcher opened it): a new one, and the takeover goes ahead", () => {
+    const r = run(
+      [failedA, me],
+      { offset: 500 },
+      {},
+      "OK",
+      'sleep 0.3; kill "$CTL_PID"; wait "$CTL_PID" 2>/dev/null || true',
+    );
+    expect(r.tookOver).toBe(true);
+    expect(r.out.match(/call: 10\.0\.0\.2 6379$/gm)).toHaveLength(2);
   });
 
   test("Redis's validity rule: cut off longer than 10 x node timeout + 10 s, its data is too old to take over", () => {

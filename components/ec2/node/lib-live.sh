@@ -191,23 +191,37 @@ replica_offset() {
 # replicated are lost, as in any failover (asynchronous replication). lib-sentinel.sh has the Sentinel one.
 crash_takeover() {
   [ -n "${SERVICE_RESULT:-}" ] && [ "$SERVICE_RESULT" != success ] || return 0
-  local started=$EPOCHREALTIME me myid addr offset best="" best_offset=-1
-  me=$(awk '$3 ~ /myself/' "$DATA_DIR/nodes.conf" 2>/dev/null) || return 0
-  awk '$3 ~ /master/ && NF >= 9 { f = 1 } END { exit !f }' <<<"$me" || return 0
-  myid=${me%% *}
-  while read -r addr; do
-    offset=$(RCLI_TIMEOUT=1 replica_offset "${addr%:*}" "${addr##*:}")
-    if [ -n "$offset" ] && [ "$offset" -gt "$best_offset" ]; then
-      best=$addr
-      best_offset=$offset
-    fi
-  done < <(awk -v m="$myid" '$4 == m && $3 ~ /slave/ && $3 !~ /fail/ { a = $2; sub(/@.*/, "", a); print a }' "$DATA_DIR/nodes.conf")
+  local started=$EPOCHREALTIME id addr flags of slots rest myid="" replicas=() best="" best_offset=-1 offset chosen=""
+  # Read in bash, no process on the way: the other masters start the election only when asked, and every
+  # process spawned on a busy host costs tens of milliseconds of the write gap.
+  [ -r "$DATA_DIR/nodes.conf" ] || return 0
+  # id addr flags master ping-sent pong-received epoch link slots...: a master with slots.
+  while read -r id addr flags of _ _ _ _ slots; do
+    if [[ $flags == *myself*master* && -n $slots ]]; then myid=$id; fi
+  done <"$DATA_DIR/nodes.conf"
+  [ -n "$myid" ] || return 0
+  while read -r id addr flags of rest; do
+    if [[ $of == "$myid" && $flags == *slave* && $flags != *fail* ]]; then replicas+=("${addr%@*}"); fi
+  done <"$DATA_DIR/nodes.conf"
+  if [ "${#replicas[@]}" = 1 ]; then
+    # One replica: nothing to choose between (if it does not answer, neither would it to the question).
+    best=${replicas[0]} chosen="the only replica"
+  else
+    for addr in ${replicas[@]+"${replicas[@]}"}; do
+      offset=$(RCLI_TIMEOUT=1 replica_offset "${addr%:*}" "${addr##*:}")
+      if [ -n "$offset" ] && [ "$offset" -gt "$best_offset" ]; then
+        best=$addr
+        best_offset=$offset
+        chosen="offset $offset"
+      fi
+    done
+  fi
   if [ -z "$best" ]; then
     log "warning: crash: Redis exited (${EXIT_CODE:-no exit} ${EXIT_STATUS:-}) as a master and no replica answered; the cluster fails over after the node timeout"
     return 0
   fi
-  if RCLI_TIMEOUT=2 rcli "${best%:*}" "${best##*:}" cluster failover force 2>/dev/null | tr -d '\r' | grep -q '^OK'; then
-    log "crash: Redis exited (${EXIT_CODE:-no exit} ${EXIT_STATUS:-}) as a master; $best (offset $best_offset) takes over with CLUSTER FAILOVER FORCE ($(elapsed_ms "$started") ms)"
+  if [[ $(RCLI_TIMEOUT=2 rcli "${best%:*}" "${best##*:}" cluster failover force 2>/dev/null) == OK* ]]; then
+    log "crash: Redis exited (${EXIT_CODE:-no exit} ${EXIT_STATUS:-}) as a master; $best ($chosen) takes over with CLUSTER FAILOVER FORCE ($(elapsed_ms "$started") ms)"
     publish_status stopping "Redis exited (${EXIT_CODE:-no exit} ${EXIT_STATUS:-}); $best takes over its slots"
   else
     log "warning: crash: $best refused CLUSTER FAILOVER FORCE; the cluster fails over after the node timeout"
@@ -218,16 +232,22 @@ crash_takeover() {
 # cluster flags its master FAIL (a delay to let the flag spread and to rank the replicas), on top of the
 # node timeout it took to flag it. FAIL already means a majority of the masters lost the master, so the
 # replica that would win the election takes over as soon as it sees the flag: CLUSTER NODES every 100 ms
-# on one connection, each line judged alone (a line says all of one node's state).
+# on one connection, each line judged alone (a line says all of one node's state), and the takeover on a
+# second one kept open (CTL).
 failover_watch() {
   local master
   # Stopped with the instance (SIGTERM): a normal end, not a failure to publish.
   trap 'exit 0' TERM
   while :; do
+    ctl_open
     while read -r master; do
+      # Only a node id: nothing else written to this pipe may pass for one.
+      [[ $master =~ ^[0-9a-f]{40}$ ]] || continue
       fast_takeover "$master" || log "warning: watch: the fast takeover failed; the cluster's own election follows"
-    done < <(RCLI_TIMEOUT=3600 rcli "$NODE_IP" "$REDIS_PORT" -r -1 -i 0.1 cluster nodes 2>/dev/null | failed_master_events)
-    sleep 1
+    done < <({ RCLI_TIMEOUT=3600 rcli "$NODE_IP" "$REDIS_PORT" -r -1 -i 0.1 cluster nodes 2>/dev/null || true; } | failed_master_events)
+    # This node's Redis stopped (or restarts): wait for it without spawning much, and out of the way of the
+    # crash path (ExecStopPost) that runs on this host at the same moment.
+    sleep 2
   done
 }
 
@@ -242,65 +262,98 @@ failed_master_events() {
     mine != "" && failed[mine] && said != mine { print mine; fflush(); said = mine }'
 }
 
+# ctl_open: a redis-cli kept open to this node (coprocess CTL, commands on its stdin) for fast_takeover.
+# A command on it costs neither a process nor a TLS handshake: a redis-cli spawned on a busy host took
+# 70-190 ms, and the takeover races Redis's own election.
+ctl_open() {
+  ctl_close
+  coproc CTL { RCLI_TIMEOUT=86400 rcli "$NODE_IP" "$REDIS_PORT" 2>/dev/null; }
+  CTL_SEQ=0
+}
+
+ctl_close() {
+  if [ -n "${CTL_PID:-}" ]; then
+    kill "$CTL_PID" 2>/dev/null || true
+    wait "$CTL_PID" 2>/dev/null || true
+  fi
+  CTL_PID=""
+}
+
+# ctl COMMAND...: each argument one command line on CTL; their replies (CR stripped) land in CTL_LINES,
+# up to a marker echoed after them. Fails when CTL is gone or stays silent for 1 s (lines of a reply that
+# came too late are skipped by the next call, which reads up to its own marker).
+ctl() {
+  local marker line
+  CTL_LINES=()
+  [ -n "${CTL_PID:-}" ] && kill -0 "$CTL_PID" 2>/dev/null || return 1
+  CTL_SEQ=$((CTL_SEQ + 1))
+  marker="ctl-end-$CTL_SEQ-$BASHPID"
+  { printf '%s\n' "$@" "ECHO $marker" 1>&"${CTL[1]}"; } 2>/dev/null || return 1
+  while IFS= read -r -t 1 line <&"${CTL[0]}"; do
+    line=${line%$'\r'}
+    if [ "$line" = "$marker" ]; then return 0; fi
+    if [[ $line == ctl-end-* ]]; then CTL_LINES=(); else CTL_LINES+=("$line"); fi
+  done
+  return 1
+}
+
 # fast_takeover MASTER_ID: this replica takes its failed master's slots at once (CLUSTER FAILOVER TAKEOVER:
 # no election) when it is the one Redis would elect: its data is fresh enough (Redis's own validity rule:
 # cut off for at most cluster-replica-validity-factor x node timeout + 10 s) and no other replica of that
 # master has a larger offset (the lower node id wins a tie). When it cannot tell (a sibling does not
 # answer), it leaves the failover to Redis's election. It races that election (500-1000 ms after the
-# flag), so it spawns as little as it can: one connection reads the state, one awk judges it.
+# flag), so it runs no process on the way: the state is read on CTL and judged in bash.
 fast_takeover() {
-  local master=$1 seen=$EPOCHREALTIME state verdict down limit myoffset myid sibs sib sid addr offset reply
-  # One connection for the three reads (each connection costs a TLS handshake): the replies follow each other.
-  state=$(printf '%s\n' "CLUSTER NODES" "INFO replication" "CONFIG GET cluster-node-timeout" |
-    RCLI_TIMEOUT=1 rcli "$NODE_IP" "$REDIS_PORT")
-  # "go OFFSET MYID [SIBLING_ID=HOST:PORT...]", "stale DOWN LIMIT" or "no" (not this replica's master, or
-  # no longer flagged failed).
-  verdict=$(awk -v m="$master" '
-    { sub(/\r$/, "") }
-    NF >= 8 && $2 ~ /@/ {
-      n++; id[n] = $1; flags[$1] = $3; of[$1] = $4; a = $2; sub(/@.*/, "", a); addr[$1] = a
-      if ($3 ~ /myself/) me = $1
-      next
-    }
-    /^slave_repl_offset:/ { sub(/^[^:]*:/, ""); offset = $0 }
-    /^master_link_down_since_seconds:/ { sub(/^[^:]*:/, ""); down = $0 }
-    want { timeout = $0; want = 0 }
-    $0 == "cluster-node-timeout" { want = 1 }
-    END {
-      if (me == "" || flags[me] !~ /slave/ || of[me] != m || flags[m] !~ /(^|,)fail(,|$)/) { print "no"; exit }
-      limit = int((timeout == "" ? 15000 : timeout) * 10 / 1000) + 10
-      if (down != "" && down + 0 > limit) { print "stale", down, limit; exit }
-      line = "go " offset " " me
-      for (i = 1; i <= n; i++)
-        if (id[i] != me && of[id[i]] == m && flags[id[i]] ~ /slave/ && flags[id[i]] !~ /fail/) line = line " " id[i] "=" addr[id[i]]
-      print line
-    }' <<<"$state")
-  case "$verdict" in
-  go\ *) ;;
-  stale\ *)
-    read -r _ down limit <<<"$verdict"
+  local master=$1 seen=$EPOCHREALTIME line id addr flags of rest me="" mine="" master_flags="" timeout="" want=0
+  local myoffset="" down="" limit sibs=() sib sid offset
+  if ! ctl "CLUSTER NODES" "INFO replication" "CONFIG GET cluster-node-timeout"; then
+    # The connection was lost (Redis restarted, or it timed out): once more on a new one.
+    ctl_open
+    ctl "CLUSTER NODES" "INFO replication" "CONFIG GET cluster-node-timeout" || return 1
+  fi
+  for line in "${CTL_LINES[@]}"; do
+    case "$line" in
+    slave_repl_offset:*) myoffset=${line#*:} ;;
+    master_link_down_since_seconds:*) down=${line#*:} ;;
+    cluster-node-timeout) want=1 ;;
+    *)
+      if [ "$want" = 1 ]; then
+        timeout=$line want=0
+        continue
+      fi
+      read -r id addr flags of rest <<<"$line"
+      [[ ${addr:-} == *@* && -n ${rest:-} ]] || continue
+      if [[ $flags == *myself* ]]; then me=$id mine="$flags $of"; fi
+      if [ "$id" = "$master" ]; then master_flags=$flags; fi
+      if [[ $of == "$master" && $flags == *slave* && $flags != *myself* && $flags != *fail* ]]; then
+        sibs+=("$id=${addr%@*}")
+      fi
+      ;;
+    esac
+  done
+  # Still this replica's master, and still flagged failed ("fail", not the unconfirmed "fail?").
+  [[ -n $me && $mine == *slave*" $master" ]] || return 0
+  [[ ,$master_flags, == *,fail,* ]] || return 0
+  limit=$((${timeout:-15000} * 10 / 1000 + 10))
+  if [ -n "$down" ] && [ "$down" -gt "$limit" ]; then
     log "watch: master $master failed, but this replica lost it ${down}s ago (over ${limit}s): leaving it to the cluster's election"
     return 0
-    ;;
-  *) return 0 ;;
-  esac
-  read -r _ myoffset myid sibs <<<"$verdict"
-  for sib in $sibs; do
+  fi
+  for sib in "${sibs[@]}"; do
     sid=${sib%%=*} addr=${sib#*=}
     offset=$(RCLI_TIMEOUT=1 replica_offset "${addr%:*}" "${addr##*:}")
     if [ -z "$offset" ]; then
       log "watch: master $master failed; replica $addr does not answer, so the cluster's election picks the replica"
       return 0
     fi
-    if [ "$offset" -gt "$myoffset" ] || { [ "$offset" = "$myoffset" ] && [[ "$sid" < "$myid" ]]; }; then
+    if [ "$offset" -gt "$myoffset" ] || { [ "$offset" = "$myoffset" ] && [[ "$sid" < "$me" ]]; }; then
       return 0
     fi
   done
-  reply=$(RCLI_TIMEOUT=2 rcli "$NODE_IP" "$REDIS_PORT" cluster failover takeover) || true
-  if [[ $reply == OK* ]]; then
+  if ctl "CLUSTER FAILOVER TAKEOVER" && [ "${CTL_LINES[0]:-}" = OK ]; then
     log "watch: master $master failed (the cluster's FAIL flag); this replica (offset $myoffset) took its slots over at once, $(elapsed_ms "$seen") ms after seeing the flag (at $((${seen/./} / 1000)) ms since the epoch)"
   else
-    log "watch: CLUSTER FAILOVER TAKEOVER refused ($(elapsed_ms "$seen") ms after the flag): ${reply:-no reply}"
+    log "watch: CLUSTER FAILOVER TAKEOVER refused ($(elapsed_ms "$seen") ms after the flag): ${CTL_LINES[*]:-no reply}"
     return 1
   fi
 }
