@@ -315,6 +315,12 @@ interface LoadResult {
   benchmarkTail: string;
   /** What the nodes' own logs say happened: stalls Redis reported, and the Sentinels' down and failover events. */
   evidence: string[];
+  /**
+   * The error replies each master counted during the load (INFO errorstats, e.g. NOREPLICAS when a Sentinel
+   * primary refused writes for lack of a replica acknowledgement): a failover is not the only way a load
+   * can fail.
+   */
+  errorReplies: string[];
 }
 
 /** Log lines that explain a failover without a fault (or show there was none), per host. */
@@ -414,6 +420,13 @@ async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
     }
     await everyMaster(["bgrewriteaof"]);
     const out = await bench;
+    const errorReplies = (await everyMaster(["info", "errorstats"])).flatMap((r, i) =>
+      r.stdout
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l.startsWith("errorstat_"))
+        .map((l) => `${masters[i].ip}: ${l}`),
+    );
     const after = await view();
     const evidence = await loadEvidence(c);
     for (const line of evidence) console.log(`  load evidence: ${line}`);
@@ -425,6 +438,7 @@ async function steadyLoad(nodeTimeoutMs: number): Promise<LoadResult> {
       rolesChanged: before.masters === after.masters ? 0 : 1,
       benchmarkTail: benchmarkSummary(out.stdout + out.stderr),
       evidence,
+      errorReplies,
     };
   } finally {
     await c.destroy();
@@ -543,7 +557,7 @@ async function main(): Promise<void> {
   } else console.log(`\nplanned stop: skipped (BENCH_TIMEOUTS has no ${PLANNED_TIMEOUT}, or BENCH_PLANNED_RUNS=0)`);
   console.log(
     load
-      ? `\nfailovers without a fault during ${load.seconds} s of load at ${LOAD_TIMEOUT} ms: ${load.failovers} (epoch ${load.epochBefore} -> ${load.epochAfter}); ${load.benchmarkTail}`
+      ? `\nfailovers without a fault during ${load.seconds} s of load at ${LOAD_TIMEOUT} ms: ${load.failovers} (epoch ${load.epochBefore} -> ${load.epochAfter}); ${load.benchmarkTail}; error replies: ${load.errorReplies.length > 0 ? load.errorReplies.join(", ") : "none"}`
       : "\nsteady load: skipped (BENCH_LOAD_SECONDS=0)",
   );
   const file = writeResults(process.env.BENCH_OUT ?? (SENTINEL ? "failover-sentinel" : "failover"), {
