@@ -21,6 +21,7 @@ import {
   DEFAULT_NODE_TIMEOUT_MS,
   Ec2Settings,
   INSTANCE_TYPE_PATTERN,
+  MAX_CLUSTER_NODES,
   NODE_TIMEOUT_MAX_MS,
   NODE_TIMEOUT_MIN_MS,
   TOPOLOGIES,
@@ -241,6 +242,14 @@ function parseLayout(r: Reader): Pick<Ec2Settings, "topology" | "shards" | "repl
       5,
       "at least one replica per master, or there is nothing to fail over to",
     );
+    const nodes = shards * (1 + replicasPerShard);
+    if (nodes > MAX_CLUSTER_NODES)
+      r.fail(
+        "shards",
+        String(shards),
+        `${shards} shards x (1 + ${replicasPerShard} replicas) is ${nodes} nodes, over ${MAX_CLUSTER_NODES}: every node's EC2 user-data carries the whole cluster plan, and EC2 takes at most 16 KiB of it`,
+        `pulumi config set shards ${Math.floor(MAX_CLUSTER_NODES / (1 + replicasPerShard))}`,
+      );
     return { topology, shards, replicasPerShard };
   }
   const shardsRaw = r.get("shards");

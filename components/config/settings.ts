@@ -26,6 +26,13 @@ export type EvictionPolicy = (typeof EVICTION_POLICIES)[number];
 /** Bounds for `cluster-node-timeout`: below 1 s a busy fork or GC pause triggers false failovers; above 60 s failover is pointless. */
 export const NODE_TIMEOUT_MIN_MS = 1000;
 export const NODE_TIMEOUT_MAX_MS = 60000;
+/**
+ * The most nodes (shards x (1 + replicasPerShard)) a Redis Cluster may have: every node's user-data carries
+ * the whole cluster plan and EC2 takes at most 16 KiB of user-data (gzip'd). At 60 the prod stack's
+ * user-data is 16,311 bytes (`npm run bench:scale`); tests/unit/userDataScale.test.ts renders it at this
+ * bound and fails once it no longer fits (then ship the plan through SSM instead).
+ */
+export const MAX_CLUSTER_NODES = 60;
 /** Chosen from `npm run bench:failover` (see BENCHMARKS.md): p95 write gap under 5 s, no false failovers under load. */
 export const DEFAULT_NODE_TIMEOUT_MS = 2000;
 

@@ -166,6 +166,13 @@ describe("each bad input names the key, the value and the fix", () => {
     expect(p.value).toBe("2");
     expect(p.fix).toContain("pulumi config set shards 3");
   });
+  test("more cluster nodes than one user-data can carry the plan of (shards x (1 + replicas) over 60)", () => {
+    const p = expectProblem({ ...EC2, shards: "21", replicasPerShard: "2" }, "shards", /63 nodes, over 60.*16 KiB/);
+    expect(p.value).toBe("21");
+    expect(p.fix).toBe("pulumi config set shards 20");
+    expect(parseSettings({ ...EC2, shards: "30" }).settings?.ec2).toMatchObject({ shards: 30, replicasPerShard: 1 });
+    expect(parseSettings({ ...EC2, shards: "20", replicasPerShard: "2" }).problems).toEqual([]);
+  });
   test("replicas < 1", () => {
     expectProblem({ ...EC2, replicasPerShard: "0" }, "replicasPerShard", /from 1/);
   });
