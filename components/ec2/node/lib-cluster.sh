@@ -286,6 +286,12 @@ join_cluster() {
     fi
     sleep 1
   done
+  if [ "$owner" = "$myid" ]; then
+    # This node already serves its shard: node 0 added it (and its slots) after this node's own check said
+    # otherwise (a race, or that check timing out on a busy host). Replicating itself would fail.
+    log "part of the cluster (added by the creating node; its shard's replica already follows it)"
+    return 0
+  fi
 
   log "joining the existing cluster through $mip:$mport as $myid (shard $(plan_self | awk '{ print $5 }'), now served by $owner)"
   meet_cluster "$mip" "$mport" "$nodes" "$myid"

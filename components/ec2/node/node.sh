@@ -381,9 +381,15 @@ desired_field() { awk -v k="$1" '$1 == k { print $2; exit }' "$DESIRED_FILE"; }
 # desired_nodes: "name ip port role shard" of every node in the stack's current plan.
 desired_nodes() { awk '$1 == "node" { print $2, $3, $4, $5, $6 }' "$DESIRED_FILE"; }
 
-# my_role / my_slot_count: what this node is right now (empty / 0 when Redis does not answer).
+# my_role / my_slot_count: what this node is right now (empty / 0 when Redis does not answer). A Sentinel
+# node serves no slots, and is not asked: CLUSTER NODES fails there, and each failure counts in its error
+# statistics (errorstat_ERR) once per status published.
 my_role() { { rcli "$NODE_IP" "$REDIS_PORT" role 2>/dev/null || true; } | head -n 1 | tr -d '\r'; }
 my_slot_count() {
+  if [ "${TOPOLOGY:-cluster}" = sentinel ]; then
+    echo 0
+    return 0
+  fi
   { rcli "$NODE_IP" "$REDIS_PORT" cluster nodes 2>/dev/null || true; } | tr -d '\r' | awk '
     $3 ~ /myself/ {
       for (i = 9; i <= NF; i++) {

@@ -1,0 +1,78 @@
+/**
+ * lib-cluster.sh join_cluster on bash with a recorded stand-in for redis-cli: what a booting node does once
+ * it found a healthy cluster. The case that failed a 12-shard loopback formation (`npm run bench:scale`):
+ * a planned master whose own "am I a member?" check said no (it timed out on a busy machine, or node 0 added
+ * it just after) found its shard already served by itself, with its replica following it, and tried
+ * CLUSTER REPLICATE on its own id for 30 s before it gave up (FATAL).
+ */
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+const LIB = path.join(__dirname, "../../components/ec2/node/lib-cluster.sh");
+const ME = "a".repeat(40);
+const OTHER = "b".repeat(40);
+const MY_REPLICA = "c".repeat(40);
+const PLAN = [
+  "shard0-0 10.0.0.1 6379 master 0 0 8191",
+  "shard1-0 10.0.0.2 6379 master 1 8192 16383",
+  "shard0-1 10.0.0.3 6379 replica 0 0 8191",
+  "shard1-1 10.0.0.4 6379 replica 1 8192 16383",
+].join("\n");
+
+/** join_cluster as shard0-0 through 10.0.0.2, the cluster answering NODES; returns the rcli calls and the log. */
+function join(nodes: string[]): { calls: string[]; log: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "join-cluster-"));
+  const calls = path.join(dir, "calls");
+  fs.writeFileSync(calls, "");
+  const script = `
+    set -euo pipefail
+    . "$LIB"
+    rcli() {
+      shift 2
+      echo "$*" >>"$CALLS"
+      case "$*" in
+      "cluster myid") echo "$MYID" ;;
+      "cluster nodes") printf '%s\\n' "$NODES" ;;
+      "cluster replicate "*) echo "ERR Can't replicate myself" ;;
+      *) echo OK ;;
+      esac
+    }
+    sleep() { :; }
+    join_cluster 10.0.0.2 6379`;
+  try {
+    const log = execFileSync("bash", ["-c", script], {
+      env: {
+        PATH: process.env.PATH,
+        LIB,
+        CALLS: calls,
+        MYID: ME,
+        NODES: nodes.join("\n"),
+        CLUSTER_PLAN: PLAN,
+        NODE_NAME: "shard0-0",
+        NODE_IP: "10.0.0.1",
+        REDIS_PORT: "6379",
+        PEER_WAIT_SECONDS: "1",
+      },
+      timeout: 20_000,
+    }).toString();
+    return { calls: fs.readFileSync(calls, "utf8").split("\n").filter(Boolean), log };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const line = (id: string, addr: string, flags: string, master = "-", slots = "") =>
+  `${id} ${addr}:6379@16379 ${flags} ${master} 0 1700000000000 1 connected${slots ? ` ${slots}` : ""}`;
+
+test("a planned master that already serves its shard (its replica follows it) stays as it is", () => {
+  const r = join([
+    line(ME, "10.0.0.1", "master", "-", "0-8191"),
+    line(OTHER, "10.0.0.2", "myself,master", "-", "8192-16383"),
+    line(MY_REPLICA, "10.0.0.3", "slave", ME),
+  ]);
+  expect(r.log).toMatch(/part of the cluster \(added by the creating node/);
+  expect(r.calls.filter((c) => c.startsWith("cluster replicate"))).toEqual([]);
+  expect(r.calls.filter((c) => c.startsWith("cluster meet"))).toEqual([]);
+});
