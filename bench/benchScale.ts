@@ -1,5 +1,5 @@
 /**
- * `npm run bench:scale`: how the stack's cost grows with the shard count (issue 26), for each count in
+ * `npm run bench:scale`: how the stack's cost grows with the shard count, for each count in
  * BENCH_SHARDS (default 3,12,30; one replica per shard, the prod stack's other settings):
  *  - preview: the real program (index.ts) under Pulumi's mocks, as the unit tests run it (no cloud): the
  *    time the program takes to register its resources, how many it registers, and the largest gzip'd
