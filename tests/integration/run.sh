@@ -26,12 +26,16 @@ if [ "${on_disk[*]}" != "${listed[*]}" ]; then
   exit 1
 fi
 
+# Each suite's results as JSON too: the failed tests and their messages are printed last (lab/jestFailures.ts),
+# where the end of a CI log shows them.
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
 started=$SECONDS
 failed=()
 summary=()
 for s in "${SUITES[@]}"; do
   t0=$SECONDS
-  if timeout --kill-after=30s "$SUITE_LIMIT" "${JEST[@]}" "tests/integration/$s.test.ts"; then
+  if timeout --kill-after=30s "$SUITE_LIMIT" "${JEST[@]}" --json --outputFile="$results/$s.json" "tests/integration/$s.test.ts"; then
     summary+=("$s: passed in $((SECONDS - t0)) s")
   else
     summary+=("$s: FAILED after $((SECONDS - t0)) s")
@@ -41,6 +45,9 @@ done
 printf 'integration: %s\n' "${summary[@]}"
 echo "integration: $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s in all"
 if [ "${#failed[@]}" -gt 0 ]; then
+  files=()
+  for s in "${failed[@]}"; do files+=("$results/$s.json"); done
+  npx ts-node --transpile-only lab/jestFailures.ts "${files[@]}" || true
   echo "integration: FAILED: ${failed[*]}" >&2
   exit 1
 fi
