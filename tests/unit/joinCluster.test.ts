@@ -76,3 +76,81 @@ test("a planned master that already serves its shard (its replica follows it) st
   expect(r.calls.filter((c) => c.startsWith("cluster replicate"))).toEqual([]);
   expect(r.calls.filter((c) => c.startsWith("cluster meet"))).toEqual([]);
 });
+
+/**
+ * cluster_converge as shard1-1 (a replica) while no cluster exists yet, the peer at MEMBER_IP (if any)
+ * answering as a member of a healthy cluster and the one at DEAD_IP not at all; returns "host command" per
+ * rcli call and the exit code.
+ */
+function converge(memberIp = "", deadIp = ""): { calls: string[]; code: number } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "converge-"));
+  const calls = path.join(dir, "calls");
+  fs.writeFileSync(calls, "");
+  const script = `
+    set -euo pipefail
+    . "$LIB"
+    rcli() {
+      local host=$1
+      shift 2
+      echo "$host $*" >>"$CALLS"
+      case "$host $*" in
+      "$DEAD_IP "*) return 1 ;;
+      "$MEMBER_IP cluster info") printf 'cluster_state:ok\\r\\ncluster_slots_assigned:16384\\r\\ncluster_known_nodes:4\\r\\n' ;;
+      *"cluster info") printf 'cluster_state:fail\\r\\ncluster_slots_assigned:0\\r\\ncluster_known_nodes:1\\r\\n' ;;
+      *ping) echo PONG ;;
+      *) return 1 ;;
+      esac
+    }
+    join_cluster() { echo "joined through $*"; }
+    sleep() { SECONDS=$((SECONDS + 1)); } # a round a second, whatever the machine
+    cluster_converge`;
+  let code = 0;
+  try {
+    execFileSync("bash", ["-c", script], {
+      env: {
+        PATH: process.env.PATH,
+        LIB,
+        CALLS: calls,
+        MEMBER_IP: memberIp,
+        DEAD_IP: deadIp || "none",
+        CLUSTER_PLAN: PLAN,
+        NODE_NAME: "shard1-1",
+        NODE_INDEX: "3",
+        NODE_IP: "10.0.0.4",
+        REDIS_PORT: "6379",
+        PEER_WAIT_SECONDS: "25",
+      },
+      stdio: "pipe",
+      timeout: 20_000,
+    });
+  } catch (e) {
+    code = (e as { status: number }).status;
+  }
+  try {
+    return { calls: fs.readFileSync(calls, "utf8").split("\n").filter(Boolean), code };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("a waiting node asks itself, node 0 and one other peer in turn per round, one CLUSTER INFO each", () => {
+  const r = converge();
+  expect(r.code).toBe(1); // no cluster within PEER_WAIT_SECONDS
+  const asked = (ip: string) => r.calls.filter((c) => c === `${ip} cluster info`).length;
+  // About a round a second of the 25 (the script's own time counts too).
+  const rounds = asked("10.0.0.1");
+  expect(rounds).toBeGreaterThanOrEqual(12);
+  expect(asked("10.0.0.4")).toBe(rounds + 1); // itself: once before the loop, then every round
+  // shard1-1's peers in plan order: 10.0.0.1 (node 0), .2, .3; round k also asks peer k % 4 (0: none more).
+  const turns = (k: number) => Array.from({ length: rounds }, (_, r) => r % 4).filter((x) => x === k).length;
+  expect([asked("10.0.0.1"), asked("10.0.0.2"), asked("10.0.0.3")]).toEqual([rounds, turns(1), turns(2)]);
+  // Nothing else is sent: one PING to itself (is the local Redis up?), no second CLUSTER INFO to anyone.
+  expect(r.calls.filter((c) => !c.endsWith(" cluster info"))).toEqual(["10.0.0.4 ping"]);
+});
+
+test("a cluster whose node 0 is gone is found through the other peers in turn", () => {
+  const r = converge("10.0.0.3", "10.0.0.1");
+  expect(r.code).toBe(0);
+  // One CLUSTER INFO to judge it, one more for node_in_cluster.
+  expect(r.calls.filter((c) => c.startsWith("10.0.0.3 "))).toEqual(Array(2).fill("10.0.0.3 cluster info"));
+});
