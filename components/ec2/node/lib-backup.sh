@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # lib-backup.sh: backups of the stack's data to its S3 bucket (node.sh backup). Functions only.
-# Sourced by node.sh in both topologies; uses node.sh's rcli, log, die and the node.env facts:
+# Sourced by node.sh in both topologies; uses node.sh's rcli, log, die, publish_status, write_file, CONF_DIR,
+# BOOT_LOG, LIB_DIR and the node.env facts:
 #   BACKUP_BUCKET BACKUP_PREFIX BACKUP_INTERVAL_HOURS DATA_DIR CLUSTER_PLAN TOPOLOGY SSM_STATUS_PREFIX
 #
 # One backup = one RDB per shard plus a manifest, below s3://BUCKET/PREFIX/backups/ID/:
@@ -322,4 +323,32 @@ restore_prepare() {
   printf '%s\n' "$RESTORE_FROM" | write_file "$RESTORE_DONE_FILE" 0644 root:root >/dev/null
   rm -rf "$work"
   log "restore: shard $NODE_SHARD placed; Redis loads it when it starts"
+}
+
+# last_backup_before_drain IDS (node.sh reshard; shipped here, since the user-data has no room for it): before
+# masters leave the plan, one backup of the whole cluster as it still is (its manifest lists the leaving shards
+# with their slots: a stack of that many shards restores it), once per set of leaving masters. A failed one holds the drain (the deploy's wait reports this node failed, with
+# the reason) and is tried again after BACKUP_RETRY_SECONDS. A node without a backup bucket drains without.
+readonly DRAIN_BACKUP_FILE=$CONF_DIR/drain-backup
+readonly BACKUP_RETRY_SECONDS=300
+last_backup_before_drain() {
+  [ -n "${BACKUP_BUCKET:-}" ] || return 0
+  local key state at uri reason
+  key=$(sort <<<"$1" | paste -sd' ')
+  state=$(cat "$DRAIN_BACKUP_FILE" 2>/dev/null || true)
+  [ "$state" = "ok $key" ] && return 0
+  at=$(awk '$1 == "failed" { print $2 }' <<<"$state")
+  [[ $at =~ ^[0-9]+$ ]] && [ "$(($(date +%s) - at))" -lt "$BACKUP_RETRY_SECONDS" ] && return 1
+  log "a last backup before draining [$key]"
+  publish_status ok "a last backup before draining shards"
+  # The same command as an operator's (its own log lines, lock and sandbox-free root); its last line is the URI.
+  if uri=$(nice -n 10 "$LIB_DIR/node.sh" backup now | tail -n 1) && [ -n "$uri" ]; then
+    printf 'ok %s\n' "$key" | write_file "$DRAIN_BACKUP_FILE" 0644 root:root >/dev/null
+    log "the last backup before draining [$key] is $uri"
+    return 0
+  fi
+  printf 'failed %s %s\n' "$(date +%s)" "$key" | write_file "$DRAIN_BACKUP_FILE" 0644 root:root >/dev/null
+  reason=$(grep -o 'FATAL: .*' "$BOOT_LOG" 2>/dev/null | tail -n 1 | cut -c8-)
+  publish_status failed "the last backup before draining shards failed (${reason:-see $BOOT_LOG}); the drain waits and tries again every $BACKUP_RETRY_SECONDS s: fix what the backup status names (docs/runbook.md, Backups)"
+  return 1
 }

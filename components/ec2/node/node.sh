@@ -481,34 +481,6 @@ forget_departed() {
   done
 }
 
-# last_backup_before_drain IDS: before masters leave the plan, one backup of the whole cluster as it still
-# is (its manifest lists the leaving shards with their slots: a stack of that many shards restores it), once
-# per set of leaving masters. A failed one holds the drain (the deploy's wait reports this node failed, with
-# the reason) and is tried again after BACKUP_RETRY_SECONDS. A node without a backup bucket drains without.
-readonly DRAIN_BACKUP_FILE=$CONF_DIR/drain-backup
-readonly BACKUP_RETRY_SECONDS=300
-last_backup_before_drain() {
-  [ -n "${BACKUP_BUCKET:-}" ] || return 0
-  local key state at uri reason
-  key=$(sort <<<"$1" | paste -sd' ')
-  state=$(cat "$DRAIN_BACKUP_FILE" 2>/dev/null || true)
-  [ "$state" = "ok $key" ] && return 0
-  at=$(awk '$1 == "failed" { print $2 }' <<<"$state")
-  [[ $at =~ ^[0-9]+$ ]] && [ "$(($(date +%s) - at))" -lt "$BACKUP_RETRY_SECONDS" ] && return 1
-  log "a last backup before draining [$key]"
-  publish_status ok "a last backup before draining shards"
-  # The same command as an operator's (its own log lines, lock and sandbox-free root); its last line is the URI.
-  if uri=$(nice -n 10 "$LIB_DIR/node.sh" backup now | tail -n 1) && [ -n "$uri" ]; then
-    printf 'ok %s\n' "$key" | write_file "$DRAIN_BACKUP_FILE" 0644 root:root >/dev/null
-    log "the last backup before draining [$key] is $uri"
-    return 0
-  fi
-  printf 'failed %s %s\n' "$(date +%s)" "$key" | write_file "$DRAIN_BACKUP_FILE" 0644 root:root >/dev/null
-  reason=$(grep -o 'FATAL: .*' "$BOOT_LOG" 2>/dev/null | tail -n 1 | cut -c8-)
-  publish_status failed "the last backup before draining shards failed (${reason:-see $BOOT_LOG}); the drain waits and tries again every $BACKUP_RETRY_SECONDS s: fix what the backup status names (docs/runbook.md, Backups)"
-  return 1
-}
-
 # reshard: the slots follow the plan. Masters that left the plan drain onto the others; planned masters
 # without slots (a new shard) get their share. One coordinator: the healthy planned master with the lowest
 # address, and only when every planned node is in the cluster and linked, and every slot is served.
