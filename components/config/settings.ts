@@ -29,7 +29,7 @@ export const NODE_TIMEOUT_MAX_MS = 60000;
 /**
  * The most nodes (shards x (1 + replicasPerShard)) a Redis Cluster may have: every node's user-data carries
  * the whole cluster plan and EC2 takes at most 16 KiB of user-data (gzip'd). At 60 the prod stack's
- * user-data is 16,095 bytes (`npm run bench:scale`, 2026-12-07); tests/unit/userDataScale.test.ts renders it at this
+ * user-data is 16,234 bytes (`npm run bench:scale`, 2026-12-07); tests/unit/userDataScale.test.ts renders it at this
  * bound and fails once it no longer fits (then ship the plan through SSM instead).
  */
 export const MAX_CLUSTER_NODES = 60;
