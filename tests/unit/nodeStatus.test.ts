@@ -53,3 +53,24 @@ test("a Sentinel node serves no slots and sends no CLUSTER NODES", () => {
   expect(r.out).toBe("0");
   expect(r.calls).toBe("");
 });
+
+/** node.sh's exit trap after `command` exited with `rc`: the statuses it published. */
+function exitStatuses(command: string, rc: number): string {
+  const script = `
+    set -uo pipefail
+    FAILURE="" BOOT_LOG=/nonexistent
+    publish_status() { echo "status: $*"; }
+    ${myFunction("on_exit")}
+    (exit ${rc}) || on_exit ${command}`;
+  return execFileSync("bash", ["-c", script], { env: { PATH: process.env.PATH } })
+    .toString()
+    .trim();
+}
+
+test("a step that fails publishes the node's failure; a failed backup leaves the node's status to its health", () => {
+  expect(exitStatuses("converge", 1)).toBe("status: failed converge exited with 1; see /nonexistent");
+  expect(exitStatuses("settings", 3)).toBe("status: failed settings exited with 3; see /nonexistent");
+  // The backup publishes its own status (the stack's backup parameter and metrics): a failed upload must not
+  // make pulumi up's health wait refuse a cluster that serves every slot.
+  expect(exitStatuses("backup", 1)).toBe("");
+});
