@@ -21,15 +21,36 @@ const PLAN = [
   "shard1-1 10.0.0.4 6379 replica 1 8192 16383",
 ].join("\n");
 
-/** join_cluster as shard0-0 through 10.0.0.2, the cluster answering NODES; returns the rcli calls and the log. */
-function join(nodes: string[]): { calls: string[]; log: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "join-cluster-"));
+/**
+ * Runs `body` after sourcing lib-cluster.sh with the plan above, the rcli calls recorded to $CALLS; returns
+ * them, the output and the exit code.
+ */
+function runLib(body: string, env: Record<string, string>): { calls: string[]; out: string; code: number } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "lib-cluster-"));
   const calls = path.join(dir, "calls");
   fs.writeFileSync(calls, "");
-  const script = `
-    set -euo pipefail
-    . "$LIB"
-    rcli() {
+  let out = "";
+  let code = 0;
+  try {
+    out = execFileSync("bash", ["-c", `set -euo pipefail\n. "$LIB"\n${body}`], {
+      env: { PATH: process.env.PATH, LIB, CALLS: calls, CLUSTER_PLAN: PLAN, REDIS_PORT: "6379", ...env },
+      stdio: "pipe",
+      timeout: 20_000,
+    }).toString();
+  } catch (e) {
+    code = (e as { status: number }).status;
+  }
+  try {
+    return { calls: fs.readFileSync(calls, "utf8").split("\n").filter(Boolean), out, code };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** join_cluster as shard0-0 through 10.0.0.2, the cluster answering NODES; returns the rcli calls and the log. */
+function join(nodes: string[]): { calls: string[]; log: string } {
+  const r = runLib(
+    `rcli() {
       shift 2
       echo "$*" >>"$CALLS"
       case "$*" in
@@ -40,27 +61,11 @@ function join(nodes: string[]): { calls: string[]; log: string } {
       esac
     }
     sleep() { :; }
-    join_cluster 10.0.0.2 6379`;
-  try {
-    const log = execFileSync("bash", ["-c", script], {
-      env: {
-        PATH: process.env.PATH,
-        LIB,
-        CALLS: calls,
-        MYID: ME,
-        NODES: nodes.join("\n"),
-        CLUSTER_PLAN: PLAN,
-        NODE_NAME: "shard0-0",
-        NODE_IP: "10.0.0.1",
-        REDIS_PORT: "6379",
-        PEER_WAIT_SECONDS: "1",
-      },
-      timeout: 20_000,
-    }).toString();
-    return { calls: fs.readFileSync(calls, "utf8").split("\n").filter(Boolean), log };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+    join_cluster 10.0.0.2 6379`,
+    { MYID: ME, NODES: nodes.join("\n"), NODE_NAME: "shard0-0", NODE_IP: "10.0.0.1", PEER_WAIT_SECONDS: "1" },
+  );
+  if (r.code !== 0) throw new Error(`join_cluster exited with ${r.code}`);
+  return { calls: r.calls, log: r.out };
 }
 
 const line = (id: string, addr: string, flags: string, master = "-", slots = "") =>
@@ -83,13 +88,8 @@ test("a planned master that already serves its shard (its replica follows it) st
  * rcli call and the exit code.
  */
 function converge(memberIp = "", deadIp = ""): { calls: string[]; code: number } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "converge-"));
-  const calls = path.join(dir, "calls");
-  fs.writeFileSync(calls, "");
-  const script = `
-    set -euo pipefail
-    . "$LIB"
-    rcli() {
+  const r = runLib(
+    `rcli() {
       local host=$1
       shift 2
       echo "$host $*" >>"$CALLS"
@@ -103,34 +103,17 @@ function converge(memberIp = "", deadIp = ""): { calls: string[]; code: number }
     }
     join_cluster() { echo "joined through $*"; }
     sleep() { SECONDS=$((SECONDS + 1)); } # a round a second, whatever the machine
-    cluster_converge`;
-  let code = 0;
-  try {
-    execFileSync("bash", ["-c", script], {
-      env: {
-        PATH: process.env.PATH,
-        LIB,
-        CALLS: calls,
-        MEMBER_IP: memberIp,
-        DEAD_IP: deadIp || "none",
-        CLUSTER_PLAN: PLAN,
-        NODE_NAME: "shard1-1",
-        NODE_INDEX: "3",
-        NODE_IP: "10.0.0.4",
-        REDIS_PORT: "6379",
-        PEER_WAIT_SECONDS: "25",
-      },
-      stdio: "pipe",
-      timeout: 20_000,
-    });
-  } catch (e) {
-    code = (e as { status: number }).status;
-  }
-  try {
-    return { calls: fs.readFileSync(calls, "utf8").split("\n").filter(Boolean), code };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+    cluster_converge`,
+    {
+      MEMBER_IP: memberIp,
+      DEAD_IP: deadIp || "none",
+      NODE_NAME: "shard1-1",
+      NODE_INDEX: "3",
+      NODE_IP: "10.0.0.4",
+      PEER_WAIT_SECONDS: "25",
+    },
+  );
+  return { calls: r.calls, code: r.code };
 }
 
 test("a waiting node asks itself, node 0 and one other peer in turn per round, one CLUSTER INFO each", () => {
