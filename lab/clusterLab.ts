@@ -121,6 +121,7 @@ export interface ClusterLab {
   status(name: string): Promise<NodeStatus | undefined>;
   /** The roll generation of the desired settings now. */
   generation: number;
+  /** Stops the endpoint and tears the hosts down; a second call waits for the first. */
   destroy(): Promise<void>;
 }
 
@@ -608,6 +609,8 @@ async function buildClusterLab(
     }
     return { settingsVersion: versionOf(text), added, removed: leaving, convergedMs };
   };
+  /** Once only: a suite's scenario may let the lab go before the suite's own teardown runs. */
+  let destroyed: Promise<void> | undefined;
   const result: ClusterLab = {
     lab,
     settings,
@@ -632,10 +635,11 @@ async function buildClusterLab(
     deploy,
     status,
     generation: existing?.generation ?? 0,
-    destroy: async () => {
-      await stopAwsEndpoint(awsDir, pid);
-      await lab.destroy();
-    },
+    destroy: () =>
+      (destroyed ??= (async () => {
+        await stopAwsEndpoint(awsDir, pid);
+        await lab.destroy();
+      })()),
   };
   return result;
 }

@@ -1,9 +1,11 @@
 /**
- * A node's life with the real semantics of EC2 and cloud-init (issue: real hosts): the first boot while
- * the mirror is unreachable (a NAT not routing yet), real reboots (same instance id: cloud-init does not
- * run the user-data again; the every-boot units do what must hold), a certificate rotated in SSM reaching
- * the node at its next boot, the instance role confined to this stack's parameters, and a replacement
- * (new instance id: cloud-init runs the user-data again) that keeps its volume.
+ * The prod stack's life on one lab (booted once: each boot costs minutes of CI), with the real semantics of
+ * EC2 and cloud-init (issue: real hosts): the first boot while the mirror is unreachable (a NAT not routing
+ * yet), the instance role confined to this stack's parameters, the faults as EC2 makes them and the client
+ * through them (faultScenarios, clientScenarios), real reboots (same instance id: cloud-init does not run
+ * the user-data again; the every-boot units do what must hold), a certificate rotated in SSM reaching the
+ * node live, a replacement (new instance id: cloud-init runs the user-data again) that keeps its volume,
+ * and day 2 (day2Scenarios).
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -24,6 +26,8 @@ import {
 import { makePki } from "../../lab/pki";
 import { SSM_SHIPPED_SCRIPTS } from "../../components/ec2/node/userData";
 import { day2Scenarios } from "./day2Scenarios";
+import { faultScenarios } from "./faultScenarios";
+import { backupScenarios, restoreScenarios } from "./backupScenarios";
 
 const settings = stackSettings("prod");
 /**
@@ -33,6 +37,10 @@ const settings = stackSettings("prod");
  */
 const APT_RUN_FAILED = "Failed to fetch|Some index files failed to download";
 const APT_OUTAGE_MAX_MS = 180_000;
+/** The shards of the backup (backupScenarios reshards slots 0-99 first), by lowest slot. */
+const RESHARDED_BACKUP_SHARDS = ["0-99,10923-16383", "100-5460", "5461-10922"];
+/** The line the user-data's last step logs: one per run of the user-data. */
+const FIRST_BOOT_DONE = "first boot of .* done";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeLab("node lifecycle on real hosts", () => {
@@ -41,8 +49,6 @@ describeLab("node lifecycle on real hosts", () => {
   /** Per node: whether an apt-get update of its first boot had failed when the mirror came back. */
   let aptFailedDuringOutage: boolean[] = [];
   let outageMs = 0;
-  const firstBoots = async (i: number) =>
-    Number((await c.hosts[i].sh("grep -c 'first boot of .* done' /var/log/redis-stack.log")).stdout.trim());
   const servedCertSerial = async (i: number) =>
     (
       await c.lab.client.sh(
@@ -129,6 +135,9 @@ describeLab("node lifecycle on real hosts", () => {
     expect(denied.map((r) => r.action).sort()).toEqual(["GetParameter", "PutParameter"]);
   });
 
+  // The faults, on the freshly formed cluster (planned roles), and the client's scenarios after them.
+  faultScenarios(() => c);
+
   test("rolling real reboots of a replica and a master: same instance ids, the user-data not run again, each back in the cluster, the master handing over first, 0 acknowledged writes lost", async () => {
     const writers: RunningWriter[] = await Promise.all(
       c.nodes
@@ -137,12 +146,25 @@ describeLab("node lifecycle on real hosts", () => {
     );
     const ids = c.hosts.map((h) => h.instanceId);
     const backInMs: number[] = [];
+    const roleOf = async (i: number) => (await c.cli(c.nodes[i], ["role"])).stdout.split("\n")[0];
+    const roles = await Promise.all(c.nodes.map((_, i) => roleOf(i)));
     // A replica (it resyncs), then a master (it hands over): each role's reboot. The other masters' reboots
     // take the same path; the nodeGeneration roll (day2Scenarios) restarts every node, masters included.
-    for (const i of [3, 0]) {
+    // (The faults before left the roles where their failovers put them.)
+    const order = [roles.indexOf("slave"), roles.indexOf("master")];
+    expect(order.every((i) => i >= 0)).toBe(true);
+    for (const i of order) {
       const h = c.hosts[i];
-      const pid = (await h.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
-      const wasMaster = (await c.cli(c.nodes[i], ["role"])).stdout.split("\n")[0] === "master";
+      // Redis's own run id tells a new process (a PID does not: PIDs start afresh at every boot, and the
+      // same unit at the same point of boot got the same PID here).
+      const runId = async () => infoField((await c.cli(c.nodes[i], ["info", "server"])).stdout, "run_id");
+      const runBefore = await runId();
+      const wasMaster = (await roleOf(i)) === "master";
+      const count = async (pattern: string) =>
+        Number((await h.sh(`grep -c '${pattern}' /var/log/redis-stack.log || true`)).stdout.trim());
+      const [firstBootsBefore, preparesBefore, installsBefore] = await Promise.all(
+        [FIRST_BOOT_DONE, "prepare: ", "installed .* from SSM"].map(count),
+      );
       const rebootAt = Date.now();
       await h.reboot({ timeoutMs: 120_000 });
       expect(await h.waitBooted(180_000)).toMatch(/running|degraded/);
@@ -150,15 +172,14 @@ describeLab("node lifecycle on real hosts", () => {
       backInMs.push(Date.now() - rebootAt);
       expect(h.instanceId).toBe(ids[i]);
       expect((await h.sh("cat /var/lib/cloud/data/instance-id")).stdout.trim()).toBe(ids[i]);
-      expect(await firstBoots(i)).toBe(1);
-      const after = (await h.sh("systemctl show -p MainPID --value redis-node")).stdout.trim();
-      expect(after).not.toBe(pid);
-      expect((await h.sh("grep -c 'prepare: ' /var/log/redis-stack.log")).stdout.trim()).toBe("2");
-      // The scripts from SSM are still the ones the user-data names: the second prepare read nothing (the first
-      // installed each of them once).
-      expect((await h.sh("grep -c 'installed .* from SSM' /var/log/redis-stack.log")).stdout.trim()).toBe(
-        String(SSM_SHIPPED_SCRIPTS.length),
-      );
+      // The user-data did not run again; the every-boot units prepared the node once more.
+      expect(await count(FIRST_BOOT_DONE)).toBe(firstBootsBefore);
+      expect(await runId()).not.toBe(runBefore);
+      expect(await count("prepare: ")).toBe(preparesBefore + 1);
+      // The scripts from SSM are still the ones the user-data names: this prepare read nothing (the first
+      // boot installed each of them once).
+      expect(installsBefore).toBeGreaterThanOrEqual(SSM_SHIPPED_SCRIPTS.length);
+      expect(await count("installed .* from SSM")).toBe(installsBefore);
       // A planned stop of a master (its ExecStop) makes its replica take over before Redis stops.
       if (wasMaster) {
         expect((await h.sh("grep 'handoff:' /var/log/redis-stack.log | tail -n 1")).stdout).toMatch(
@@ -300,6 +321,9 @@ describeLab("node lifecycle on real hosts", () => {
     expect(idAfter).toBe(idBefore);
   }, 600_000);
 
-  // Day 2 on the same lab (one boot for both suites).
+  // Backups on the same lab (it ends empty: the operator's FLUSHALL), day 2 on the emptied cluster, and the
+  // restore drill last: it lets this lab go to boot the restored stack.
+  const taken = backupScenarios(() => c, settings, RESHARDED_BACKUP_SHARDS);
   day2Scenarios(() => c);
+  restoreScenarios(taken, () => c.destroy());
 });

@@ -15,9 +15,10 @@ readonly JEST=(npx jest --runInBand --forceExit)
 if [ "$#" -gt 0 ]; then exec "${JEST[@]}" "$@"; fi
 
 # Short suites first: a broken lab shows in minutes. Every suite on disk must be listed (none skipped).
-readonly SUITES=(hosts awsEndpoint sentinel backup cluster faults lifecycle)
-# A suite's limit: the longest (lifecycle) takes about 20 minutes.
-readonly SUITE_LIMIT=${SUITE_LIMIT:-35m}
+readonly SUITES=(hosts awsEndpoint sentinel cluster lifecycle)
+# A suite's limit: the longest (lifecycle, which also runs the faults, backups and day 2 on its one lab)
+# takes about 35 minutes.
+readonly SUITE_LIMIT=${SUITE_LIMIT:-50m}
 
 mapfile -t on_disk < <(find tests/integration -name '*.test.ts' -printf '%f\n' | sed 's/\.test\.ts$//' | sort)
 mapfile -t listed < <(printf '%s\n' "${SUITES[@]}" | sort)

@@ -5,7 +5,8 @@
  * REDIS_SENTINELS and REDIS_SENTINEL_MASTER), every acknowledged write recorded; judged by redis-cli
  * against the nodes and their Sentinels. The promises at their numbers: an instance loss stops writes for
  * less than 5 s; a planned reboot of the primary for less than 2 s (Sentinel confirms a promotion by INFO,
- * once a second); no acknowledged write lost outside asynchronous replication's last moments.
+ * once a second); no acknowledged write lost outside asynchronous replication's last moments. Then the
+ * backups and the restore drill on the same lab (backupScenarios: one boot for both).
  */
 import { describeLab } from "../../lab/hosts/hostLab";
 import { stackSettings } from "../../lab/stackFiles";
@@ -20,6 +21,7 @@ import {
   startWriter,
   AZS,
 } from "../../lab/clusterLab";
+import { backupScenarios, restoreScenarios } from "./backupScenarios";
 import { NodeAddress } from "../../components/ec2/topology";
 import { longestSilence, WriteResult, writeGap } from "../../lab/writer";
 import { sentinelTimings } from "../../components/ec2/sentinel";
@@ -327,4 +329,10 @@ describeLab("Sentinel topology", () => {
     expect(gap).toBeLessThan(3_000);
     await expectNoneLost(w, res);
   });
+
+  // Backups and the restore drill on the same lab (one primary: one shard, no slots).
+  restoreScenarios(
+    backupScenarios(() => c, settings, ["-"]),
+    () => c.destroy(),
+  );
 });

@@ -3,14 +3,15 @@
  * `redis-cli --rdb`, checks it, and uploads it with awscli to the lab endpoint's S3, which enforces the node
  * role's policy, the bucket policy and the bucket's KMS key. A new stack created with `restoreFrom` loads
  * those files before its Redis starts; outside clients (ioredis) then judge what it holds.
+ *
+ * Scenarios, not a suite: each topology's suite runs them on the lab it already booted (backupScenarios),
+ * and ends with the restore drill (restoreScenarios), which lets that lab go and boots the restored stack.
  */
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { createHash } from "crypto";
 import { spawnSync } from "child_process";
-import { describeLab } from "../../lab/hosts/hostLab";
-import { stackSettings } from "../../lab/stackFiles";
 import {
   ClusterLab,
   createClusterLab,
@@ -69,27 +70,45 @@ async function copyBackup(c: ClusterLab, manifestKey: string, into: string): Pro
   return copied;
 }
 
-function backupScenarios(name: string, settings: Settings, expectShards: string[]): void {
-  describeLab(`backups and restore: ${name}`, () => {
+/** What the backup scenarios took, for the restore drill after them. */
+export interface TakenBackup {
+  /** The stack the backup came from (the restored one differs only where a restore must not care). */
+  settings: Settings;
+  /** The manifest's slot ranges, one entry per shard by lowest slot ("-" for the Sentinel topology). */
+  expectShards: string[];
+  manifestKey: string;
+  manifest?: Manifest;
+  /** The writes acknowledged before the backup started (key tag "bk"). */
+  ackedBefore: number[];
+  /** The backup's objects copied out of the lab, by key (the lab's endpoint goes with the lab). */
+  copied: Map<string, string>;
+  work: string;
+}
+
+/**
+ * The backup scenarios on a running lab of `settings`: a backup now, its status, a refused upload, the
+ * timer, and an operator's FLUSHALL (the lab is empty after them). A cluster is resharded first, so the
+ * backup carries a layout that is not the even split.
+ */
+export function backupScenarios(lab: () => ClusterLab, settings: Settings, expectShards: string[]): TakenBackup {
+  const taken: TakenBackup = {
+    settings,
+    expectShards,
+    manifestKey: "",
+    ackedBefore: [],
+    copied: new Map(),
+    work: fs.mkdtempSync(path.join(os.tmpdir(), "backup-test-")),
+  };
+  describe("backups", () => {
     let c: ClusterLab | undefined;
-    let restored: ClusterLab | undefined;
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), "backup-test-"));
     let manifestKey = "";
     let manifest: Manifest | undefined;
-    let ackedBefore: number[] = [];
-    let copied = new Map<string, string>();
+    const work = taken.work;
 
     beforeAll(async () => {
-      c = await createClusterLab(settings, { log: (l) => console.log(l) });
-      const boots = await c.boot();
-      expect(boots.map((b) => b.status).every((s) => s === "done")).toBe(true);
+      c = lab();
       await c.waitConverged(120_000);
-    }, 900_000);
-    afterAll(async () => {
-      await c?.destroy();
-      await restored?.destroy();
-      fs.rmSync(work, { recursive: true, force: true });
-    });
+    }, 180_000);
 
     test("node.sh backup now: every shard from an in-sync replica (its fork, not the master's), checked, uploaded SSE-KMS, manifest last", async () => {
       if (!c) throw new Error("no lab");
@@ -103,8 +122,8 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
       const result = await writer.stop();
       if (r.code !== 0) console.log(r.stdout, r.stderr, await c.diagnose(0));
       expect(r.code).toBe(0);
-      ackedBefore = result.acked.filter(([, t]) => t < started).map(([seq]) => seq);
-      expect(ackedBefore.length).toBeGreaterThan(100);
+      taken.ackedBefore = result.acked.filter(([, t]) => t < started).map(([seq]) => seq);
+      expect(taken.ackedBefore.length).toBeGreaterThan(100);
       const uri = r.stdout.trim().split("\n").pop() ?? "";
       expect(uri).toMatch(
         new RegExp(`^s3://${LAB_BACKUP.bucket}/${LAB_BACKUP.prefix}/backups/\\d{8}T\\d{6}Z/manifest\\.json$`),
@@ -146,7 +165,8 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
       const s3 = (await c.aws.requests()).filter((e) => e.service === "s3" && e.resources[0]?.startsWith(ours));
       expect(s3.length).toBeGreaterThan(0);
       expect(s3.filter((e) => e.decision !== "allow")).toEqual([]);
-      copied = await copyBackup(c, manifestKey, work);
+      taken.copied = await copyBackup(c, manifestKey, work);
+      Object.assign(taken, { manifestKey, manifest });
     }, 600_000);
 
     test("the stack's backup status says ok and names the backup; BackupCompleted landed for every shard", async () => {
@@ -185,8 +205,13 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
       });
       try {
         const before = Object.keys((await lab.aws.bucket(LAB_BACKUP.bucket)).objects);
+        const node = lab.nodes[0].node.name;
+        const healthBefore = await lab.status(node);
         const r = await lab.hosts[0].sh(`${NODE_SCRIPT} backup now`);
         expect(r.code).not.toBe(0);
+        // The failure is the backup's, not the node's: its own status (what pulumi up's health wait reads)
+        // is as it was, or the next deploy would refuse a healthy cluster.
+        expect(await lab.status(node)).toEqual(healthBefore);
         const status = JSON.parse(
           (await lab.aws.parameters()).find((p) => p.name === `${lab.ssm.statusPrefix}/backup`)?.value ?? "{}",
         ) as { state?: string; id?: string; detail?: string };
@@ -261,18 +286,37 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
 
     test("an operator's FLUSHALL empties the stack: the backup is what is left", async () => {
       if (!c) throw new Error("no lab");
-      for (const n of c.nodes.filter((x) => x.node.role === "master"))
-        expect((await c.cli(n, ["flushall"])).stdout).toBe("OK\n");
+      // Every master now (earlier faults may have swapped a shard's roles; a replica refuses it).
+      for (const n of c.nodes)
+        if (/^master/.test((await c.cli(n, ["role"])).stdout))
+          expect((await c.cli(n, ["flushall"])).stdout).toBe("OK\n");
       const gone = await keySet(c, "check", "fill", 200);
       expect(gone.length).toBe(200);
     }, 120_000);
+  });
+  return taken;
+}
+
+/**
+ * The restore drill from `taken`: `release` lets the running lab go first (a new stack's hosts take its
+ * place), then a new stack created with restoreFrom must hold the backup; damaged or unfit backups are
+ * refused on its nodes.
+ */
+export function restoreScenarios(taken: TakenBackup, release: () => Promise<void>): void {
+  describe("restore", () => {
+    const { settings, expectShards, work } = taken;
+    let restored: ClusterLab | undefined;
+    afterAll(async () => {
+      await restored?.destroy();
+      fs.rmSync(work, { recursive: true, force: true });
+    });
 
     // The new stack differs from the old one where a restore must not care: TLS off (the only lab that runs
     // without it), and its nodes boot in reverse, the first planned node 1.5 s after the others.
     test("restore drill: a new stack (TLS off, booting in any order) created with restoreFrom holds every key acknowledged before the backup started", async () => {
-      if (!c || !manifest) throw new Error("no backup");
-      await c.destroy();
-      c = undefined;
+      const { manifest, manifestKey, copied, ackedBefore } = taken;
+      if (!manifest) throw new Error("no backup");
+      await release();
       restored = await createClusterLab(
         {
           ...settings,
@@ -308,6 +352,7 @@ function backupScenarios(name: string, settings: Settings, expectShards: string[
     }, 900_000);
 
     test("a damaged or unfit backup is refused before Redis starts, naming the key and the fix", async () => {
+      const { manifest, manifestKey, copied } = taken;
       if (!restored || !manifest) throw new Error("no restored lab");
       const dir = manifestKey.slice(0, manifestKey.lastIndexOf("/") + 1);
       const put = async (key: string, content: Buffer | string) => {
@@ -400,14 +445,3 @@ async function replicaAddresses(c: ClusterLab): Promise<string[]> {
   for (const n of c.nodes) if (/^slave/.test((await c.cli(n, ["role"])).stdout)) out.push(`${n.ip}:${n.port}`);
   return out;
 }
-
-const prod = stackSettings("prod");
-// Resharded before its backup (moveLowestSlots): the manifest lists shards by their lowest slot.
-backupScenarios("the prod cluster", prod, ["0-99,10923-16383", "100-5460", "5461-10922"]);
-// The Sentinel topology: one shard (no slots, "-"), saved from a replica the primary lists as online,
-// restored into a new stack's planned primary before its Sentinel starts.
-backupScenarios(
-  "the Sentinel topology",
-  stackSettings("prod", "redis-stack", { topology: "sentinel", shards: "", replicasPerShard: "" }),
-  ["-"],
-);
