@@ -72,6 +72,8 @@ interface Run {
   client: string;
   ops: number;
   opsPerSecond: number;
+  /** The client process's own CPU per command, us (not moved by the servers sharing the cores). */
+  cpuUsPerOp: number;
   p50: number;
   p99: number;
   max: number;
@@ -105,7 +107,7 @@ async function main(): Promise<void> {
         const run = JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as Run;
         runs.push(run);
         console.log(
-          `  round ${round + 1} ${client.padEnd(5)} ${run.opsPerSecond.toFixed(0)} ops/s  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms`,
+          `  round ${round + 1} ${client.padEnd(5)} ${run.opsPerSecond.toFixed(0)} ops/s  cpu ${run.cpuUsPerOp.toFixed(1)} us/op  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms`,
         );
       }
   } finally {
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
   const of = (client: string) => runs.filter((r) => r.client === client);
   const summary = (client: string) => ({
     opsPerSecond: stats(of(client).map((r) => r.opsPerSecond)).median,
+    cpuUsPerOp: stats(of(client).map((r) => r.cpuUsPerOp)).median,
     p99: stats(of(client).map((r) => r.p99)).median,
   });
   const plain = summary("plain");
@@ -124,8 +127,8 @@ async function main(): Promise<void> {
     p99Percent: (100 * (stack.p99 - base.p99)) / base.p99,
   });
   const overhead = { vsDefaults: overheadAgainst(plain), vsNoTimeout: overheadAgainst(bare) };
-  const line = (name: string, r: { opsPerSecond: number; p99: number }) =>
-    `${name} ${r.opsPerSecond.toFixed(0)} ops/s p99 ${r.p99.toFixed(2)} ms`;
+  const line = (name: string, r: { opsPerSecond: number; cpuUsPerOp: number; p99: number }) =>
+    `${name} ${r.opsPerSecond.toFixed(0)} ops/s ${r.cpuUsPerOp.toFixed(1)} us CPU/op p99 ${r.p99.toFixed(2)} ms`;
   console.log(
     `median of ${ROUNDS}: ${line("node-redis", plain)}; ${line("node-redis without its command timeout", bare)}; ` +
       `${line("redis-stack-client", stack)}; overhead vs node-redis ${overhead.vsDefaults.throughputPercent.toFixed(1)} % ` +

@@ -4,7 +4,7 @@
  * plain-no-timeout (the same with node-redis's per-command timeout off) or stack (redis-stack-client's
  * createClient, layers off). THROUGHPUT_WORKERS loops each run GET/SET (half each,
  * 100-byte values over 1,000 keys) back to back for THROUGHPUT_SECONDS. Prints one JSON line: ops, ops/s,
- * p50/p99/max latency in ms. Run by `npm run bench:client`.
+ * the client's CPU per op in us, p50/p99/max latency in ms. Run by `npm run bench:client`.
  */
 import { createClient as createNodeClient, createCluster } from "redis";
 import { createClient, readContract } from "../client/src/index";
@@ -62,6 +62,9 @@ async function main(): Promise<void> {
   const until = Date.now() + seconds * 1000;
   let n = 0;
   const started = process.hrtime.bigint();
+  // The client's own CPU per command (user + system, this process): what the client costs, unlike ops/s
+  // not moved by the servers sharing the machine's cores.
+  const cpuBefore = process.cpuUsage();
   await Promise.all(
     Array.from({ length: workers }, async () => {
       while (Date.now() < until) {
@@ -73,6 +76,7 @@ async function main(): Promise<void> {
     }),
   );
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage(cpuBefore);
   await ops.close();
   latencies.sort((a, b) => a - b);
   const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
@@ -81,6 +85,7 @@ async function main(): Promise<void> {
       client: kind,
       ops: latencies.length,
       opsPerSecond: latencies.length / elapsed,
+      cpuUsPerOp: (cpu.user + cpu.system) / latencies.length,
       p50: at(0.5),
       p99: at(0.99),
       max: latencies[latencies.length - 1],
